@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make run` and `make test`. Both install what is
+# missing (deploy/install-deps.sh, idempotent) and build in Release first.
+BUILD_DIR ?= build
+JOBS ?= 2
+ADDRESS ?= 127.0.0.1:50051
+
+.PHONY: deps configure build run test bench clean
+
+deps:
+	bash deploy/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	bash deploy/run-demo.sh $(BUILD_DIR) $(ADDRESS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+bench: build
+	bash bench/run_kernel_bench.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

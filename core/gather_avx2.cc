@@ -1,0 +1,39 @@
+// AVX2 + FMA kernels. The only file compiled with -mavx2 -mfma.
+#include <immintrin.h>
+
+#include "core/internal/gather_kernels.h"
+#include "core/internal/gather_simd_impl.h"
+
+namespace embedserve::internal {
+namespace {
+
+struct Avx2 {
+  using R = __m256;
+  static constexpr int64_t kLanes = 8;
+  static R Zero() { return _mm256_setzero_ps(); }
+  static R Set1(float x) { return _mm256_set1_ps(x); }
+  static R Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static void StoreN(float* p, R v, int64_t n) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes);
+    _mm256_maskstore_ps(p, mask, v);
+  }
+  static R Add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R Fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  // Same tie/NaN behaviour as std::max(acc, row): row only if row > acc.
+  static R Max(R acc, R row) { return _mm256_max_ps(row, acc); }
+  static R Div(R a, R b) { return _mm256_div_ps(a, b); }
+};
+
+}  // namespace
+
+int64_t GatherAvx2(const RowView& t, const int64_t* ids, int64_t n, float* out) {
+  return SimdGather<Avx2>(t, ids, n, out);
+}
+
+int64_t PooledAvx2(const RowView& t, const BagArgs& a, float* out) {
+  return SimdPooled<Avx2>(t, a, out);
+}
+
+}  // namespace embedserve::internal

@@ -1,0 +1,37 @@
+// AVX-512F kernels. The only file compiled with -mavx512f.
+#include <immintrin.h>
+
+#include "core/internal/gather_kernels.h"
+#include "core/internal/gather_simd_impl.h"
+
+namespace embedserve::internal {
+namespace {
+
+struct Avx512 {
+  using R = __m512;
+  static constexpr int64_t kLanes = 16;
+  static R Zero() { return _mm512_setzero_ps(); }
+  static R Set1(float x) { return _mm512_set1_ps(x); }
+  static R Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static void StoreN(float* p, R v, int64_t n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+  }
+  static R Add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R Fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  // Same tie/NaN behaviour as std::max(acc, row): row only if row > acc.
+  static R Max(R acc, R row) { return _mm512_max_ps(row, acc); }
+  static R Div(R a, R b) { return _mm512_div_ps(a, b); }
+};
+
+}  // namespace
+
+int64_t GatherAvx512(const RowView& t, const int64_t* ids, int64_t n, float* out) {
+  return SimdGather<Avx512>(t, ids, n, out);
+}
+
+int64_t PooledAvx512(const RowView& t, const BagArgs& a, float* out) {
+  return SimdPooled<Avx512>(t, a, out);
+}
+
+}  // namespace embedserve::internal

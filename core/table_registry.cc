@@ -1,0 +1,73 @@
+#include "core/table_registry.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace embedserve {
+
+absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
+    const TableSpec& raw_spec, absl::Span<const float> initial_values) {
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
+  const int64_t bytes = EmbeddingTable::EstimateBytes(spec);
+  {
+    absl::MutexLock lock(&mu_);
+    if (tables_.contains(spec.name)) {
+      return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
+    }
+    if (max_total_bytes_ > 0 && reserved_bytes_ + bytes > max_total_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "table '", spec.name, "' needs ", bytes, " bytes; ", reserved_bytes_, " of the ",
+          max_total_bytes_, " byte limit are in use"));
+    }
+    tables_.emplace(spec.name, nullptr);
+    reserved_bytes_ += bytes;
+  }
+  absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
+      EmbeddingTable::Create(spec, initial_values);
+  absl::MutexLock lock(&mu_);
+  if (!table.ok()) {
+    tables_.erase(spec.name);
+    reserved_bytes_ -= bytes;
+    return table.status();
+  }
+  std::shared_ptr<EmbeddingTable> shared = *std::move(table);
+  tables_[spec.name] = shared;
+  return shared;
+}
+
+absl::Status TableRegistry::Drop(absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  auto it = tables_.find(name);
+  if (it == tables_.end() || it->second == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
+  }
+  reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
+  tables_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Get(absl::string_view name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = tables_.find(name);
+  if (it == tables_.end() || it->second == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
+  }
+  return it->second;
+}
+
+std::vector<std::shared_ptr<EmbeddingTable>> TableRegistry::List() const {
+  std::vector<std::shared_ptr<EmbeddingTable>> out;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [name, table] : tables_) {
+      if (table != nullptr) out.push_back(table);
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a->name() < b->name(); });
+  return out;
+}
+
+}  // namespace embedserve

@@ -1,0 +1,51 @@
+#ifndef EMBEDSERVE_CORE_TABLE_REGISTRY_H_
+#define EMBEDSERVE_CORE_TABLE_REGISTRY_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "core/embedding_table.h"
+
+namespace embedserve {
+
+// The named tables of one server.
+//
+// Thread-safe. Tables are handed out as shared_ptr: a lookup that got a table
+// finishes on it even if the table is dropped meanwhile.
+class TableRegistry {
+ public:
+  // max_total_bytes: the memory all tables together may use; 0 = no limit.
+  explicit TableRegistry(int64_t max_total_bytes = 0) : max_total_bytes_(max_total_bytes) {}
+
+  // Builds and registers a table (see EmbeddingTable::Create). The name is
+  // reserved while the table is built, outside the lock.
+  // AlreadyExists: the name is taken. ResourceExhausted: over
+  // max_total_bytes. InvalidArgument: bad spec or values.
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> Create(
+      const TableSpec& spec, absl::Span<const float> initial_values = {});
+
+  // NotFound if there is no such table.
+  absl::Status Drop(absl::string_view name);
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> Get(absl::string_view name) const;
+  // All tables, sorted by name.
+  std::vector<std::shared_ptr<EmbeddingTable>> List() const;
+
+ private:
+  const int64_t max_total_bytes_;
+  mutable absl::Mutex mu_;
+  // A null entry is a name reserved by a Create in progress.
+  absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables_ ABSL_GUARDED_BY(mu_);
+  int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_CORE_TABLE_REGISTRY_H_

@@ -1,0 +1,86 @@
+#include "core/table_spec.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace embedserve {
+namespace {
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
+  if (!ValidName(spec.name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "table name '", spec.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
+  }
+  if (spec.num_embeddings <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_embeddings must be > 0, got ", spec.num_embeddings));
+  }
+  if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedding_dim must be in [1, ", kMaxEmbeddingDim, "], got ", spec.embedding_dim));
+  }
+  if (spec.padding_idx.has_value()) {
+    const int64_t p = *spec.padding_idx;
+    if (p < -spec.num_embeddings || p >= spec.num_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "padding_idx ", p, " must be within num_embeddings ", spec.num_embeddings,
+          " (in [", -spec.num_embeddings, ", ", spec.num_embeddings, "))"));
+    }
+    if (p < 0) spec.padding_idx = p + spec.num_embeddings;
+  }
+  if (spec.max_norm.has_value() && !(*spec.max_norm > 0 && std::isfinite(*spec.max_norm))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_norm must be finite and > 0, got ", *spec.max_norm));
+  }
+  if (!(spec.norm_type > 0)) {  // also rejects NaN
+    return absl::InvalidArgumentError(
+        absl::StrCat("norm_type must be > 0, got ", spec.norm_type));
+  }
+  if (spec.num_shards < 0 || spec.num_shards > kMaxShards) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_shards must be in [0, ", kMaxShards, "], got ", spec.num_shards));
+  }
+  const InitializerSpec& init = spec.initializer;
+  auto finite = [](double v) { return std::isfinite(v); };
+  switch (init.kind) {
+    case InitKind::kNormal:
+      if (!finite(init.mean) || !finite(init.std) || init.std < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "normal initializer needs finite mean and std >= 0, got mean ", init.mean,
+            " std ", init.std));
+      }
+      break;
+    case InitKind::kUniform:
+      if (!finite(init.a) || !finite(init.b) || init.a > init.b) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "uniform initializer needs finite a <= b, got a ", init.a, " b ", init.b));
+      }
+      break;
+    case InitKind::kConstant:
+      if (!finite(init.value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("constant initializer value must be finite, got ", init.value));
+      }
+      break;
+    case InitKind::kZeros:
+    case InitKind::kXavierUniform:
+      break;
+  }
+  return spec;
+}
+
+}  // namespace embedserve

@@ -1,0 +1,56 @@
+#ifndef EMBEDSERVE_CORE_TABLE_SPEC_H_
+#define EMBEDSERVE_CORE_TABLE_SPEC_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace embedserve {
+
+// How a new table's rows are filled. Deterministic: the same spec (seed
+// included) gives bit-identical rows, whatever the sharding.
+enum class InitKind { kNormal, kUniform, kZeros, kConstant, kXavierUniform };
+
+struct InitializerSpec {
+  InitKind kind = InitKind::kNormal;  // default N(0, 1), as nn.Embedding
+  double mean = 0.0;                  // kNormal
+  double std = 1.0;                   // kNormal, >= 0
+  double a = 0.0;                     // kUniform lower bound
+  double b = 1.0;                     // kUniform upper bound, >= a
+  double value = 0.0;                 // kConstant
+  uint64_t seed = 0;
+};
+
+// The spec of one table, mirroring torch.nn.Embedding's constructor.
+struct TableSpec {
+  std::string name;             // [A-Za-z0-9_.-]{1,128}
+  int64_t num_embeddings = 0;   // > 0
+  int64_t embedding_dim = 0;    // > 0, <= kMaxEmbeddingDim
+  // Row that reads as given at creation (zeros, unless initial values are
+  // given) and that pooling skips. Negative counts from the end as in PyTorch;
+  // NormalizeTableSpec makes it non-negative.
+  std::optional<int64_t> padding_idx;
+  // When set, a lookup first scales every referenced row whose norm_type-norm
+  // exceeds max_norm by max_norm / (norm + 1e-7), in place, as
+  // torch.embedding_renorm_.
+  std::optional<double> max_norm;
+  double norm_type = 2.0;       // p of the p-norm; > 0, may be +inf
+  bool frozen = false;          // from_pretrained(freeze=True): no gradient moves it
+  InitializerSpec initializer;
+  // Requested shard count; 0 picks one from the table's size. See
+  // EmbeddingTable for how rows map to shards.
+  int32_t num_shards = 0;
+};
+
+inline constexpr int64_t kMaxEmbeddingDim = 1 << 16;
+inline constexpr int32_t kMaxShards = 4096;
+
+// Checks every field and returns the spec with padding_idx made
+// non-negative. InvalidArgument names the first bad field.
+absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec);
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_CORE_TABLE_SPEC_H_

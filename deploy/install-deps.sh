@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages embedserve needs to build, test and run.
+# Idempotent: packages already installed are skipped, and apt is not touched at
+# all when nothing is missing. Runs as root (or through sudo when available).
+#
+#   deploy/install-deps.sh            build + test + runtime dependencies
+#   deploy/install-deps.sh --runtime  only what the server binary needs to run
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake make pkg-config ccache
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev librocksdb-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # The PyTorch oracle for the conformance tests and the benchmark script.
+  python3-torch python3-numpy python3-grpcio python3-grpc-tools
+)
+RUNTIME_PKGS=(
+  libgrpc++1.51 libprotobuf32 librocksdb7.8 libabsl20220623 ca-certificates
+)
+
+if [[ "${1:-}" == "--runtime" ]]; then
+  PKGS=("${RUNTIME_PKGS[@]}")
+else
+  PKGS=("${BUILD_PKGS[@]}")
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
