@@ -13,7 +13,7 @@ BUILD_PKGS=(
   libabsl-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # The PyTorch oracle for the conformance tests and the benchmark script.
-  python3-torch python3-numpy python3-grpcio python3-grpc-tools
+  python3-torch python3-numpy python3-grpcio python3-protobuf
 )
 RUNTIME_PKGS=(
   libgrpc++1.51 libprotobuf32 librocksdb7.8 libabsl20220623 ca-certificates

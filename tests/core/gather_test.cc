@@ -1,0 +1,193 @@
+// Every SIMD level against the scalar reference, over dims that exercise
+// every tail, several shards, empty bags, padding and bad ids.
+#include "core/gather.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace embedserve {
+namespace {
+
+constexpr int64_t kDims[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 1024};
+
+// A RowView over `rows` random rows split into shards of 2^shift rows, laid
+// out as EmbeddingTable does (64-byte aligned, stride a multiple of 16).
+class TestTable {
+ public:
+  TestTable(int64_t rows, int64_t dim, int shift, uint32_t seed) {
+    stride_ = (dim + 15) / 16 * 16;
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    const int64_t per = int64_t{1} << shift;
+    for (int64_t first = 0; first < rows; first += per) {
+      const int64_t n = std::min(per, rows - first);
+      float* p = static_cast<float*>(std::aligned_alloc(64, n * stride_ * sizeof(float)));
+      for (int64_t i = 0; i < n * stride_; ++i) p[i] = (i % stride_) < dim ? normal(rng) : 0.0f;
+      buffers_.emplace_back(p);
+      ptrs_.push_back(p);
+    }
+    view_ = RowView{ptrs_.data(), shift, rows, dim, stride_};
+  }
+  const RowView& view() const { return view_; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  int64_t stride_;
+  std::vector<std::unique_ptr<float, Free>> buffers_;
+  std::vector<const float*> ptrs_;
+  RowView view_;
+};
+
+std::vector<SimdLevel> SimdLevels() { return {SimdLevel::kAvx2, SimdLevel::kAvx512}; }
+
+class GatherLevelTest : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (!CpuSupports(GetParam())) {
+      GTEST_SKIP() << "this CPU cannot run " << SimdLevelName(GetParam());
+    }
+  }
+  const GatherKernels& kernels() { return KernelsFor(GetParam()); }
+  const GatherKernels& reference() { return KernelsFor(SimdLevel::kScalar); }
+};
+
+TEST_P(GatherLevelTest, PlainGatherMatchesReferenceExactly) {
+  for (int64_t dim : kDims) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    TestTable t(/*rows=*/100, dim, /*shift=*/4, /*seed=*/dim);
+    std::mt19937 rng(7);
+    std::vector<int64_t> ids(77);
+    for (auto& id : ids) id = rng() % 100;
+    ids[3] = 0;
+    ids[4] = 99;
+    // Guards around the output catch writes past the packed rows.
+    std::vector<float> got(ids.size() * dim + 16, 12345.0f), want(ids.size() * dim, -1.0f);
+    ASSERT_EQ(kernels().gather(t.view(), ids.data(), ids.size(), got.data()), kAllValid);
+    ASSERT_EQ(reference().gather(t.view(), ids.data(), ids.size(), want.data()), kAllValid);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "at " << i;
+    for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 12345.0f);
+    for (int64_t d = 0; d < dim; ++d) ASSERT_EQ(got[3 * dim + d], t.view().Row(0)[d]);
+  }
+}
+
+TEST_P(GatherLevelTest, PlainGatherReportsFirstBadId) {
+  TestTable t(50, 17, 3, 1);
+  for (int64_t bad : {int64_t{-1}, int64_t{50}, int64_t{1} << 40, INT64_MIN}) {
+    std::vector<int64_t> ids = {1, 2, 3, bad, 4, -5};
+    std::vector<float> out(ids.size() * 17);
+    EXPECT_EQ(kernels().gather(t.view(), ids.data(), ids.size(), out.data()), 3);
+    EXPECT_EQ(reference().gather(t.view(), ids.data(), ids.size(), out.data()), 3);
+  }
+}
+
+TEST_P(GatherLevelTest, PooledMatchesReference) {
+  std::mt19937 rng(11);
+  for (int64_t dim : kDims) {
+    for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean, PoolingMode::kMax}) {
+      for (bool weighted : {false, true}) {
+        if (weighted && mode != PoolingMode::kSum) continue;
+        SCOPED_TRACE("dim " + std::to_string(dim) + " mode " +
+                     std::to_string(static_cast<int>(mode)) + " weighted " +
+                     std::to_string(weighted));
+        TestTable t(64, dim, 3, dim + 100);
+        // Bags of size 0..20, some made only of padding (row 5).
+        std::vector<int64_t> ids, bounds = {0};
+        for (int b = 0; b < 12; ++b) {
+          const int size = b == 2 ? 0 : static_cast<int>(rng() % 21);
+          for (int i = 0; i < size; ++i) ids.push_back(b == 7 ? 5 : rng() % 64);
+          bounds.push_back(ids.size());
+        }
+        std::vector<float> weights(ids.size());
+        for (auto& w : weights) w = static_cast<float>(rng() % 1000) / 250.0f - 2.0f;
+        BagArgs args{ids.data(), static_cast<int64_t>(ids.size()), bounds.data(),
+                     static_cast<int64_t>(bounds.size()) - 1, mode,
+                     weighted ? weights.data() : nullptr, /*padding_idx=*/5};
+        std::vector<float> got(args.num_bags * dim + 16, 12345.0f), want(args.num_bags * dim);
+        ASSERT_EQ(kernels().pooled(t.view(), args, got.data()), kAllValid);
+        ASSERT_EQ(reference().pooled(t.view(), args, want.data()), kAllValid);
+        for (size_t i = 0; i < want.size(); ++i) {
+          if (weighted) {
+            // FMA rounds once where the reference rounds twice.
+            ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << "at " << i;
+          } else {
+            ASSERT_EQ(got[i], want[i]) << "at " << i;
+          }
+        }
+        for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 12345.0f);
+        for (int64_t d = 0; d < dim; ++d) {
+          ASSERT_EQ(got[2 * dim + d], 0.0f) << "empty bag";
+          ASSERT_EQ(got[7 * dim + d], 0.0f) << "bag of padding only";
+        }
+      }
+    }
+  }
+}
+
+TEST_P(GatherLevelTest, PooledReportsFirstBadId) {
+  TestTable t(10, 9, 2, 3);
+  std::vector<int64_t> ids = {1, 2, 3, 4, 10, 5, -1};
+  std::vector<int64_t> bounds = {0, 2, 7};
+  std::vector<float> out(2 * 9);
+  for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean, PoolingMode::kMax}) {
+    BagArgs args{ids.data(), 7, bounds.data(), 2, mode, nullptr, -1};
+    EXPECT_EQ(kernels().pooled(t.view(), args, out.data()), 4);
+    EXPECT_EQ(reference().pooled(t.view(), args, out.data()), 4);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLevels, GatherLevelTest, ::testing::ValuesIn(SimdLevels()),
+                         [](const auto& info) { return std::string(SimdLevelName(info.param)); });
+
+TEST(GatherTest, ScalarReferenceComputesByDefinition) {
+  TestTable t(4, 3, 1, 9);
+  const RowView& v = t.view();
+  std::vector<int64_t> ids = {0, 1, 2, 3, 1};
+  std::vector<int64_t> bounds = {0, 3, 5};
+  std::vector<float> w = {1.0f, 2.0f, -1.0f, 0.5f, 4.0f};
+  std::vector<float> out(6);
+  BagArgs args{ids.data(), 5, bounds.data(), 2, PoolingMode::kSum, w.data(), /*padding=*/2};
+  ASSERT_EQ(KernelsFor(SimdLevel::kScalar).pooled(v, args, out.data()), kAllValid);
+  for (int d = 0; d < 3; ++d) {
+    EXPECT_FLOAT_EQ(out[d], v.Row(0)[d] + 2.0f * v.Row(1)[d]);  // row 2 is padding
+    EXPECT_FLOAT_EQ(out[3 + d], 0.5f * v.Row(3)[d] + 4.0f * v.Row(1)[d]);
+  }
+  args.mode = PoolingMode::kMean;
+  args.weights = nullptr;
+  ASSERT_EQ(KernelsFor(SimdLevel::kScalar).pooled(v, args, out.data()), kAllValid);
+  for (int d = 0; d < 3; ++d) EXPECT_FLOAT_EQ(out[d], (v.Row(0)[d] + v.Row(1)[d]) / 2.0f);
+  args.mode = PoolingMode::kMax;
+  ASSERT_EQ(KernelsFor(SimdLevel::kScalar).pooled(v, args, out.data()), kAllValid);
+  for (int d = 0; d < 3; ++d) EXPECT_EQ(out[3 + d], std::max(v.Row(3)[d], v.Row(1)[d]));
+}
+
+TEST(GatherTest, ForceSimdLevelSwitchesActiveKernels) {
+  const SimdLevel best = BestSupportedLevel();
+  ASSERT_TRUE(ForceSimdLevel(SimdLevel::kScalar).ok());
+  EXPECT_EQ(ActiveKernels().level, SimdLevel::kScalar);
+  ASSERT_TRUE(ForceSimdLevel(best).ok());
+  EXPECT_EQ(ActiveKernels().level, best);
+  if (!CpuSupports(SimdLevel::kAvx512)) {
+    EXPECT_EQ(ForceSimdLevel(SimdLevel::kAvx512).code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(ActiveKernels().level, best);
+  }
+}
+
+TEST(GatherTest, ParsesLevelNames) {
+  SimdLevel l;
+  ASSERT_TRUE(ParseSimdLevel("avx2", &l));
+  EXPECT_EQ(l, SimdLevel::kAvx2);
+  ASSERT_TRUE(ParseSimdLevel("avx512", &l));
+  EXPECT_EQ(l, SimdLevel::kAvx512);
+  EXPECT_FALSE(ParseSimdLevel("sse9", &l));
+}
+
+}  // namespace
+}  // namespace embedserve
