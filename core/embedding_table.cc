@@ -195,19 +195,17 @@ absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<fl
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
-                                          absl::Span<const int64_t> bounds, PoolingMode mode,
-                                          absl::Span<const float> weights,
-                                          absl::Span<float> out) {
+absl::Status EmbeddingTable::CheckBagWeights(size_t num_ids, PoolingMode mode,
+                                             absl::Span<const float> weights) {
   if (!weights.empty()) {
     if (mode != PoolingMode::kSum) {
       return absl::InvalidArgumentError(
           "per_sample_weights are only supported with mode SUM (as nn.EmbeddingBag)");
     }
-    if (weights.size() != ids.size()) {
+    if (weights.size() != num_ids) {
       return absl::InvalidArgumentError(absl::StrCat("per_sample_weights has ", weights.size(),
                                                      " entries, expected one per id (",
-                                                     ids.size(), ")"));
+                                                     num_ids, ")"));
     }
     for (size_t i = 0; i < weights.size(); ++i) {
       if (!std::isfinite(weights[i])) {
@@ -216,6 +214,14 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
+                                          absl::Span<const int64_t> bounds, PoolingMode mode,
+                                          absl::Span<const float> weights,
+                                          absl::Span<float> out) {
+  RETURN_IF_ERROR(CheckBagWeights(ids.size(), mode, weights));
   BagArgs args;
   args.ids = ids.data();
   args.num_ids = static_cast<int64_t>(ids.size());

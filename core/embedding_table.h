@@ -77,6 +77,16 @@ class EmbeddingTable {
   // Bumped by every call that changes rows (assign, renorm).
   int64_t version() const { return version_.load(std::memory_order_acquire); }
 
+  // OK if every id is in [0, num_rows); else InvalidArgument naming the first
+  // bad id and its position. Lookups check ids themselves; this lets a caller
+  // validate a multi-table request before changing anything.
+  absl::Status CheckIds(absl::Span<const int64_t> ids) const;
+
+  // Checks a pooled request's weights against its ids and mode (see
+  // LookupPooled).
+  static absl::Status CheckBagWeights(size_t num_ids, PoolingMode mode,
+                                      absl::Span<const float> weights);
+
   // F.embedding: out[i] = row(ids[i]). With max_norm, the referenced rows are
   // first renormalised in place (torch.embedding_renorm_).
   // REQUIRES: out.size() == ids.size() * dim().
@@ -112,7 +122,6 @@ class EmbeddingTable {
   float* MutableRow(int64_t id) {
     return shards_[id >> shard_shift_].get() + (id & (rows_per_shard() - 1)) * stride_;
   }
-  absl::Status CheckIds(absl::Span<const int64_t> ids) const;
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
   // REQUIRES: mu_ held exclusively, ids valid.
   void RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,0 +1,104 @@
+#include "server/conversions.h"
+
+#include <bit>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace embedserve {
+
+static_assert(std::endian::native == std::endian::little,
+              "the wire format is little-endian float32; add byte swapping for this host");
+
+absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
+  TableSpec s;
+  s.name = p.name();
+  s.num_embeddings = p.num_embeddings();
+  s.embedding_dim = p.embedding_dim();
+  if (p.has_padding_idx()) s.padding_idx = p.padding_idx();
+  if (p.has_max_norm()) s.max_norm = p.max_norm();
+  if (p.has_norm_type()) s.norm_type = p.norm_type();
+  s.frozen = p.frozen();
+  s.num_shards = p.num_shards();
+  const v1::Initializer& i = p.initializer();
+  switch (i.kind()) {
+    case v1::Initializer::NORMAL: s.initializer.kind = InitKind::kNormal; break;
+    case v1::Initializer::UNIFORM: s.initializer.kind = InitKind::kUniform; break;
+    case v1::Initializer::ZEROS: s.initializer.kind = InitKind::kZeros; break;
+    case v1::Initializer::CONSTANT: s.initializer.kind = InitKind::kConstant; break;
+    case v1::Initializer::XAVIER_UNIFORM: s.initializer.kind = InitKind::kXavierUniform; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown initializer kind ", static_cast<int>(i.kind())));
+  }
+  if (i.has_mean()) s.initializer.mean = i.mean();
+  if (i.has_std()) s.initializer.std = i.std();
+  if (i.has_a()) s.initializer.a = i.a();
+  if (i.has_b()) s.initializer.b = i.b();
+  s.initializer.value = i.value();
+  s.initializer.seed = i.seed();
+  return s;
+}
+
+void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
+  p->set_name(s.name);
+  p->set_num_embeddings(s.num_embeddings);
+  p->set_embedding_dim(s.embedding_dim);
+  if (s.padding_idx) p->set_padding_idx(*s.padding_idx);
+  if (s.max_norm) p->set_max_norm(*s.max_norm);
+  p->set_norm_type(s.norm_type);
+  p->set_frozen(s.frozen);
+  p->set_num_shards(s.num_shards);
+  v1::Initializer* i = p->mutable_initializer();
+  switch (s.initializer.kind) {
+    case InitKind::kNormal: i->set_kind(v1::Initializer::NORMAL); break;
+    case InitKind::kUniform: i->set_kind(v1::Initializer::UNIFORM); break;
+    case InitKind::kZeros: i->set_kind(v1::Initializer::ZEROS); break;
+    case InitKind::kConstant: i->set_kind(v1::Initializer::CONSTANT); break;
+    case InitKind::kXavierUniform: i->set_kind(v1::Initializer::XAVIER_UNIFORM); break;
+  }
+  i->set_mean(s.initializer.mean);
+  i->set_std(s.initializer.std);
+  i->set_a(s.initializer.a);
+  i->set_b(s.initializer.b);
+  i->set_value(s.initializer.value);
+  i->set_seed(s.initializer.seed);
+}
+
+void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
+  SpecToProto(t.spec(), p->mutable_spec());
+  p->set_num_rows(t.num_rows());
+  p->set_bytes_used(t.bytes_used());
+  p->set_version(t.version());
+  p->set_num_shards(t.num_shards());
+  p->set_rows_per_shard(t.rows_per_shard());
+}
+
+absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {
+  switch (mode) {
+    case v1::SUM: return PoolingMode::kSum;
+    case v1::MEAN: return PoolingMode::kMean;
+    case v1::MAX: return PoolingMode::kMax;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown pooling mode ", static_cast<int>(mode)));
+  }
+}
+
+absl::StatusOr<absl::Span<const float>> FloatsFromBytes(const std::string& bytes,
+                                                         absl::string_view field,
+                                                         std::vector<float>* scratch) {
+  if (bytes.size() % sizeof(float) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " has ", bytes.size(), " bytes, not a whole number of float32 values"));
+  }
+  const size_t n = bytes.size() / sizeof(float);
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
+    return absl::MakeConstSpan(reinterpret_cast<const float*>(bytes.data()), n);
+  }
+  scratch->resize(n);
+  std::memcpy(scratch->data(), bytes.data(), bytes.size());
+  return absl::MakeConstSpan(*scratch);
+}
+
+}  // namespace embedserve

@@ -1,0 +1,236 @@
+#include "server/embedding_service.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status_macros.h"
+#include "server/conversions.h"
+#include "server/grpc_status.h"
+#include "server/internal/log.h"
+
+namespace embedserve {
+namespace {
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+absl::Status WithQueryContext(const absl::Status& s, int q, const std::string& table) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("queries[", q, "] (table '", table, "'): ",
+                                             s.message()));
+}
+
+template <typename Ids>
+absl::Span<const int64_t> IdSpan(const Ids& ids) {
+  return absl::MakeConstSpan(ids.data(), ids.size());
+}
+
+absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits) {
+  if (total > limits.max_ids_per_request) {
+    return absl::ResourceExhaustedError(absl::StrCat("request has ", total,
+                                                     " ids; the limit is ",
+                                                     limits.max_ids_per_request));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddResponseBytes(int64_t rows, int64_t dim, const RequestLimits& limits,
+                              int64_t* total) {
+  *total += rows * dim * static_cast<int64_t>(sizeof(float));
+  if (*total > limits.max_response_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("the answer would take more than ",
+                                                     limits.max_response_bytes,
+                                                     " bytes (the response limit)"));
+  }
+  return absl::OkStatus();
+}
+
+float* ResizeValues(v1::LookupResult* result, int64_t num_floats) {
+  std::string* values = result->mutable_values();
+  values->resize(static_cast<size_t>(num_floats) * sizeof(float));
+  return reinterpret_cast<float*>(values->data());
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::CreateTable(grpc::CallbackServerContext* ctx,
+                                                            const v1::CreateTableRequest* req,
+                                                            v1::CreateTableResponse* resp) {
+  return Finish(ctx, DoCreateTable(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& req,
+                                                 v1::CreateTableResponse* resp) {
+  ASSIGN_OR_RETURN(TableSpec spec, SpecFromProto(req.spec()));
+  std::vector<float> scratch;
+  ASSIGN_OR_RETURN(absl::Span<const float> values,
+                   FloatsFromBytes(req.initial_values(), "initial_values", &scratch));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Create(spec, values));
+  TableInfoToProto(*table, resp->mutable_table());
+  internal::LogInfo(absl::StrCat("created table '", table->name(), "': ", table->num_rows(),
+                                 " x ", table->dim(), values.empty() ? "" : " (from values)",
+                                 ", ", table->bytes_used(), " bytes"));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::DropTable(grpc::CallbackServerContext* ctx,
+                                                          const v1::DropTableRequest* req,
+                                                          v1::DropTableResponse* resp) {
+  absl::Status s = registry_->Drop(req->name());
+  if (s.ok()) internal::LogInfo(absl::StrCat("dropped table '", req->name(), "'"));
+  return Finish(ctx, s);
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::ListTables(grpc::CallbackServerContext* ctx,
+                                                           const v1::ListTablesRequest* req,
+                                                           v1::ListTablesResponse* resp) {
+  for (const auto& table : registry_->List()) TableInfoToProto(*table, resp->add_tables());
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::DescribeTable(
+    grpc::CallbackServerContext* ctx, const v1::DescribeTableRequest* req,
+    v1::DescribeTableResponse* resp) {
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(req->name());
+  if (table.ok()) TableInfoToProto(**table, resp->mutable_table());
+  return Finish(ctx, table.status());
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::Lookup(grpc::CallbackServerContext* ctx,
+                                                       const v1::LookupRequest* req,
+                                                       v1::LookupResponse* resp) {
+  return Finish(ctx, DoLookup(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
+                                            v1::LookupResponse* resp) {
+  int64_t total_ids = 0;
+  for (const auto& q : req.queries()) total_ids += q.ids_size();
+  RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
+  // Validate everything first: a failed request must change nothing.
+  std::vector<std::shared_ptr<EmbeddingTable>> tables;
+  int64_t response_bytes = 0;
+  for (int q = 0; q < req.queries_size(); ++q) {
+    const v1::LookupQuery& query = req.queries(q);
+    absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
+    RETURN_IF_ERROR(WithQueryContext(table.status(), q, query.table()));
+    if (query.shape_size() > 0) {
+      int64_t product = 1;
+      for (int64_t d : query.shape()) {
+        if (d < 0 || __builtin_mul_overflow(product, d, &product)) {
+          product = -1;
+          break;
+        }
+      }
+      if (product != query.ids_size()) {
+        return WithQueryContext(
+            absl::InvalidArgumentError(absl::StrCat(
+                "shape [", absl::StrJoin(query.shape(), ", "), "] does not match ",
+                query.ids_size(), " ids")),
+            q, query.table());
+      }
+    }
+    RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(IdSpan(query.ids())), q, query.table()));
+    RETURN_IF_ERROR(AddResponseBytes(query.ids_size(), (*table)->dim(), limits_, &response_bytes));
+    tables.push_back(*std::move(table));
+  }
+  for (int q = 0; q < req.queries_size(); ++q) {
+    const v1::LookupQuery& query = req.queries(q);
+    EmbeddingTable& table = *tables[q];
+    v1::LookupResult* result = resp->add_results();
+    if (query.shape_size() > 0) {
+      result->mutable_shape()->CopyFrom(query.shape());
+    } else {
+      result->add_shape(query.ids_size());
+    }
+    result->add_shape(table.dim());
+    // The kernel writes straight into the response's bytes.
+    const int64_t n = int64_t{query.ids_size()} * table.dim();
+    float* out = ResizeValues(result, n);
+    RETURN_IF_ERROR(WithQueryContext(
+        table.Lookup(IdSpan(query.ids()), absl::MakeSpan(out, n)), q, query.table()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::LookupPooled(grpc::CallbackServerContext* ctx,
+                                                             const v1::PooledRequest* req,
+                                                             v1::PooledResponse* resp) {
+  return Finish(ctx, DoLookupPooled(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
+                                                  v1::PooledResponse* resp) {
+  int64_t total_ids = 0;
+  for (const auto& q : req.queries()) total_ids += q.ids_size();
+  RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
+  struct Plan {
+    std::shared_ptr<EmbeddingTable> table;
+    std::vector<int64_t> bounds;
+    PoolingMode mode;
+  };
+  std::vector<Plan> plans;
+  int64_t response_bytes = 0;
+  for (int q = 0; q < req.queries_size(); ++q) {
+    const v1::PooledQuery& query = req.queries(q);
+    auto ctx = [&](const absl::Status& s) { return WithQueryContext(s, q, query.table()); };
+    absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
+    RETURN_IF_ERROR(ctx(table.status()));
+    absl::StatusOr<PoolingMode> mode = PoolingModeFromProto(query.mode());
+    RETURN_IF_ERROR(ctx(mode.status()));
+    absl::StatusOr<std::vector<int64_t>> bounds =
+        BagBounds(query.ids_size(), IdSpan(query.offsets()), query.include_last_offset(),
+                  IdSpan(query.shape()));
+    RETURN_IF_ERROR(ctx(bounds.status()));
+    RETURN_IF_ERROR(ctx(EmbeddingTable::CheckBagWeights(
+        query.ids_size(), *mode,
+        absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()))));
+    RETURN_IF_ERROR(ctx((*table)->CheckIds(IdSpan(query.ids()))));
+    RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(bounds->size()) - 1, (*table)->dim(),
+                                     limits_, &response_bytes));
+    plans.push_back({*std::move(table), *std::move(bounds), *mode});
+  }
+  for (int q = 0; q < req.queries_size(); ++q) {
+    const v1::PooledQuery& query = req.queries(q);
+    Plan& plan = plans[q];
+    const int64_t bags = static_cast<int64_t>(plan.bounds.size()) - 1;
+    v1::LookupResult* result = resp->add_results();
+    result->add_shape(bags);
+    result->add_shape(plan.table->dim());
+    const int64_t n = bags * plan.table->dim();
+    float* out = ResizeValues(result, n);
+    RETURN_IF_ERROR(WithQueryContext(
+        plan.table->LookupPooled(
+            IdSpan(query.ids()), plan.bounds, plan.mode,
+            absl::MakeConstSpan(query.per_sample_weights().data(),
+                                query.per_sample_weights_size()),
+            absl::MakeSpan(out, n)),
+        q, query.table()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::AssignRows(grpc::CallbackServerContext* ctx,
+                                                           const v1::AssignRowsRequest* req,
+                                                           v1::AssignRowsResponse* resp) {
+  return Finish(ctx, DoAssignRows(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req,
+                                                v1::AssignRowsResponse* resp) {
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  std::vector<float> scratch;
+  ASSIGN_OR_RETURN(absl::Span<const float> values,
+                   FloatsFromBytes(req.values(), "values", &scratch));
+  ASSIGN_OR_RETURN(int64_t version, table->AssignRows(IdSpan(req.ids()), values));
+  resp->set_version(version);
+  return absl::OkStatus();
+}
+
+}  // namespace embedserve

@@ -1,0 +1,67 @@
+#ifndef EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
+#define EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "core/table_registry.h"
+#include "embedserve/v1/embedserve.grpc.pb.h"
+
+namespace embedserve {
+
+// Per-request limits; a request over one gets RESOURCE_EXHAUSTED.
+struct RequestLimits {
+  int64_t max_ids_per_request = 4'000'000;         // ids over all queries
+  int64_t max_response_bytes = int64_t{256} << 20;  // gathered floats
+};
+
+// embedserve.v1.EmbeddingService on gRPC's callback API. Thin: each method
+// converts the request, calls core, converts the answer. Every reply is
+// computed inline on the gRPC thread that received the call (lookups are
+// short and memory-bound; a thread hop would cost more than it saves).
+//
+// A multi-query request is validated whole (tables, shapes, ids, offsets,
+// weights) before any query runs, so that a failed request changes nothing
+// (max_norm lookups write to the table).
+//
+// Thread-safe; the registry must outlive the service.
+class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService {
+ public:
+  EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry, RequestLimits limits)
+      : registry_(std::move(registry)), limits_(limits) {}
+
+  grpc::ServerUnaryReactor* CreateTable(grpc::CallbackServerContext* ctx,
+                                        const v1::CreateTableRequest* req,
+                                        v1::CreateTableResponse* resp) override;
+  grpc::ServerUnaryReactor* DropTable(grpc::CallbackServerContext* ctx,
+                                      const v1::DropTableRequest* req,
+                                      v1::DropTableResponse* resp) override;
+  grpc::ServerUnaryReactor* ListTables(grpc::CallbackServerContext* ctx,
+                                       const v1::ListTablesRequest* req,
+                                       v1::ListTablesResponse* resp) override;
+  grpc::ServerUnaryReactor* DescribeTable(grpc::CallbackServerContext* ctx,
+                                          const v1::DescribeTableRequest* req,
+                                          v1::DescribeTableResponse* resp) override;
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
+                                   const v1::LookupRequest* req,
+                                   v1::LookupResponse* resp) override;
+  grpc::ServerUnaryReactor* LookupPooled(grpc::CallbackServerContext* ctx,
+                                         const v1::PooledRequest* req,
+                                         v1::PooledResponse* resp) override;
+  grpc::ServerUnaryReactor* AssignRows(grpc::CallbackServerContext* ctx,
+                                       const v1::AssignRowsRequest* req,
+                                       v1::AssignRowsResponse* resp) override;
+
+ private:
+  absl::Status DoCreateTable(const v1::CreateTableRequest& req, v1::CreateTableResponse* resp);
+  absl::Status DoLookup(const v1::LookupRequest& req, v1::LookupResponse* resp);
+  absl::Status DoLookupPooled(const v1::PooledRequest& req, v1::PooledResponse* resp);
+  absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
+
+  const std::shared_ptr<TableRegistry> registry_;
+  const RequestLimits limits_;
+};
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
