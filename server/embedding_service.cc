@@ -7,7 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
 #include "server/conversions.h"
-#include "server/grpc_status.h"
+#include "proto/grpc_status.h"
 #include "server/internal/log.h"
 
 namespace embedserve {

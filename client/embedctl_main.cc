@@ -1,0 +1,258 @@
+// embedctl: command-line client for embedserve. Thin main over
+// EmbeddingClient; flags live here only.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/embedding_client.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
+ABSL_FLAG(double, timeout, 30, "seconds per call");
+// lookup, lookup-pooled, assign
+ABSL_FLAG(std::string, ids, "", "comma-separated row ids, e.g. 1,2,3");
+ABSL_FLAG(std::string, shape, "", "lookup: shape of ids, e.g. 2,3; lookup-pooled: bags,bag_size");
+ABSL_FLAG(std::string, offsets, "", "lookup-pooled: bag starts, e.g. 0,2,5");
+ABSL_FLAG(bool, include_last_offset, false, "lookup-pooled: the last offset ends the last bag");
+ABSL_FLAG(std::string, mode, "sum", "lookup-pooled: sum, mean or max");
+ABSL_FLAG(std::string, weights, "", "lookup-pooled: per_sample_weights (mode sum)");
+ABSL_FLAG(std::string, values, "", "assign: comma-separated floats, len(ids) * dim");
+ABSL_FLAG(int32_t, max_values, 8, "values printed per row (0 = all)");
+// create
+ABSL_FLAG(int64_t, num, 0, "create: num_embeddings");
+ABSL_FLAG(int64_t, dim, 0, "create: embedding_dim");
+ABSL_FLAG(std::string, padding_idx, "", "create: padding_idx (may be negative)");
+ABSL_FLAG(double, max_norm, 0, "create: max_norm (0 = none)");
+ABSL_FLAG(double, norm_type, 2, "create: norm_type");
+ABSL_FLAG(bool, frozen, false, "create: freeze the table (from_pretrained freeze=True)");
+ABSL_FLAG(std::string, init, "normal", "create: normal, uniform, zeros, constant, xavier_uniform");
+ABSL_FLAG(double, mean, 0, "create: normal mean");
+ABSL_FLAG(double, std, 1, "create: normal std");
+ABSL_FLAG(double, a, 0, "create: uniform lower bound");
+ABSL_FLAG(double, b, 1, "create: uniform upper bound");
+ABSL_FLAG(double, value, 0, "create: constant value");
+ABSL_FLAG(uint64_t, seed, 0, "create: initializer seed");
+ABSL_FLAG(int32_t, shards, 0, "create: number of shards (0 = by size)");
+ABSL_FLAG(std::string, from_raw, "",
+          "create: initial values from a raw little-endian float32 file (num * dim values)");
+
+namespace {
+
+using embedserve::EmbeddingClient;
+using embedserve::Tensor;
+namespace v1 = embedserve::v1;
+
+constexpr char kUsage[] =
+    "embedctl: talk to an embedserve server.\n"
+    "\n"
+    "  embedctl [--address=HOST:PORT] COMMAND [ARGS] [FLAGS]\n"
+    "\n"
+    "commands:\n"
+    "  list                              tables and their sizes\n"
+    "  describe TABLE                    spec, rows, bytes, version\n"
+    "  create TABLE --num=N --dim=D [--padding_idx=I] [--max_norm=M --norm_type=P]\n"
+    "         [--frozen] [--init=normal|uniform|zeros|constant|xavier_uniform]\n"
+    "         [--mean --std --a --b --value --seed] [--shards=S] [--from_raw=FILE]\n"
+    "  drop TABLE\n"
+    "  lookup TABLE --ids=1,2,3 [--shape=3]\n"
+    "  lookup-pooled TABLE --ids=1,2,3,4 (--offsets=0,2 | --shape=2,2)\n"
+    "         [--mode=sum|mean|max] [--weights=...] [--include_last_offset]\n"
+    "  assign TABLE --ids=0 --values=v1,v2,...   set whole rows\n"
+    "\n"
+    "Exit status: 0 on success, 1 on a server error (printed with its gRPC code),\n"
+    "2 on a usage error.";
+
+template <typename T>
+bool ParseList(const std::string& text, std::vector<T>* out, const char* flag) {
+  out->clear();
+  if (text.empty()) return true;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    T v;
+    bool ok;
+    if constexpr (std::is_same_v<T, float>) {
+      ok = absl::SimpleAtof(absl::StripAsciiWhitespace(part), &v);
+    } else {
+      ok = absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &v);
+    }
+    if (!ok) {
+      std::cerr << "embedctl: --" << flag << ": '" << part << "' is not a number\n";
+      return false;
+    }
+    out->push_back(v);
+  }
+  return true;
+}
+
+int Fail(const absl::Status& s) {
+  std::cerr << "embedctl: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+  return 1;
+}
+
+int Usage(const std::string& message) {
+  std::cerr << "embedctl: " << message << "\n(embedctl --help for usage)\n";
+  return 2;
+}
+
+std::string FormatRow(const float* row, int64_t dim) {
+  const int64_t max = absl::GetFlag(FLAGS_max_values);
+  const int64_t n = (max <= 0 || max >= dim) ? dim : max;
+  std::string s = "[";
+  for (int64_t d = 0; d < n; ++d) absl::StrAppendFormat(&s, "%s%.6g", d ? ", " : "", row[d]);
+  if (n < dim) absl::StrAppend(&s, ", ... (", dim - n, " more)");
+  return s + "]";
+}
+
+void PrintTensor(const Tensor& t, const std::vector<int64_t>* ids, const char* row_label) {
+  std::cout << "shape [" << absl::StrJoin(t.shape, ", ") << "]\n";
+  const int64_t dim = t.shape.back();
+  const int64_t rows = dim == 0 ? 0 : static_cast<int64_t>(t.values.size()) / dim;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::cout << row_label << " " << r;
+    if (ids != nullptr) std::cout << " (id " << (*ids)[r] << ")";
+    std::cout << ": " << FormatRow(t.values.data() + r * dim, dim) << "\n";
+  }
+}
+
+void PrintInfo(const v1::TableInfo& info) {
+  const v1::TableSpec& s = info.spec();
+  std::cout << "table " << s.name() << "\n"
+            << "  num_embeddings  " << s.num_embeddings() << "\n"
+            << "  embedding_dim   " << s.embedding_dim() << "\n"
+            << "  padding_idx     " << (s.has_padding_idx() ? absl::StrCat(s.padding_idx()) : "none") << "\n"
+            << "  max_norm        " << (s.has_max_norm() ? absl::StrCat(s.max_norm(), " (norm_type ", s.norm_type(), ")") : "none") << "\n"
+            << "  frozen          " << (s.frozen() ? "yes" : "no") << "\n"
+            << "  initializer     " << v1::Initializer::Kind_Name(s.initializer().kind()) << " (seed " << s.initializer().seed() << ")\n"
+            << "  shards          " << info.num_shards() << " x " << info.rows_per_shard() << " rows\n"
+            << "  bytes_used      " << info.bytes_used() << "\n"
+            << "  version         " << info.version() << "\n";
+}
+
+int Create(EmbeddingClient& client, const std::string& name) {
+  v1::TableSpec spec;
+  spec.set_name(name);
+  spec.set_num_embeddings(absl::GetFlag(FLAGS_num));
+  spec.set_embedding_dim(absl::GetFlag(FLAGS_dim));
+  if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
+    int64_t idx;
+    if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
+    spec.set_padding_idx(idx);
+  }
+  if (absl::GetFlag(FLAGS_max_norm) != 0) spec.set_max_norm(absl::GetFlag(FLAGS_max_norm));
+  spec.set_norm_type(absl::GetFlag(FLAGS_norm_type));
+  spec.set_frozen(absl::GetFlag(FLAGS_frozen));
+  spec.set_num_shards(absl::GetFlag(FLAGS_shards));
+  v1::Initializer* init = spec.mutable_initializer();
+  std::string kind = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_init));
+  v1::Initializer::Kind k;
+  if (!v1::Initializer::Kind_Parse(kind, &k)) return Usage("unknown --init " + kind);
+  init->set_kind(k);
+  init->set_mean(absl::GetFlag(FLAGS_mean));
+  init->set_std(absl::GetFlag(FLAGS_std));
+  init->set_a(absl::GetFlag(FLAGS_a));
+  init->set_b(absl::GetFlag(FLAGS_b));
+  init->set_value(absl::GetFlag(FLAGS_value));
+  init->set_seed(absl::GetFlag(FLAGS_seed));
+  std::vector<float> values;
+  if (const std::string path = absl::GetFlag(FLAGS_from_raw); !path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Usage("cannot open --from_raw file " + path);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() % 4 != 0) return Usage(path + " is not a whole number of float32 values");
+    values.resize(bytes.size() / 4);
+    std::memcpy(values.data(), bytes.data(), bytes.size());
+  }
+  auto info = client.CreateTable(spec, values);
+  if (!info.ok()) return Fail(info.status());
+  std::cout << "created ";
+  PrintInfo(*info);
+  return 0;
+}
+
+int Run(const std::vector<char*>& args) {
+  if (args.size() < 2) return Usage("missing COMMAND");
+  const std::string cmd = args[1];
+  const std::string table = args.size() > 2 ? args[2] : "";
+  if (args.size() > 3) return Usage("unexpected argument '" + std::string(args[3]) + "'");
+  if (cmd != "list" && table.empty()) return Usage(cmd + " needs a TABLE name");
+  if (cmd != "list" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
+      cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign") {
+    return Usage("unknown command '" + cmd + "'");
+  }
+  std::vector<int64_t> ids, shape, offsets;
+  std::vector<float> weights, values;
+  if (!ParseList(absl::GetFlag(FLAGS_ids), &ids, "ids") ||
+      !ParseList(absl::GetFlag(FLAGS_shape), &shape, "shape") ||
+      !ParseList(absl::GetFlag(FLAGS_offsets), &offsets, "offsets") ||
+      !ParseList(absl::GetFlag(FLAGS_weights), &weights, "weights") ||
+      !ParseList(absl::GetFlag(FLAGS_values), &values, "values")) {
+    return 2;
+  }
+  auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
+                                         absl::Seconds(absl::GetFlag(FLAGS_timeout)));
+  if (cmd == "list") {
+    auto tables = client->ListTables();
+    if (!tables.ok()) return Fail(tables.status());
+    absl::PrintF("%-24s %14s %6s %8s %14s %8s\n", "TABLE", "ROWS", "DIM", "SHARDS", "BYTES", "VERSION");
+    for (const auto& t : *tables) {
+      absl::PrintF("%-24s %14d %6d %8d %14d %8d\n", t.spec().name(), t.num_rows(),
+                   t.spec().embedding_dim(), t.num_shards(), t.bytes_used(), t.version());
+    }
+    return 0;
+  }
+  if (cmd == "describe") {
+    auto info = client->DescribeTable(table);
+    if (!info.ok()) return Fail(info.status());
+    PrintInfo(*info);
+    return 0;
+  }
+  if (cmd == "create") return Create(*client, table);
+  if (cmd == "drop") {
+    absl::Status s = client->DropTable(table);
+    if (!s.ok()) return Fail(s);
+    std::cout << "dropped " << table << "\n";
+    return 0;
+  }
+  if (cmd == "lookup") {
+    auto t = client->Lookup(table, ids, shape);
+    if (!t.ok()) return Fail(t.status());
+    PrintTensor(*t, &ids, "row");
+    return 0;
+  }
+  if (cmd == "lookup-pooled") {
+    embedserve::BagQuery q;
+    q.table = table;
+    q.ids = ids;
+    q.offsets = offsets;
+    q.shape = shape;
+    q.include_last_offset = absl::GetFlag(FLAGS_include_last_offset);
+    q.per_sample_weights = weights;
+    const std::string mode = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_mode));
+    if (!v1::PoolingMode_Parse(mode, &q.mode)) return Usage("unknown --mode " + mode);
+    auto t = client->LookupPooled(q);
+    if (!t.ok()) return Fail(t.status());
+    PrintTensor(*t, nullptr, "bag");
+    return 0;
+  }
+  auto version = client->AssignRows(table, ids, values);  // assign
+  if (!version.ok()) return Fail(version.status());
+  std::cout << "assigned " << ids.size() << " rows of " << table << "; version " << *version << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  return Run(args);
+}

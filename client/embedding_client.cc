@@ -1,0 +1,161 @@
+#include "client/embedding_client.h"
+
+#include <cstring>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/grpc_status.h"
+
+namespace embedserve {
+
+EmbeddingClient::EmbeddingClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
+    : channel_(std::move(channel)),
+      stub_(v1::EmbeddingService::NewStub(channel_)),
+      timeout_(timeout) {}
+
+std::unique_ptr<EmbeddingClient> EmbeddingClient::Connect(const std::string& address,
+                                                          absl::Duration timeout) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the server enforces its own limits
+  args.SetMaxSendMessageSize(-1);
+  return std::make_unique<EmbeddingClient>(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), timeout);
+}
+
+void EmbeddingClient::Prepare(grpc::ClientContext* ctx) const {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+}
+
+absl::Status EmbeddingClient::WaitForReady(absl::Duration timeout) {
+  if (channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat("could not connect within ", absl::FormatDuration(timeout)));
+}
+
+absl::StatusOr<v1::TableInfo> EmbeddingClient::CreateTable(const v1::TableSpec& spec,
+                                                           absl::Span<const float> values) {
+  v1::CreateTableRequest req;
+  *req.mutable_spec() = spec;
+  req.set_initial_values(values.data(), values.size() * sizeof(float));
+  v1::CreateTableResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->CreateTable(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp.table();
+}
+
+absl::Status EmbeddingClient::DropTable(absl::string_view name) {
+  v1::DropTableRequest req;
+  req.set_name(std::string(name));
+  v1::DropTableResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  return FromGrpcStatus(stub_->DropTable(&ctx, req, &resp));
+}
+
+absl::StatusOr<std::vector<v1::TableInfo>> EmbeddingClient::ListTables() {
+  v1::ListTablesResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->ListTables(&ctx, v1::ListTablesRequest(), &resp));
+  if (!s.ok()) return s;
+  return std::vector<v1::TableInfo>(resp.tables().begin(), resp.tables().end());
+}
+
+absl::StatusOr<v1::TableInfo> EmbeddingClient::DescribeTable(absl::string_view name) {
+  v1::DescribeTableRequest req;
+  req.set_name(std::string(name));
+  v1::DescribeTableResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->DescribeTable(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp.table();
+}
+
+absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result) {
+  Tensor t;
+  t.shape.assign(result.shape().begin(), result.shape().end());
+  int64_t n = 1;
+  for (int64_t d : t.shape) n *= d;
+  if (static_cast<int64_t>(result.values().size()) != n * static_cast<int64_t>(sizeof(float))) {
+    return absl::DataLossError(absl::StrCat("answer has ", result.values().size(),
+                                            " bytes for ", n, " floats"));
+  }
+  t.values.resize(n);
+  std::memcpy(t.values.data(), result.values().data(), result.values().size());
+  return t;
+}
+
+absl::StatusOr<v1::LookupResponse> EmbeddingClient::Lookup(const v1::LookupRequest& req) {
+  v1::LookupResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->Lookup(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<v1::PooledResponse> EmbeddingClient::LookupPooled(const v1::PooledRequest& req) {
+  v1::PooledResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->LookupPooled(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<Tensor> EmbeddingClient::Lookup(absl::string_view table,
+                                               absl::Span<const int64_t> ids,
+                                               absl::Span<const int64_t> shape) {
+  v1::LookupRequest req;
+  v1::LookupQuery* q = req.add_queries();
+  q->set_table(std::string(table));
+  q->mutable_ids()->Add(ids.begin(), ids.end());
+  q->mutable_shape()->Add(shape.begin(), shape.end());
+  absl::StatusOr<v1::LookupResponse> resp = Lookup(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->results_size() != 1) return absl::DataLossError("expected one result");
+  return TensorFromResult(resp->results(0));
+}
+
+absl::StatusOr<Tensor> EmbeddingClient::LookupPooled(const BagQuery& query) {
+  v1::PooledRequest req;
+  v1::PooledQuery* q = req.add_queries();
+  q->set_table(query.table);
+  q->mutable_ids()->Add(query.ids.begin(), query.ids.end());
+  q->mutable_offsets()->Add(query.offsets.begin(), query.offsets.end());
+  q->mutable_shape()->Add(query.shape.begin(), query.shape.end());
+  q->set_include_last_offset(query.include_last_offset);
+  q->set_mode(query.mode);
+  q->mutable_per_sample_weights()->Add(query.per_sample_weights.begin(),
+                                       query.per_sample_weights.end());
+  absl::StatusOr<v1::PooledResponse> resp = LookupPooled(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->results_size() != 1) return absl::DataLossError("expected one result");
+  return TensorFromResult(resp->results(0));
+}
+
+absl::StatusOr<int64_t> EmbeddingClient::AssignRows(absl::string_view table,
+                                                    absl::Span<const int64_t> ids,
+                                                    absl::Span<const float> values) {
+  v1::AssignRowsRequest req;
+  req.set_table(std::string(table));
+  req.mutable_ids()->Add(ids.begin(), ids.end());
+  req.set_values(values.data(), values.size() * sizeof(float));
+  v1::AssignRowsResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->AssignRows(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp.version();
+}
+
+}  // namespace embedserve

@@ -1,0 +1,88 @@
+#ifndef EMBEDSERVE_CLIENT_EMBEDDING_CLIENT_H_
+#define EMBEDSERVE_CLIENT_EMBEDDING_CLIENT_H_
+
+// C++ client for embedserve.v1.EmbeddingService. Every call returns the
+// server's status unchanged (code and message) as an absl::Status.
+//
+// Thread-safe: one client may be shared by many threads (gRPC channels are).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/channel.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "embedserve/v1/embedserve.grpc.pb.h"
+
+namespace embedserve {
+
+// A dense float32 tensor, row-major.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+// One nn.EmbeddingBag query (see PooledQuery in proto/embedserve.proto).
+struct BagQuery {
+  std::string table;
+  std::vector<int64_t> ids;
+  std::vector<int64_t> offsets;      // bag starts; or use shape
+  std::vector<int64_t> shape;        // [bags, bag_size] instead of offsets
+  bool include_last_offset = false;
+  v1::PoolingMode mode = v1::SUM;
+  std::vector<float> per_sample_weights;
+};
+
+class EmbeddingClient {
+ public:
+  // `timeout` applies to each call.
+  explicit EmbeddingClient(std::shared_ptr<grpc::Channel> channel,
+                           absl::Duration timeout = absl::Seconds(30));
+  // An insecure channel to host:port (embedserve listens on loopback by
+  // default; put TLS in front of it for anything else).
+  static std::unique_ptr<EmbeddingClient> Connect(const std::string& address,
+                                                  absl::Duration timeout = absl::Seconds(30));
+
+  // Waits until the channel is connected; Unavailable after `timeout`.
+  absl::Status WaitForReady(absl::Duration timeout);
+
+  // `initial_values`: empty, or num_embeddings * embedding_dim floats.
+  absl::StatusOr<v1::TableInfo> CreateTable(const v1::TableSpec& spec,
+                                            absl::Span<const float> initial_values = {});
+  absl::Status DropTable(absl::string_view name);
+  absl::StatusOr<std::vector<v1::TableInfo>> ListTables();
+  absl::StatusOr<v1::TableInfo> DescribeTable(absl::string_view name);
+
+  // F.embedding: shape (ids' shape) + [dim]; `shape` empty means [len(ids)].
+  absl::StatusOr<Tensor> Lookup(absl::string_view table, absl::Span<const int64_t> ids,
+                                absl::Span<const int64_t> shape = {});
+  // F.embedding_bag: [bags, dim].
+  absl::StatusOr<Tensor> LookupPooled(const BagQuery& query);
+  // Returns the table's version after the assignment.
+  absl::StatusOr<int64_t> AssignRows(absl::string_view table, absl::Span<const int64_t> ids,
+                                     absl::Span<const float> values);
+
+  // Raw multi-query calls, answers unparsed.
+  absl::StatusOr<v1::LookupResponse> Lookup(const v1::LookupRequest& request);
+  absl::StatusOr<v1::PooledResponse> LookupPooled(const v1::PooledRequest& request);
+
+ private:
+  void Prepare(grpc::ClientContext* ctx) const;
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::EmbeddingService::Stub> stub_;
+  absl::Duration timeout_;
+};
+
+// Decodes a LookupResult (little-endian float32 bytes) into a Tensor.
+// DataLoss if the byte count does not match the shape.
+absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result);
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_CLIENT_EMBEDDING_CLIENT_H_
