@@ -1,0 +1,295 @@
+// The service through a real gRPC server on 127.0.0.1:0 and a real channel.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#include "client/embedding_client.h"
+#include "core/table_registry.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/embedding_server.h"
+#include "tests/testing/status_matchers.h"
+
+namespace embedserve {
+namespace {
+
+using ::embedserve::testing::IsOk;
+using ::embedserve::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Code = absl::StatusCode;
+
+v1::TableSpec Spec(const std::string& name, int64_t n, int64_t dim) {
+  v1::TableSpec s;
+  s.set_name(name);
+  s.set_num_embeddings(n);
+  s.set_embedding_dim(dim);
+  return s;
+}
+
+std::vector<float> Iota(int64_t n) {
+  std::vector<float> v(n);
+  std::iota(v.begin(), v.end(), 1.0f);
+  return v;
+}
+
+class EmbeddingServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.limits.max_ids_per_request = 1000;
+    options.limits.max_response_bytes = 64 * 1024;
+    auto server = EmbeddingServer::Start(options, std::make_shared<TableRegistry>(1 << 24));
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    ASSERT_GT(server_->port(), 0);
+    client_ = EmbeddingClient::Connect(server_->address(), absl::Seconds(10));
+    ASSERT_THAT(client_->WaitForReady(absl::Seconds(10)), IsOk());
+    // 6 x 3 table with rows [1,2,3], [4,5,6], ... (from_pretrained).
+    ASSERT_THAT(client_->CreateTable(Spec("w", 6, 3), Iota(18)), IsOk());
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+
+  std::unique_ptr<EmbeddingServer> server_;
+  std::unique_ptr<EmbeddingClient> client_;
+};
+
+TEST_F(EmbeddingServiceTest, CreateDescribeListDrop) {
+  v1::TableSpec spec = Spec("emb", 1000, 16);
+  spec.set_padding_idx(-1);
+  spec.set_max_norm(2.0);
+  auto info = client_->CreateTable(spec);
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->spec().padding_idx(), 999);
+  EXPECT_EQ(info->num_rows(), 1000);
+  EXPECT_EQ(info->bytes_used(), 1000 * 16 * 4);
+  EXPECT_EQ(info->version(), 0);
+  auto described = client_->DescribeTable("emb");
+  ASSERT_THAT(described, IsOk());
+  EXPECT_EQ(described->spec().max_norm(), 2.0);
+  auto tables = client_->ListTables();
+  ASSERT_THAT(tables, IsOk());
+  ASSERT_EQ(tables->size(), 2u);
+  EXPECT_EQ((*tables)[0].spec().name(), "emb");
+  ASSERT_THAT(client_->DropTable("emb"), IsOk());
+  EXPECT_THAT(client_->DescribeTable("emb"), StatusIs(Code::kNotFound, HasSubstr("'emb'")));
+  EXPECT_THAT(client_->DropTable("emb"), StatusIs(Code::kNotFound, HasSubstr("'emb'")));
+}
+
+TEST_F(EmbeddingServiceTest, LookupReturnsRowsInShape) {
+  auto t = client_->Lookup("w", {5, 0, 2, 2}, {2, 2});
+  ASSERT_THAT(t, IsOk());
+  EXPECT_THAT(t->shape, ElementsAre(2, 2, 3));
+  EXPECT_THAT(t->values, ElementsAre(16, 17, 18, 1, 2, 3, 7, 8, 9, 7, 8, 9));
+  auto flat = client_->Lookup("w", {1});
+  ASSERT_THAT(flat, IsOk());
+  EXPECT_THAT(flat->shape, ElementsAre(1, 3));
+  auto empty = client_->Lookup("w", {});
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_THAT(empty->shape, ElementsAre(0, 3));
+}
+
+TEST_F(EmbeddingServiceTest, LookupSeveralTablesInOneRequest) {
+  ASSERT_THAT(client_->CreateTable(Spec("z", 4, 2), std::vector<float>(8, 0.5f)), IsOk());
+  v1::LookupRequest req;
+  auto* q = req.add_queries();
+  q->set_table("w");
+  q->add_ids(1);
+  q = req.add_queries();
+  q->set_table("z");
+  q->add_ids(3);
+  q->add_ids(0);
+  auto resp = client_->Lookup(req);
+  ASSERT_THAT(resp, IsOk());
+  ASSERT_EQ(resp->results_size(), 2);
+  auto a = TensorFromResult(resp->results(0));
+  auto b = TensorFromResult(resp->results(1));
+  EXPECT_THAT(a->values, ElementsAre(4, 5, 6));
+  EXPECT_THAT(b->shape, ElementsAre(2, 2));
+  EXPECT_THAT(b->values, ElementsAre(0.5, 0.5, 0.5, 0.5));
+}
+
+TEST_F(EmbeddingServiceTest, LookupPooledModes) {
+  BagQuery q;
+  q.table = "w";
+  q.ids = {0, 1, 2, 5};
+  q.offsets = {0, 1, 1};  // bags {0}, {}, {1, 2, 5}
+  q.mode = v1::SUM;
+  auto t = client_->LookupPooled(q);
+  ASSERT_THAT(t, IsOk());
+  EXPECT_THAT(t->shape, ElementsAre(3, 3));
+  EXPECT_THAT(t->values, ElementsAre(1, 2, 3, 0, 0, 0, 27, 30, 33));
+  q.mode = v1::MEAN;
+  EXPECT_THAT(client_->LookupPooled(q)->values, ElementsAre(1, 2, 3, 0, 0, 0, 9, 10, 11));
+  q.mode = v1::MAX;
+  EXPECT_THAT(client_->LookupPooled(q)->values, ElementsAre(1, 2, 3, 0, 0, 0, 16, 17, 18));
+  q.mode = v1::SUM;
+  q.per_sample_weights = {2, 1, 0, -1};
+  EXPECT_THAT(client_->LookupPooled(q)->values, ElementsAre(2, 4, 6, 0, 0, 0, -12, -12, -12));
+  BagQuery fixed;
+  fixed.table = "w";
+  fixed.ids = {0, 1, 2, 3};
+  fixed.shape = {2, 2};
+  EXPECT_THAT(client_->LookupPooled(fixed)->values, ElementsAre(5, 7, 9, 17, 19, 21));
+  fixed.shape.clear();
+  fixed.offsets = {0, 1, 4};
+  fixed.include_last_offset = true;
+  EXPECT_THAT(client_->LookupPooled(fixed)->values, ElementsAre(1, 2, 3, 21, 24, 27));
+}
+
+TEST_F(EmbeddingServiceTest, PaddingIdxAndMaxNorm) {
+  v1::TableSpec spec = Spec("p", 3, 2);
+  spec.set_padding_idx(1);
+  spec.set_max_norm(1.0);
+  ASSERT_THAT(client_->CreateTable(spec, {3, 4, 0, 0, 0.3f, 0.4f}), IsOk());
+  // weight[padding_idx] = custom vector, as in PyTorch.
+  ASSERT_THAT(client_->AssignRows("p", {1}, {6, 8}), IsOk());
+  BagQuery q;
+  q.table = "p";
+  q.ids = {0, 1, 2};
+  q.offsets = {0};
+  auto pooled = client_->LookupPooled(q);  // renorms 0 and 1, skips 1 in the sum
+  ASSERT_THAT(pooled, IsOk());
+  const float s0 = static_cast<float>(1.0 / (5 + 1e-7));
+  EXPECT_FLOAT_EQ(pooled->values[0], 3 * s0 + 0.3f);
+  EXPECT_FLOAT_EQ(pooled->values[1], 4 * s0 + 0.4f);
+  auto rows = client_->Lookup("p", {1});
+  EXPECT_FLOAT_EQ(rows->values[0], 6 * static_cast<float>(1.0 / (10 + 1e-7)));
+  EXPECT_GT(client_->DescribeTable("p")->version(), 1);
+}
+
+TEST_F(EmbeddingServiceTest, AssignRowsAllowedOnFrozenTable) {
+  v1::TableSpec spec = Spec("f", 4, 2);
+  spec.set_frozen(true);
+  ASSERT_THAT(client_->CreateTable(spec), IsOk());
+  auto v = client_->AssignRows("f", {2}, {7, 8});
+  ASSERT_THAT(v, IsOk());
+  EXPECT_EQ(*v, 1);
+  EXPECT_THAT(client_->Lookup("f", {2})->values, ElementsAre(7, 8));
+}
+
+// Point 6 of the foundation issue: each bad input gets its code and a message
+// naming what was wrong, and changes nothing.
+TEST_F(EmbeddingServiceTest, BadInputsGetClearStatusesAndChangeNothing) {
+  v1::TableSpec mn = Spec("mn", 3, 2);
+  mn.set_max_norm(1.0);
+  ASSERT_THAT(client_->CreateTable(mn, {3, 4, 6, 8, 0, 0}), IsOk());
+
+  EXPECT_THAT(client_->Lookup("w", {1, 6}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("id 6 at position 1")));
+  EXPECT_THAT(client_->Lookup("w", {-1}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("id -1 at position 0")));
+  EXPECT_THAT(client_->Lookup("nope", {1}), StatusIs(Code::kNotFound, HasSubstr("'nope'")));
+  EXPECT_THAT(client_->CreateTable(Spec("w", 2, 2)),
+              StatusIs(Code::kAlreadyExists, HasSubstr("'w' already exists")));
+  EXPECT_THAT(client_->Lookup("w", {1, 2, 3}, {2, 2}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("shape [2, 2] does not match 3 ids")));
+  EXPECT_THAT(client_->Lookup("w", {1, 2}, {-1, -2}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("does not match")));
+  BagQuery q;
+  q.table = "w";
+  q.ids = {1, 2, 3};
+  q.offsets = {0, 2, 1};
+  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("non-decreasing")));
+  q.offsets = {1};
+  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("offsets[0]")));
+  q.offsets = {0, 4};
+  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("past the end")));
+  q.offsets = {0};
+  q.per_sample_weights = {1, 2};
+  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("one per id")));
+  q.per_sample_weights = {1, 2, NAN};
+  EXPECT_THAT(client_->LookupPooled(q),
+              StatusIs(Code::kInvalidArgument, HasSubstr("per_sample_weights[2]")));
+  q.per_sample_weights = {1, 2, 3};
+  q.mode = v1::MAX;
+  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("mode SUM")));
+  EXPECT_THAT(client_->AssignRows("w", {1}, {1, 2}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("values has 2 floats, expected")));
+  EXPECT_THAT(client_->AssignRows("w", {1}, {1, NAN, 2}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("values[1]")));
+  EXPECT_THAT(client_->AssignRows("w", {9}, {1, 2, 3}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("id 9 at position 0")));
+  EXPECT_THAT(client_->CreateTable(Spec("d0", 10, 0)),
+              StatusIs(Code::kInvalidArgument, HasSubstr("embedding_dim")));
+  EXPECT_THAT(client_->CreateTable(Spec("n0", 0, 4)),
+              StatusIs(Code::kInvalidArgument, HasSubstr("num_embeddings")));
+  EXPECT_THAT(client_->CreateTable(Spec("iv", 2, 2), {1, 2, 3}),
+              StatusIs(Code::kInvalidArgument, HasSubstr("initial_values has 3 floats")));
+  // Over the limits: ids per request, response bytes, table memory.
+  std::vector<int64_t> many(1001, 0);
+  EXPECT_THAT(client_->Lookup("w", many), StatusIs(Code::kResourceExhausted, HasSubstr("limit is 1000")));
+  ASSERT_THAT(client_->CreateTable(Spec("wide", 2, 4096)), IsOk());
+  EXPECT_THAT(client_->Lookup("wide", {0, 1, 0, 1, 0}),
+              StatusIs(Code::kResourceExhausted, HasSubstr("response limit")));
+  EXPECT_THAT(client_->CreateTable(Spec("huge", int64_t{1} << 40, 64)),
+              StatusIs(Code::kResourceExhausted, HasSubstr("byte limit")));
+  // Multi-query request whose second query is bad: the max_norm table in the
+  // first query must not be renormalised.
+  v1::LookupRequest req;
+  auto* a = req.add_queries();
+  a->set_table("mn");
+  a->add_ids(0);
+  auto* b = req.add_queries();
+  b->set_table("w");
+  b->add_ids(77);
+  EXPECT_THAT(client_->Lookup(req),
+              StatusIs(Code::kInvalidArgument, HasSubstr("queries[1] (table 'w'): id 77")));
+  EXPECT_EQ(client_->DescribeTable("mn")->version(), 0);
+  // Nothing above changed the table.
+  EXPECT_EQ(client_->DescribeTable("w")->version(), 0);
+  EXPECT_EQ(client_->Lookup("w", {0, 1, 2, 3, 4, 5})->values, Iota(18));
+}
+
+TEST_F(EmbeddingServiceTest, HealthServiceReportsServing) {
+  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  grpc::ClientContext ctx;
+  // grpc.health.v1.HealthCheckRequest{service: "embedserve.v1.EmbeddingService"}:
+  // field 1, length-delimited.
+  const std::string service = "embedserve.v1.EmbeddingService";
+  const std::string request = std::string("\x0a") + static_cast<char>(service.size()) + service;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req_bytes(&slice, 1), resp_bytes;
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call = stub.PrepareUnaryCall(
+      &ctx, "/grpc.health.v1.Health/Check", req_bytes, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&resp_bytes, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // HealthCheckResponse{status: SERVING (1)} is field 1 varint 1: 0x08 0x01.
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp_bytes.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+  cq.Shutdown();
+}
+
+TEST(EmbeddingServerTest, BusyPortIsUnavailable) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  auto first = EmbeddingServer::Start(options, std::make_shared<TableRegistry>());
+  ASSERT_THAT(first, IsOk());
+  options.address = (*first)->address();
+  EXPECT_THAT(EmbeddingServer::Start(options, std::make_shared<TableRegistry>()),
+              StatusIs(Code::kUnavailable, HasSubstr("cannot listen")));
+  options.address = "no-port";
+  EXPECT_THAT(EmbeddingServer::Start(options, std::make_shared<TableRegistry>()),
+              StatusIs(Code::kInvalidArgument, HasSubstr("host:port")));
+}
+
+}  // namespace
+}  // namespace embedserve
