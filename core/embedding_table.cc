@@ -167,8 +167,8 @@ absl::Status EmbeddingTable::CheckIds(absl::Span<const int64_t> ids) const {
 }
 
 void EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
-  // Each distinct row once, as torch.embedding_renorm_ (renorm is idempotent
-  // up to rounding, so doing a duplicate twice would drift from PyTorch).
+  // Each distinct row once, as torch.embedding_renorm_ does (a second renorm
+  // of a row would change it only by rounding, but costs a pass over it).
   std::vector<int64_t> unique(ids.begin(), ids.end());
   std::sort(unique.begin(), unique.end());
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());

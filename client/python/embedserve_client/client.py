@@ -1,0 +1,169 @@
+"""EmbeddingClient: typed calls over embedserve.v1.EmbeddingService.
+
+Errors are grpc.RpcError with the server's code and message, unchanged.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import grpc
+import numpy as np
+
+import embedserve_pb2 as pb
+import embedserve_pb2_grpc as pb_grpc
+
+_MODES = {"sum": pb.SUM, "mean": pb.MEAN, "max": pb.MAX}
+_INITS = {
+    "normal": pb.Initializer.NORMAL,
+    "uniform": pb.Initializer.UNIFORM,
+    "zeros": pb.Initializer.ZEROS,
+    "constant": pb.Initializer.CONSTANT,
+    "xavier_uniform": pb.Initializer.XAVIER_UNIFORM,
+}
+
+
+def _to_array(result):
+    shape = tuple(result.shape)
+    return np.frombuffer(result.values, dtype="<f4").reshape(shape).copy()
+
+
+class EmbeddingClient:
+    """A client for one server address. Thread-safe (gRPC channels are)."""
+
+    def __init__(self, address, timeout=30.0):
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[("grpc.max_receive_message_length", -1),
+                     ("grpc.max_send_message_length", -1)])
+        self._stub = pb_grpc.EmbeddingServiceStub(self._channel)
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def wait_for_ready(self, timeout=10.0):
+        grpc.channel_ready_future(self._channel).result(timeout=timeout)
+
+    def create_table(self, name, num_embeddings=None, embedding_dim=None, *,
+                     weights=None, padding_idx=None, max_norm=None,
+                     norm_type=None, frozen=False, init="normal", seed=0,
+                     num_shards=0, **init_args):
+        """Creates a table; with `weights` (a 2-D array) it is from_pretrained."""
+        spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards)
+        values = b""
+        if weights is not None:
+            w = np.ascontiguousarray(weights, dtype="<f4")
+            num_embeddings, embedding_dim = w.shape
+            values = w.tobytes()
+        spec.num_embeddings = int(num_embeddings)
+        spec.embedding_dim = int(embedding_dim)
+        if padding_idx is not None:
+            spec.padding_idx = int(padding_idx)
+        if max_norm is not None:
+            spec.max_norm = float(max_norm)
+        if norm_type is not None:
+            spec.norm_type = float(norm_type)
+        spec.initializer.kind = _INITS[init]
+        spec.initializer.seed = seed
+        for key, value in init_args.items():
+            setattr(spec.initializer, key, value)
+        req = pb.CreateTableRequest(spec=spec, initial_values=values)
+        return self._stub.CreateTable(req, timeout=self.timeout).table
+
+    def drop_table(self, name):
+        self._stub.DropTable(pb.DropTableRequest(name=name), timeout=self.timeout)
+
+    def describe_table(self, name):
+        return self._stub.DescribeTable(pb.DescribeTableRequest(name=name),
+                                        timeout=self.timeout).table
+
+    def list_tables(self):
+        return list(self._stub.ListTables(pb.ListTablesRequest(),
+                                          timeout=self.timeout).tables)
+
+    def lookup(self, table, ids):
+        """F.embedding: an array of shape ids.shape + (dim,)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        query = pb.LookupQuery(table=table, ids=ids.reshape(-1).tolist(),
+                               shape=list(ids.shape))
+        resp = self._stub.Lookup(pb.LookupRequest(queries=[query]), timeout=self.timeout)
+        return _to_array(resp.results[0])
+
+    def lookup_pooled(self, table, ids, offsets=None, mode="sum",
+                      per_sample_weights=None, include_last_offset=False):
+        """F.embedding_bag: (bags, dim). `ids` 1-D with offsets, or 2-D."""
+        ids = np.asarray(ids, dtype=np.int64)
+        query = pb.PooledQuery(table=table, ids=ids.reshape(-1).tolist(),
+                               mode=_MODES[mode],
+                               include_last_offset=include_last_offset)
+        if offsets is not None:
+            query.offsets.extend(np.asarray(offsets, dtype=np.int64).tolist())
+        else:
+            query.shape.extend(list(ids.shape))
+        if per_sample_weights is not None:
+            query.per_sample_weights.extend(
+                np.asarray(per_sample_weights, dtype=np.float32).reshape(-1).tolist())
+        resp = self._stub.LookupPooled(pb.PooledRequest(queries=[query]),
+                                       timeout=self.timeout)
+        return _to_array(resp.results[0])
+
+    def assign_rows(self, table, ids, values):
+        """weight[ids] = values; returns the table's new version."""
+        values = np.ascontiguousarray(values, dtype="<f4")
+        req = pb.AssignRowsRequest(table=table,
+                                   ids=np.asarray(ids, dtype=np.int64).tolist(),
+                                   values=values.tobytes())
+        return self._stub.AssignRows(req, timeout=self.timeout).version
+
+
+class ServerProcess:
+    """Runs an embedserve binary on 127.0.0.1 with a free port, for tests
+    and scripts. Use as a context manager; the server is stopped on exit."""
+
+    def __init__(self, binary, *args, timeout=30.0):
+        self._dir = tempfile.TemporaryDirectory(prefix="embedserve-")
+        port_file = os.path.join(self._dir.name, "port")
+        self._log = open(os.path.join(self._dir.name, "server.log"), "w+")
+        self.proc = subprocess.Popen(
+            [binary, "--address=127.0.0.1:0", "--port_file=" + port_file, *args],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("embedserve did not start:\n" + self.log())
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.address = "127.0.0.1:" + f.read().strip()
+
+    def log(self):
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
