@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/gather.h"
+#include "core/internal/prefetch.h"
 
 namespace embedserve::internal {
 
@@ -24,7 +25,7 @@ inline void PrefetchRow(const RowView& t, int64_t id) {
   const int64_t bytes = t.dim * static_cast<int64_t>(sizeof(float));
   for (int64_t off = 0, line = 0; off < bytes && line < kMaxPrefetchLines;
        off += 64, ++line) {
-    __builtin_prefetch(p + off, 0, 0);
+    PrefetchNta(p + off);
   }
 }
 

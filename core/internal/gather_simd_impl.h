@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "core/gather.h"
+#include "core/internal/prefetch.h"
 
 namespace embedserve::internal {
 namespace {
@@ -32,12 +33,12 @@ inline bool SimdInRange(const RowView& t, int64_t id) {
   return static_cast<uint64_t>(id) < static_cast<uint64_t>(t.num_rows);
 }
 
-// Prefetches up to 8 cache lines of the row (see kPrefetchDistance).
+// Prefetches up to 8 cache lines of the row; nothing for a bad id.
 inline void SimdPrefetch(const RowView& t, int64_t id, int64_t row_bytes) {
   if (!SimdInRange(t, id)) return;
   const char* p = reinterpret_cast<const char*>(SimdRow(t, id));
   const int64_t end = row_bytes < 512 ? row_bytes : 512;
-  for (int64_t off = 0; off < end; off += 64) __builtin_prefetch(p + off, 0, 0);
+  for (int64_t off = 0; off < end; off += 64) PrefetchNta(p + off);
 }
 
 constexpr int64_t kSimdPrefetchDistance = 16;
@@ -110,6 +111,9 @@ inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin,
   }
 }
 
+// Walks the row in blocks of 8, 4, 2 and 1 vectors: a 64-float row is one
+// pass of 8 AVX2 accumulators (a 128-float row one pass of 8 AVX-512 ones),
+// so each row is read once. The first block also prefetches upcoming rows.
 template <class V, Op kOp>
 inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64_t end,
                         float* o, typename V::R init) {
@@ -118,10 +122,18 @@ inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64
   const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(float));
   const int64_t num_vecs = (dim + L - 1) / L;
   int64_t v = 0;
-  for (; v + 4 <= num_vecs; v += 4) {
-    SimdPoolBlock<V, kOp, 4>(t, a, begin, end, v * L, dim, o, init, v == 0, row_bytes);
+  for (; v + 8 <= num_vecs; v += 8) {
+    SimdPoolBlock<V, kOp, 8>(t, a, begin, end, v * L, dim, o, init, v == 0, row_bytes);
   }
-  for (; v < num_vecs; ++v) {
+  if (v + 4 <= num_vecs) {
+    SimdPoolBlock<V, kOp, 4>(t, a, begin, end, v * L, dim, o, init, v == 0, row_bytes);
+    v += 4;
+  }
+  if (v + 2 <= num_vecs) {
+    SimdPoolBlock<V, kOp, 2>(t, a, begin, end, v * L, dim, o, init, v == 0, row_bytes);
+    v += 2;
+  }
+  if (v < num_vecs) {
     SimdPoolBlock<V, kOp, 1>(t, a, begin, end, v * L, dim, o, init, v == 0, row_bytes);
   }
 }
