@@ -58,6 +58,7 @@ constexpr char kUsage[] =
     "  embedctl [--address=HOST:PORT] COMMAND [ARGS] [FLAGS]\n"
     "\n"
     "commands:\n"
+    "  health [SERVICE]                  grpc.health.v1 status; exit 0 if SERVING\n"
     "  list                              tables and their sizes\n"
     "  describe TABLE                    spec, rows, bytes, version\n"
     "  create TABLE --num=N --dim=D [--padding_idx=I] [--max_norm=M --norm_type=P]\n"
@@ -183,8 +184,10 @@ int Run(const std::vector<char*>& args) {
   const std::string cmd = args[1];
   const std::string table = args.size() > 2 ? args[2] : "";
   if (args.size() > 3) return Usage("unexpected argument '" + std::string(args[3]) + "'");
-  if (cmd != "list" && table.empty()) return Usage(cmd + " needs a TABLE name");
-  if (cmd != "list" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
+  if (cmd != "list" && cmd != "health" && table.empty()) {
+    return Usage(cmd + " needs a TABLE name");
+  }
+  if (cmd != "list" && cmd != "health" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
       cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign") {
     return Usage("unknown command '" + cmd + "'");
   }
@@ -199,6 +202,12 @@ int Run(const std::vector<char*>& args) {
   }
   auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
                                          absl::Seconds(absl::GetFlag(FLAGS_timeout)));
+  if (cmd == "health") {
+    auto health = client->CheckHealth(table);
+    if (!health.ok()) return Fail(health.status());
+    std::cout << *health << "\n";
+    return *health == "SERVING" ? 0 : 1;
+  }
   if (cmd == "list") {
     auto tables = client->ListTables();
     if (!tables.ok()) return Fail(tables.status());

@@ -4,6 +4,10 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/security/credentials.h>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +40,55 @@ absl::Status EmbeddingClient::WaitForReady(absl::Duration timeout) {
   }
   return absl::UnavailableError(
       absl::StrCat("could not connect within ", absl::FormatDuration(timeout)));
+}
+
+absl::StatusOr<std::string> EmbeddingClient::CheckHealth(absl::string_view service) {
+  // The two grpc.health.v1 messages are tiny and Debian ships no generated
+  // code for them, so they are encoded by hand:
+  //   HealthCheckRequest  { string service = 1; }
+  //   HealthCheckResponse { ServingStatus status = 1; }
+  std::string request;
+  if (!service.empty()) {
+    request.push_back('\x0a');
+    google::protobuf::io::StringOutputStream raw(&request);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.WriteVarint32(static_cast<uint32_t>(service.size()));
+    out.WriteRaw(service.data(), static_cast<int>(service.size()));
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::GenericStub stub(channel_);
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&resp, &status, nullptr);
+  void* tag;
+  bool ok;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return FromGrpcStatus(status);
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (resp.Dump(&slices).ok()) {
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  uint32_t value = 0;  // UNKNOWN when absent
+  while (uint32_t tag_field = in.ReadTag()) {
+    if (tag_field == 0x08) {
+      if (!in.ReadVarint32(&value)) break;
+    } else if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag_field)) {
+      return absl::DataLossError("malformed HealthCheckResponse");
+    }
+  }
+  static constexpr const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+  return std::string(value < 4 ? kNames[value] : "UNKNOWN");
 }
 
 absl::StatusOr<v1::TableInfo> EmbeddingClient::CreateTable(const v1::TableSpec& spec,

@@ -51,6 +51,10 @@ class EmbeddingClient {
   // Waits until the channel is connected; Unavailable after `timeout`.
   absl::Status WaitForReady(absl::Duration timeout);
 
+  // grpc.health.v1.Health/Check for `service` ("" = the whole server).
+  // Returns the serving status name: "SERVING", "NOT_SERVING", ...
+  absl::StatusOr<std::string> CheckHealth(absl::string_view service = "");
+
   // `initial_values`: empty, or num_embeddings * embedding_dim floats.
   absl::StatusOr<v1::TableInfo> CreateTable(const v1::TableSpec& spec,
                                             absl::Span<const float> initial_values = {});

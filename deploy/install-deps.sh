@@ -15,8 +15,10 @@ BUILD_PKGS=(
   # The PyTorch oracle for the conformance tests and the benchmark script.
   python3-torch python3-numpy python3-grpcio python3-protobuf
 )
+# What the embedserve and embedctl binaries link (the Dockerfile's runtime
+# stage); tests/deploy/deploy_test.sh checks these names against the build.
 RUNTIME_PKGS=(
-  libgrpc++1.51 libprotobuf32 librocksdb7.8 libabsl20220623 ca-certificates
+  libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

@@ -1,5 +1,4 @@
 // The service through a real gRPC server on 127.0.0.1:0 and a real channel.
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -250,32 +249,16 @@ TEST_F(EmbeddingServiceTest, BadInputsGetClearStatusesAndChangeNothing) {
 }
 
 TEST_F(EmbeddingServiceTest, HealthServiceReportsServing) {
-  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
-  grpc::ClientContext ctx;
-  // grpc.health.v1.HealthCheckRequest{service: "embedserve.v1.EmbeddingService"}:
-  // field 1, length-delimited.
-  const std::string service = "embedserve.v1.EmbeddingService";
-  const std::string request = std::string("\x0a") + static_cast<char>(service.size()) + service;
-  grpc::Slice slice(request);
-  grpc::ByteBuffer req_bytes(&slice, 1), resp_bytes;
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call = stub.PrepareUnaryCall(
-      &ctx, "/grpc.health.v1.Health/Check", req_bytes, &cq);
-  call->StartCall();
-  grpc::Status status;
-  call->Finish(&resp_bytes, &status, reinterpret_cast<void*>(1));
-  void* tag;
-  bool ok;
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  // HealthCheckResponse{status: SERVING (1)} is field 1 varint 1: 0x08 0x01.
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(resp_bytes.Dump(&slices).ok());
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
-  cq.Shutdown();
+  auto whole = client_->CheckHealth();
+  ASSERT_THAT(whole, IsOk());
+  EXPECT_EQ(*whole, "SERVING");
+  auto named = client_->CheckHealth("embedserve.v1.EmbeddingService");
+  ASSERT_THAT(named, IsOk());
+  EXPECT_EQ(*named, "SERVING");
+  EXPECT_THAT(client_->CheckHealth("no.such.Service"), StatusIs(Code::kNotFound, HasSubstr("unknown")));
+  server_->Shutdown();
+  server_->Wait();
+  EXPECT_THAT(client_->CheckHealth(), ::testing::Not(IsOk()));
 }
 
 TEST(EmbeddingServerTest, BusyPortIsUnavailable) {

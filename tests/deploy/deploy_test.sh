@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The deployment path, as far as this machine can run it (no Docker engine):
+# the runtime package list the Dockerfile installs, the container entrypoint,
+# the HEALTHCHECK command, and the README's embedctl examples against a real
+# server process on 127.0.0.1 (a free port).
+#   tests/deploy/deploy_test.sh BUILD_DIR
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "$1" && pwd)
+CTL_BIN="$BUILD/client/embedctl"
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -9 "$SERVER_PID"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+check() {  # check NAME COMMAND...: the command must succeed
+  local name=$1; shift
+  if "$@" >"$WORK/out" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/out"
+  fi
+}
+contains() { grep -q -- "$1" "$WORK/out"; }
+
+# 1. The Dockerfile's runtime stage installs exactly these packages; on a
+# machine that built embedserve they are all present, so the script must not
+# need apt (it would fail on a misspelt name).
+check "install-deps --runtime names real packages" \
+  bash -c "bash '$ROOT/deploy/install-deps.sh' --runtime | grep -q 'all .* packages present'"
+# Every shared library embedserve needs is owned by an installed package.
+check "runtime libraries resolve" bash -c "! ldd '$BUILD/server/embedserve' | grep -q 'not found'"
+# The files the Dockerfile copies exist.
+for f in $(sed -n 's/^COPY \(deploy\/[^ ]*\) .*/\1/p' "$ROOT/Dockerfile"); do
+  check "Dockerfile source $f exists" test -f "$ROOT/$f"
+done
+
+# 2. The container entrypoint starts the demo tables.
+EMBEDSERVE_BIN_DIR="$BUILD/server" EMBEDSERVE_ADDRESS=127.0.0.1:0 \
+  EMBEDSERVE_CONFIG="$ROOT/deploy/demo_tables.txtpb" \
+  bash "$ROOT/deploy/docker-entrypoint.sh" --port_file="$WORK/port" 2>"$WORK/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
+check "entrypoint serves" test -s "$WORK/port"
+CTL=("$CTL_BIN" "--address=127.0.0.1:$(cat "$WORK/port")" --timeout=10)
+
+# 3. HEALTHCHECK and the README examples.
+check "healthcheck (the Dockerfile's command)" bash -c "\"\$@\" health | grep -qx SERVING" _ "${CTL[@]}"
+check "embedctl list" bash -c "\"\$@\" list > '$WORK/out' && grep -q '^user  *100000  *64' '$WORK/out' && grep -q '^item  *50000  *64' '$WORK/out'" _ "${CTL[@]}"
+check "embedctl describe user" bash -c "\"\$@\" describe user | grep -q 'padding_idx     0'" _ "${CTL[@]}"
+check "embedctl lookup" bash -c "\"\$@\" lookup user --ids=0,1,2 > '$WORK/out' && grep -q 'shape \[3, 64\]' '$WORK/out' && grep -q 'row 0 (id 0): \[0, 0, 0' '$WORK/out'" _ "${CTL[@]}"
+check "embedctl lookup-pooled" bash -c "\"\$@\" lookup-pooled item --ids=1,2,3,4 --offsets=0,2 --mode=mean | grep -q 'shape \[2, 64\]'" _ "${CTL[@]}"
+check "embedctl create + assign + lookup" bash -c "
+  \"\$@\" create demo --num=10 --dim=3 --padding_idx=-1 --init=zeros >/dev/null &&
+  \"\$@\" assign demo --ids=9 --values=0.5,1.5,2.5 | grep -q 'version 1' &&
+  \"\$@\" lookup demo --ids=9,0 --shape=2 | grep -q 'row 0 (id 9): \[0.5, 1.5, 2.5\]'" _ "${CTL[@]}"
+check "embedctl bad id exits 1 naming the id" bash -c "
+  out=\$(\"\$@\" lookup user --ids=1,100000 2>&1); rc=\$?
+  [[ \$rc -eq 1 ]] && grep -q 'INVALID_ARGUMENT: .*id 100000 at position 1' <<<\"\$out\"" _ "${CTL[@]}"
+check "embedctl unknown table exits 1" bash -c "
+  out=\$(\"\$@\" describe nope 2>&1); rc=\$?; [[ \$rc -eq 1 ]] && grep -q NOT_FOUND <<<\"\$out\"" _ "${CTL[@]}"
+check "embedctl usage error exits 2" bash -c "\"\$@\" frobnicate x; [[ \$? -eq 2 ]]" _ "${CTL[@]}"
+check "embedctl --help" bash -c "'$CTL_BIN' --help 2>&1 | grep -q 'lookup-pooled TABLE'"
+check "embedserve --help" bash -c "'$BUILD/server/embedserve' --help 2>&1 | grep -q -- '--max_ids_per_request'"
+
+# 4. SIGTERM stops it cleanly.
+kill -TERM "$SERVER_PID"
+check "SIGTERM exits 0" wait "$SERVER_PID"
+SERVER_PID=
+check "server log says it stopped" grep -q "I stopped" "$WORK/server.log"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
