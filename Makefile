@@ -3,6 +3,10 @@
 BUILD_DIR ?= build
 JOBS ?= 2
 ADDRESS ?= 127.0.0.1:50051
+# ccache keys on relative paths under the checkout, so a fresh clone (CI)
+# reuses the objects an earlier build of the same sources left.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: deps configure build run test bench clean
 
