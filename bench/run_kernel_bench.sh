@@ -8,20 +8,23 @@
 # sides are interleaved: ROUNDS rounds of (C++ kernels, torch), each side's
 # time the median of its repetitions, and the ratio the median over rounds.
 # Environment: EMBEDSERVE_BENCH_ROWS / _DIM / _IDS (defaults 10,000,000 / 64 /
-# 65,536), ROUNDS (3), BENCH_MIN_TIME (seconds per C++ repetition, 0.5).
+# 65,536), ROUNDS (5), BENCH_MIN_TIME (seconds per C++ repetition, 0.5).
 set -euo pipefail
 BUILD_DIR=${1:-build}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# Both sides pinned to the same core (PIN_CPU, default 1; empty to not pin).
+PIN=()
+if [[ -n "${PIN_CPU-1}" ]] && command -v taskset >/dev/null; then PIN=(taskset -c "${PIN_CPU-1}"); fi
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r/$ROUNDS: embedserve gather_bench (1 thread)" >&2
-  "$BUILD_DIR/bench/gather_bench" --benchmark_min_time="${BENCH_MIN_TIME:-0.5}" \
+  "${PIN[@]}" "$BUILD_DIR/bench/gather_bench" --benchmark_min_time="${BENCH_MIN_TIME:-0.5}" \
     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="$OUT/cpp$r.json" --benchmark_out_format=json >/dev/null
   echo "== round $r/$ROUNDS: torch (1 thread)" >&2
-  /usr/bin/python3 "$HERE/torch_bench.py" --seconds 2 > "$OUT/torch$r.json"
+  "${PIN[@]}" /usr/bin/python3 "$HERE/torch_bench.py" --seconds 2 > "$OUT/torch$r.json"
 done
 /usr/bin/python3 - "$OUT" "$ROUNDS" <<'PY'
 import json, statistics, sys

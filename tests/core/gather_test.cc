@@ -12,6 +12,9 @@
 #include "gtest/gtest.h"
 
 namespace embedserve {
+
+void PrintTo(SimdLevel level, std::ostream* os) { *os << SimdLevelName(level); }
+
 namespace {
 
 constexpr int64_t kDims[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 1024};
