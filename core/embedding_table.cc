@@ -189,20 +189,28 @@ void EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   if (changed) version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
-absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<float> out) {
-  const GatherKernels& k = ActiveKernels();
+template <typename Kernel>
+absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, Kernel kernel) {
   int64_t bad;
   if (spec_.max_norm.has_value()) {
+    // Renorm writes rows: validate first so that a bad request changes nothing.
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckIds(ids));
     RenormReferenced(ids);
-    bad = k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data());
+    bad = kernel();
   } else {
     absl::ReaderMutexLock lock(&mu_);
-    bad = k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data());
+    bad = kernel();
   }
   if (bad != kAllValid) return BadIdError(ids, bad);
   return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<float> out) {
+  const GatherKernels& k = ActiveKernels();
+  return ReadRows(ids, [&] {
+    return k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data());
+  });
 }
 
 absl::Status EmbeddingTable::CheckBagWeights(size_t num_ids, PoolingMode mode,
@@ -241,18 +249,7 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
   args.weights = weights.empty() ? nullptr : weights.data();
   args.padding_idx = spec_.padding_idx.value_or(-1);
   const GatherKernels& k = ActiveKernels();
-  int64_t bad;
-  if (spec_.max_norm.has_value()) {
-    absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(CheckIds(ids));
-    RenormReferenced(ids);
-    bad = k.pooled(view_, args, out.data());
-  } else {
-    absl::ReaderMutexLock lock(&mu_);
-    bad = k.pooled(view_, args, out.data());
-  }
-  if (bad != kAllValid) return BadIdError(ids, bad);
-  return absl::OkStatus();
+  return ReadRows(ids, [&] { return k.pooled(view_, args, out.data()); });
 }
 
 absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,

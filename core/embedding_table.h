@@ -123,6 +123,10 @@ class EmbeddingTable {
     return shards_[id >> shard_shift_].get() + (id & (rows_per_shard() - 1)) * stride_;
   }
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
+  // Runs kernel() (returning kAllValid or a bad position) under the lock a
+  // read needs: shared, or exclusive with the renorm first on max_norm tables.
+  template <typename Kernel>
+  absl::Status ReadRows(absl::Span<const int64_t> ids, Kernel kernel);
   // REQUIRES: mu_ held exclusively, ids valid.
   void RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
