@@ -1,6 +1,5 @@
 #include "core/embedding_table.h"
 
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <bit>
@@ -8,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_join.h"
 #include "core/initializer.h"
 #include "core/renorm.h"
@@ -18,7 +18,6 @@ namespace {
 
 constexpr int64_t kRowAlignFloats = 16;                 // one 64-byte cache line
 constexpr int64_t kDefaultShardBytes = int64_t{256} << 20;
-constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 
 int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -90,37 +89,40 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
 }
 
 EmbeddingTable::EmbeddingTable(const TableSpec& spec)
-    : spec_(spec), stride_(RoundUp(spec.embedding_dim, kRowAlignFloats)) {}
+    : spec_(spec),
+      stride_(RoundUp(spec.embedding_dim, kRowAlignFloats)),
+      frozen_(spec.frozen),
+      optimizer_(spec.optimizer) {}
 
 int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
-  return spec.num_embeddings * RoundUp(spec.embedding_dim, kRowAlignFloats) *
-         static_cast<int64_t>(sizeof(float));
+  const int64_t row_floats = RoundUp(spec.embedding_dim, kRowAlignFloats);
+  return spec.num_embeddings * static_cast<int64_t>(sizeof(float)) *
+         (row_floats * (1 + ElementStateSlots(spec.optimizer.kind)) +
+          RowStateSlots(spec.optimizer.kind));
 }
 
 absl::Status EmbeddingTable::Allocate() {
   shard_shift_ = ShardShift(spec_, stride_);
-  const int64_t per_shard = rows_per_shard();
   const int64_t n = spec_.num_embeddings;
-  for (int64_t first = 0; first < n; first += per_shard) {
-    const int64_t rows = std::min(per_shard, n - first);
-    int64_t bytes = rows * stride_ * static_cast<int64_t>(sizeof(float));
-    // Random row reads miss the TLB on almost every row of a large table;
-    // 2 MiB pages cut those misses (and the page walks, which are nested and
-    // costly under virtualisation) by 512x. THP is usually in "madvise" mode,
-    // so ask for it. Small shards stay on 4 KiB pages.
-    const bool huge = bytes >= kHugePageBytes;
-    if (huge) bytes = RoundUp(bytes, kHugePageBytes);
-    void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
-    if (p == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cannot allocate ", bytes, " bytes for a shard of table '", spec_.name, "'"));
-    }
-    if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
-    shards_.emplace_back(static_cast<float*>(p));
-    shard_ptrs_.push_back(static_cast<const float*>(p));
-    bytes_ += bytes;
+  const std::string what = absl::StrCat("table '", spec_.name, "'");
+  ASSIGN_OR_RETURN(rows_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_, what));
+  const int slots = ElementStateSlots(spec_.optimizer.kind);
+  if (slots >= 1) {
+    ASSIGN_OR_RETURN(state0_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_,
+                                                                what + " optimizer state"));
   }
-  view_.shards = shard_ptrs_.data();
+  if (slots >= 2) {
+    ASSIGN_OR_RETURN(state1_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_,
+                                                                what + " optimizer state"));
+  }
+  if (RowStateSlots(spec_.optimizer.kind) > 0) {
+    row_state_.assign(n, static_cast<float>(spec_.optimizer.initial_accumulator_value));
+  }
+  if (spec_.optimizer.kind == OptimizerKind::kAdagrad) {
+    const float init = static_cast<float>(spec_.optimizer.initial_accumulator_value);
+    for (int64_t r = 0; r < n; ++r) std::fill(state0_.Row(r), state0_.Row(r) + stride_, init);
+  }
+  view_.shards = rows_.shard_ptrs();
   view_.shard_shift = shard_shift_;
   view_.num_rows = n;
   view_.dim = spec_.embedding_dim;
@@ -148,18 +150,34 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
   }
   std::unique_ptr<EmbeddingTable> table(new EmbeddingTable(spec));
   RETURN_IF_ERROR(table->Allocate());
+  // Stride padding stays zero (ShardedBuffer zero-fills).
   for (int64_t r = 0; r < n; ++r) {
     float* row = table->MutableRow(r);
     if (!initial_values.empty()) {
       std::memcpy(row, initial_values.data() + r * dim, dim * sizeof(float));
-    } else if (spec.padding_idx == r) {
-      std::fill(row, row + dim, 0.0f);
-    } else {
+    } else if (spec.padding_idx != r) {
       for (int64_t c = 0; c < dim; ++c) row[c] = InitialValue(spec, r, c);
     }
-    std::fill(row + dim, row + table->stride_, 0.0f);
   }
   return table;
+}
+
+TableSpec EmbeddingTable::spec() const {
+  TableSpec s = spec_;
+  absl::ReaderMutexLock lock(&mu_);
+  s.frozen = frozen_;
+  s.optimizer = optimizer_;
+  return s;
+}
+
+int64_t EmbeddingTable::optimizer_state_bytes() const {
+  return state0_.bytes() + state1_.bytes() +
+         static_cast<int64_t>(row_state_.size() * sizeof(float));
+}
+
+int64_t EmbeddingTable::optimizer_step() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return step_;
 }
 
 absl::Status EmbeddingTable::BadIdError(absl::Span<const int64_t> ids, int64_t position) const {
@@ -274,6 +292,118 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
     std::memcpy(MutableRow(ids[i]), values.data() + i * dim, dim * sizeof(float));
   }
   return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+}  // namespace embedserve
+
+namespace embedserve {
+
+absl::StatusOr<int64_t> EmbeddingTable::ApplyGradients(absl::Span<const int64_t> ids,
+                                                       absl::Span<const float> grads) {
+  const int64_t dim = spec_.embedding_dim;
+  if (static_cast<int64_t>(grads.size()) != static_cast<int64_t>(ids.size()) * dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grads has ", grads.size(), " floats, expected len(ids) * embedding_dim = ", ids.size(),
+        " * ", dim, " = ", static_cast<int64_t>(ids.size()) * dim));
+  }
+  RETURN_IF_ERROR(CheckIds(ids));
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!std::isfinite(grads[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "grads[", i, "] (row ", i / dim, " of the push, id ", ids[i / dim], ", column ",
+          i % dim, ") is ", grads[i], "; gradients must be finite"));
+    }
+  }
+  // Coalesce outside the lock: the distinct non-padding ids in order of first
+  // occurrence, their summed gradients (summed in push order) and counts.
+  const int64_t padding = spec_.padding_idx.value_or(-1);
+  absl::flat_hash_map<int64_t, int64_t> slot_of;
+  slot_of.reserve(ids.size());
+  std::vector<int64_t> unique;
+  std::vector<float> sum;
+  std::vector<int32_t> count;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] == padding) continue;
+    auto [it, inserted] = slot_of.try_emplace(ids[i], static_cast<int64_t>(unique.size()));
+    const float* g = grads.data() + i * dim;
+    if (inserted) {
+      unique.push_back(ids[i]);
+      sum.insert(sum.end(), g, g + dim);
+      count.push_back(1);
+    } else {
+      float* acc = sum.data() + it->second * dim;
+      for (int64_t j = 0; j < dim; ++j) acc[j] += g[j];
+      ++count[it->second];
+    }
+  }
+  if (spec_.scale_grad_by_freq) {
+    for (size_t u = 0; u < unique.size(); ++u) {
+      if (count[u] == 1) continue;
+      const float c = static_cast<float>(count[u]);
+      for (int64_t j = 0; j < dim; ++j) sum[u * dim + j] /= c;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (frozen_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
+  }
+  const OptimizerKind kind = optimizer_.kind;
+  if (HasStepCount(kind)) ++step_;
+  const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step_, 1));
+  for (size_t u = 0; u < unique.size(); ++u) {
+    const int64_t id = unique[u];
+    ApplyRowStep(kind, k, sum.data() + u * dim, dim, MutableRow(id),
+                 state0_.empty() ? nullptr : state0_.Row(id),
+                 state1_.empty() ? nullptr : state1_.Row(id),
+                 row_state_.empty() ? nullptr : &row_state_[id]);
+  }
+  return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {
+  absl::MutexLock lock(&mu_);
+  OptimizerSpec next = optimizer_;
+  if (settings.lr) next.lr = *settings.lr;
+  if (settings.lr_decay) next.lr_decay = *settings.lr_decay;
+  if (settings.eps) next.eps = *settings.eps;
+  if (settings.beta1) next.beta1 = *settings.beta1;
+  if (settings.beta2) next.beta2 = *settings.beta2;
+  ASSIGN_OR_RETURN(optimizer_, NormalizeOptimizerSpec(next));
+  if (settings.frozen) frozen_ = *settings.frozen;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EmbeddingTable::StateSlot>> EmbeddingTable::ReadOptimizerState(
+    absl::Span<const int64_t> ids) const {
+  RETURN_IF_ERROR(CheckIds(ids));
+  const int64_t dim = spec_.embedding_dim;
+  std::vector<StateSlot> slots;
+  absl::ReaderMutexLock lock(&mu_);
+  auto element_slot = [&](const char* name, const internal::ShardedBuffer& buffer) {
+    StateSlot slot{name, dim, {}};
+    slot.values.reserve(ids.size() * dim);
+    for (int64_t id : ids) slot.values.insert(slot.values.end(), buffer.Row(id), buffer.Row(id) + dim);
+    slots.push_back(std::move(slot));
+  };
+  switch (optimizer_.kind) {
+    case OptimizerKind::kSgd:
+      break;
+    case OptimizerKind::kAdagrad:
+      element_slot("sum", state0_);
+      break;
+    case OptimizerKind::kSparseAdam:
+      element_slot("exp_avg", state0_);
+      element_slot("exp_avg_sq", state1_);
+      break;
+    case OptimizerKind::kRowWiseAdagrad: {
+      StateSlot slot{"momentum", 1, {}};
+      for (int64_t id : ids) slot.values.push_back(row_state_[id]);
+      slots.push_back(std::move(slot));
+      break;
+    }
+  }
+  return slots;
 }
 
 }  // namespace embedserve

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/gather.h"
+#include "core/internal/sharded_buffer.h"
+#include "core/optimizer.h"
 #include "core/table_spec.h"
 
 namespace embedserve {
@@ -66,14 +69,20 @@ class EmbeddingTable {
   EmbeddingTable(const EmbeddingTable&) = delete;
   EmbeddingTable& operator=(const EmbeddingTable&) = delete;
 
-  // Normalised spec (padding_idx >= 0).
-  const TableSpec& spec() const { return spec_; }
+  // Normalised spec (padding_idx >= 0), with the current frozen flag and
+  // optimizer hyper-parameters (UpdateSettings may change them).
+  TableSpec spec() const;
   const std::string& name() const { return spec_.name; }
   int64_t dim() const { return spec_.embedding_dim; }
   int64_t num_rows() const { return spec_.num_embeddings; }
-  int num_shards() const { return static_cast<int>(shards_.size()); }
+  int num_shards() const { return rows_.num_shards(); }
   int64_t rows_per_shard() const { return int64_t{1} << shard_shift_; }
-  int64_t bytes_used() const { return bytes_; }
+  // Bytes of the rows (not of the optimizer state).
+  int64_t bytes_used() const { return rows_.bytes(); }
+  // Bytes of the optimizer state beside the rows.
+  int64_t optimizer_state_bytes() const;
+  // The optimizer's step count (pushes applied; 0 for SGD and row-wise Adagrad).
+  int64_t optimizer_step() const;
   // Bumped by every call that changes rows (assign, renorm).
   int64_t version() const { return version_.load(std::memory_order_acquire); }
 
@@ -112,16 +121,43 @@ class EmbeddingTable {
   absl::StatusOr<int64_t> AssignRows(absl::Span<const int64_t> ids,
                                      absl::Span<const float> values);
 
- private:
-  struct FreeDeleter {
-    void operator()(float* p) const { std::free(p); }
-  };
+  // Applies one push of sparse gradients: grads[i*dim : (i+1)*dim] is the
+  // gradient of the lookup output for ids[i] (ids in any order, duplicates
+  // allowed). As PyTorch's backward + optimizer.step(): duplicates are summed
+  // (and divided by their count with scale_grad_by_freq), padding_idx entries
+  // are dropped, then the optimizer steps the distinct rows only (see
+  // core/optimizer.h). Returns the table's version after the push.
+  // The whole push is validated before anything changes:
+  // FailedPrecondition: the table is frozen. InvalidArgument: a bad id, a
+  // wrong number of grads, a NaN or Inf gradient (each named with its
+  // position).
+  absl::StatusOr<int64_t> ApplyGradients(absl::Span<const int64_t> ids,
+                                         absl::Span<const float> grads);
 
+  // What UpdateSettings may change; unset fields stay as they are.
+  struct Settings {
+    std::optional<bool> frozen;
+    std::optional<double> lr, lr_decay, eps, beta1, beta2;
+  };
+  // InvalidArgument (nothing changed) if the new values are invalid.
+  absl::Status UpdateSettings(const Settings& settings);
+
+  // Optimizer state of `ids`, for inspection and tests: one entry per state
+  // slot ("sum" for Adagrad, "momentum" for row-wise Adagrad with one float
+  // per id, "exp_avg" and "exp_avg_sq" for SparseAdam), each len(ids) * width
+  // floats. InvalidArgument for a bad id.
+  struct StateSlot {
+    std::string name;
+    int64_t width = 0;  // floats per id: dim, or 1 for per-row state
+    std::vector<float> values;
+  };
+  absl::StatusOr<std::vector<StateSlot>> ReadOptimizerState(
+      absl::Span<const int64_t> ids) const;
+
+ private:
   explicit EmbeddingTable(const TableSpec& spec);
   absl::Status Allocate();
-  float* MutableRow(int64_t id) {
-    return shards_[id >> shard_shift_].get() + (id & (rows_per_shard() - 1)) * stride_;
-  }
+  float* MutableRow(int64_t id) { return rows_.Row(id); }
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
   // Runs kernel() (returning kAllValid or a bad position) under the lock a
   // read needs: shared, or exclusive with the renorm first on max_norm tables.
@@ -130,16 +166,21 @@ class EmbeddingTable {
   // REQUIRES: mu_ held exclusively, ids valid.
   void RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Fixed at creation; frozen and the optimizer's hyper-parameters live in
+  // settings_ instead.
   const TableSpec spec_;
   const int64_t stride_;  // floats per row, multiple of 16
   int shard_shift_ = 0;
-  int64_t bytes_ = 0;
-  // Shard buffers are fixed at creation; their contents are guarded by mu_
+  // The buffers are fixed at creation; their contents are guarded by mu_
   // (shared for reads, exclusive for writes).
-  std::vector<std::unique_ptr<float, FreeDeleter>> shards_;
-  std::vector<const float*> shard_ptrs_;
+  internal::ShardedBuffer rows_;
+  internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
+  std::vector<float> row_state_;              // per-row optimizer state
   RowView view_;
   mutable absl::Mutex mu_;
+  bool frozen_ ABSL_GUARDED_BY(mu_);
+  OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
+  int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<int64_t> version_{0};
 };
 

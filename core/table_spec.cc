@@ -54,6 +54,9 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
     return absl::InvalidArgumentError(absl::StrCat(
         "num_shards must be in [0, ", kMaxShards, "], got ", spec.num_shards));
   }
+  absl::StatusOr<OptimizerSpec> optimizer = NormalizeOptimizerSpec(spec.optimizer);
+  if (!optimizer.ok()) return optimizer.status();
+  spec.optimizer = *optimizer;
   const InitializerSpec& init = spec.initializer;
   auto finite = [](double v) { return std::isfinite(v); };
   switch (init.kind) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/optimizer.h"
 
 namespace embedserve {
 
@@ -38,6 +39,11 @@ struct TableSpec {
   std::optional<double> max_norm;
   double norm_type = 2.0;       // p of the p-norm; > 0, may be +inf
   bool frozen = false;          // from_pretrained(freeze=True): no gradient moves it
+  // As nn.Embedding: a push divides each id's summed gradient by the number
+  // of times the id occurs in that push.
+  bool scale_grad_by_freq = false;
+  // The step a gradient push applies (see core/optimizer.h).
+  OptimizerSpec optimizer;
   InitializerSpec initializer;
   // Requested shard count; 0 picks one from the table's size. See
   // EmbeddingTable for how rows map to shards.
