@@ -211,4 +211,41 @@ absl::StatusOr<int64_t> EmbeddingClient::AssignRows(absl::string_view table,
   return resp.version();
 }
 
+absl::StatusOr<v1::PushResponse> EmbeddingClient::PushGradients(absl::string_view table,
+                                                                absl::Span<const int64_t> ids,
+                                                                absl::Span<const float> grads) {
+  v1::PushRequest req;
+  req.set_table(std::string(table));
+  req.mutable_ids()->Add(ids.begin(), ids.end());
+  req.set_grads(grads.data(), grads.size() * sizeof(float));
+  v1::PushResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->PushGradients(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<v1::TableInfo> EmbeddingClient::UpdateTable(const v1::UpdateTableRequest& req) {
+  v1::UpdateTableResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->UpdateTable(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp.table();
+}
+
+absl::StatusOr<v1::OptimizerStateResponse> EmbeddingClient::GetOptimizerState(
+    absl::string_view table, absl::Span<const int64_t> ids) {
+  v1::OptimizerStateRequest req;
+  req.set_table(std::string(table));
+  req.mutable_ids()->Add(ids.begin(), ids.end());
+  v1::OptimizerStateResponse resp;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  absl::Status s = FromGrpcStatus(stub_->GetOptimizerState(&ctx, req, &resp));
+  if (!s.ok()) return s;
+  return resp;
+}
+
 }  // namespace embedserve

@@ -71,6 +71,18 @@ class EmbeddingClient {
   absl::StatusOr<int64_t> AssignRows(absl::string_view table, absl::Span<const int64_t> ids,
                                      absl::Span<const float> values);
 
+  // One push of sparse gradients (len(ids) * dim floats). Returns the
+  // table's version and the rows applied.
+  absl::StatusOr<v1::PushResponse> PushGradients(absl::string_view table,
+                                                 absl::Span<const int64_t> ids,
+                                                 absl::Span<const float> grads);
+  // Changes frozen and/or optimizer hyper-parameters (unset fields stay).
+  absl::StatusOr<v1::TableInfo> UpdateTable(const v1::UpdateTableRequest& request);
+  absl::StatusOr<v1::OptimizerStateResponse> GetOptimizerState(absl::string_view table,
+                                                               absl::Span<const int64_t> ids);
+  // The stub, for streaming calls (StreamGradients).
+  v1::EmbeddingService::Stub* stub() { return stub_.get(); }
+
   // Raw multi-query calls, answers unparsed.
   absl::StatusOr<v1::LookupResponse> Lookup(const v1::LookupRequest& request);
   absl::StatusOr<v1::PooledResponse> LookupPooled(const v1::PooledRequest& request);

@@ -298,7 +298,7 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
 
 namespace embedserve {
 
-absl::StatusOr<int64_t> EmbeddingTable::ApplyGradients(absl::Span<const int64_t> ids,
+absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(absl::Span<const int64_t> ids,
                                                        absl::Span<const float> grads) {
   const int64_t dim = spec_.embedding_dim;
   if (static_cast<int64_t>(grads.size()) != static_cast<int64_t>(ids.size()) * dim) {
@@ -358,7 +358,8 @@ absl::StatusOr<int64_t> EmbeddingTable::ApplyGradients(absl::Span<const int64_t>
                  state1_.empty() ? nullptr : state1_.Row(id),
                  row_state_.empty() ? nullptr : &row_state_[id]);
   }
-  return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  return PushResult{version_.fetch_add(1, std::memory_order_acq_rel) + 1,
+                    static_cast<int64_t>(unique.size())};
 }
 
 absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {

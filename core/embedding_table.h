@@ -126,13 +126,17 @@ class EmbeddingTable {
   // allowed). As PyTorch's backward + optimizer.step(): duplicates are summed
   // (and divided by their count with scale_grad_by_freq), padding_idx entries
   // are dropped, then the optimizer steps the distinct rows only (see
-  // core/optimizer.h). Returns the table's version after the push.
+  // core/optimizer.h).
   // The whole push is validated before anything changes:
   // FailedPrecondition: the table is frozen. InvalidArgument: a bad id, a
   // wrong number of grads, a NaN or Inf gradient (each named with its
   // position).
-  absl::StatusOr<int64_t> ApplyGradients(absl::Span<const int64_t> ids,
-                                         absl::Span<const float> grads);
+  struct PushResult {
+    int64_t version = 0;       // the table's version after the push
+    int64_t rows_applied = 0;  // distinct non-padding rows stepped
+  };
+  absl::StatusOr<PushResult> ApplyGradients(absl::Span<const int64_t> ids,
+                                            absl::Span<const float> grads);
 
   // What UpdateSettings may change; unset fields stay as they are.
   struct Settings {

@@ -31,6 +31,25 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown initializer kind ", static_cast<int>(i.kind())));
   }
+  s.scale_grad_by_freq = p.scale_grad_by_freq();
+  const v1::OptimizerSpec& o = p.optimizer();
+  switch (o.kind()) {
+    case v1::OptimizerSpec::SGD: s.optimizer.kind = OptimizerKind::kSgd; break;
+    case v1::OptimizerSpec::ADAGRAD: s.optimizer.kind = OptimizerKind::kAdagrad; break;
+    case v1::OptimizerSpec::ROWWISE_ADAGRAD: s.optimizer.kind = OptimizerKind::kRowWiseAdagrad; break;
+    case v1::OptimizerSpec::SPARSE_ADAM: s.optimizer.kind = OptimizerKind::kSparseAdam; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown optimizer kind ", static_cast<int>(o.kind())));
+  }
+  if (o.has_lr()) s.optimizer.lr = o.lr();
+  if (o.has_lr_decay()) s.optimizer.lr_decay = o.lr_decay();
+  if (o.has_initial_accumulator_value()) {
+    s.optimizer.initial_accumulator_value = o.initial_accumulator_value();
+  }
+  if (o.has_eps()) s.optimizer.eps = o.eps();
+  if (o.has_beta1()) s.optimizer.beta1 = o.beta1();
+  if (o.has_beta2()) s.optimizer.beta2 = o.beta2();
   if (i.has_mean()) s.initializer.mean = i.mean();
   if (i.has_std()) s.initializer.std = i.std();
   if (i.has_a()) s.initializer.a = i.a();
@@ -49,6 +68,20 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   p->set_norm_type(s.norm_type);
   p->set_frozen(s.frozen);
   p->set_num_shards(s.num_shards);
+  p->set_scale_grad_by_freq(s.scale_grad_by_freq);
+  v1::OptimizerSpec* o = p->mutable_optimizer();
+  switch (s.optimizer.kind) {
+    case OptimizerKind::kSgd: o->set_kind(v1::OptimizerSpec::SGD); break;
+    case OptimizerKind::kAdagrad: o->set_kind(v1::OptimizerSpec::ADAGRAD); break;
+    case OptimizerKind::kRowWiseAdagrad: o->set_kind(v1::OptimizerSpec::ROWWISE_ADAGRAD); break;
+    case OptimizerKind::kSparseAdam: o->set_kind(v1::OptimizerSpec::SPARSE_ADAM); break;
+  }
+  o->set_lr(s.optimizer.lr);
+  o->set_lr_decay(s.optimizer.lr_decay);
+  o->set_initial_accumulator_value(s.optimizer.initial_accumulator_value);
+  if (s.optimizer.eps) o->set_eps(*s.optimizer.eps);
+  o->set_beta1(s.optimizer.beta1);
+  o->set_beta2(s.optimizer.beta2);
   v1::Initializer* i = p->mutable_initializer();
   switch (s.initializer.kind) {
     case InitKind::kNormal: i->set_kind(v1::Initializer::NORMAL); break;
@@ -72,6 +105,8 @@ void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
   p->set_version(t.version());
   p->set_num_shards(t.num_shards());
   p->set_rows_per_shard(t.rows_per_shard());
+  p->set_optimizer_state_bytes(t.optimizer_state_bytes());
+  p->set_optimizer_step(t.optimizer_step());
 }
 
 absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {

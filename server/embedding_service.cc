@@ -233,4 +233,122 @@ absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req
   return absl::OkStatus();
 }
 
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::PushGradients(grpc::CallbackServerContext* ctx,
+                                                              const v1::PushRequest* req,
+                                                              v1::PushResponse* resp) {
+  return Finish(ctx, ApplyPush(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp) {
+  resp->set_sequence(req.sequence());
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  std::vector<float> scratch;
+  ASSIGN_OR_RETURN(absl::Span<const float> grads,
+                   FloatsFromBytes(req.grads(), "grads", &scratch));
+  ASSIGN_OR_RETURN(EmbeddingTable::PushResult result,
+                   table->ApplyGradients(IdSpan(req.ids()), grads));
+  resp->set_version(result.version);
+  resp->set_rows_applied(result.rows_applied);
+  return absl::OkStatus();
+}
+
+namespace {
+
+class GradientStream final : public grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse> {
+ public:
+  explicit GradientStream(EmbeddingServiceImpl* service) : service_(service) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side: every push has been answered
+      Finish(grpc::Status::OK);
+      return;
+    }
+    response_.Clear();
+    const absl::Status s = service_->ApplyPush(request_, &response_);
+    if (!s.ok()) {
+      response_.set_code(static_cast<int>(s.code()));
+      response_.set_error(std::string(s.message()));
+    }
+    StartWrite(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  EmbeddingServiceImpl* const service_;
+  v1::PushRequest request_;
+  v1::PushResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse>*
+EmbeddingServiceImpl::StreamGradients(grpc::CallbackServerContext* ctx) {
+  return new GradientStream(this);
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::UpdateTable(grpc::CallbackServerContext* ctx,
+                                                            const v1::UpdateTableRequest* req,
+                                                            v1::UpdateTableResponse* resp) {
+  return Finish(ctx, DoUpdateTable(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoUpdateTable(const v1::UpdateTableRequest& req,
+                                                 v1::UpdateTableResponse* resp) {
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.name()));
+  const v1::OptimizerSpec& o = req.optimizer();
+  if (o.kind() != v1::OptimizerSpec::SGD &&
+      static_cast<int>(o.kind()) != static_cast<int>(table->spec().optimizer.kind)) {
+    return absl::InvalidArgumentError("the optimizer kind is fixed at creation");
+  }
+  if (o.has_initial_accumulator_value()) {
+    return absl::InvalidArgumentError("initial_accumulator_value is fixed at creation");
+  }
+  EmbeddingTable::Settings settings;
+  if (req.has_frozen()) settings.frozen = req.frozen();
+  if (o.has_lr()) settings.lr = o.lr();
+  if (o.has_lr_decay()) settings.lr_decay = o.lr_decay();
+  if (o.has_eps()) settings.eps = o.eps();
+  if (o.has_beta1()) settings.beta1 = o.beta1();
+  if (o.has_beta2()) settings.beta2 = o.beta2();
+  RETURN_IF_ERROR(table->UpdateSettings(settings));
+  TableInfoToProto(*table, resp->mutable_table());
+  internal::LogInfo(absl::StrCat("updated table '", table->name(), "'"));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::GetOptimizerState(
+    grpc::CallbackServerContext* ctx, const v1::OptimizerStateRequest* req,
+    v1::OptimizerStateResponse* resp) {
+  return Finish(ctx, DoGetOptimizerState(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateRequest& req,
+                                                       v1::OptimizerStateResponse* resp) {
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  ASSIGN_OR_RETURN(std::vector<EmbeddingTable::StateSlot> slots,
+                   table->ReadOptimizerState(IdSpan(req.ids())));
+  for (const auto& slot : slots) {
+    auto* out = resp->add_slots();
+    out->set_name(slot.name);
+    out->add_shape(req.ids_size());
+    if (slot.width != 1) out->add_shape(slot.width);
+    out->set_values(slot.values.data(), slot.values.size() * sizeof(float));
+  }
+  resp->set_step(table->optimizer_step());
+  return absl::OkStatus();
+}
+
 }  // namespace embedserve

@@ -51,12 +51,31 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   grpc::ServerUnaryReactor* AssignRows(grpc::CallbackServerContext* ctx,
                                        const v1::AssignRowsRequest* req,
                                        v1::AssignRowsResponse* resp) override;
+  grpc::ServerUnaryReactor* PushGradients(grpc::CallbackServerContext* ctx,
+                                          const v1::PushRequest* req,
+                                          v1::PushResponse* resp) override;
+  // Pushes are applied and answered one at a time, in order; a failed push
+  // is answered with its code and message and the stream goes on.
+  grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse>* StreamGradients(
+      grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* UpdateTable(grpc::CallbackServerContext* ctx,
+                                        const v1::UpdateTableRequest* req,
+                                        v1::UpdateTableResponse* resp) override;
+  grpc::ServerUnaryReactor* GetOptimizerState(grpc::CallbackServerContext* ctx,
+                                              const v1::OptimizerStateRequest* req,
+                                              v1::OptimizerStateResponse* resp) override;
+
+  // One push (shared by the unary and the streaming RPC).
+  absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
 
  private:
   absl::Status DoCreateTable(const v1::CreateTableRequest& req, v1::CreateTableResponse* resp);
   absl::Status DoLookup(const v1::LookupRequest& req, v1::LookupResponse* resp);
   absl::Status DoLookupPooled(const v1::PooledRequest& req, v1::PooledResponse* resp);
   absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
+  absl::Status DoUpdateTable(const v1::UpdateTableRequest& req, v1::UpdateTableResponse* resp);
+  absl::Status DoGetOptimizerState(const v1::OptimizerStateRequest& req,
+                                   v1::OptimizerStateResponse* resp);
 
   const std::shared_ptr<TableRegistry> registry_;
   const RequestLimits limits_;
