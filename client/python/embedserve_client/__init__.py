@@ -16,3 +16,11 @@ if _stubs not in sys.path:
     sys.path.insert(0, _stubs)
 
 from .client import EmbeddingClient, ServerProcess  # noqa: E402,F401
+
+
+def __getattr__(name):
+    # torch is imported only by those who use RemoteEmbedding.
+    if name == "RemoteEmbedding":
+        from .torch_module import RemoteEmbedding
+        return RemoteEmbedding
+    raise AttributeError(name)

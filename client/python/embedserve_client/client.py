@@ -16,6 +16,12 @@ import embedserve_pb2 as pb
 import embedserve_pb2_grpc as pb_grpc
 
 _MODES = {"sum": pb.SUM, "mean": pb.MEAN, "max": pb.MAX}
+_OPTIMIZERS = {
+    "sgd": pb.OptimizerSpec.SGD,
+    "adagrad": pb.OptimizerSpec.ADAGRAD,
+    "rowwise_adagrad": pb.OptimizerSpec.ROWWISE_ADAGRAD,
+    "sparse_adam": pb.OptimizerSpec.SPARSE_ADAM,
+}
 _INITS = {
     "normal": pb.Initializer.NORMAL,
     "uniform": pb.Initializer.UNIFORM,
@@ -57,9 +63,18 @@ class EmbeddingClient:
     def create_table(self, name, num_embeddings=None, embedding_dim=None, *,
                      weights=None, padding_idx=None, max_norm=None,
                      norm_type=None, frozen=False, init="normal", seed=0,
-                     num_shards=0, **init_args):
-        """Creates a table; with `weights` (a 2-D array) it is from_pretrained."""
-        spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards)
+                     num_shards=0, scale_grad_by_freq=False, optimizer="sgd",
+                     optimizer_args=None, **init_args):
+        """Creates a table; with `weights` (a 2-D array) it is from_pretrained.
+
+        optimizer: "sgd", "adagrad", "rowwise_adagrad" or "sparse_adam", with
+        optimizer_args such as {"lr": 0.1, "eps": 1e-8, "beta1": 0.9}.
+        """
+        spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards,
+                            scale_grad_by_freq=scale_grad_by_freq)
+        spec.optimizer.kind = _OPTIMIZERS[optimizer]
+        for key, value in (optimizer_args or {}).items():
+            setattr(spec.optimizer, key, float(value))
         values = b""
         if weights is not None:
             w = np.ascontiguousarray(weights, dtype="<f4")
@@ -124,6 +139,46 @@ class EmbeddingClient:
                                    ids=np.asarray(ids, dtype=np.int64).tolist(),
                                    values=values.tobytes())
         return self._stub.AssignRows(req, timeout=self.timeout).version
+
+
+    def _push_request(self, table, ids, grads, sequence=0):
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        grads = np.ascontiguousarray(grads, dtype="<f4").reshape(len(ids), -1)
+        return pb.PushRequest(table=table, ids=ids.tolist(), grads=grads.tobytes(),
+                              sequence=sequence)
+
+    def push(self, table, ids, grads):
+        """Applies one push: grads[i] is the gradient of the lookup output for
+        ids[i]. Returns the PushResponse (version, rows_applied)."""
+        return self._stub.PushGradients(self._push_request(table, ids, grads),
+                                        timeout=self.timeout)
+
+    def push_stream(self, pushes):
+        """Streams (table, ids, grads) pushes over one StreamGradients call and
+        yields each PushResponse in order (a failed push has code != 0)."""
+        requests = (self._push_request(t, i, g, sequence=n)
+                    for n, (t, i, g) in enumerate(pushes))
+        return self._stub.StreamGradients(requests)
+
+    def update_table(self, name, frozen=None, **optimizer_args):
+        """Changes frozen and/or optimizer hyper-parameters (lr, lr_decay,
+        eps, beta1, beta2)."""
+        req = pb.UpdateTableRequest(name=name)
+        if frozen is not None:
+            req.frozen = frozen
+        for key, value in optimizer_args.items():
+            setattr(req.optimizer, key, float(value))
+        return self._stub.UpdateTable(req, timeout=self.timeout).table
+
+    def optimizer_state(self, table, ids):
+        """({slot name: array}, step) for the given ids."""
+        resp = self._stub.GetOptimizerState(
+            pb.OptimizerStateRequest(table=table,
+                                     ids=np.asarray(ids, dtype=np.int64).tolist()),
+            timeout=self.timeout)
+        slots = {s.name: np.frombuffer(s.values, dtype="<f4").reshape(tuple(s.shape)).copy()
+                 for s in resp.slots}
+        return slots, resp.step
 
 
 class ServerProcess:
