@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
@@ -91,6 +92,7 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
 EmbeddingTable::EmbeddingTable(const TableSpec& spec)
     : spec_(spec),
       stride_(RoundUp(spec.embedding_dim, kRowAlignFloats)),
+      stripes_(new std::atomic<uint32_t>[kStripes]()),
       frozen_(spec.frozen),
       optimizer_(spec.optimizer) {}
 
@@ -202,33 +204,79 @@ void EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
   bool changed = false;
   for (int64_t id : unique) {
+    // Lookups of a max_norm table hold mu_, so no reader races this write;
+    // the seqlock is kept so that every row write follows one protocol.
+    BeginRowWrite(id);
     changed |= RenormRow(MutableRow(id), spec_.embedding_dim, *spec_.max_norm, spec_.norm_type);
+    EndRowWrite(id);
   }
   if (changed) version_.fetch_add(1, std::memory_order_acq_rel);
 }
 
-template <typename Kernel>
-absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, Kernel kernel) {
-  int64_t bad;
+void EmbeddingTable::BeginRowWrite(int64_t id) {
+  std::atomic<uint32_t>& seq = Stripe(id);
+  seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // The odd count is visible before any store to the row.
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
+void EmbeddingTable::EndRowWrite(int64_t id) {
+  std::atomic<uint32_t>& seq = Stripe(id);
+  seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
+void EmbeddingTable::StableCopyRow(int64_t id, float* dst) const {
+  const std::atomic<uint32_t>& seq = Stripe(id);
+  const float* src = rows_.Row(id);
+  for (;;) {
+    const uint32_t before = seq.load(std::memory_order_acquire);
+    if (before & 1) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::memcpy(dst, src, spec_.embedding_dim * sizeof(float));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (seq.load(std::memory_order_relaxed) == before) return;
+  }
+}
+
+template <typename Kernel, typename Redo>
+absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, Kernel kernel, Redo redo) {
   if (spec_.max_norm.has_value()) {
-    // Renorm writes rows: validate first so that a bad request changes nothing.
+    // Renorm writes rows: validate first so that a bad request changes
+    // nothing; holding mu_ keeps every other writer out while we read.
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckIds(ids));
     RenormReferenced(ids);
-    bad = kernel();
-  } else {
-    absl::ReaderMutexLock lock(&mu_);
-    bad = kernel();
+    const int64_t bad = kernel();
+    if (bad != kAllValid) return BadIdError(ids, bad);
+    return absl::OkStatus();
   }
+  thread_local std::vector<uint32_t> before;
+  before.resize(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    before[i] = Stripe(ids[i]).load(std::memory_order_acquire);
+  }
+  const int64_t bad = kernel();
   if (bad != kAllValid) return BadIdError(ids, bad);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  std::vector<int64_t> torn;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const uint32_t now = Stripe(ids[i]).load(std::memory_order_relaxed);
+    if ((before[i] & 1) || now != before[i]) torn.push_back(static_cast<int64_t>(i));
+  }
+  if (!torn.empty()) redo(absl::MakeConstSpan(torn));
   return absl::OkStatus();
 }
 
 absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<float> out) {
   const GatherKernels& k = ActiveKernels();
-  return ReadRows(ids, [&] {
-    return k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data());
-  });
+  return ReadRows(
+      ids,
+      [&] { return k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data()); },
+      [&](absl::Span<const int64_t> torn) {
+        for (int64_t i : torn) StableCopyRow(ids[i], out.data() + i * spec_.embedding_dim);
+      });
 }
 
 absl::Status EmbeddingTable::CheckBagWeights(size_t num_ids, PoolingMode mode,
@@ -267,7 +315,39 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
   args.weights = weights.empty() ? nullptr : weights.data();
   args.padding_idx = spec_.padding_idx.value_or(-1);
   const GatherKernels& k = ActiveKernels();
-  return ReadRows(ids, [&] { return k.pooled(view_, args, out.data()); });
+  return ReadRows(
+      ids, [&] { return k.pooled(view_, args, out.data()); },
+      [&](absl::Span<const int64_t> torn) {
+        // Recompute each bag that holds a torn row from consistent copies.
+        const int64_t dim = spec_.embedding_dim;
+        int64_t last_bag = -1;
+        std::vector<float> rows;
+        std::vector<int64_t> local_ids, local_bounds = {0, 0};
+        std::vector<float> local_weights;
+        for (int64_t i : torn) {
+          const int64_t bag =
+              std::upper_bound(bounds.begin(), bounds.end(), i) - bounds.begin() - 1;
+          if (bag == last_bag || bag >= args.num_bags) continue;
+          last_bag = bag;
+          rows.clear();
+          local_ids.clear();
+          local_weights.clear();
+          for (int64_t j = bounds[bag]; j < bounds[bag + 1]; ++j) {
+            if (ids[j] == args.padding_idx) continue;
+            local_ids.push_back(static_cast<int64_t>(local_ids.size()));
+            rows.resize(local_ids.size() * dim);
+            StableCopyRow(ids[j], rows.data() + (local_ids.size() - 1) * dim);
+            if (args.weights != nullptr) local_weights.push_back(args.weights[j]);
+          }
+          const float* base = rows.data();
+          RowView view{&base, /*shard_shift=*/62, static_cast<int64_t>(local_ids.size()), dim,
+                       dim};
+          local_bounds[1] = static_cast<int64_t>(local_ids.size());
+          BagArgs one{local_ids.data(), local_bounds[1], local_bounds.data(), 1, args.mode,
+                      args.weights != nullptr ? local_weights.data() : nullptr, -1};
+          KernelsFor(SimdLevel::kScalar).pooled(view, one, out.data() + bag * dim);
+        }
+      });
 }
 
 absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
@@ -289,7 +369,9 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
   }
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < ids.size(); ++i) {
+    BeginRowWrite(ids[i]);
     std::memcpy(MutableRow(ids[i]), values.data() + i * dim, dim * sizeof(float));
+    EndRowWrite(ids[i]);
   }
   return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
@@ -353,10 +435,12 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(absl::
   const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step_, 1));
   for (size_t u = 0; u < unique.size(); ++u) {
     const int64_t id = unique[u];
+    BeginRowWrite(id);
     ApplyRowStep(kind, k, sum.data() + u * dim, dim, MutableRow(id),
                  state0_.empty() ? nullptr : state0_.Row(id),
                  state1_.empty() ? nullptr : state1_.Row(id),
                  row_state_.empty() ? nullptr : &row_state_[id]);
+    EndRowWrite(id);
   }
   return PushResult{version_.fetch_add(1, std::memory_order_acq_rel) + 1,
                     static_cast<int64_t>(unique.size())};

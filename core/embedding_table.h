@@ -47,10 +47,17 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
 // takes round_up(dim, 16) floats so that every row starts on a cache line and
 // SIMD loads never straddle rows (the padding is zero and never visible).
 //
-// Thread-safety: all methods are safe to call concurrently. Lookups share a
-// reader lock; AssignRows, and lookups on a max_norm table (which renormalise
-// rows in place), take it exclusively, so a lookup never sees a half-written
-// row.
+// Thread-safety: all methods are safe to call concurrently.
+// Invariant: a lookup never returns (or pools) a half-written row.
+// Mechanism (chosen with bench/concurrency_bench.cc; a table-wide
+// reader/writer lock let a pusher halve lookup throughput): writers (pushes,
+// AssignRows, the renorm of a max_norm lookup) serialise on mu_ and wrap each
+// row they change in a seqlock of the row's stripe (row & (kStripes - 1)):
+// the stripe's counter is odd while the row is written. Lookups take no
+// lock: they snapshot the counters of their ids' stripes (a small array that
+// stays in cache), run the SIMD kernel, and re-read the counters; a row whose
+// stripe was odd or moved is copied again under the seqlock (a pooled bag is
+// recomputed). Lookups on a max_norm table write, so they take mu_.
 class EmbeddingTable {
  public:
   // Builds a table. With `initial_values` (num_embeddings * embedding_dim
@@ -165,8 +172,19 @@ class EmbeddingTable {
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
   // Runs kernel() (returning kAllValid or a bad position) under the lock a
   // read needs: shared, or exclusive with the renorm first on max_norm tables.
-  template <typename Kernel>
-  absl::Status ReadRows(absl::Span<const int64_t> ids, Kernel kernel);
+  // `redo(positions)` recomputes the outputs of the ids at those positions
+  // (rows that a writer touched while the kernel ran).
+  template <typename Kernel, typename Redo>
+  absl::Status ReadRows(absl::Span<const int64_t> ids, Kernel kernel, Redo redo);
+  // Seqlock of row `id`'s stripe (see the class comment).
+  std::atomic<uint32_t>& Stripe(int64_t id) const {
+    return stripes_[static_cast<uint64_t>(id) & (kStripes - 1)];
+  }
+  // Writer side. REQUIRES: mu_ held.
+  void BeginRowWrite(int64_t id);
+  void EndRowWrite(int64_t id);
+  // Copies row `id` (dim floats) consistently, retrying while it is written.
+  void StableCopyRow(int64_t id, float* dst) const;
   // REQUIRES: mu_ held exclusively, ids valid.
   void RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -181,6 +199,10 @@ class EmbeddingTable {
   internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
   std::vector<float> row_state_;              // per-row optimizer state
   RowView view_;
+  static constexpr uint64_t kStripes = 1 << 14;
+  const std::unique_ptr<std::atomic<uint32_t>[]> stripes_;
+  // Serialises writers; guards the settings below. Readers never take it,
+  // except lookups on a max_norm table (they write).
   mutable absl::Mutex mu_;
   bool frozen_ ABSL_GUARDED_BY(mu_);
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
