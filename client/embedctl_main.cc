@@ -43,6 +43,16 @@ ABSL_FLAG(double, b, 1, "create: uniform upper bound");
 ABSL_FLAG(double, value, 0, "create: constant value");
 ABSL_FLAG(uint64_t, seed, 0, "create: initializer seed");
 ABSL_FLAG(int32_t, shards, 0, "create: number of shards (0 = by size)");
+ABSL_FLAG(bool, scale_grad_by_freq, false, "create: divide pushed gradients by id frequency");
+ABSL_FLAG(std::string, optimizer, "sgd", "create: sgd, adagrad, rowwise_adagrad or sparse_adam");
+ABSL_FLAG(std::string, lr, "", "create/update: learning rate");
+ABSL_FLAG(std::string, lr_decay, "", "create/update: Adagrad lr_decay");
+ABSL_FLAG(std::string, eps, "", "create/update: optimizer eps");
+ABSL_FLAG(std::string, beta1, "", "create/update: SparseAdam beta1");
+ABSL_FLAG(std::string, beta2, "", "create/update: SparseAdam beta2");
+ABSL_FLAG(std::string, initial_accumulator_value, "", "create: Adagrad initial accumulator");
+ABSL_FLAG(std::string, set_frozen, "", "update: true or false");
+ABSL_FLAG(std::string, grads, "", "push: comma-separated floats, len(ids) * dim");
 ABSL_FLAG(std::string, from_raw, "",
           "create: initial values from a raw little-endian float32 file (num * dim values)");
 
@@ -64,11 +74,16 @@ constexpr char kUsage[] =
     "  create TABLE --num=N --dim=D [--padding_idx=I] [--max_norm=M --norm_type=P]\n"
     "         [--frozen] [--init=normal|uniform|zeros|constant|xavier_uniform]\n"
     "         [--mean --std --a --b --value --seed] [--shards=S] [--from_raw=FILE]\n"
+    "         [--optimizer=sgd|adagrad|rowwise_adagrad|sparse_adam --lr=... ]\n"
+    "         [--scale_grad_by_freq]\n"
     "  drop TABLE\n"
     "  lookup TABLE --ids=1,2,3 [--shape=3]\n"
     "  lookup-pooled TABLE --ids=1,2,3,4 (--offsets=0,2 | --shape=2,2)\n"
     "         [--mode=sum|mean|max] [--weights=...] [--include_last_offset]\n"
     "  assign TABLE --ids=0 --values=v1,v2,...   set whole rows\n"
+    "  push TABLE --ids=1,1 --grads=g1,g2,...    apply one gradient push\n"
+    "  update TABLE [--set_frozen=true|false] [--lr --lr_decay --eps --beta1 --beta2]\n"
+    "  state TABLE --ids=1,2                     optimizer state of rows\n"
     "\n"
     "Exit status: 0 on success, 1 on a server error (printed with its gRPC code),\n"
     "2 on a usage error.";
@@ -133,9 +148,51 @@ void PrintInfo(const v1::TableInfo& info) {
             << "  max_norm        " << (s.has_max_norm() ? absl::StrCat(s.max_norm(), " (norm_type ", s.norm_type(), ")") : "none") << "\n"
             << "  frozen          " << (s.frozen() ? "yes" : "no") << "\n"
             << "  initializer     " << v1::Initializer::Kind_Name(s.initializer().kind()) << " (seed " << s.initializer().seed() << ")\n"
+            << "  optimizer       " << v1::OptimizerSpec::Kind_Name(s.optimizer().kind())
+            << " (lr " << s.optimizer().lr() << ", step " << info.optimizer_step() << ", "
+            << info.optimizer_state_bytes() << " state bytes)\n"
+            << "  scale_grad_by_freq " << (s.scale_grad_by_freq() ? "yes" : "no") << "\n"
             << "  shards          " << info.num_shards() << " x " << info.rows_per_shard() << " rows\n"
             << "  bytes_used      " << info.bytes_used() << "\n"
             << "  version         " << info.version() << "\n";
+}
+
+// Copies the optimizer flags that are set into `o`; false on a bad number.
+bool OptimizerFlags(v1::OptimizerSpec* o, bool creating) {
+  struct Field {
+    const absl::Flag<std::string>* flag;
+    const char* name;
+    void (v1::OptimizerSpec::*set)(double);
+  };
+  const Field fields[] = {
+      {&FLAGS_lr, "lr", &v1::OptimizerSpec::set_lr},
+      {&FLAGS_lr_decay, "lr_decay", &v1::OptimizerSpec::set_lr_decay},
+      {&FLAGS_eps, "eps", &v1::OptimizerSpec::set_eps},
+      {&FLAGS_beta1, "beta1", &v1::OptimizerSpec::set_beta1},
+      {&FLAGS_beta2, "beta2", &v1::OptimizerSpec::set_beta2},
+      {&FLAGS_initial_accumulator_value, "initial_accumulator_value",
+       &v1::OptimizerSpec::set_initial_accumulator_value},
+  };
+  for (const Field& f : fields) {
+    const std::string text = absl::GetFlag(*f.flag);
+    if (text.empty()) continue;
+    double v;
+    if (!absl::SimpleAtod(text, &v)) {
+      std::cerr << "embedctl: --" << f.name << " must be a number\n";
+      return false;
+    }
+    (o->*f.set)(v);
+  }
+  if (creating) {
+    v1::OptimizerSpec::Kind kind;
+    const std::string name = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_optimizer));
+    if (!v1::OptimizerSpec::Kind_Parse(name, &kind)) {
+      std::cerr << "embedctl: unknown --optimizer " << name << "\n";
+      return false;
+    }
+    o->set_kind(kind);
+  }
+  return true;
 }
 
 int Create(EmbeddingClient& client, const std::string& name) {
@@ -152,6 +209,8 @@ int Create(EmbeddingClient& client, const std::string& name) {
   spec.set_norm_type(absl::GetFlag(FLAGS_norm_type));
   spec.set_frozen(absl::GetFlag(FLAGS_frozen));
   spec.set_num_shards(absl::GetFlag(FLAGS_shards));
+  spec.set_scale_grad_by_freq(absl::GetFlag(FLAGS_scale_grad_by_freq));
+  if (!OptimizerFlags(spec.mutable_optimizer(), /*creating=*/true)) return 2;
   v1::Initializer* init = spec.mutable_initializer();
   std::string kind = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_init));
   v1::Initializer::Kind k;
@@ -188,16 +247,18 @@ int Run(const std::vector<char*>& args) {
     return Usage(cmd + " needs a TABLE name");
   }
   if (cmd != "list" && cmd != "health" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
-      cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign") {
+      cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign" && cmd != "push" &&
+      cmd != "update" && cmd != "state") {
     return Usage("unknown command '" + cmd + "'");
   }
   std::vector<int64_t> ids, shape, offsets;
-  std::vector<float> weights, values;
+  std::vector<float> weights, values, grads;
   if (!ParseList(absl::GetFlag(FLAGS_ids), &ids, "ids") ||
       !ParseList(absl::GetFlag(FLAGS_shape), &shape, "shape") ||
       !ParseList(absl::GetFlag(FLAGS_offsets), &offsets, "offsets") ||
       !ParseList(absl::GetFlag(FLAGS_weights), &weights, "weights") ||
-      !ParseList(absl::GetFlag(FLAGS_values), &values, "values")) {
+      !ParseList(absl::GetFlag(FLAGS_values), &values, "values") ||
+      !ParseList(absl::GetFlag(FLAGS_grads), &grads, "grads")) {
     return 2;
   }
   auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
@@ -250,6 +311,43 @@ int Run(const std::vector<char*>& args) {
     auto t = client->LookupPooled(q);
     if (!t.ok()) return Fail(t.status());
     PrintTensor(*t, nullptr, "bag");
+    return 0;
+  }
+  if (cmd == "push") {
+    auto resp = client->PushGradients(table, ids, grads);
+    if (!resp.ok()) return Fail(resp.status());
+    std::cout << "applied " << resp->rows_applied() << " rows to " << table << "; version "
+              << resp->version() << "\n";
+    return 0;
+  }
+  if (cmd == "update") {
+    v1::UpdateTableRequest req;
+    req.set_name(table);
+    if (const std::string f = absl::GetFlag(FLAGS_set_frozen); !f.empty()) {
+      if (f != "true" && f != "false") return Usage("--set_frozen must be true or false");
+      req.set_frozen(f == "true");
+    }
+    if (!OptimizerFlags(req.mutable_optimizer(), /*creating=*/false)) return 2;
+    auto info = client->UpdateTable(req);
+    if (!info.ok()) return Fail(info.status());
+    std::cout << "updated ";
+    PrintInfo(*info);
+    return 0;
+  }
+  if (cmd == "state") {
+    auto state = client->GetOptimizerState(table, ids);
+    if (!state.ok()) return Fail(state.status());
+    std::cout << "step " << state->step() << "\n";
+    for (const auto& slot : state->slots()) {
+      v1::LookupResult as_result;
+      as_result.mutable_shape()->CopyFrom(slot.shape());
+      if (slot.shape_size() == 1) as_result.add_shape(1);
+      as_result.set_values(slot.values());
+      auto t = embedserve::TensorFromResult(as_result);
+      if (!t.ok()) return Fail(t.status());
+      std::cout << slot.name() << " ";
+      PrintTensor(*t, &ids, "row");
+    }
     return 0;
   }
   auto version = client->AssignRows(table, ids, values);  // assign

@@ -58,6 +58,13 @@ check "embedctl create + assign + lookup" bash -c "
   \"\$@\" create demo --num=10 --dim=3 --padding_idx=-1 --init=zeros >/dev/null &&
   \"\$@\" assign demo --ids=9 --values=0.5,1.5,2.5 | grep -q 'version 1' &&
   \"\$@\" lookup demo --ids=9,0 --shape=2 | grep -q 'row 0 (id 9): \[0.5, 1.5, 2.5\]'" _ "${CTL[@]}"
+check "embedctl push + state + freeze" bash -c "
+  \"\$@\" create trained --num=5 --dim=2 --init=constant --value=1 --optimizer=adagrad --lr=0.5 >/dev/null &&
+  \"\$@\" push trained --ids=1,1,4 --grads=1,1,1,1,2,2 | grep -q 'applied 2 rows' &&
+  \"\$@\" state trained --ids=1 | grep -q 'row 0 (id 1): \[4, 4\]' &&
+  \"\$@\" lookup trained --ids=1 | grep -q 'row 0 (id 1): \[0.5, 0.5\]' &&
+  \"\$@\" update trained --set_frozen=true | grep -q 'frozen          yes' &&
+  ! \"\$@\" push trained --ids=1 --grads=1,1 2>&1 | grep -vq FAILED_PRECONDITION" _ "${CTL[@]}"
 check "embedctl bad id exits 1 naming the id" bash -c "
   out=\$(\"\$@\" lookup user --ids=1,100000 2>&1); rc=\$?
   [[ \$rc -eq 1 ]] && grep -q 'INVALID_ARGUMENT: .*id 100000 at position 1' <<<\"\$out\"" _ "${CTL[@]}"
