@@ -1,0 +1,174 @@
+// Gradient pushes over gRPC (loopback, in-process server): rows applied per
+// second for each optimizer, unary vs streaming, and lookup throughput with
+// and without a concurrent push load (paced, or flat out).
+//
+// Table 1,000,000 x 64 per optimizer; pushes of 4,096 uniform random ids;
+// lookups of 512 ids.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_ids.h"
+#include "benchmark/benchmark.h"
+#include "client/embedding_client.h"
+#include "core/table_registry.h"
+#include "server/embedding_server.h"
+
+namespace embedserve {
+namespace {
+
+constexpr int64_t kRows = 1'000'000, kDim = 64, kPush = 4096, kLookup = 512;
+constexpr const char* kOptimizers[] = {"SGD", "ADAGRAD", "ROWWISE_ADAGRAD", "SPARSE_ADAM"};
+
+struct Fixture {
+  std::unique_ptr<EmbeddingServer> server;
+  std::unique_ptr<EmbeddingClient> client;
+  std::vector<v1::PushRequest> pushes;  // per optimizer table, prebuilt
+
+  Fixture() {
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    server = *EmbeddingServer::Start(options, std::make_shared<TableRegistry>());
+    client = EmbeddingClient::Connect(server->address());
+    for (int k = 0; k < 4; ++k) {
+      v1::TableSpec spec;
+      spec.set_name(kOptimizers[k]);
+      spec.set_num_embeddings(kRows);
+      spec.set_embedding_dim(kDim);
+      spec.mutable_initializer()->set_kind(v1::Initializer::UNIFORM);
+      v1::OptimizerSpec::Kind kind;
+      v1::OptimizerSpec::Kind_Parse(kOptimizers[k], &kind);
+      spec.mutable_optimizer()->set_kind(kind);
+      spec.mutable_optimizer()->set_lr(1e-4);
+      if (!client->CreateTable(spec).ok()) std::abort();
+    }
+    const std::vector<float> grads(kPush * kDim, 1e-3f);
+    for (uint64_t s = 0; s < 16; ++s) {
+      v1::PushRequest req;
+      for (int64_t id : bench::UniformIds(kPush, kRows, 100 + s)) req.add_ids(id);
+      req.set_grads(grads.data(), grads.size() * sizeof(float));
+      pushes.push_back(std::move(req));
+    }
+  }
+};
+
+Fixture& F() {
+  static Fixture* f = new Fixture();
+  return *f;
+}
+
+void BM_PushUnary(benchmark::State& state) {
+  Fixture& f = F();
+  const std::string table = kOptimizers[state.range(0)];
+  state.SetLabel(table);
+  size_t i = 0;
+  for (auto _ : state) {
+    v1::PushRequest req = f.pushes[i++ % f.pushes.size()];
+    req.set_table(table);
+    v1::PushResponse resp;
+    grpc::ClientContext ctx;
+    if (!f.client->stub()->PushGradients(&ctx, req, &resp).ok()) state.SkipWithError("push");
+  }
+  state.SetItemsProcessed(state.iterations() * kPush);
+}
+
+// Streams `n` pushes with up to `window` unanswered; returns false on error.
+bool StreamPushes(Fixture& f, const std::string& table, int64_t n, int window,
+                  const std::atomic<bool>* stop = nullptr) {
+  grpc::ClientContext ctx;
+  auto stream = f.client->stub()->StreamGradients(&ctx);
+  v1::PushResponse resp;
+  int64_t sent = 0, answered = 0;
+  bool ok = true;
+  while (sent < n && !(stop && stop->load())) {
+    v1::PushRequest req = f.pushes[sent % f.pushes.size()];
+    req.set_table(table);
+    req.set_sequence(sent);
+    if (!stream->Write(req)) break;
+    ++sent;
+    if (sent - answered >= window) {
+      if (!stream->Read(&resp) || resp.code() != 0) ok = false;
+      ++answered;
+    }
+  }
+  stream->WritesDone();
+  while (answered < sent && stream->Read(&resp)) {
+    if (resp.code() != 0) ok = false;
+    ++answered;
+  }
+  return stream->Finish().ok() && ok && answered == sent;
+}
+
+void BM_PushStream(benchmark::State& state) {
+  Fixture& f = F();
+  const std::string table = kOptimizers[state.range(0)];
+  state.SetLabel(table);
+  constexpr int64_t kPerIteration = 32;
+  for (auto _ : state) {
+    if (!StreamPushes(f, table, kPerIteration, /*window=*/8)) state.SkipWithError("stream");
+  }
+  state.SetItemsProcessed(state.iterations() * kPerIteration * kPush);
+}
+
+void BM_LookupGrpc(benchmark::State& state) {
+  Fixture& f = F();
+  std::atomic<bool> stop{false};
+  std::thread pusher;
+  const int64_t rate = state.range(0);  // pushed rows per second; -1 = flat out
+  if (rate != 0) {
+    pusher = std::thread([&] {
+      if (rate < 0) {
+        while (!stop) StreamPushes(f, "SGD", 1 << 30, 8, &stop);
+        return;
+      }
+      // Paced unary pushes: rate / kPush pushes a second.
+      const auto period = std::chrono::nanoseconds(1'000'000'000LL * kPush / rate);
+      auto next = std::chrono::steady_clock::now();
+      for (size_t i = 0; !stop; ++i) {
+        v1::PushRequest req = f.pushes[i % f.pushes.size()];
+        req.set_table("SGD");
+        v1::PushResponse resp;
+        grpc::ClientContext ctx;
+        f.client->stub()->PushGradients(&ctx, req, &resp);
+        next += period;
+        std::this_thread::sleep_until(next);
+      }
+    });
+  }
+  std::vector<v1::LookupRequest> requests;
+  for (uint64_t s = 0; s < 16; ++s) {
+    v1::LookupRequest req;
+    auto* q = req.add_queries();
+    q->set_table("SGD");
+    for (int64_t id : bench::UniformIds(kLookup, kRows, 900 + s)) q->add_ids(id);
+    requests.push_back(std::move(req));
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    v1::LookupResponse resp;
+    grpc::ClientContext ctx;
+    if (!f.client->stub()->Lookup(&ctx, requests[i++ % requests.size()], &resp).ok()) {
+      state.SkipWithError("lookup");
+    }
+  }
+  stop = true;
+  if (pusher.joinable()) pusher.join();
+  state.SetItemsProcessed(state.iterations() * kLookup);
+}
+
+BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
+// push_rows_per_s: 0 = no push load; 250,000 (61 pushes of 4,096 a second,
+// a busy trainer); -1 = a stream pushing as fast as the server applies.
+BENCHMARK(BM_LookupGrpc)->ArgName("push_rows_per_s")->Arg(0)->Arg(250'000)->Arg(-1)->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace embedserve
+
+BENCHMARK_MAIN();
