@@ -77,7 +77,12 @@ void BM_Push(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
-BENCHMARK(BM_Lookup)->ArgName("push_load")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Lookup)
+    ->ArgName("push_load")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Push)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -165,7 +165,12 @@ BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
 // push_rows_per_s: 0 = no push load; 250,000 (61 pushes of 4,096 a second,
 // a busy trainer); -1 = a stream pushing as fast as the server applies.
-BENCHMARK(BM_LookupGrpc)->ArgName("push_rows_per_s")->Arg(0)->Arg(250'000)->Arg(-1)->UseRealTime()
+BENCHMARK(BM_LookupGrpc)
+    ->ArgName("push_rows_per_s")
+    ->Arg(0)
+    ->Arg(250'000)
+    ->Arg(-1)
+    ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

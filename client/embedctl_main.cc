@@ -144,15 +144,21 @@ void PrintInfo(const v1::TableInfo& info) {
   std::cout << "table " << s.name() << "\n"
             << "  num_embeddings  " << s.num_embeddings() << "\n"
             << "  embedding_dim   " << s.embedding_dim() << "\n"
-            << "  padding_idx     " << (s.has_padding_idx() ? absl::StrCat(s.padding_idx()) : "none") << "\n"
-            << "  max_norm        " << (s.has_max_norm() ? absl::StrCat(s.max_norm(), " (norm_type ", s.norm_type(), ")") : "none") << "\n"
+            << "  padding_idx     "
+            << (s.has_padding_idx() ? absl::StrCat(s.padding_idx()) : "none") << "\n"
+            << "  max_norm        "
+            << (s.has_max_norm() ? absl::StrCat(s.max_norm(), " (norm_type ", s.norm_type(), ")")
+                                 : "none")
+            << "\n"
             << "  frozen          " << (s.frozen() ? "yes" : "no") << "\n"
-            << "  initializer     " << v1::Initializer::Kind_Name(s.initializer().kind()) << " (seed " << s.initializer().seed() << ")\n"
-            << "  optimizer       " << v1::OptimizerSpec::Kind_Name(s.optimizer().kind())
-            << " (lr " << s.optimizer().lr() << ", step " << info.optimizer_step() << ", "
+            << "  initializer     " << v1::Initializer::Kind_Name(s.initializer().kind())
+            << " (seed " << s.initializer().seed() << ")\n"
+            << "  optimizer       " << v1::OptimizerSpec::Kind_Name(s.optimizer().kind()) << " (lr "
+            << s.optimizer().lr() << ", step " << info.optimizer_step() << ", "
             << info.optimizer_state_bytes() << " state bytes)\n"
             << "  scale_grad_by_freq " << (s.scale_grad_by_freq() ? "yes" : "no") << "\n"
-            << "  shards          " << info.num_shards() << " x " << info.rows_per_shard() << " rows\n"
+            << "  shards          " << info.num_shards() << " x " << info.rows_per_shard()
+            << " rows\n"
             << "  bytes_used      " << info.bytes_used() << "\n"
             << "  version         " << info.version() << "\n";
 }
@@ -272,7 +278,8 @@ int Run(const std::vector<char*>& args) {
   if (cmd == "list") {
     auto tables = client->ListTables();
     if (!tables.ok()) return Fail(tables.status());
-    absl::PrintF("%-24s %14s %6s %8s %14s %8s\n", "TABLE", "ROWS", "DIM", "SHARDS", "BYTES", "VERSION");
+    absl::PrintF("%-24s %14s %6s %8s %14s %8s\n", "TABLE", "ROWS", "DIM", "SHARDS", "BYTES",
+                 "VERSION");
     for (const auto& t : *tables) {
       absl::PrintF("%-24s %14d %6d %8d %14d %8d\n", t.spec().name(), t.num_rows(),
                    t.spec().embedding_dim(), t.num_shards(), t.bytes_used(), t.version());
@@ -352,7 +359,8 @@ int Run(const std::vector<char*>& args) {
   }
   auto version = client->AssignRows(table, ids, values);  // assign
   if (!version.ok()) return Fail(version.status());
-  std::cout << "assigned " << ids.size() << " rows of " << table << "; version " << *version << "\n";
+  std::cout << "assigned " << ids.size() << " rows of " << table << "; version " << *version
+            << "\n";
   return 0;
 }
 

@@ -1,17 +1,18 @@
 #include "client/embedding_client.h"
 
-#include <cstring>
-
-#include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/status_macros.h"
 #include "proto/grpc_status.h"
 
 namespace embedserve {
@@ -96,40 +97,28 @@ absl::StatusOr<v1::TableInfo> EmbeddingClient::CreateTable(const v1::TableSpec& 
   v1::CreateTableRequest req;
   *req.mutable_spec() = spec;
   req.set_initial_values(values.data(), values.size() * sizeof(float));
-  v1::CreateTableResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->CreateTable(&ctx, req, &resp));
-  if (!s.ok()) return s;
+  ASSIGN_OR_RETURN(v1::CreateTableResponse resp,
+                   Unary(&v1::EmbeddingService::Stub::CreateTable, req));
   return resp.table();
 }
 
 absl::Status EmbeddingClient::DropTable(absl::string_view name) {
   v1::DropTableRequest req;
   req.set_name(std::string(name));
-  v1::DropTableResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  return FromGrpcStatus(stub_->DropTable(&ctx, req, &resp));
+  return Unary(&v1::EmbeddingService::Stub::DropTable, req).status();
 }
 
 absl::StatusOr<std::vector<v1::TableInfo>> EmbeddingClient::ListTables() {
-  v1::ListTablesResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->ListTables(&ctx, v1::ListTablesRequest(), &resp));
-  if (!s.ok()) return s;
+  ASSIGN_OR_RETURN(v1::ListTablesResponse resp,
+                   Unary(&v1::EmbeddingService::Stub::ListTables, v1::ListTablesRequest()));
   return std::vector<v1::TableInfo>(resp.tables().begin(), resp.tables().end());
 }
 
 absl::StatusOr<v1::TableInfo> EmbeddingClient::DescribeTable(absl::string_view name) {
   v1::DescribeTableRequest req;
   req.set_name(std::string(name));
-  v1::DescribeTableResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->DescribeTable(&ctx, req, &resp));
-  if (!s.ok()) return s;
+  ASSIGN_OR_RETURN(v1::DescribeTableResponse resp,
+                   Unary(&v1::EmbeddingService::Stub::DescribeTable, req));
   return resp.table();
 }
 
@@ -139,8 +128,8 @@ absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result) {
   int64_t n = 1;
   for (int64_t d : t.shape) n *= d;
   if (static_cast<int64_t>(result.values().size()) != n * static_cast<int64_t>(sizeof(float))) {
-    return absl::DataLossError(absl::StrCat("answer has ", result.values().size(),
-                                            " bytes for ", n, " floats"));
+    return absl::DataLossError(
+        absl::StrCat("answer has ", result.values().size(), " bytes for ", n, " floats"));
   }
   t.values.resize(n);
   std::memcpy(t.values.data(), result.values().data(), result.values().size());
@@ -148,21 +137,11 @@ absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result) {
 }
 
 absl::StatusOr<v1::LookupResponse> EmbeddingClient::Lookup(const v1::LookupRequest& req) {
-  v1::LookupResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->Lookup(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Unary(&v1::EmbeddingService::Stub::Lookup, req);
 }
 
 absl::StatusOr<v1::PooledResponse> EmbeddingClient::LookupPooled(const v1::PooledRequest& req) {
-  v1::PooledResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->LookupPooled(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Unary(&v1::EmbeddingService::Stub::LookupPooled, req);
 }
 
 absl::StatusOr<Tensor> EmbeddingClient::Lookup(absl::string_view table,
@@ -203,11 +182,8 @@ absl::StatusOr<int64_t> EmbeddingClient::AssignRows(absl::string_view table,
   req.set_table(std::string(table));
   req.mutable_ids()->Add(ids.begin(), ids.end());
   req.set_values(values.data(), values.size() * sizeof(float));
-  v1::AssignRowsResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->AssignRows(&ctx, req, &resp));
-  if (!s.ok()) return s;
+  ASSIGN_OR_RETURN(v1::AssignRowsResponse resp,
+                   Unary(&v1::EmbeddingService::Stub::AssignRows, req));
   return resp.version();
 }
 
@@ -218,20 +194,12 @@ absl::StatusOr<v1::PushResponse> EmbeddingClient::PushGradients(absl::string_vie
   req.set_table(std::string(table));
   req.mutable_ids()->Add(ids.begin(), ids.end());
   req.set_grads(grads.data(), grads.size() * sizeof(float));
-  v1::PushResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->PushGradients(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Unary(&v1::EmbeddingService::Stub::PushGradients, req);
 }
 
 absl::StatusOr<v1::TableInfo> EmbeddingClient::UpdateTable(const v1::UpdateTableRequest& req) {
-  v1::UpdateTableResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->UpdateTable(&ctx, req, &resp));
-  if (!s.ok()) return s;
+  ASSIGN_OR_RETURN(v1::UpdateTableResponse resp,
+                   Unary(&v1::EmbeddingService::Stub::UpdateTable, req));
   return resp.table();
 }
 
@@ -240,12 +208,7 @@ absl::StatusOr<v1::OptimizerStateResponse> EmbeddingClient::GetOptimizerState(
   v1::OptimizerStateRequest req;
   req.set_table(std::string(table));
   req.mutable_ids()->Add(ids.begin(), ids.end());
-  v1::OptimizerStateResponse resp;
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  absl::Status s = FromGrpcStatus(stub_->GetOptimizerState(&ctx, req, &resp));
-  if (!s.ok()) return s;
-  return resp;
+  return Unary(&v1::EmbeddingService::Stub::GetOptimizerState, req);
 }
 
 }  // namespace embedserve

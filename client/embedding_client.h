@@ -6,18 +6,19 @@
 //
 // Thread-safe: one client may be shared by many threads (gRPC channels are).
 
+#include <grpcpp/channel.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
+#include "proto/grpc_status.h"
 
 namespace embedserve {
 
@@ -31,8 +32,8 @@ struct Tensor {
 struct BagQuery {
   std::string table;
   std::vector<int64_t> ids;
-  std::vector<int64_t> offsets;      // bag starts; or use shape
-  std::vector<int64_t> shape;        // [bags, bag_size] instead of offsets
+  std::vector<int64_t> offsets;  // bag starts; or use shape
+  std::vector<int64_t> shape;    // [bags, bag_size] instead of offsets
   bool include_last_offset = false;
   v1::PoolingMode mode = v1::SUM;
   std::vector<float> per_sample_weights;
@@ -89,6 +90,18 @@ class EmbeddingClient {
 
  private:
   void Prepare(grpc::ClientContext* ctx) const;
+  // One unary call with the client's deadline.
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Unary(
+      grpc::Status (v1::EmbeddingService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+      const Req& request) {
+    Resp response;
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    const absl::Status status = FromGrpcStatus((stub_.get()->*method)(&ctx, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::EmbeddingService::Stub> stub_;

@@ -1,14 +1,13 @@
 #include "core/embedding_table.h"
 
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/initializer.h"
 #include "core/renorm.h"
@@ -17,7 +16,7 @@
 namespace embedserve {
 namespace {
 
-constexpr int64_t kRowAlignFloats = 16;                 // one 64-byte cache line
+constexpr int64_t kRowAlignFloats = 16;  // one 64-byte cache line
 constexpr int64_t kDefaultShardBytes = int64_t{256} << 20;
 
 int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -28,8 +27,8 @@ int ShardShift(const TableSpec& spec, int64_t stride) {
   int64_t shards = spec.num_shards;
   if (shards == 0) {
     const int64_t bytes = n * stride * static_cast<int64_t>(sizeof(float));
-    shards = std::clamp<int64_t>((bytes + kDefaultShardBytes - 1) / kDefaultShardBytes, 1,
-                                 kMaxShards);
+    shards =
+        std::clamp<int64_t>((bytes + kDefaultShardBytes - 1) / kDefaultShardBytes, 1, kMaxShards);
   }
   const uint64_t per_shard = static_cast<uint64_t>((n + shards - 1) / shards);
   return std::bit_width(std::bit_ceil(per_shard)) - 1;
@@ -37,8 +36,7 @@ int ShardShift(const TableSpec& spec, int64_t stride) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
-                                               absl::Span<const int64_t> offsets,
+absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const int64_t> offsets,
                                                bool include_last_offset,
                                                absl::Span<const int64_t> shape) {
   std::vector<int64_t> bounds;
@@ -56,9 +54,9 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
             "offsets[", i, "] = ", offsets[i], " is past the end of ids (", num_ids, " ids)"));
       }
       if (i > 0 && offsets[i] < offsets[i - 1]) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "offsets must be non-decreasing: offsets[", i, "] = ", offsets[i], " < offsets[",
-            i - 1, "] = ", offsets[i - 1]));
+        return absl::InvalidArgumentError(absl::StrCat("offsets must be non-decreasing: offsets[",
+                                                       i, "] = ", offsets[i], " < offsets[", i - 1,
+                                                       "] = ", offsets[i - 1]));
       }
     }
     bounds.assign(offsets.begin(), offsets.end());
@@ -81,9 +79,9 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
     return bounds;
   }
   if (!shape.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a pooled query's shape must be 2-D [bags, bag_size], got [", absl::StrJoin(shape, ", "),
-        "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a pooled query's shape must be 2-D [bags, bag_size], got [",
+                     absl::StrJoin(shape, ", "), "]"));
   }
   return absl::InvalidArgumentError(
       "a pooled query needs offsets (bag starts) or a 2-D shape [bags, bag_size]");
@@ -138,15 +136,16 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
   const int64_t n = spec.num_embeddings, dim = spec.embedding_dim;
   if (!initial_values.empty()) {
     if (static_cast<int64_t>(initial_values.size()) != n * dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "initial_values has ", initial_values.size(), " floats, expected num_embeddings * "
-          "embedding_dim = ", n, " * ", dim, " = ", n * dim));
+      return absl::InvalidArgumentError(absl::StrCat("initial_values has ", initial_values.size(),
+                                                     " floats, expected num_embeddings * "
+                                                     "embedding_dim = ",
+                                                     n, " * ", dim, " = ", n * dim));
     }
     for (size_t i = 0; i < initial_values.size(); ++i) {
       if (!std::isfinite(initial_values[i])) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "initial_values[", i, "] (row ", i / dim, ", column ", i % dim, ") is ",
-            initial_values[i], "; values must be finite"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("initial_values[", i, "] (row ", i / dim, ", column ", i % dim, ") is ",
+                         initial_values[i], "; values must be finite"));
       }
     }
   }
@@ -183,9 +182,9 @@ int64_t EmbeddingTable::optimizer_step() const {
 }
 
 absl::Status EmbeddingTable::BadIdError(absl::Span<const int64_t> ids, int64_t position) const {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "id ", ids[position], " at position ", position, " is out of range [0, ",
-      spec_.num_embeddings, ") for table '", spec_.name, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("id ", ids[position], " at position ", position,
+                                                 " is out of range [0, ", spec_.num_embeddings,
+                                                 ") for table '", spec_.name, "'"));
 }
 
 absl::Status EmbeddingTable::CheckIds(absl::Span<const int64_t> ids) const {
@@ -288,8 +287,8 @@ absl::Status EmbeddingTable::CheckBagWeights(size_t num_ids, PoolingMode mode,
     }
     if (weights.size() != num_ids) {
       return absl::InvalidArgumentError(absl::StrCat("per_sample_weights has ", weights.size(),
-                                                     " entries, expected one per id (",
-                                                     num_ids, ")"));
+                                                     " entries, expected one per id (", num_ids,
+                                                     ")"));
     }
     for (size_t i = 0; i < weights.size(); ++i) {
       if (!std::isfinite(weights[i])) {
@@ -303,8 +302,7 @@ absl::Status EmbeddingTable::CheckBagWeights(size_t num_ids, PoolingMode mode,
 
 absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
                                           absl::Span<const int64_t> bounds, PoolingMode mode,
-                                          absl::Span<const float> weights,
-                                          absl::Span<float> out) {
+                                          absl::Span<const float> weights, absl::Span<float> out) {
   RETURN_IF_ERROR(CheckBagWeights(ids.size(), mode, weights));
   BagArgs args;
   args.ids = ids.data();
@@ -340,11 +338,15 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
             if (args.weights != nullptr) local_weights.push_back(args.weights[j]);
           }
           const float* base = rows.data();
-          RowView view{&base, /*shard_shift=*/62, static_cast<int64_t>(local_ids.size()), dim,
-                       dim};
+          RowView view{&base, /*shard_shift=*/62, static_cast<int64_t>(local_ids.size()), dim, dim};
           local_bounds[1] = static_cast<int64_t>(local_ids.size());
-          BagArgs one{local_ids.data(), local_bounds[1], local_bounds.data(), 1, args.mode,
-                      args.weights != nullptr ? local_weights.data() : nullptr, -1};
+          BagArgs one{local_ids.data(),
+                      local_bounds[1],
+                      local_bounds.data(),
+                      1,
+                      args.mode,
+                      args.weights != nullptr ? local_weights.data() : nullptr,
+                      -1};
           KernelsFor(SimdLevel::kScalar).pooled(view, one, out.data() + bag * dim);
         }
       });
@@ -355,16 +357,15 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
   const int64_t dim = spec_.embedding_dim;
   if (static_cast<int64_t>(values.size()) != static_cast<int64_t>(ids.size()) * dim) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "values has ", values.size(), " floats, expected len(ids) * embedding_dim = ",
-        ids.size(), " * ", dim, " = ", static_cast<int64_t>(ids.size()) * dim));
+        "values has ", values.size(), " floats, expected len(ids) * embedding_dim = ", ids.size(),
+        " * ", dim, " = ", static_cast<int64_t>(ids.size()) * dim));
   }
   RETURN_IF_ERROR(CheckIds(ids));
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
       return absl::InvalidArgumentError(absl::StrCat("values[", i, "] (row ", i / dim,
-                                                     " of the request, id ", ids[i / dim],
-                                                     ") is ", values[i],
-                                                     "; values must be finite"));
+                                                     " of the request, id ", ids[i / dim], ") is ",
+                                                     values[i], "; values must be finite"));
     }
   }
   absl::MutexLock lock(&mu_);
@@ -380,8 +381,8 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
 
 namespace embedserve {
 
-absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(absl::Span<const int64_t> ids,
-                                                       absl::Span<const float> grads) {
+absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
+    absl::Span<const int64_t> ids, absl::Span<const float> grads) {
   const int64_t dim = spec_.embedding_dim;
   if (static_cast<int64_t>(grads.size()) != static_cast<int64_t>(ids.size()) * dim) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -391,9 +392,9 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(absl::
   RETURN_IF_ERROR(CheckIds(ids));
   for (size_t i = 0; i < grads.size(); ++i) {
     if (!std::isfinite(grads[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grads[", i, "] (row ", i / dim, " of the push, id ", ids[i / dim], ", column ",
-          i % dim, ") is ", grads[i], "; gradients must be finite"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("grads[", i, "] (row ", i / dim, " of the push, id ", ids[i / dim],
+                       ", column ", i % dim, ") is ", grads[i], "; gradients must be finite"));
     }
   }
   // Coalesce outside the lock: the distinct non-padding ids in order of first
@@ -468,7 +469,8 @@ absl::StatusOr<std::vector<EmbeddingTable::StateSlot>> EmbeddingTable::ReadOptim
   auto element_slot = [&](const char* name, const internal::ShardedBuffer& buffer) {
     StateSlot slot{name, dim, {}};
     slot.values.reserve(ids.size() * dim);
-    for (int64_t id : ids) slot.values.insert(slot.values.end(), buffer.Row(id), buffer.Row(id) + dim);
+    for (int64_t id : ids)
+      slot.values.insert(slot.values.end(), buffer.Row(id), buffer.Row(id) + dim);
     slots.push_back(std::move(slot));
   };
   switch (optimizer_.kind) {

@@ -31,8 +31,7 @@ namespace embedserve {
 //    must equal num_ids.
 //  * neither: InvalidArgument.
 // InvalidArgument names the offending field and position.
-absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids,
-                                               absl::Span<const int64_t> offsets,
+absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const int64_t> offsets,
                                                bool include_last_offset,
                                                absl::Span<const int64_t> shape);
 
@@ -125,8 +124,7 @@ class EmbeddingTable {
   // frozen tables too. With duplicate ids the last one wins. Returns the new
   // version. InvalidArgument (nothing changed): bad id, wrong number of
   // values, non-finite value (each named with its position).
-  absl::StatusOr<int64_t> AssignRows(absl::Span<const int64_t> ids,
-                                     absl::Span<const float> values);
+  absl::StatusOr<int64_t> AssignRows(absl::Span<const int64_t> ids, absl::Span<const float> values);
 
   // Applies one push of sparse gradients: grads[i*dim : (i+1)*dim] is the
   // gradient of the lookup output for ids[i] (ids in any order, duplicates
@@ -162,8 +160,7 @@ class EmbeddingTable {
     int64_t width = 0;  // floats per id: dim, or 1 for per-row state
     std::vector<float> values;
   };
-  absl::StatusOr<std::vector<StateSlot>> ReadOptimizerState(
-      absl::Span<const int64_t> ids) const;
+  absl::StatusOr<std::vector<StateSlot>> ReadOptimizerState(absl::Span<const int64_t> ids) const;
 
  private:
   explicit EmbeddingTable(const TableSpec& spec);
@@ -197,7 +194,7 @@ class EmbeddingTable {
   // (shared for reads, exclusive for writes).
   internal::ShardedBuffer rows_;
   internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
-  std::vector<float> row_state_;              // per-row optimizer state
+  std::vector<float> row_state_;             // per-row optimizer state
   RowView view_;
   static constexpr uint64_t kStripes = 1 << 14;
   const std::unique_ptr<std::atomic<uint32_t>[]> stripes_;

@@ -60,8 +60,7 @@ inline constexpr int64_t kAllValid = -1;
 //                    out[i*dim : (i+1)*dim] = row(ids[i])[0:dim]
 //   return kAllValid
 // `out` holds n * dim floats, packed (no stride padding), any alignment.
-using GatherFn = int64_t (*)(const RowView& table, const int64_t* ids, int64_t n,
-                             float* out);
+using GatherFn = int64_t (*)(const RowView& table, const int64_t* ids, int64_t n, float* out);
 
 // Pooled gather (F.embedding_bag), for each bag b, with
 // E = { i in bag b : ids[i] != padding_idx }:

@@ -30,7 +30,8 @@ float InitialValue(const TableSpec& spec, int64_t row, int64_t col) {
     case InitKind::kUniform:
       return static_cast<float>(init.a + (init.b - init.a) * Unit(h));
     case InitKind::kXavierUniform: {
-      const double r = std::sqrt(6.0 / static_cast<double>(spec.num_embeddings + spec.embedding_dim));
+      const double r =
+          std::sqrt(6.0 / static_cast<double>(spec.num_embeddings + spec.embedding_dim));
       return static_cast<float>(-r + 2.0 * r * Unit(h));
     }
     case InitKind::kNormal: {

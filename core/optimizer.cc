@@ -11,7 +11,8 @@ absl::StatusOr<OptimizerSpec> NormalizeOptimizerSpec(OptimizerSpec spec) {
   auto bad = [](const char* field, double v, const char* rule) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer ", field, " ", rule, ", got ", v));
   };
-  if (!(spec.lr >= 0) || !std::isfinite(spec.lr)) return bad("lr", spec.lr, "must be finite and >= 0");
+  if (!(spec.lr >= 0) || !std::isfinite(spec.lr))
+    return bad("lr", spec.lr, "must be finite and >= 0");
   if (!(spec.lr_decay >= 0) || !std::isfinite(spec.lr_decay)) {
     return bad("lr_decay", spec.lr_decay, "must be finite and >= 0");
   }
@@ -30,9 +31,12 @@ absl::StatusOr<OptimizerSpec> NormalizeOptimizerSpec(OptimizerSpec spec) {
 
 int ElementStateSlots(OptimizerKind kind) {
   switch (kind) {
-    case OptimizerKind::kAdagrad: return 1;
-    case OptimizerKind::kSparseAdam: return 2;
-    default: return 0;
+    case OptimizerKind::kAdagrad:
+      return 1;
+    case OptimizerKind::kSparseAdam:
+      return 2;
+    default:
+      return 0;
   }
 }
 
@@ -65,8 +69,8 @@ StepScalars ComputeStepScalars(const OptimizerSpec& spec, int64_t step) {
   return k;
 }
 
-void ApplyRowStep(OptimizerKind kind, const StepScalars& k, const float* g, int64_t dim,
-                  float* w, float* s0, float* s1, float* row_state) {
+void ApplyRowStep(OptimizerKind kind, const StepScalars& k, const float* g, int64_t dim, float* w,
+                  float* s0, float* s1, float* row_state) {
   switch (kind) {
     case OptimizerKind::kSgd:
       for (int64_t j = 0; j < dim; ++j) w[j] += -k.lr * g[j];

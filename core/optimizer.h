@@ -55,7 +55,7 @@ bool HasStepCount(OptimizerKind kind);
 
 // Scalars shared by every row of one push.
 struct StepScalars {
-  float lr = 0;         // kSgd, kRowWiseAdagrad: lr; kAdagrad: clr
+  float lr = 0;  // kSgd, kRowWiseAdagrad: lr; kAdagrad: clr
   float eps = 0;
   float one_minus_beta1 = 0, one_minus_beta2 = 0;
   float neg_step_size = 0;  // kSparseAdam
@@ -68,8 +68,8 @@ StepScalars ComputeStepScalars(const OptimizerSpec& spec, int64_t step);
 // One row's step, in place. `s0`, `s1`: element state rows (Adagrad: s0 = sum;
 // SparseAdam: s0 = exp_avg, s1 = exp_avg_sq), `row_state`: the row's per-row
 // state (row-wise Adagrad). Unused pointers may be null.
-void ApplyRowStep(OptimizerKind kind, const StepScalars& k, const float* g, int64_t dim,
-                  float* w, float* s0, float* s1, float* row_state);
+void ApplyRowStep(OptimizerKind kind, const StepScalars& k, const float* g, int64_t dim, float* w,
+                  float* s0, float* s1, float* row_state);
 
 }  // namespace embedserve
 

@@ -17,8 +17,8 @@ int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 }  // namespace
 
-absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stride,
-                                                      int shard_shift, absl::string_view what) {
+absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stride, int shard_shift,
+                                                      absl::string_view what) {
   ShardedBuffer b;
   b.shift_ = shard_shift;
   b.mask_ = (int64_t{1} << shard_shift) - 1;

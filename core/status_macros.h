@@ -12,9 +12,9 @@
 #define EMBEDSERVE_CONCAT_INNER_(a, b) a##b
 #define EMBEDSERVE_CONCAT_(a, b) EMBEDSERVE_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::absl::Status embedserve_status_ = (expr);      \
+#define RETURN_IF_ERROR(expr)                                \
+  do {                                                       \
+    ::absl::Status embedserve_status_ = (expr);              \
     if (!embedserve_status_.ok()) return embedserve_status_; \
   } while (0)
 

@@ -17,9 +17,9 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
       return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
     }
     if (max_total_bytes_ > 0 && reserved_bytes_ + bytes > max_total_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "table '", spec.name, "' needs ", bytes, " bytes; ", reserved_bytes_, " of the ",
-          max_total_bytes_, " byte limit are in use"));
+      return absl::ResourceExhaustedError(absl::StrCat("table '", spec.name, "' needs ", bytes,
+                                                       " bytes; ", reserved_bytes_, " of the ",
+                                                       max_total_bytes_, " byte limit are in use"));
     }
     tables_.emplace(spec.name, nullptr);
     reserved_bytes_ += bytes;

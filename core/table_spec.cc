@@ -11,8 +11,8 @@ namespace {
 bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 128) return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -22,12 +22,12 @@ bool ValidName(const std::string& name) {
 
 absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
   if (!ValidName(spec.name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "table name '", spec.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("table name '", spec.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
   }
   if (spec.num_embeddings <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_embeddings must be > 0, got ", spec.num_embeddings));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_embeddings must be > 0, got ", spec.num_embeddings));
   }
   if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -36,9 +36,9 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
   if (spec.padding_idx.has_value()) {
     const int64_t p = *spec.padding_idx;
     if (p < -spec.num_embeddings || p >= spec.num_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "padding_idx ", p, " must be within num_embeddings ", spec.num_embeddings,
-          " (in [", -spec.num_embeddings, ", ", spec.num_embeddings, "))"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("padding_idx ", p, " must be within num_embeddings ", spec.num_embeddings,
+                       " (in [", -spec.num_embeddings, ", ", spec.num_embeddings, "))"));
     }
     if (p < 0) spec.padding_idx = p + spec.num_embeddings;
   }
@@ -47,12 +47,11 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
         absl::StrCat("max_norm must be finite and > 0, got ", *spec.max_norm));
   }
   if (!(spec.norm_type > 0)) {  // also rejects NaN
-    return absl::InvalidArgumentError(
-        absl::StrCat("norm_type must be > 0, got ", spec.norm_type));
+    return absl::InvalidArgumentError(absl::StrCat("norm_type must be > 0, got ", spec.norm_type));
   }
   if (spec.num_shards < 0 || spec.num_shards > kMaxShards) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_shards must be in [0, ", kMaxShards, "], got ", spec.num_shards));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_shards must be in [0, ", kMaxShards, "], got ", spec.num_shards));
   }
   absl::StatusOr<OptimizerSpec> optimizer = NormalizeOptimizerSpec(spec.optimizer);
   if (!optimizer.ok()) return optimizer.status();
@@ -62,15 +61,15 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
   switch (init.kind) {
     case InitKind::kNormal:
       if (!finite(init.mean) || !finite(init.std) || init.std < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "normal initializer needs finite mean and std >= 0, got mean ", init.mean,
-            " std ", init.std));
+        return absl::InvalidArgumentError(
+            absl::StrCat("normal initializer needs finite mean and std >= 0, got mean ", init.mean,
+                         " std ", init.std));
       }
       break;
     case InitKind::kUniform:
       if (!finite(init.a) || !finite(init.b) || init.a > init.b) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "uniform initializer needs finite a <= b, got a ", init.a, " b ", init.b));
+        return absl::InvalidArgumentError(
+            absl::StrCat("uniform initializer needs finite a <= b, got a ", init.a, " b ", init.b));
       }
       break;
     case InitKind::kConstant:

@@ -26,9 +26,9 @@ struct InitializerSpec {
 
 // The spec of one table, mirroring torch.nn.Embedding's constructor.
 struct TableSpec {
-  std::string name;             // [A-Za-z0-9_.-]{1,128}
-  int64_t num_embeddings = 0;   // > 0
-  int64_t embedding_dim = 0;    // > 0, <= kMaxEmbeddingDim
+  std::string name;            // [A-Za-z0-9_.-]{1,128}
+  int64_t num_embeddings = 0;  // > 0
+  int64_t embedding_dim = 0;   // > 0, <= kMaxEmbeddingDim
   // Row that reads as given at creation (zeros, unless initial values are
   // given) and that pooling skips. Negative counts from the end as in PyTorch;
   // NormalizeTableSpec makes it non-negative.
@@ -37,8 +37,8 @@ struct TableSpec {
   // exceeds max_norm by max_norm / (norm + 1e-7), in place, as
   // torch.embedding_renorm_.
   std::optional<double> max_norm;
-  double norm_type = 2.0;       // p of the p-norm; > 0, may be +inf
-  bool frozen = false;          // from_pretrained(freeze=True): no gradient moves it
+  double norm_type = 2.0;  // p of the p-norm; > 0, may be +inf
+  bool frozen = false;     // from_pretrained(freeze=True): no gradient moves it
   // As nn.Embedding: a push divides each id's summed gradient by the number
   // of times the id occurs in that push.
   bool scale_grad_by_freq = false;

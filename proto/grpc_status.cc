@@ -5,9 +5,9 @@
 namespace embedserve {
 namespace {
 
-#define EMBEDSERVE_SAME_CODE(absl_code, grpc_code)                       \
-  static_assert(static_cast<int>(absl::StatusCode::absl_code) ==         \
-                    static_cast<int>(grpc::StatusCode::grpc_code),       \
+#define EMBEDSERVE_SAME_CODE(absl_code, grpc_code)                 \
+  static_assert(static_cast<int>(absl::StatusCode::absl_code) ==   \
+                    static_cast<int>(grpc::StatusCode::grpc_code), \
                 "absl and gRPC status codes differ for " #grpc_code)
 
 EMBEDSERVE_SAME_CODE(kOk, OK);

@@ -22,11 +22,21 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   s.num_shards = p.num_shards();
   const v1::Initializer& i = p.initializer();
   switch (i.kind()) {
-    case v1::Initializer::NORMAL: s.initializer.kind = InitKind::kNormal; break;
-    case v1::Initializer::UNIFORM: s.initializer.kind = InitKind::kUniform; break;
-    case v1::Initializer::ZEROS: s.initializer.kind = InitKind::kZeros; break;
-    case v1::Initializer::CONSTANT: s.initializer.kind = InitKind::kConstant; break;
-    case v1::Initializer::XAVIER_UNIFORM: s.initializer.kind = InitKind::kXavierUniform; break;
+    case v1::Initializer::NORMAL:
+      s.initializer.kind = InitKind::kNormal;
+      break;
+    case v1::Initializer::UNIFORM:
+      s.initializer.kind = InitKind::kUniform;
+      break;
+    case v1::Initializer::ZEROS:
+      s.initializer.kind = InitKind::kZeros;
+      break;
+    case v1::Initializer::CONSTANT:
+      s.initializer.kind = InitKind::kConstant;
+      break;
+    case v1::Initializer::XAVIER_UNIFORM:
+      s.initializer.kind = InitKind::kXavierUniform;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown initializer kind ", static_cast<int>(i.kind())));
@@ -34,10 +44,18 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   s.scale_grad_by_freq = p.scale_grad_by_freq();
   const v1::OptimizerSpec& o = p.optimizer();
   switch (o.kind()) {
-    case v1::OptimizerSpec::SGD: s.optimizer.kind = OptimizerKind::kSgd; break;
-    case v1::OptimizerSpec::ADAGRAD: s.optimizer.kind = OptimizerKind::kAdagrad; break;
-    case v1::OptimizerSpec::ROWWISE_ADAGRAD: s.optimizer.kind = OptimizerKind::kRowWiseAdagrad; break;
-    case v1::OptimizerSpec::SPARSE_ADAM: s.optimizer.kind = OptimizerKind::kSparseAdam; break;
+    case v1::OptimizerSpec::SGD:
+      s.optimizer.kind = OptimizerKind::kSgd;
+      break;
+    case v1::OptimizerSpec::ADAGRAD:
+      s.optimizer.kind = OptimizerKind::kAdagrad;
+      break;
+    case v1::OptimizerSpec::ROWWISE_ADAGRAD:
+      s.optimizer.kind = OptimizerKind::kRowWiseAdagrad;
+      break;
+    case v1::OptimizerSpec::SPARSE_ADAM:
+      s.optimizer.kind = OptimizerKind::kSparseAdam;
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown optimizer kind ", static_cast<int>(o.kind())));
@@ -71,10 +89,18 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   p->set_scale_grad_by_freq(s.scale_grad_by_freq);
   v1::OptimizerSpec* o = p->mutable_optimizer();
   switch (s.optimizer.kind) {
-    case OptimizerKind::kSgd: o->set_kind(v1::OptimizerSpec::SGD); break;
-    case OptimizerKind::kAdagrad: o->set_kind(v1::OptimizerSpec::ADAGRAD); break;
-    case OptimizerKind::kRowWiseAdagrad: o->set_kind(v1::OptimizerSpec::ROWWISE_ADAGRAD); break;
-    case OptimizerKind::kSparseAdam: o->set_kind(v1::OptimizerSpec::SPARSE_ADAM); break;
+    case OptimizerKind::kSgd:
+      o->set_kind(v1::OptimizerSpec::SGD);
+      break;
+    case OptimizerKind::kAdagrad:
+      o->set_kind(v1::OptimizerSpec::ADAGRAD);
+      break;
+    case OptimizerKind::kRowWiseAdagrad:
+      o->set_kind(v1::OptimizerSpec::ROWWISE_ADAGRAD);
+      break;
+    case OptimizerKind::kSparseAdam:
+      o->set_kind(v1::OptimizerSpec::SPARSE_ADAM);
+      break;
   }
   o->set_lr(s.optimizer.lr);
   o->set_lr_decay(s.optimizer.lr_decay);
@@ -84,11 +110,21 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   o->set_beta2(s.optimizer.beta2);
   v1::Initializer* i = p->mutable_initializer();
   switch (s.initializer.kind) {
-    case InitKind::kNormal: i->set_kind(v1::Initializer::NORMAL); break;
-    case InitKind::kUniform: i->set_kind(v1::Initializer::UNIFORM); break;
-    case InitKind::kZeros: i->set_kind(v1::Initializer::ZEROS); break;
-    case InitKind::kConstant: i->set_kind(v1::Initializer::CONSTANT); break;
-    case InitKind::kXavierUniform: i->set_kind(v1::Initializer::XAVIER_UNIFORM); break;
+    case InitKind::kNormal:
+      i->set_kind(v1::Initializer::NORMAL);
+      break;
+    case InitKind::kUniform:
+      i->set_kind(v1::Initializer::UNIFORM);
+      break;
+    case InitKind::kZeros:
+      i->set_kind(v1::Initializer::ZEROS);
+      break;
+    case InitKind::kConstant:
+      i->set_kind(v1::Initializer::CONSTANT);
+      break;
+    case InitKind::kXavierUniform:
+      i->set_kind(v1::Initializer::XAVIER_UNIFORM);
+      break;
   }
   i->set_mean(s.initializer.mean);
   i->set_std(s.initializer.std);
@@ -111,9 +147,12 @@ void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
 
 absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {
   switch (mode) {
-    case v1::SUM: return PoolingMode::kSum;
-    case v1::MEAN: return PoolingMode::kMean;
-    case v1::MAX: return PoolingMode::kMax;
+    case v1::SUM:
+      return PoolingMode::kSum;
+    case v1::MEAN:
+      return PoolingMode::kMean;
+    case v1::MAX:
+      return PoolingMode::kMax;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown pooling mode ", static_cast<int>(mode)));
@@ -121,11 +160,11 @@ absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {
 }
 
 absl::StatusOr<absl::Span<const float>> FloatsFromBytes(const std::string& bytes,
-                                                         absl::string_view field,
-                                                         std::vector<float>* scratch) {
+                                                        absl::string_view field,
+                                                        std::vector<float>* scratch) {
   if (bytes.size() % sizeof(float) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " has ", bytes.size(), " bytes, not a whole number of float32 values"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " has ", bytes.size(), " bytes, not a whole number of float32 values"));
   }
   const size_t n = bytes.size() / sizeof(float);
   if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {

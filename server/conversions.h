@@ -26,8 +26,8 @@ absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode);
 // *scratch only if the buffer is not 4-byte aligned. InvalidArgument, naming
 // `field`, if the length is not a multiple of 4.
 absl::StatusOr<absl::Span<const float>> FloatsFromBytes(const std::string& bytes,
-                                                         absl::string_view field,
-                                                         std::vector<float>* scratch);
+                                                        absl::string_view field,
+                                                        std::vector<float>* scratch);
 
 }  // namespace embedserve
 

@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
-#include "server/conversions.h"
 #include "proto/grpc_status.h"
+#include "server/conversions.h"
 #include "server/internal/log.h"
 
 namespace embedserve {
@@ -21,8 +21,8 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::S
 
 absl::Status WithQueryContext(const absl::Status& s, int q, const std::string& table) {
   if (s.ok()) return s;
-  return absl::Status(s.code(), absl::StrCat("queries[", q, "] (table '", table, "'): ",
-                                             s.message()));
+  return absl::Status(s.code(),
+                      absl::StrCat("queries[", q, "] (table '", table, "'): ", s.message()));
 }
 
 template <typename Ids>
@@ -32,9 +32,8 @@ absl::Span<const int64_t> IdSpan(const Ids& ids) {
 
 absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits) {
   if (total > limits.max_ids_per_request) {
-    return absl::ResourceExhaustedError(absl::StrCat("request has ", total,
-                                                     " ids; the limit is ",
-                                                     limits.max_ids_per_request));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request has ", total, " ids; the limit is ", limits.max_ids_per_request));
   }
   return absl::OkStatus();
 }
@@ -72,9 +71,9 @@ absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& r
                    FloatsFromBytes(req.initial_values(), "initial_values", &scratch));
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Create(spec, values));
   TableInfoToProto(*table, resp->mutable_table());
-  internal::LogInfo(absl::StrCat("created table '", table->name(), "': ", table->num_rows(),
-                                 " x ", table->dim(), values.empty() ? "" : " (from values)",
-                                 ", ", table->bytes_used(), " bytes"));
+  internal::LogInfo(absl::StrCat("created table '", table->name(), "': ", table->num_rows(), " x ",
+                                 table->dim(), values.empty() ? "" : " (from values)", ", ",
+                                 table->bytes_used(), " bytes"));
   return absl::OkStatus();
 }
 
@@ -93,9 +92,9 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::ListTables(grpc::CallbackServerC
   return Finish(ctx, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::DescribeTable(
-    grpc::CallbackServerContext* ctx, const v1::DescribeTableRequest* req,
-    v1::DescribeTableResponse* resp) {
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::DescribeTable(grpc::CallbackServerContext* ctx,
+                                                              const v1::DescribeTableRequest* req,
+                                                              v1::DescribeTableResponse* resp) {
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(req->name());
   if (table.ok()) TableInfoToProto(**table, resp->mutable_table());
   return Finish(ctx, table.status());
@@ -129,9 +128,8 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
       }
       if (product != query.ids_size()) {
         return WithQueryContext(
-            absl::InvalidArgumentError(absl::StrCat(
-                "shape [", absl::StrJoin(query.shape(), ", "), "] does not match ",
-                query.ids_size(), " ids")),
+            absl::InvalidArgumentError(absl::StrCat("shape [", absl::StrJoin(query.shape(), ", "),
+                                                    "] does not match ", query.ids_size(), " ids")),
             q, query.table());
       }
     }
@@ -152,8 +150,8 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
     // The kernel writes straight into the response's bytes.
     const int64_t n = int64_t{query.ids_size()} * table.dim();
     float* out = ResizeValues(result, n);
-    RETURN_IF_ERROR(WithQueryContext(
-        table.Lookup(IdSpan(query.ids()), absl::MakeSpan(out, n)), q, query.table()));
+    RETURN_IF_ERROR(WithQueryContext(table.Lookup(IdSpan(query.ids()), absl::MakeSpan(out, n)), q,
+                                     query.table()));
   }
   return absl::OkStatus();
 }
@@ -207,8 +205,7 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
     RETURN_IF_ERROR(WithQueryContext(
         plan.table->LookupPooled(
             IdSpan(query.ids()), plan.bounds, plan.mode,
-            absl::MakeConstSpan(query.per_sample_weights().data(),
-                                query.per_sample_weights_size()),
+            absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()),
             absl::MakeSpan(out, n)),
         q, query.table()));
   }
@@ -244,8 +241,7 @@ absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::Pus
   RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
   std::vector<float> scratch;
-  ASSIGN_OR_RETURN(absl::Span<const float> grads,
-                   FloatsFromBytes(req.grads(), "grads", &scratch));
+  ASSIGN_OR_RETURN(absl::Span<const float> grads, FloatsFromBytes(req.grads(), "grads", &scratch));
   ASSIGN_OR_RETURN(EmbeddingTable::PushResult result,
                    table->ApplyGradients(IdSpan(req.ids()), grads));
   resp->set_version(result.version);
@@ -293,8 +289,8 @@ class GradientStream final : public grpc::ServerBidiReactor<v1::PushRequest, v1:
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse>*
-EmbeddingServiceImpl::StreamGradients(grpc::CallbackServerContext* ctx) {
+grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse>* EmbeddingServiceImpl::StreamGradients(
+    grpc::CallbackServerContext* ctx) {
   return new GradientStream(this);
 }
 

@@ -11,7 +11,7 @@ namespace embedserve {
 
 // Per-request limits; a request over one gets RESOURCE_EXHAUSTED.
 struct RequestLimits {
-  int64_t max_ids_per_request = 4'000'000;         // ids over all queries
+  int64_t max_ids_per_request = 4'000'000;          // ids over all queries
   int64_t max_response_bytes = int64_t{256} << 20;  // gathered floats
 };
 
@@ -42,8 +42,7 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   grpc::ServerUnaryReactor* DescribeTable(grpc::CallbackServerContext* ctx,
                                           const v1::DescribeTableRequest* req,
                                           v1::DescribeTableResponse* resp) override;
-  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
-                                   const v1::LookupRequest* req,
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const v1::LookupRequest* req,
                                    v1::LookupResponse* resp) override;
   grpc::ServerUnaryReactor* LookupPooled(grpc::CallbackServerContext* ctx,
                                          const v1::PooledRequest* req,

@@ -29,8 +29,7 @@ ABSL_FLAG(int64_t, max_ids_per_request, 4'000'000,
 ABSL_FLAG(int64_t, max_response_bytes, int64_t{256} << 20,
           "bytes of gathered rows in one answer; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, max_message_bytes, 512 << 20, "largest gRPC message accepted or sent");
-ABSL_FLAG(int64_t, max_table_bytes, 0,
-          "memory all tables together may take, bytes; 0 = no limit");
+ABSL_FLAG(int64_t, max_table_bytes, 0, "memory all tables together may take, bytes; 0 = no limit");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {

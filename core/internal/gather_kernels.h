@@ -23,8 +23,7 @@ inline void PrefetchRow(const RowView& t, int64_t id) {
   if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return;
   const char* p = reinterpret_cast<const char*>(t.Row(id));
   const int64_t bytes = t.dim * static_cast<int64_t>(sizeof(float));
-  for (int64_t off = 0, line = 0; off < bytes && line < kMaxPrefetchLines;
-       off += 64, ++line) {
+  for (int64_t off = 0, line = 0; off < bytes && line < kMaxPrefetchLines; off += 64, ++line) {
     PrefetchNta(p + off);
   }
 }

@@ -79,9 +79,9 @@ enum class Op { kAdd, kWeighted, kMax };
 // Accumulates `k` (1..4) vectors starting at float `d` over the bag's
 // non-padding rows and stores them (the last one partially if it passes dim).
 template <class V, Op kOp, int kVecs>
-inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin,
-                          int64_t end, int64_t d, int64_t dim, float* o,
-                          typename V::R init, bool prefetch, int64_t row_bytes) {
+inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin, int64_t end, int64_t d,
+                          int64_t dim, float* o, typename V::R init, bool prefetch,
+                          int64_t row_bytes) {
   constexpr int64_t L = V::kLanes;
   typename V::R acc[kVecs];
   for (int j = 0; j < kVecs; ++j) acc[j] = init;
@@ -115,8 +115,8 @@ inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin,
 // pass of 8 AVX2 accumulators (a 128-float row one pass of 8 AVX-512 ones),
 // so each row is read once. The first block also prefetches upcoming rows.
 template <class V, Op kOp>
-inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64_t end,
-                        float* o, typename V::R init) {
+inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64_t end, float* o,
+                        typename V::R init) {
   constexpr int64_t L = V::kLanes;
   const int64_t dim = t.dim;
   const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(float));

@@ -22,12 +22,10 @@ class ShardedBuffer {
   ShardedBuffer() = default;
   // ResourceExhausted (naming `what`) if memory cannot be had.
   static absl::StatusOr<ShardedBuffer> Allocate(int64_t rows, int64_t stride, int shard_shift,
-                                               absl::string_view what);
+                                                absl::string_view what);
 
   float* Row(int64_t r) { return shards_[r >> shift_].get() + (r & mask_) * stride_; }
-  const float* Row(int64_t r) const {
-    return shards_[r >> shift_].get() + (r & mask_) * stride_;
-  }
+  const float* Row(int64_t r) const { return shards_[r >> shift_].get() + (r & mask_) * stride_; }
   const float* const* shard_ptrs() const { return ptrs_.data(); }
   int num_shards() const { return static_cast<int>(shards_.size()); }
   int64_t bytes() const { return bytes_; }

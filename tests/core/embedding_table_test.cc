@@ -39,7 +39,8 @@ std::vector<float> Rows(EmbeddingTable& t, std::vector<int64_t> ids) {
 
 TEST(TableSpecTest, RejectsBadFields) {
   auto bad = [](TableSpec s, const char* what) {
-    EXPECT_THAT(NormalizeTableSpec(s), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(what)));
+    EXPECT_THAT(NormalizeTableSpec(s),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(what)));
   };
   bad(Spec(0, 4), "num_embeddings");
   bad(Spec(10, 0), "embedding_dim");
@@ -282,8 +283,9 @@ TEST(EmbeddingTableTest, PooledValidatesWeights) {
   auto t = EmbeddingTable::Create(Spec(5, 2));
   std::vector<int64_t> bounds = {0, 2};
   std::vector<float> out(2);
-  EXPECT_THAT((*t)->LookupPooled({1, 2}, bounds, PoolingMode::kMean, {1, 1}, absl::MakeSpan(out)),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only supported with mode SUM")));
+  EXPECT_THAT(
+      (*t)->LookupPooled({1, 2}, bounds, PoolingMode::kMean, {1, 1}, absl::MakeSpan(out)),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only supported with mode SUM")));
   EXPECT_THAT((*t)->LookupPooled({1, 2}, bounds, PoolingMode::kSum, {1}, absl::MakeSpan(out)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one per id")));
   EXPECT_THAT((*t)->LookupPooled({1, 2}, bounds, PoolingMode::kSum, {1, NAN}, absl::MakeSpan(out)),

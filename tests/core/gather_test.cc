@@ -110,9 +110,13 @@ TEST_P(GatherLevelTest, PooledMatchesReference) {
         }
         std::vector<float> weights(ids.size());
         for (auto& w : weights) w = static_cast<float>(rng() % 1000) / 250.0f - 2.0f;
-        BagArgs args{ids.data(), static_cast<int64_t>(ids.size()), bounds.data(),
-                     static_cast<int64_t>(bounds.size()) - 1, mode,
-                     weighted ? weights.data() : nullptr, /*padding_idx=*/5};
+        BagArgs args{ids.data(),
+                     static_cast<int64_t>(ids.size()),
+                     bounds.data(),
+                     static_cast<int64_t>(bounds.size()) - 1,
+                     mode,
+                     weighted ? weights.data() : nullptr,
+                     /*padding_idx=*/5};
         std::vector<float> got(args.num_bags * dim + 16, 12345.0f), want(args.num_bags * dim);
         ASSERT_EQ(kernels().pooled(t.view(), args, got.data()), kAllValid);
         ASSERT_EQ(reference().pooled(t.view(), args, want.data()), kAllValid);

@@ -197,11 +197,13 @@ TEST_F(EmbeddingServiceTest, BadInputsGetClearStatusesAndChangeNothing) {
   q.table = "w";
   q.ids = {1, 2, 3};
   q.offsets = {0, 2, 1};
-  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("non-decreasing")));
+  EXPECT_THAT(client_->LookupPooled(q),
+              StatusIs(Code::kInvalidArgument, HasSubstr("non-decreasing")));
   q.offsets = {1};
   EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("offsets[0]")));
   q.offsets = {0, 4};
-  EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("past the end")));
+  EXPECT_THAT(client_->LookupPooled(q),
+              StatusIs(Code::kInvalidArgument, HasSubstr("past the end")));
   q.offsets = {0};
   q.per_sample_weights = {1, 2};
   EXPECT_THAT(client_->LookupPooled(q), StatusIs(Code::kInvalidArgument, HasSubstr("one per id")));
@@ -225,7 +227,8 @@ TEST_F(EmbeddingServiceTest, BadInputsGetClearStatusesAndChangeNothing) {
               StatusIs(Code::kInvalidArgument, HasSubstr("initial_values has 3 floats")));
   // Over the limits: ids per request, response bytes, table memory.
   std::vector<int64_t> many(1001, 0);
-  EXPECT_THAT(client_->Lookup("w", many), StatusIs(Code::kResourceExhausted, HasSubstr("limit is 1000")));
+  EXPECT_THAT(client_->Lookup("w", many),
+              StatusIs(Code::kResourceExhausted, HasSubstr("limit is 1000")));
   ASSERT_THAT(client_->CreateTable(Spec("wide", 2, 4096)), IsOk());
   EXPECT_THAT(client_->Lookup("wide", {0, 1, 0, 1, 0}),
               StatusIs(Code::kResourceExhausted, HasSubstr("response limit")));
@@ -255,7 +258,8 @@ TEST_F(EmbeddingServiceTest, HealthServiceReportsServing) {
   auto named = client_->CheckHealth("embedserve.v1.EmbeddingService");
   ASSERT_THAT(named, IsOk());
   EXPECT_EQ(*named, "SERVING");
-  EXPECT_THAT(client_->CheckHealth("no.such.Service"), StatusIs(Code::kNotFound, HasSubstr("unknown")));
+  EXPECT_THAT(client_->CheckHealth("no.such.Service"),
+              StatusIs(Code::kNotFound, HasSubstr("unknown")));
   server_->Shutdown();
   server_->Wait();
   EXPECT_THAT(client_->CheckHealth(), ::testing::Not(IsOk()));

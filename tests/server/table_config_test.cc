@@ -53,8 +53,9 @@ TEST(TableConfigTest, ErrorsNameFileLineAndTable) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/x.txtpb")));
   EXPECT_THAT(LoadTableConfig(WriteTemp("tables { name: \"a\"\n  bogus: 1 }")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
-  EXPECT_THAT(LoadTableConfig(WriteTemp("tables { name: \"a\" num_embeddings: 0 embedding_dim: 2 }")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("table 'a': num_embeddings")));
+  EXPECT_THAT(
+      LoadTableConfig(WriteTemp("tables { name: \"a\" num_embeddings: 0 embedding_dim: 2 }")),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("table 'a': num_embeddings")));
 }
 
 }  // namespace
