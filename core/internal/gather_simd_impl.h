@@ -76,7 +76,7 @@ int64_t SimdGather(const RowView& t, const int64_t* ids, int64_t n, float* out) 
 
 enum class Op { kAdd, kWeighted, kMax };
 
-// Accumulates `k` (1..4) vectors starting at float `d` over the bag's
+// Accumulates kVecs (1, 2, 4 or 8) vectors starting at float `d` over the bag's
 // non-padding rows and stores them (the last one partially if it passes dim).
 template <class V, Op kOp, int kVecs>
 inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin, int64_t end, int64_t d,

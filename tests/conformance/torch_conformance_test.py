@@ -9,9 +9,6 @@ Run: /usr/bin/python3 tests/conformance/torch_conformance_test.py \
         --server build/server/embedserve --stubs build/python
 """
 
-import argparse
-import os
-import sys
 import unittest
 
 import grpc
@@ -19,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ARGS = None
-SERVER = None
+import harness
+
 CLIENT = None
 
 # Pooling and renorm differ from PyTorch only by rounding.
@@ -28,16 +25,12 @@ RTOL, ATOL = 1e-5, 1e-6
 
 
 def setUpModule():
-    global SERVER, CLIENT
-    from embedserve_client import EmbeddingClient, ServerProcess
-    SERVER = ServerProcess(ARGS.server)
-    CLIENT = EmbeddingClient(SERVER.address)
-    CLIENT.wait_for_ready()
+    global CLIENT
+    CLIENT = harness.start()
 
 
 def tearDownModule():
-    CLIENT.close()
-    SERVER.stop()
+    harness.stop()
 
 
 _counter = [0]
@@ -212,18 +205,5 @@ class EmbeddingBagConformance(unittest.TestCase):
             assert_close(self, got, want)
 
 
-def main():
-    global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", required=True, help="path of the embedserve binary")
-    parser.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
-    ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
-    torch.set_num_threads(1)
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__doc__)

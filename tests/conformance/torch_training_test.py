@@ -11,9 +11,6 @@ Run: /usr/bin/python3 tests/conformance/torch_training_test.py \
         --server build/server/embedserve --stubs build/python
 """
 
-import argparse
-import os
-import sys
 import unittest
 import zlib
 
@@ -22,24 +19,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ARGS = None
-SERVER = None
+import harness
+
 CLIENT = None
 RTOL, ATOL = 1e-5, 1e-6
 _counter = [0]
 
 
 def setUpModule():
-    global SERVER, CLIENT
-    from embedserve_client import EmbeddingClient, ServerProcess
-    SERVER = ServerProcess(ARGS.server)
-    CLIENT = EmbeddingClient(SERVER.address)
-    CLIENT.wait_for_ready()
+    global CLIENT
+    CLIENT = harness.start()
 
 
 def tearDownModule():
-    CLIENT.close()
-    SERVER.stop()
+    harness.stop()
 
 
 def name(prefix):
@@ -245,18 +238,5 @@ class RemoteEmbeddingTest(unittest.TestCase):
             self.assertIsNotNone(remote.last_push)
 
 
-def main():
-    global ARGS
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--stubs", required=True)
-    ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
-    torch.set_num_threads(1)
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__doc__)
