@@ -51,6 +51,9 @@ struct TableSpec {
 };
 
 inline constexpr int64_t kMaxEmbeddingDim = 1 << 16;
+// 2^40 rows: keeps every byte count of a table (rows x padded dim x state
+// slots x 4) far inside int64; memory limits bite long before.
+inline constexpr int64_t kMaxNumEmbeddings = int64_t{1} << 40;
 inline constexpr int32_t kMaxShards = 4096;
 
 // Checks every field and returns the spec with padding_idx made

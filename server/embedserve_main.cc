@@ -1,6 +1,7 @@
 // embedserve: the embedding server. Thin main: flags -> ServerOptions ->
 // EmbeddingServer::Start -> Wait until SIGINT/SIGTERM.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -29,7 +30,9 @@ ABSL_FLAG(int64_t, max_ids_per_request, 4'000'000,
 ABSL_FLAG(int64_t, max_response_bytes, int64_t{256} << 20,
           "bytes of gathered rows in one answer; more is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, max_message_bytes, 512 << 20, "largest gRPC message accepted or sent");
-ABSL_FLAG(int64_t, max_table_bytes, 0, "memory all tables together may take, bytes; 0 = no limit");
+ABSL_FLAG(int64_t, max_table_bytes, -1,
+          "memory all tables (rows and optimizer state) may take together, bytes; "
+          "-1 = 80% of physical memory, 0 = no limit");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -52,7 +55,16 @@ int Run() {
   LogInfo(absl::StrCat("gather kernels: ",
                        embedserve::SimdLevelName(embedserve::ActiveKernels().level)));
 
-  auto registry = std::make_shared<embedserve::TableRegistry>(absl::GetFlag(FLAGS_max_table_bytes));
+  int64_t max_table_bytes = absl::GetFlag(FLAGS_max_table_bytes);
+  if (max_table_bytes < 0) {
+    // A create that the machine cannot hold must fail cleanly, not get the
+    // server OOM-killed while it fills the rows.
+    max_table_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) / 5 * 4;
+  }
+  LogInfo(absl::StrCat("table memory limit: ", max_table_bytes == 0
+                                                   ? std::string("none")
+                                                   : absl::StrCat(max_table_bytes, " bytes")));
+  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes);
   if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
     auto specs = embedserve::LoadTableConfig(config);
     if (!specs.ok()) {

@@ -43,6 +43,7 @@ TEST(TableSpecTest, RejectsBadFields) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(what)));
   };
   bad(Spec(0, 4), "num_embeddings");
+  bad(Spec(int64_t{1} << 62, 16), "num_embeddings");
   bad(Spec(10, 0), "embedding_dim");
   TableSpec s = Spec(10, 4);
   s.name = "";
