@@ -131,7 +131,7 @@ absl::Status EmbeddingTable::Allocate() {
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
-    const TableSpec& raw_spec, absl::Span<const float> initial_values) {
+    const TableSpec& raw_spec, absl::Span<const float> initial_values, RowStore* store) {
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
   const int64_t n = spec.num_embeddings, dim = spec.embedding_dim;
   if (!initial_values.empty()) {
@@ -160,6 +160,46 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
       for (int64_t c = 0; c < dim; ++c) row[c] = InitialValue(spec, r, c);
     }
   }
+  if (store != nullptr) {
+    EmbeddingTable& t = *table;
+    absl::MutexLock lock(&t.mu_);
+    RETURN_IF_ERROR(store->CreateTable(t.Meta(0, 0), [&t](int64_t r, float* dst) {
+      t.PackRecord(r, dst);
+    }));
+    t.store_ = store;
+  }
+  return table;
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(const StoredTable& meta,
+                                                                         RowStore* store) {
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(meta.spec));
+  std::unique_ptr<EmbeddingTable> table(new EmbeddingTable(spec));
+  RETURN_IF_ERROR(table->Allocate());
+  EmbeddingTable& t = *table;
+  if (meta.floats_per_record != t.record_floats()) {
+    return absl::DataLossError(absl::StrCat("table '", spec.name, "' is stored with ",
+                                            meta.floats_per_record, " floats per record, expected ",
+                                            t.record_floats()));
+  }
+  int64_t records = 0;
+  RETURN_IF_ERROR(store->ReadRecords(meta, [&](int64_t id, absl::Span<const float> record) {
+    if (id < 0 || id >= spec.num_embeddings ||
+        static_cast<int64_t>(record.size()) != t.record_floats()) {
+      return absl::DataLossError(absl::StrCat("table '", spec.name, "': bad record for row ", id));
+    }
+    t.UnpackRecord(id, record.data());
+    ++records;
+    return absl::OkStatus();
+  }));
+  if (records != spec.num_embeddings) {
+    return absl::DataLossError(absl::StrCat("table '", spec.name, "' has ", records,
+                                            " stored rows, expected ", spec.num_embeddings));
+  }
+  absl::MutexLock lock(&t.mu_);
+  t.step_ = meta.step;
+  t.version_.store(meta.version);
+  t.store_ = store;
   return table;
 }
 
@@ -195,21 +235,87 @@ absl::Status EmbeddingTable::CheckIds(absl::Span<const int64_t> ids) const {
   return absl::OkStatus();
 }
 
-void EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
+absl::Status EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   // Each distinct row once, as torch.embedding_renorm_ does (a second renorm
   // of a row would change it only by rounding, but costs a pass over it).
   std::vector<int64_t> unique(ids.begin(), ids.end());
   std::sort(unique.begin(), unique.end());
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
-  bool changed = false;
+  const int64_t rf = record_floats();
+  std::vector<int64_t> changed;
+  std::vector<float> packed;
   for (int64_t id : unique) {
-    // Lookups of a max_norm table hold mu_, so no reader races this write;
-    // the seqlock is kept so that every row write follows one protocol.
-    BeginRowWrite(id);
-    changed |= RenormRow(MutableRow(id), spec_.embedding_dim, *spec_.max_norm, spec_.norm_type);
-    EndRowWrite(id);
+    packed.resize((changed.size() + 1) * rf);
+    float* record = packed.data() + changed.size() * rf;
+    PackRecord(id, record);
+    if (RenormRow(record, spec_.embedding_dim, *spec_.max_norm, spec_.norm_type)) {
+      changed.push_back(id);
+    }
   }
-  if (changed) version_.fetch_add(1, std::memory_order_acq_rel);
+  packed.resize(changed.size() * rf);
+  if (changed.empty()) return absl::OkStatus();
+  return Commit(changed, packed, step_).status();
+}
+
+int64_t EmbeddingTable::record_floats() const {
+  return spec_.embedding_dim * (1 + ElementStateSlots(spec_.optimizer.kind)) +
+         RowStateSlots(spec_.optimizer.kind);
+}
+
+void EmbeddingTable::PackRecord(int64_t id, float* dst) const {
+  const int64_t dim = spec_.embedding_dim;
+  std::memcpy(dst, rows_.Row(id), dim * sizeof(float));
+  dst += dim;
+  if (!state0_.empty()) {
+    std::memcpy(dst, state0_.Row(id), dim * sizeof(float));
+    dst += dim;
+  }
+  if (!state1_.empty()) {
+    std::memcpy(dst, state1_.Row(id), dim * sizeof(float));
+    dst += dim;
+  }
+  if (!row_state_.empty()) *dst = row_state_[id];
+}
+
+void EmbeddingTable::UnpackRecord(int64_t id, const float* src) {
+  const int64_t dim = spec_.embedding_dim;
+  std::memcpy(rows_.Row(id), src, dim * sizeof(float));
+  src += dim;
+  if (!state0_.empty()) {
+    std::memcpy(state0_.Row(id), src, dim * sizeof(float));
+    src += dim;
+  }
+  if (!state1_.empty()) {
+    std::memcpy(state1_.Row(id), src, dim * sizeof(float));
+    src += dim;
+  }
+  if (!row_state_.empty()) row_state_[id] = *src;
+}
+
+StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
+  StoredTable meta;
+  meta.spec = spec_;
+  meta.spec.frozen = frozen_;
+  meta.spec.optimizer = optimizer_;
+  meta.version = version;
+  meta.step = step;
+  meta.floats_per_record = record_floats();
+  return meta;
+}
+
+absl::StatusOr<int64_t> EmbeddingTable::Commit(absl::Span<const int64_t> ids,
+                                               absl::Span<const float> packed, int64_t step) {
+  const int64_t version = version_.load(std::memory_order_relaxed) + 1;
+  if (store_ != nullptr) RETURN_IF_ERROR(store_->PutRecords(Meta(version, step), ids, packed));
+  const int64_t rf = record_floats();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    BeginRowWrite(ids[i]);
+    UnpackRecord(ids[i], packed.data() + i * rf);
+    EndRowWrite(ids[i]);
+  }
+  step_ = step;
+  version_.store(version, std::memory_order_release);
+  return version;
 }
 
 void EmbeddingTable::BeginRowWrite(int64_t id) {
@@ -246,7 +352,7 @@ absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, Kernel kern
     // nothing; holding mu_ keeps every other writer out while we read.
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckIds(ids));
-    RenormReferenced(ids);
+    RETURN_IF_ERROR(RenormReferenced(ids));
     const int64_t bad = kernel();
     if (bad != kAllValid) return BadIdError(ids, bad);
     return absl::OkStatus();
@@ -368,13 +474,22 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
                                                      values[i], "; values must be finite"));
     }
   }
-  absl::MutexLock lock(&mu_);
+  // Distinct ids, the last value of a duplicate winning; state is kept.
+  absl::flat_hash_map<int64_t, size_t> last;
+  for (size_t i = 0; i < ids.size(); ++i) last[ids[i]] = i;
+  std::vector<int64_t> unique;
   for (size_t i = 0; i < ids.size(); ++i) {
-    BeginRowWrite(ids[i]);
-    std::memcpy(MutableRow(ids[i]), values.data() + i * dim, dim * sizeof(float));
-    EndRowWrite(ids[i]);
+    if (last[ids[i]] == i) unique.push_back(ids[i]);
   }
-  return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  absl::MutexLock lock(&mu_);
+  const int64_t rf = record_floats();
+  std::vector<float> packed(unique.size() * rf);
+  for (size_t u = 0; u < unique.size(); ++u) {
+    float* record = packed.data() + u * rf;
+    PackRecord(unique[u], record);
+    std::memcpy(record, values.data() + last[unique[u]] * dim, dim * sizeof(float));
+  }
+  return Commit(unique, packed, step_);
 }
 
 }  // namespace embedserve
@@ -432,19 +547,21 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
         absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
   }
   const OptimizerKind kind = optimizer_.kind;
-  if (HasStepCount(kind)) ++step_;
-  const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step_, 1));
+  const int64_t step = HasStepCount(kind) ? step_ + 1 : step_;
+  const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step, 1));
+  // Step copies of the records; Commit makes them durable, then visible.
+  const int64_t rf = record_floats();
+  const int64_t s0 = state0_.empty() ? -1 : dim, s1 = state1_.empty() ? -1 : 2 * dim;
+  const int64_t rs = row_state_.empty() ? -1 : rf - 1;
+  std::vector<float> packed(unique.size() * rf);
   for (size_t u = 0; u < unique.size(); ++u) {
-    const int64_t id = unique[u];
-    BeginRowWrite(id);
-    ApplyRowStep(kind, k, sum.data() + u * dim, dim, MutableRow(id),
-                 state0_.empty() ? nullptr : state0_.Row(id),
-                 state1_.empty() ? nullptr : state1_.Row(id),
-                 row_state_.empty() ? nullptr : &row_state_[id]);
-    EndRowWrite(id);
+    float* record = packed.data() + u * rf;
+    PackRecord(unique[u], record);
+    ApplyRowStep(kind, k, sum.data() + u * dim, dim, record, s0 < 0 ? nullptr : record + s0,
+                 s1 < 0 ? nullptr : record + s1, rs < 0 ? nullptr : record + rs);
   }
-  return PushResult{version_.fetch_add(1, std::memory_order_acq_rel) + 1,
-                    static_cast<int64_t>(unique.size())};
+  ASSIGN_OR_RETURN(const int64_t version, Commit(unique, packed, step));
+  return PushResult{version, static_cast<int64_t>(unique.size())};
 }
 
 absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {
@@ -455,8 +572,19 @@ absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {
   if (settings.eps) next.eps = *settings.eps;
   if (settings.beta1) next.beta1 = *settings.beta1;
   if (settings.beta2) next.beta2 = *settings.beta2;
-  ASSIGN_OR_RETURN(optimizer_, NormalizeOptimizerSpec(next));
+  ASSIGN_OR_RETURN(next, NormalizeOptimizerSpec(next));
+  const OptimizerSpec old_optimizer = optimizer_;
+  const bool old_frozen = frozen_;
+  optimizer_ = next;
   if (settings.frozen) frozen_ = *settings.frozen;
+  if (store_ != nullptr) {
+    absl::Status s = store_->PutMeta(Meta(version_.load(), step_));
+    if (!s.ok()) {
+      optimizer_ = old_optimizer;
+      frozen_ = old_frozen;
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -17,6 +17,7 @@
 #include "core/gather.h"
 #include "core/internal/sharded_buffer.h"
 #include "core/optimizer.h"
+#include "core/row_store.h"
 #include "core/table_spec.h"
 
 namespace embedserve {
@@ -65,8 +66,20 @@ class EmbeddingTable {
   // padding row is zero.
   // InvalidArgument: bad spec, wrong number of values, a non-finite value.
   // ResourceExhausted: the memory cannot be allocated.
+  // With a `store`, the new table is recorded there before Create returns,
+  // and every later change is written through it before it is acknowledged
+  // (the store must outlive the table).
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(
-      const TableSpec& spec, absl::Span<const float> initial_values = {});
+      const TableSpec& spec, absl::Span<const float> initial_values = {},
+      RowStore* store = nullptr);
+
+  // Rebuilds a table from its durable copy in `store` (rows, optimizer state,
+  // version, step). DataLoss if a record has the wrong size or id.
+  static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Restore(const StoredTable& meta,
+                                                                 RowStore* store);
+
+  // Floats per durable record: the row, then its optimizer state.
+  int64_t record_floats() const;
 
   // Bytes Create would allocate for `spec`, for admission checks.
   // REQUIRES: spec passed NormalizeTableSpec.
@@ -183,7 +196,16 @@ class EmbeddingTable {
   // Copies row `id` (dim floats) consistently, retrying while it is written.
   void StableCopyRow(int64_t id, float* dst) const;
   // REQUIRES: mu_ held exclusively, ids valid.
-  void RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The durable record of row `id` (record_floats() floats) and back.
+  void PackRecord(int64_t id, float* dst) const;
+  void UnpackRecord(int64_t id, const float* src);
+  // Makes new records of the distinct `ids` durable (with the version bumped
+  // and `step` as the optimizer step), then publishes them under the
+  // seqlock. Nothing changes if the store fails. Returns the new version.
+  absl::StatusOr<int64_t> Commit(absl::Span<const int64_t> ids, absl::Span<const float> packed,
+                                 int64_t step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  StoredTable Meta(int64_t version, int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Fixed at creation; frozen and the optimizer's hyper-parameters live in
   // settings_ instead.
@@ -204,6 +226,7 @@ class EmbeddingTable {
   bool frozen_ ABSL_GUARDED_BY(mu_);
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
+  RowStore* store_ = nullptr;  // not owned; null = memory only
   std::atomic<int64_t> version_{0};
 };
 

@@ -1,0 +1,59 @@
+#ifndef EMBEDSERVE_CORE_ROW_STORE_H_
+#define EMBEDSERVE_CORE_ROW_STORE_H_
+
+// The port through which tables are made durable. core/ defines it and
+// writes through it; storage/ implements it (RocksDB). Memory is the serving
+// copy, the store the durable one: a table change is acknowledged only after
+// the store accepted it.
+//
+// A table's durable state is its metadata (StoredTable) and one record per
+// row: the row's embedding_dim floats followed by its optimizer state
+// (element-wise slots, dim floats each, then per-row slots), see
+// EmbeddingTable::record_floats().
+//
+// Implementations must be thread-safe.
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/table_spec.h"
+
+namespace embedserve {
+
+struct StoredTable {
+  TableSpec spec;        // normalised; frozen and optimizer as last set
+  int64_t version = 0;   // EmbeddingTable::version()
+  int64_t step = 0;      // EmbeddingTable::optimizer_step()
+  int64_t floats_per_record = 0;
+};
+
+class RowStore {
+ public:
+  virtual ~RowStore() = default;
+
+  // Records a new table with all its records; record(r, dst) fills record r.
+  // Atomic: after a crash the table is either absent or complete.
+  virtual absl::Status CreateTable(const StoredTable& meta,
+                                   const std::function<void(int64_t, float*)>& record) = 0;
+  virtual absl::Status DropTable(absl::string_view name) = 0;
+  // Atomically replaces the records of `ids` (packed, floats_per_record
+  // each) and the table's metadata.
+  virtual absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
+                                  absl::Span<const float> packed) = 0;
+  virtual absl::Status PutMeta(const StoredTable& meta) = 0;
+  // Every stored table's metadata, sorted by name.
+  virtual absl::StatusOr<std::vector<StoredTable>> ListTables() = 0;
+  // visit(id, record) for every record of the table, in id order.
+  virtual absl::Status ReadRecords(
+      const StoredTable& meta,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) = 0;
+};
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_CORE_ROW_STORE_H_
