@@ -21,9 +21,10 @@ COPY deploy/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 COPY deploy/demo_tables.txtpb /etc/embedserve/tables.txtpb
 USER embedserve
 WORKDIR /var/lib/embedserve
-# Table data lives here once persistence lands (--data_dir).
+# Tables (RocksDB, --data_dir) live here and survive restarts.
 VOLUME ["/var/lib/embedserve/data"]
-ENV EMBEDSERVE_ADDRESS=0.0.0.0:50051 EMBEDSERVE_CONFIG=/etc/embedserve/tables.txtpb
+ENV EMBEDSERVE_ADDRESS=0.0.0.0:50051 EMBEDSERVE_CONFIG=/etc/embedserve/tables.txtpb \
+    EMBEDSERVE_DATA_DIR=/var/lib/embedserve/data EMBEDSERVE_DURABILITY=async
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["embedctl", "--address=127.0.0.1:50051", "--timeout=2", "health"]

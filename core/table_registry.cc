@@ -25,7 +25,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
     reserved_bytes_ += bytes;
   }
   absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
-      EmbeddingTable::Create(spec, initial_values);
+      EmbeddingTable::Create(spec, initial_values, store_);
   absl::MutexLock lock(&mu_);
   if (!table.ok()) {
     tables_.erase(spec.name);
@@ -43,6 +43,7 @@ absl::Status TableRegistry::Drop(absl::string_view name) {
   if (it == tables_.end() || it->second == nullptr) {
     return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
   }
+  if (store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(name));
   reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
   tables_.erase(it);
   return absl::OkStatus();
@@ -55,6 +56,18 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Get(absl::string_
     return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
   }
   return it->second;
+}
+
+absl::StatusOr<int> TableRegistry::LoadFromStore() {
+  if (store_ == nullptr) return 0;
+  ASSIGN_OR_RETURN(std::vector<StoredTable> stored, store_->ListTables());
+  for (const StoredTable& meta : stored) {
+    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Restore(meta, store_));
+    absl::MutexLock lock(&mu_);
+    reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
+    tables_[meta.spec.name] = std::move(table);
+  }
+  return static_cast<int>(stored.size());
 }
 
 std::vector<std::shared_ptr<EmbeddingTable>> TableRegistry::List() const {

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/embedding_table.h"
+#include "core/row_store.h"
 
 namespace embedserve {
 
@@ -23,7 +24,14 @@ namespace embedserve {
 class TableRegistry {
  public:
   // max_total_bytes: the memory all tables together may use; 0 = no limit.
-  explicit TableRegistry(int64_t max_total_bytes = 0) : max_total_bytes_(max_total_bytes) {}
+  // store: where tables are made durable (not owned, must outlive the
+  // registry); null keeps them in memory only.
+  explicit TableRegistry(int64_t max_total_bytes = 0, RowStore* store = nullptr)
+      : max_total_bytes_(max_total_bytes), store_(store) {}
+
+  // Restores every table of the store (at start-up, before serving).
+  // Returns the number restored. DataLoss/Unavailable from the store.
+  absl::StatusOr<int> LoadFromStore();
 
   // Builds and registers a table (see EmbeddingTable::Create). The name is
   // reserved while the table is built, outside the lock.
@@ -40,6 +48,7 @@ class TableRegistry {
 
  private:
   const int64_t max_total_bytes_;
+  RowStore* const store_;
   mutable absl::Mutex mu_;
   // A null entry is a name reserved by a Create in progress.
   absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables_ ABSL_GUARDED_BY(mu_);

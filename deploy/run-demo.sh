@@ -17,7 +17,9 @@ embedserve: serving demo tables 'user' (100000 x 64, padding_idx 0) and
   $CTL lookup-pooled item --ids=1,2,3,4 --offsets=0,2 --mode=mean
   $CTL health
 
-Ctrl-C stops the server.
+Tables are kept in ${EMBEDSERVE_DATA_DIR:-$ROOT/data} (RocksDB) and come back on the next
+start; delete that directory to start afresh. Ctrl-C stops the server.
 MSG
 EMBEDSERVE_BIN_DIR="$BUILD_DIR/server" EMBEDSERVE_ADDRESS="$ADDRESS" \
+  EMBEDSERVE_DATA_DIR="${EMBEDSERVE_DATA_DIR:-$ROOT/data}" \
   EMBEDSERVE_CONFIG="$ROOT/deploy/demo_tables.txtpb" exec bash "$ROOT/deploy/docker-entrypoint.sh"

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "server/embedding_server.h"
 #include "server/internal/log.h"
 #include "server/table_config.h"
+#include "storage/rocksdb_store.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port (see --port_file)");
@@ -33,6 +35,12 @@ ABSL_FLAG(int32_t, max_message_bytes, 512 << 20, "largest gRPC message accepted 
 ABSL_FLAG(int64_t, max_table_bytes, -1,
           "memory all tables (rows and optimizer state) may take together, bytes; "
           "-1 = 80% of physical memory, 0 = no limit");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "RocksDB directory that makes tables durable (created if missing); empty = memory "
+          "only");
+ABSL_FLAG(std::string, durability, "async",
+          "async: a write is acknowledged once in RocksDB's WAL (survives a process crash); "
+          "sync: once the WAL is fsync'ed (survives a machine crash, slower)");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -41,6 +49,13 @@ using embedserve::internal::LogError;
 using embedserve::internal::LogInfo;
 
 int Run() {
+  // Block the stop signals before any thread starts (RocksDB's and gRPC's
+  // inherit the mask); one thread waits for them and shuts the server down.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   if (const std::string simd = absl::GetFlag(FLAGS_simd); simd != "auto") {
     embedserve::SimdLevel level;
     if (!embedserve::ParseSimdLevel(simd, &level)) {
@@ -64,7 +79,34 @@ int Run() {
   LogInfo(absl::StrCat("table memory limit: ", max_table_bytes == 0
                                                    ? std::string("none")
                                                    : absl::StrCat(max_table_bytes, " bytes")));
-  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes);
+  std::unique_ptr<embedserve::RocksDbStore> store;
+  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
+    const std::string durability = absl::GetFlag(FLAGS_durability);
+    if (durability != "sync" && durability != "async") {
+      LogError("--durability must be sync or async, got " + durability);
+      return 2;
+    }
+    std::filesystem::create_directories(dir);
+    auto opened = embedserve::RocksDbStore::Open({dir, durability == "sync"});
+    if (!opened.ok()) {
+      LogError(std::string(opened.status().message()));
+      return 1;
+    }
+    store = *std::move(opened);
+    LogInfo(absl::StrCat("data in ", dir, " (durability ", durability, ")"));
+  } else {
+    LogInfo("no --data_dir: tables live in memory only");
+  }
+  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
+  if (auto restored = registry->LoadFromStore(); !restored.ok()) {
+    LogError(absl::StrCat("cannot restore tables: ", restored.status().message()));
+    return 1;
+  } else if (*restored > 0) {
+    for (const auto& t : registry->List()) {
+      LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(), " x ", t->dim(),
+                           ", version ", t->version()));
+    }
+  }
   if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
     auto specs = embedserve::LoadTableConfig(config);
     if (!specs.ok()) {
@@ -72,6 +114,10 @@ int Run() {
       return 2;
     }
     for (const auto& spec : *specs) {
+      if (registry->Get(spec.name).ok()) {
+        LogInfo(absl::StrCat("table '", spec.name, "' is already stored; kept as it is"));
+        continue;
+      }
       auto table = registry->Create(spec);
       if (!table.ok()) {
         LogError(absl::StrCat("table '", spec.name, "': ", table.status().message()));
@@ -88,13 +134,6 @@ int Run() {
   options.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
 
-  // Block the stop signals in every thread (gRPC's included); one thread
-  // waits for them and shuts the server down.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {

@@ -41,7 +41,7 @@ done
 
 # 2. The container entrypoint starts the demo tables.
 EMBEDSERVE_BIN_DIR="$BUILD/server" EMBEDSERVE_ADDRESS=127.0.0.1:0 \
-  EMBEDSERVE_CONFIG="$ROOT/deploy/demo_tables.txtpb" \
+  EMBEDSERVE_CONFIG="$ROOT/deploy/demo_tables.txtpb" EMBEDSERVE_DATA_DIR="$WORK/data" \
   bash "$ROOT/deploy/docker-entrypoint.sh" --port_file="$WORK/port" 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done

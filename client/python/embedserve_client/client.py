@@ -183,11 +183,14 @@ class EmbeddingClient:
 
 class ServerProcess:
     """Runs an embedserve binary on 127.0.0.1 with a free port, for tests
-    and scripts. Use as a context manager; the server is stopped on exit."""
+    and scripts, its data in a temporary directory unless `data_dir` is
+    given. Use as a context manager; the server is stopped on exit."""
 
-    def __init__(self, binary, *args, timeout=30.0):
+    def __init__(self, binary, *args, timeout=30.0, data_dir=None):
         self._dir = tempfile.TemporaryDirectory(prefix="embedserve-")
         port_file = os.path.join(self._dir.name, "port")
+        self.data_dir = data_dir or os.path.join(self._dir.name, "data")
+        args = ("--data_dir=" + self.data_dir,) + args
         self._log = open(os.path.join(self._dir.name, "server.log"), "w+")
         self.proc = subprocess.Popen(
             [binary, "--address=127.0.0.1:0", "--port_file=" + port_file, *args],

@@ -1,0 +1,377 @@
+#include "storage/rocksdb_store.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
+#include "storage/rocksdb_status.h"
+
+namespace embedserve {
+namespace {
+
+constexpr char kMetaPrefix[] = "table/";
+constexpr char kRowsPrefix[] = "rows/";
+constexpr int64_t kCreateBatchRows = 4096;
+
+std::string MetaKey(absl::string_view table) { return absl::StrCat(kMetaPrefix, table); }
+std::string FamilyName(absl::string_view table) { return absl::StrCat(kRowsPrefix, table); }
+
+// Row ids are big-endian so that RocksDB's byte order is id order.
+std::string RowKey(int64_t id) {
+  std::string key(8, '\0');
+  const uint64_t v = static_cast<uint64_t>(id);
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(v >> (56 - 8 * i));
+  return key;
+}
+
+int64_t DecodeRowKey(const rocksdb::Slice& key) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(key[i]);
+  return static_cast<int64_t>(v);
+}
+
+const char* InitName(InitKind k) {
+  switch (k) {
+    case InitKind::kNormal:
+      return "normal";
+    case InitKind::kUniform:
+      return "uniform";
+    case InitKind::kZeros:
+      return "zeros";
+    case InitKind::kConstant:
+      return "constant";
+    case InitKind::kXavierUniform:
+      return "xavier_uniform";
+  }
+  return "?";
+}
+
+const char* OptimizerName(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kSgd:
+      return "sgd";
+    case OptimizerKind::kAdagrad:
+      return "adagrad";
+    case OptimizerKind::kRowWiseAdagrad:
+      return "rowwise_adagrad";
+    case OptimizerKind::kSparseAdam:
+      return "sparse_adam";
+  }
+  return "?";
+}
+
+std::string D(double v) { return absl::StrFormat("%.17g", v); }
+
+}  // namespace
+
+std::string EncodeMeta(const StoredTable& m) {
+  const TableSpec& s = m.spec;
+  std::string out;
+  auto line = [&out](absl::string_view k, absl::string_view v) {
+    absl::StrAppend(&out, k, "=", v, "\n");
+  };
+  line("format", "1");
+  line("name", s.name);
+  line("num_embeddings", absl::StrCat(s.num_embeddings));
+  line("embedding_dim", absl::StrCat(s.embedding_dim));
+  if (s.padding_idx) line("padding_idx", absl::StrCat(*s.padding_idx));
+  if (s.max_norm) line("max_norm", D(*s.max_norm));
+  line("norm_type", D(s.norm_type));
+  line("frozen", s.frozen ? "1" : "0");
+  line("scale_grad_by_freq", s.scale_grad_by_freq ? "1" : "0");
+  line("num_shards", absl::StrCat(s.num_shards));
+  line("init", InitName(s.initializer.kind));
+  line("init_mean", D(s.initializer.mean));
+  line("init_std", D(s.initializer.std));
+  line("init_a", D(s.initializer.a));
+  line("init_b", D(s.initializer.b));
+  line("init_value", D(s.initializer.value));
+  line("init_seed", absl::StrCat(s.initializer.seed));
+  line("optimizer", OptimizerName(s.optimizer.kind));
+  line("lr", D(s.optimizer.lr));
+  line("lr_decay", D(s.optimizer.lr_decay));
+  line("initial_accumulator_value", D(s.optimizer.initial_accumulator_value));
+  if (s.optimizer.eps) line("eps", D(*s.optimizer.eps));
+  line("beta1", D(s.optimizer.beta1));
+  line("beta2", D(s.optimizer.beta2));
+  line("version", absl::StrCat(m.version));
+  line("step", absl::StrCat(m.step));
+  line("floats_per_record", absl::StrCat(m.floats_per_record));
+  return out;
+}
+
+absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
+  StoredTable m;
+  TableSpec& s = m.spec;
+  bool have_name = false;
+  for (absl::string_view raw : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    const size_t eq = raw.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("metadata line '", raw, "' has no '='"));
+    }
+    const absl::string_view k = raw.substr(0, eq), v = raw.substr(eq + 1);
+    bool ok = true;
+    auto i64 = [&](int64_t* out) { ok = absl::SimpleAtoi(v, out); };
+    auto dbl = [&](double* out) { ok = absl::SimpleAtod(v, out); };
+    if (k == "format") {
+      ok = v == "1";
+    } else if (k == "name") {
+      s.name = std::string(v);
+      have_name = true;
+    } else if (k == "num_embeddings") {
+      i64(&s.num_embeddings);
+    } else if (k == "embedding_dim") {
+      i64(&s.embedding_dim);
+    } else if (k == "padding_idx") {
+      int64_t p = 0;
+      i64(&p);
+      s.padding_idx = p;
+    } else if (k == "max_norm") {
+      double x = 0;
+      dbl(&x);
+      s.max_norm = x;
+    } else if (k == "norm_type") {
+      dbl(&s.norm_type);
+    } else if (k == "frozen") {
+      s.frozen = v == "1";
+    } else if (k == "scale_grad_by_freq") {
+      s.scale_grad_by_freq = v == "1";
+    } else if (k == "num_shards") {
+      ok = absl::SimpleAtoi(v, &s.num_shards);
+    } else if (k == "init") {
+      ok = false;
+      for (InitKind kind : {InitKind::kNormal, InitKind::kUniform, InitKind::kZeros,
+                            InitKind::kConstant, InitKind::kXavierUniform}) {
+        if (v == InitName(kind)) s.initializer.kind = kind, ok = true;
+      }
+    } else if (k == "init_mean") {
+      dbl(&s.initializer.mean);
+    } else if (k == "init_std") {
+      dbl(&s.initializer.std);
+    } else if (k == "init_a") {
+      dbl(&s.initializer.a);
+    } else if (k == "init_b") {
+      dbl(&s.initializer.b);
+    } else if (k == "init_value") {
+      dbl(&s.initializer.value);
+    } else if (k == "init_seed") {
+      ok = absl::SimpleAtoi(v, &s.initializer.seed);
+    } else if (k == "optimizer") {
+      ok = false;
+      for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdagrad,
+                                 OptimizerKind::kRowWiseAdagrad, OptimizerKind::kSparseAdam}) {
+        if (v == OptimizerName(kind)) s.optimizer.kind = kind, ok = true;
+      }
+    } else if (k == "lr") {
+      dbl(&s.optimizer.lr);
+    } else if (k == "lr_decay") {
+      dbl(&s.optimizer.lr_decay);
+    } else if (k == "initial_accumulator_value") {
+      dbl(&s.optimizer.initial_accumulator_value);
+    } else if (k == "eps") {
+      double x = 0;
+      dbl(&x);
+      s.optimizer.eps = x;
+    } else if (k == "beta1") {
+      dbl(&s.optimizer.beta1);
+    } else if (k == "beta2") {
+      dbl(&s.optimizer.beta2);
+    } else if (k == "version") {
+      i64(&m.version);
+    } else if (k == "step") {
+      i64(&m.step);
+    } else if (k == "floats_per_record") {
+      i64(&m.floats_per_record);
+    }  // unknown keys are ignored: newer writers may add fields
+    if (!ok)
+      return absl::DataLossError(absl::StrCat("metadata field ", k, "='", v, "' is invalid"));
+  }
+  if (!have_name) return absl::DataLossError("metadata has no name");
+  return m;
+}
+
+absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOptions& options) {
+  std::unique_ptr<RocksDbStore> store(new RocksDbStore());
+  store->options_ = options;
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &names);
+  if (!s.ok()) names = {rocksdb::kDefaultColumnFamilyName};  // a new database
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  RETURN_IF_ERROR(
+      FromRocksDb(rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &db),
+                  absl::StrCat("open RocksDB at ", options.path)));
+  store->db_.reset(db);
+  std::vector<rocksdb::ColumnFamilyHandle*> orphans;
+  {
+    absl::MutexLock lock(&store->mu_);
+    for (rocksdb::ColumnFamilyHandle* h : handles) {
+      const std::string& name = h->GetName();
+      if (name == rocksdb::kDefaultColumnFamilyName) {
+        store->default_family_ = h;
+        continue;
+      }
+      if (name.rfind(kRowsPrefix, 0) != 0) {
+        db->DestroyColumnFamilyHandle(h);
+        continue;
+      }
+      const std::string table = name.substr(sizeof(kRowsPrefix) - 1);
+      std::string meta;
+      if (db->Get(rocksdb::ReadOptions(), MetaKey(table), &meta).IsNotFound()) {
+        orphans.push_back(h);  // a create or drop that did not finish
+      } else {
+        store->families_[table] = h;
+      }
+    }
+  }
+  for (rocksdb::ColumnFamilyHandle* h : orphans) {
+    db->DropColumnFamily(h);
+    db->DestroyColumnFamilyHandle(h);
+  }
+  return store;
+}
+
+RocksDbStore::~RocksDbStore() {
+  if (db_ == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, h] : families_) db_->DestroyColumnFamilyHandle(h);
+  families_.clear();
+  if (default_family_ != nullptr) db_->DestroyColumnFamilyHandle(default_family_);
+  db_->Close();
+}
+
+absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_view table) {
+  absl::MutexLock lock(&mu_);
+  auto it = families_.find(table);
+  if (it == families_.end()) {
+    return absl::NotFoundError(absl::StrCat("no stored table named '", table, "'"));
+  }
+  return it->second;
+}
+
+absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
+                                       const std::function<void(int64_t, float*)>& record) {
+  const std::string& name = meta.spec.name;
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  RETURN_IF_ERROR(
+      FromRocksDb(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), FamilyName(name), &h),
+                  absl::StrCat("create storage for table '", name, "'")));
+  const int64_t rf = meta.floats_per_record;
+  std::vector<float> buffer(rf);
+  rocksdb::WriteOptions bulk;
+  bulk.disableWAL = false;
+  rocksdb::WriteBatch batch;
+  auto fail = [&](const rocksdb::Status& s) {
+    db_->DropColumnFamily(h);
+    db_->DestroyColumnFamilyHandle(h);
+    return FromRocksDb(s, absl::StrCat("write table '", name, "'"));
+  };
+  for (int64_t r = 0; r < meta.spec.num_embeddings; ++r) {
+    record(r, buffer.data());
+    batch.Put(h, RowKey(r),
+              rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()), rf * sizeof(float)));
+    if ((r + 1) % kCreateBatchRows == 0) {
+      if (rocksdb::Status s = db_->Write(bulk, &batch); !s.ok()) return fail(s);
+      batch.Clear();
+    }
+  }
+  // The metadata goes last: the table exists for a restart only once every
+  // row is written (Open drops a rows family without metadata).
+  batch.Put(MetaKey(name), EncodeMeta(meta));
+  rocksdb::WriteOptions final_write;
+  final_write.sync = options_.sync;
+  if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) return fail(s);
+  absl::MutexLock lock(&mu_);
+  families_[name] = h;
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::DropTable(absl::string_view name) {
+  ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(name));
+  rocksdb::WriteOptions w;
+  w.sync = options_.sync;
+  RETURN_IF_ERROR(
+      FromRocksDb(db_->Delete(w, MetaKey(name)), absl::StrCat("drop table '", name, "'")));
+  {
+    absl::MutexLock lock(&mu_);
+    families_.erase(std::string(name));
+  }
+  db_->DropColumnFamily(h);  // if this fails, Open drops the orphan later
+  db_->DestroyColumnFamilyHandle(h);
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
+                                      absl::Span<const float> packed) {
+  ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
+  const int64_t rf = meta.floats_per_record;
+  rocksdb::WriteBatch batch;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    batch.Put(
+        h, RowKey(ids[i]),
+        rocksdb::Slice(reinterpret_cast<const char*>(packed.data() + i * rf), rf * sizeof(float)));
+  }
+  batch.Put(MetaKey(meta.spec.name), EncodeMeta(meta));
+  rocksdb::WriteOptions w;
+  w.sync = options_.sync;
+  return FromRocksDb(db_->Write(w, &batch), absl::StrCat("write table '", meta.spec.name, "'"));
+}
+
+absl::Status RocksDbStore::PutMeta(const StoredTable& meta) {
+  rocksdb::WriteOptions w;
+  w.sync = options_.sync;
+  return FromRocksDb(db_->Put(w, MetaKey(meta.spec.name), EncodeMeta(meta)),
+                     absl::StrCat("write table '", meta.spec.name, "' metadata"));
+}
+
+absl::StatusOr<std::vector<StoredTable>> RocksDbStore::ListTables() {
+  std::vector<StoredTable> tables;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(kMetaPrefix); it->Valid() && it->key().starts_with(kMetaPrefix); it->Next()) {
+    absl::StatusOr<StoredTable> meta = DecodeMeta(it->value().ToString());
+    if (!meta.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("key '", it->key().ToString(), "': ", meta.status().message()));
+    }
+    tables.push_back(*std::move(meta));
+  }
+  RETURN_IF_ERROR(FromRocksDb(it->status(), "list tables"));
+  return tables;
+}
+
+absl::Status RocksDbStore::ReadRecords(
+    const StoredTable& meta,
+    const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) {
+  ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
+  const size_t bytes = meta.floats_per_record * sizeof(float);
+  std::vector<float> record(meta.floats_per_record);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), h));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8 || it->value().size() != bytes) {
+      return absl::DataLossError(
+          absl::StrCat("table '", meta.spec.name, "': record with a ", it->key().size(),
+                       "-byte key and ", it->value().size(), " bytes, expected 8 and ", bytes));
+    }
+    std::memcpy(record.data(), it->value().data(), bytes);
+    RETURN_IF_ERROR(visit(DecodeRowKey(it->key()), record));
+  }
+  return FromRocksDb(it->status(), absl::StrCat("read table '", meta.spec.name, "'"));
+}
+
+}  // namespace embedserve

@@ -1,0 +1,67 @@
+#ifndef EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
+#define EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
+
+// RowStore on an embedded RocksDB. Key layout: storage/FORMAT.md.
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "core/row_store.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace embedserve {
+
+struct StoreOptions {
+  std::string path = "./data";  // created if missing
+  // true: a write is acknowledged only after its WAL record is fsync'ed
+  // (survives a machine crash). false (default): the WAL record is written
+  // to the OS but not synced: survives a process crash, may lose the last
+  // moments on a machine crash.
+  bool sync = false;
+};
+
+// Thread-safe.
+class RocksDbStore final : public RowStore {
+ public:
+  // Opens (or creates) the database. Unavailable/DataLoss with RocksDB's
+  // message if it cannot.
+  static absl::StatusOr<std::unique_ptr<RocksDbStore>> Open(const StoreOptions& options);
+  ~RocksDbStore() override;
+
+  absl::Status CreateTable(const StoredTable& meta,
+                           const std::function<void(int64_t, float*)>& record) override;
+  absl::Status DropTable(absl::string_view name) override;
+  absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
+                          absl::Span<const float> packed) override;
+  absl::Status PutMeta(const StoredTable& meta) override;
+  absl::StatusOr<std::vector<StoredTable>> ListTables() override;
+  absl::Status ReadRecords(
+      const StoredTable& meta,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) override;
+
+ private:
+  RocksDbStore() = default;
+  absl::StatusOr<rocksdb::ColumnFamilyHandle*> Family(absl::string_view table);
+
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_family_ = nullptr;  // destroyed before db_
+  absl::Mutex mu_;  // guards families_ (RocksDB itself is thread-safe)
+  absl::flat_hash_map<std::string, rocksdb::ColumnFamilyHandle*> families_ ABSL_GUARDED_BY(mu_);
+};
+
+// The metadata record's encoding (storage/FORMAT.md), exposed for tests and
+// for offline jobs written in C++.
+std::string EncodeMeta(const StoredTable& meta);
+absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text);
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
