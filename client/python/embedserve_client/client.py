@@ -184,12 +184,13 @@ class EmbeddingClient:
 class ServerProcess:
     """Runs an embedserve binary on 127.0.0.1 with a free port, for tests
     and scripts, its data in a temporary directory unless `data_dir` is
-    given. Use as a context manager; the server is stopped on exit."""
+    given (data_dir="" keeps tables in memory only). Use as a context
+    manager; the server is stopped on exit."""
 
     def __init__(self, binary, *args, timeout=30.0, data_dir=None):
         self._dir = tempfile.TemporaryDirectory(prefix="embedserve-")
         port_file = os.path.join(self._dir.name, "port")
-        self.data_dir = data_dir or os.path.join(self._dir.name, "data")
+        self.data_dir = os.path.join(self._dir.name, "data") if data_dir is None else data_dir
         args = ("--data_dir=" + self.data_dir,) + args
         self._log = open(os.path.join(self._dir.name, "server.log"), "w+")
         self.proc = subprocess.Popen(
@@ -208,6 +209,13 @@ class ServerProcess:
         self._log.flush()
         self._log.seek(0)
         return self._log.read()
+
+    def kill(self):
+        """SIGKILL: no shutdown, no flush (for crash tests)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
 
     def stop(self):
         if self.proc.poll() is None:
