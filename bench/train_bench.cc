@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "client/embedding_client.h"
 #include "core/table_registry.h"
 #include "server/embedding_server.h"
+#include "storage/rocksdb_store.h"
 
 namespace embedserve {
 namespace {
@@ -26,16 +28,26 @@ constexpr int64_t kRows = 1'000'000, kDim = 64, kPush = 4096, kLookup = 512;
 constexpr const char* kOptimizers[] = {"SGD", "ADAGRAD", "ROWWISE_ADAGRAD", "SPARSE_ADAM"};
 
 struct Fixture {
+  std::unique_ptr<RocksDbStore> store;
   std::unique_ptr<EmbeddingServer> server;
   std::unique_ptr<EmbeddingClient> client;
   std::vector<v1::PushRequest> pushes;  // per optimizer table, prebuilt
 
-  Fixture() {
+  // durability: "" = memory only, "async" or "sync" = RocksDB in a temp dir.
+  explicit Fixture(const std::string& durability) {
     ServerOptions options;
     options.address = "127.0.0.1:0";
-    server = *EmbeddingServer::Start(options, std::make_shared<TableRegistry>());
+    if (!durability.empty()) {
+      const std::string dir = std::filesystem::temp_directory_path() /
+                              ("embedserve-train-bench-" + durability);
+      std::filesystem::remove_all(dir);
+      store = *RocksDbStore::Open({dir, durability == "sync"});
+    }
+    server = *EmbeddingServer::Start(options, std::make_shared<TableRegistry>(0, store.get()));
     client = EmbeddingClient::Connect(server->address());
-    for (int k = 0; k < 4; ++k) {
+    // A durable fixture only needs the SGD table (creating all four would
+    // leave gigabytes of compaction running under the measurement).
+    for (int k = 0; k < (durability.empty() ? 4 : 1); ++k) {
       v1::TableSpec spec;
       spec.set_name(kOptimizers[k]);
       spec.set_num_embeddings(kRows);
@@ -58,8 +70,15 @@ struct Fixture {
 };
 
 Fixture& F() {
-  static Fixture* f = new Fixture();
+  static Fixture* f = new Fixture("");
   return *f;
+}
+
+// Tables persisted in RocksDB; only the SGD table is pushed to.
+Fixture& Durable(bool sync) {
+  static Fixture* async_fixture = new Fixture("async");
+  static Fixture* sync_fixture = new Fixture("sync");
+  return sync ? *sync_fixture : *async_fixture;
 }
 
 void BM_PushUnary(benchmark::State& state) {
@@ -115,6 +134,18 @@ void BM_PushStream(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kPerIteration * kPush);
 }
 
+// SGD pushes streamed into a RocksDB-backed table: the cost of durability.
+void BM_PushStreamDurable(benchmark::State& state) {
+  const bool sync = state.range(0) == 1;
+  Fixture& f = Durable(sync);
+  state.SetLabel(sync ? "SGD, --durability=sync" : "SGD, --durability=async");
+  constexpr int64_t kPerIteration = 16;
+  for (auto _ : state) {
+    if (!StreamPushes(f, "SGD", kPerIteration, /*window=*/8)) state.SkipWithError("stream");
+  }
+  state.SetItemsProcessed(state.iterations() * kPerIteration * kPush);
+}
+
 void BM_LookupGrpc(benchmark::State& state) {
   Fixture& f = F();
   std::atomic<bool> stop{false};
@@ -165,6 +196,8 @@ BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
 // push_rows_per_s: 0 = no push load; 250,000 (61 pushes of 4,096 a second,
 // a busy trainer); -1 = a stream pushing as fast as the server applies.
+BENCHMARK(BM_PushStreamDurable)->ArgName("sync")->Arg(0)->Arg(1)->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LookupGrpc)
     ->ArgName("push_rows_per_s")
     ->Arg(0)
