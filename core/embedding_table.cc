@@ -160,19 +160,24 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
       for (int64_t c = 0; c < dim; ++c) row[c] = InitialValue(spec, r, c);
     }
   }
-  if (store != nullptr) {
-    EmbeddingTable& t = *table;
-    absl::MutexLock lock(&t.mu_);
-    RETURN_IF_ERROR(store->CreateTable(t.Meta(0, 0), [&t](int64_t r, float* dst) {
-      t.PackRecord(r, dst);
-    }));
-    t.store_ = store;
-  }
+  if (store != nullptr) RETURN_IF_ERROR(table->PersistTo(store));
   return table;
 }
 
+absl::Status EmbeddingTable::PersistTo(RowStore* store) {
+  absl::MutexLock lock(&mu_);
+  if (store == nullptr) {
+    store_ = nullptr;
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(store->CreateTable(Meta(version_.load(), step_),
+                                     [this](int64_t r, float* dst) { PackRecord(r, dst); }));
+  store_ = store;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(const StoredTable& meta,
-                                                                         RowStore* store) {
+                                                                        RowStore* store) {
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(meta.spec));
   std::unique_ptr<EmbeddingTable> table(new EmbeddingTable(spec));
   RETURN_IF_ERROR(table->Allocate());

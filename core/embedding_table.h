@@ -78,6 +78,12 @@ class EmbeddingTable {
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Restore(const StoredTable& meta,
                                                                  RowStore* store);
 
+  // Records this table (rows, state, version, step) in `store`, which takes
+  // every later change from then on instead of any store the table had (an
+  // import moves a table restored from another store); null keeps the table
+  // in memory only from now on.
+  absl::Status PersistTo(RowStore* store);
+
   // Floats per durable record: the row, then its optimizer state.
   int64_t record_floats() const;
 

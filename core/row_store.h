@@ -26,9 +26,9 @@
 namespace embedserve {
 
 struct StoredTable {
-  TableSpec spec;        // normalised; frozen and optimizer as last set
-  int64_t version = 0;   // EmbeddingTable::version()
-  int64_t step = 0;      // EmbeddingTable::optimizer_step()
+  TableSpec spec;       // normalised; frozen and optimizer as last set
+  int64_t version = 0;  // EmbeddingTable::version()
+  int64_t step = 0;     // EmbeddingTable::optimizer_step()
   int64_t floats_per_record = 0;
 };
 

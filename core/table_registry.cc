@@ -70,6 +70,24 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
   return static_cast<int>(stored.size());
 }
 
+absl::StatusOr<int> TableRegistry::ImportFrom(RowStore& source) {
+  ASSIGN_OR_RETURN(std::vector<StoredTable> stored, source.ListTables());
+  int imported = 0;
+  for (const StoredTable& meta : stored) {
+    if (Get(meta.spec.name).ok()) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("cannot import table '", meta.spec.name, "': the name is taken"));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Restore(meta, &source));
+    RETURN_IF_ERROR(table->PersistTo(store_));  // never writes to the source
+    absl::MutexLock lock(&mu_);
+    reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
+    tables_[meta.spec.name] = std::move(table);
+    ++imported;
+  }
+  return imported;
+}
+
 std::vector<std::shared_ptr<EmbeddingTable>> TableRegistry::List() const {
   std::vector<std::shared_ptr<EmbeddingTable>> out;
   {

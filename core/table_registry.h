@@ -33,6 +33,11 @@ class TableRegistry {
   // Returns the number restored. DataLoss/Unavailable from the store.
   absl::StatusOr<int> LoadFromStore();
 
+  // Copies every table of `source` (e.g. a RocksDB an offline job wrote) into
+  // this registry and its store. AlreadyExists if a name is taken (nothing
+  // of that table is imported); returns the number imported.
+  absl::StatusOr<int> ImportFrom(RowStore& source);
+
   // Builds and registers a table (see EmbeddingTable::Create). The name is
   // reserved while the table is built, outside the lock.
   // AlreadyExists: the name is taken. ResourceExhausted: over

@@ -26,9 +26,8 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
         absl::StrCat("table name '", spec.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
   }
   if (spec.num_embeddings <= 0 || spec.num_embeddings > kMaxNumEmbeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("num_embeddings must be in [1, ",
-                                                   kMaxNumEmbeddings, "], got ",
-                                                   spec.num_embeddings));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_embeddings must be in [1, ", kMaxNumEmbeddings, "], got ", spec.num_embeddings));
   }
   if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -41,6 +41,9 @@ ABSL_FLAG(std::string, data_dir, "./data",
 ABSL_FLAG(std::string, durability, "async",
           "async: a write is acknowledged once in RocksDB's WAL (survives a process crash); "
           "sync: once the WAL is fsync'ed (survives a machine crash, slower)");
+ABSL_FLAG(std::string, import_rocksdb, "",
+          "at start, copy every table of this RocksDB (storage/FORMAT.md; e.g. written by an "
+          "offline job) into the server; opened read-only");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -107,6 +110,19 @@ int Run() {
                            ", version ", t->version()));
     }
   }
+  if (const std::string path = absl::GetFlag(FLAGS_import_rocksdb); !path.empty()) {
+    auto source = embedserve::RocksDbStore::Open({path, false, /*read_only=*/true});
+    if (!source.ok()) {
+      LogError(absl::StrCat("--import_rocksdb: ", source.status().message()));
+      return 1;
+    }
+    auto imported = registry->ImportFrom(**source);
+    if (!imported.ok()) {
+      LogError(absl::StrCat("--import_rocksdb=", path, ": ", imported.status().message()));
+      return 1;
+    }
+    LogInfo(absl::StrCat("imported ", *imported, " tables from ", path));
+  }
   if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
     auto specs = embedserve::LoadTableConfig(config);
     if (!specs.ok()) {
@@ -133,7 +149,6 @@ int Run() {
   options.limits.max_ids_per_request = absl::GetFlag(FLAGS_max_ids_per_request);
   options.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-
 
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {

@@ -256,7 +256,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
     }
   }
   for (rocksdb::ColumnFamilyHandle* h : orphans) {
-    db->DropColumnFamily(h);
+    if (!options.read_only) db->DropColumnFamily(h);
     db->DestroyColumnFamilyHandle(h);
   }
   return store;

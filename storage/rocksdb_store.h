@@ -25,6 +25,8 @@ struct StoreOptions {
   // to the OS but not synced: survives a process crash, may lose the last
   // moments on a machine crash.
   bool sync = false;
+  // Open an existing database without changing it (--import_rocksdb).
+  bool read_only = false;
 };
 
 // Thread-safe.
