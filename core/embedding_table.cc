@@ -201,6 +201,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(const St
     return absl::DataLossError(absl::StrCat("table '", spec.name, "' has ", records,
                                             " stored rows, expected ", spec.num_embeddings));
   }
+  if (!meta.vocabulary.empty()) RETURN_IF_ERROR(t.SetVocabulary(meta.vocabulary));
   absl::MutexLock lock(&t.mu_);
   t.step_ = meta.step;
   t.version_.store(meta.version);
@@ -305,7 +306,49 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   meta.version = version;
   meta.step = step;
   meta.floats_per_record = record_floats();
+  meta.vocabulary = vocabulary_;
   return meta;
+}
+
+absl::Status EmbeddingTable::SetVocabulary(std::vector<std::string> words) {
+  if (static_cast<int64_t>(words.size()) != spec_.num_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", words.size(), " words for ",
+                                                   spec_.num_embeddings, " rows"));
+  }
+  absl::flat_hash_map<std::string, int64_t> ids;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (!ids.emplace(words[i], static_cast<int64_t>(i)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("word '", words[i], "' appears twice (rows ",
+                                                     ids[words[i]], " and ", i, ")"));
+    }
+  }
+  vocabulary_ = std::move(words);
+  word_ids_ = std::move(ids);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int64_t>> EmbeddingTable::IdsForWords(
+    absl::Span<const std::string> words) const {
+  if (vocabulary_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "table '", spec_.name, "' has no vocabulary (it was not loaded from word vectors)"));
+  }
+  std::vector<int64_t> ids;
+  ids.reserve(words.size());
+  std::vector<std::string> unknown;
+  for (const std::string& w : words) {
+    auto it = word_ids_.find(w);
+    if (it == word_ids_.end()) {
+      if (unknown.size() < 10) unknown.push_back("'" + w + "'");
+      continue;
+    }
+    ids.push_back(it->second);
+  }
+  if (!unknown.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("table '", spec_.name, "' has no word ", absl::StrJoin(unknown, ", ")));
+  }
+  return ids;
 }
 
 absl::StatusOr<int64_t> EmbeddingTable::Commit(absl::Span<const int64_t> ids,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -83,6 +84,13 @@ class EmbeddingTable {
   // import moves a table restored from another store); null keeps the table
   // in memory only from now on.
   absl::Status PersistTo(RowStore* store);
+
+  // Attaches one word per row (word-vector files). InvalidArgument if the
+  // count differs from num_rows or a word repeats. Call before PersistTo.
+  absl::Status SetVocabulary(std::vector<std::string> words);
+  bool has_vocabulary() const { return !vocabulary_.empty(); }
+  // The ids of `words`; NotFound naming every unknown word (up to 10).
+  absl::StatusOr<std::vector<int64_t>> IdsForWords(absl::Span<const std::string> words) const;
 
   // Floats per durable record: the row, then its optimizer state.
   int64_t record_floats() const;
@@ -233,6 +241,9 @@ class EmbeddingTable {
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   RowStore* store_ = nullptr;  // not owned; null = memory only
+  // Fixed before the table is shared: read without a lock.
+  std::vector<std::string> vocabulary_;
+  absl::flat_hash_map<std::string, int64_t> word_ids_;
   std::atomic<int64_t> version_{0};
 };
 

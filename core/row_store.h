@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -30,6 +31,9 @@ struct StoredTable {
   int64_t version = 0;  // EmbeddingTable::version()
   int64_t step = 0;     // EmbeddingTable::optimizer_step()
   int64_t floats_per_record = 0;
+  // One word per row for tables loaded from word vectors; else empty.
+  // Written with CreateTable and fixed afterwards.
+  std::vector<std::string> vocabulary;
 };
 
 class RowStore {

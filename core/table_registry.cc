@@ -37,6 +37,43 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
   return shared;
 }
 
+absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Load(
+    const TableSpec& raw_spec, absl::Span<const float> values, std::vector<std::string> vocabulary,
+    bool replace) {
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
+  const int64_t bytes = EmbeddingTable::EstimateBytes(spec);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!replace && tables_.contains(spec.name)) {
+      return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
+    }
+    // The old table stays until the swap, so both must fit for a moment.
+    if (max_total_bytes_ > 0 && reserved_bytes_ + bytes > max_total_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat("table '", spec.name, "' needs ", bytes,
+                                                       " bytes; ", reserved_bytes_, " of the ",
+                                                       max_total_bytes_, " byte limit are in use"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Create(spec, values));
+  if (!vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(std::move(vocabulary)));
+  absl::MutexLock lock(&mu_);
+  auto it = tables_.find(spec.name);
+  const bool exists = it != tables_.end() && it->second != nullptr;
+  if (it != tables_.end() && it->second == nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' is being created"));
+  }
+  if (exists && !replace) {
+    return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
+  }
+  if (exists && store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(spec.name));
+  if (store_ != nullptr) RETURN_IF_ERROR(table->PersistTo(store_));
+  if (exists) reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
+  reserved_bytes_ += bytes;
+  std::shared_ptr<EmbeddingTable> shared = std::move(table);
+  tables_[spec.name] = shared;
+  return shared;
+}
+
 absl::Status TableRegistry::Drop(absl::string_view name) {
   absl::MutexLock lock(&mu_);
   auto it = tables_.find(name);

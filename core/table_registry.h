@@ -45,6 +45,17 @@ class TableRegistry {
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> Create(
       const TableSpec& spec, absl::Span<const float> initial_values = {});
 
+  // Builds a table from loaded values (and, for word vectors, one word per
+  // row), then registers it; with `replace`, an existing table of that name
+  // is swapped out atomically (holders finish on the old one). The new table
+  // is complete before anyone can see it. AlreadyExists without `replace`.
+  // (The durable copy is replaced by drop-then-create: a crash between the
+  // two loses both; reload the file.)
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> Load(const TableSpec& spec,
+                                                       absl::Span<const float> values,
+                                                       std::vector<std::string> vocabulary,
+                                                       bool replace);
+
   // NotFound if there is no such table.
   absl::Status Drop(absl::string_view name);
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> Get(absl::string_view name) const;

@@ -143,6 +143,7 @@ void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
   p->set_rows_per_shard(t.rows_per_shard());
   p->set_optimizer_state_bytes(t.optimizer_state_bytes());
   p->set_optimizer_step(t.optimizer_step());
+  p->set_has_vocabulary(t.has_vocabulary());
 }
 
 absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {

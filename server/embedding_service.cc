@@ -5,10 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/internal/log.h"
+#include "storage/pretrained.h"
 
 namespace embedserve {
 namespace {
@@ -113,11 +115,26 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
   RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
   // Validate everything first: a failed request must change nothing.
   std::vector<std::shared_ptr<EmbeddingTable>> tables;
+  // Queries by word, resolved to ids.
+  std::vector<std::vector<int64_t>> word_ids(req.queries_size());
   int64_t response_bytes = 0;
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::LookupQuery& query = req.queries(q);
     absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
     RETURN_IF_ERROR(WithQueryContext(table.status(), q, query.table()));
+    if (query.words_size() > 0) {
+      if (query.ids_size() > 0) {
+        return WithQueryContext(absl::InvalidArgumentError("give ids or words, not both"), q,
+                                query.table());
+      }
+      RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), limits_));
+      absl::StatusOr<std::vector<int64_t>> ids = (*table)->IdsForWords(
+          std::vector<std::string>(query.words().begin(), query.words().end()));
+      RETURN_IF_ERROR(WithQueryContext(ids.status(), q, query.table()));
+      word_ids[q] = *std::move(ids);
+    }
+    const absl::Span<const int64_t> query_ids =
+        query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
     if (query.shape_size() > 0) {
       int64_t product = 1;
       for (int64_t d : query.shape()) {
@@ -126,32 +143,35 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
           break;
         }
       }
-      if (product != query.ids_size()) {
+      if (product != static_cast<int64_t>(query_ids.size())) {
         return WithQueryContext(
             absl::InvalidArgumentError(absl::StrCat("shape [", absl::StrJoin(query.shape(), ", "),
-                                                    "] does not match ", query.ids_size(), " ids")),
+                                                    "] does not match ", query_ids.size(), " ids")),
             q, query.table());
       }
     }
-    RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(IdSpan(query.ids())), q, query.table()));
-    RETURN_IF_ERROR(AddResponseBytes(query.ids_size(), (*table)->dim(), limits_, &response_bytes));
+    RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(query_ids), q, query.table()));
+    RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(query_ids.size()), (*table)->dim(),
+                                     limits_, &response_bytes));
     tables.push_back(*std::move(table));
   }
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::LookupQuery& query = req.queries(q);
+    const absl::Span<const int64_t> query_ids =
+        query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
     EmbeddingTable& table = *tables[q];
     v1::LookupResult* result = resp->add_results();
     if (query.shape_size() > 0) {
       result->mutable_shape()->CopyFrom(query.shape());
     } else {
-      result->add_shape(query.ids_size());
+      result->add_shape(static_cast<int64_t>(query_ids.size()));
     }
     result->add_shape(table.dim());
     // The kernel writes straight into the response's bytes.
-    const int64_t n = int64_t{query.ids_size()} * table.dim();
+    const int64_t n = static_cast<int64_t>(query_ids.size()) * table.dim();
     float* out = ResizeValues(result, n);
-    RETURN_IF_ERROR(WithQueryContext(table.Lookup(IdSpan(query.ids()), absl::MakeSpan(out, n)), q,
-                                     query.table()));
+    RETURN_IF_ERROR(
+        WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(out, n)), q, query.table()));
   }
   return absl::OkStatus();
 }
@@ -344,6 +364,63 @@ absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateR
     out->set_values(slot.values.data(), slot.values.size() * sizeof(float));
   }
   resp->set_step(table->optimizer_step());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::LoadTable(grpc::CallbackServerContext* ctx,
+                                                          const v1::LoadTableRequest* req,
+                                                          v1::LoadTableResponse* resp) {
+  return Finish(ctx, DoLoadTable(*req, resp));
+}
+
+absl::Status EmbeddingServiceImpl::DoLoadTable(const v1::LoadTableRequest& req,
+                                               v1::LoadTableResponse* resp) {
+  PretrainedFormat format;
+  switch (req.format()) {
+    case v1::NPY:
+      format = PretrainedFormat::kNpy;
+      break;
+    case v1::WORD2VEC_TEXT:
+      format = PretrainedFormat::kWord2VecText;
+      break;
+    case v1::WORD2VEC_BINARY:
+      format = PretrainedFormat::kWord2VecBinary;
+      break;
+    case v1::GLOVE_TEXT:
+      format = PretrainedFormat::kGloveText;
+      break;
+    case v1::RAW_F32:
+      format = PretrainedFormat::kRaw;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown file format ", req.format()));
+  }
+  // Parse what the spec needs first: a bad name or optimizer fails before
+  // the file is read.
+  v1::TableSpec proto;
+  proto.set_name(req.name());
+  proto.set_num_embeddings(1);
+  proto.set_embedding_dim(1);
+  *proto.mutable_optimizer() = req.optimizer();
+  ASSIGN_OR_RETURN(TableSpec spec, SpecFromProto(proto));
+  const auto started = absl::Now();
+  ASSIGN_OR_RETURN(std::unique_ptr<PretrainedMatrix> matrix,
+                   LoadPretrained(req.path(), format, req.raw_dim()));
+  spec.num_embeddings = matrix->rows();
+  spec.embedding_dim = matrix->dim();
+  spec.frozen = req.freeze();
+  if (req.has_padding_idx()) spec.padding_idx = req.padding_idx();
+  if (req.has_max_norm()) spec.max_norm = req.max_norm();
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table =
+      registry_->Load(spec, matrix->values(), matrix->words(), req.replace());
+  if (!table.ok()) {
+    return absl::Status(table.status().code(),
+                        absl::StrCat(req.path(), ": ", table.status().message()));
+  }
+  TableInfoToProto(**table, resp->mutable_table());
+  internal::LogInfo(absl::StrCat("loaded table '", req.name(), "' from ", req.path(), ": ",
+                                 matrix->rows(), " x ", matrix->dim(), " in ",
+                                 absl::FormatDuration(absl::Now() - started)));
   return absl::OkStatus();
 }
 

@@ -64,6 +64,10 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
                                               const v1::OptimizerStateRequest* req,
                                               v1::OptimizerStateResponse* resp) override;
 
+  grpc::ServerUnaryReactor* LoadTable(grpc::CallbackServerContext* ctx,
+                                      const v1::LoadTableRequest* req,
+                                      v1::LoadTableResponse* resp) override;
+
   // One push (shared by the unary and the streaming RPC).
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
 
@@ -72,6 +76,7 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   absl::Status DoLookup(const v1::LookupRequest& req, v1::LookupResponse* resp);
   absl::Status DoLookupPooled(const v1::PooledRequest& req, v1::PooledResponse* resp);
   absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
+  absl::Status DoLoadTable(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp);
   absl::Status DoUpdateTable(const v1::UpdateTableRequest& req, v1::UpdateTableResponse* resp);
   absl::Status DoGetOptimizerState(const v1::OptimizerStateRequest& req,
                                    v1::OptimizerStateResponse* resp);

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "rocksdb/db.h"
@@ -23,6 +24,7 @@ constexpr char kRowsPrefix[] = "rows/";
 constexpr int64_t kCreateBatchRows = 4096;
 
 std::string MetaKey(absl::string_view table) { return absl::StrCat(kMetaPrefix, table); }
+std::string VocabKey(absl::string_view table) { return absl::StrCat("vocab/", table); }
 std::string FamilyName(absl::string_view table) { return absl::StrCat(kRowsPrefix, table); }
 
 // Row ids are big-endian so that RocksDB's byte order is id order.
@@ -308,6 +310,7 @@ absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
   }
   // The metadata goes last: the table exists for a restart only once every
   // row is written (Open drops a rows family without metadata).
+  if (!meta.vocabulary.empty()) batch.Put(VocabKey(name), absl::StrJoin(meta.vocabulary, "\n"));
   batch.Put(MetaKey(name), EncodeMeta(meta));
   rocksdb::WriteOptions final_write;
   final_write.sync = options_.sync;
@@ -363,6 +366,10 @@ absl::StatusOr<std::vector<StoredTable>> RocksDbStore::ListTables() {
     if (!meta.ok()) {
       return absl::DataLossError(
           absl::StrCat("key '", it->key().ToString(), "': ", meta.status().message()));
+    }
+    std::string vocab;
+    if (db_->Get(rocksdb::ReadOptions(), VocabKey(meta->spec.name), &vocab).ok()) {
+      meta->vocabulary = absl::StrSplit(vocab, '\n');
     }
     tables.push_back(*std::move(meta));
   }
