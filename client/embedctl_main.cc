@@ -53,6 +53,13 @@ ABSL_FLAG(std::string, beta2, "", "create/update: SparseAdam beta2");
 ABSL_FLAG(std::string, initial_accumulator_value, "", "create: Adagrad initial accumulator");
 ABSL_FLAG(std::string, set_frozen, "", "update: true or false");
 ABSL_FLAG(std::string, grads, "", "push: comma-separated floats, len(ids) * dim");
+ABSL_FLAG(std::string, words, "",
+          "lookup: comma-separated words (tables loaded from word vectors)");
+ABSL_FLAG(std::string, path, "", "load: file on the server's disk");
+ABSL_FLAG(std::string, format, "npy",
+          "load: npy, word2vec_text, word2vec_binary, glove_text, raw_f32");
+ABSL_FLAG(int64_t, raw_dim, 0, "load: row width of a raw_f32 file");
+ABSL_FLAG(bool, replace, false, "load: swap out an existing table of that name");
 ABSL_FLAG(std::string, from_raw, "",
           "create: initial values from a raw little-endian float32 file (num * dim values)");
 
@@ -77,7 +84,9 @@ constexpr char kUsage[] =
     "         [--optimizer=sgd|adagrad|rowwise_adagrad|sparse_adam --lr=... ]\n"
     "         [--scale_grad_by_freq]\n"
     "  drop TABLE\n"
-    "  lookup TABLE --ids=1,2,3 [--shape=3]\n"
+    "  lookup TABLE --ids=1,2,3 [--shape=3]   or   --words=king,queen\n"
+    "  load TABLE --path=FILE [--format=npy|word2vec_text|word2vec_binary|glove_text|raw_f32]\n"
+    "         [--raw_dim=D] [--frozen] [--padding_idx=I] [--replace]   (from_pretrained)\n"
     "  lookup-pooled TABLE --ids=1,2,3,4 (--offsets=0,2 | --shape=2,2)\n"
     "         [--mode=sum|mean|max] [--weights=...] [--include_last_offset]\n"
     "  assign TABLE --ids=0 --values=v1,v2,...   set whole rows\n"
@@ -254,7 +263,7 @@ int Run(const std::vector<char*>& args) {
   }
   if (cmd != "list" && cmd != "health" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
       cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign" && cmd != "push" &&
-      cmd != "update" && cmd != "state") {
+      cmd != "update" && cmd != "state" && cmd != "load") {
     return Usage("unknown command '" + cmd + "'");
   }
   std::vector<int64_t> ids, shape, offsets;
@@ -299,10 +308,51 @@ int Run(const std::vector<char*>& args) {
     std::cout << "dropped " << table << "\n";
     return 0;
   }
+  if (cmd == "lookup" && !absl::GetFlag(FLAGS_words).empty()) {
+    const std::vector<std::string> words = absl::StrSplit(absl::GetFlag(FLAGS_words), ',');
+    v1::LookupRequest req;
+    auto* q = req.add_queries();
+    q->set_table(table);
+    for (const auto& w : words) q->add_words(w);
+    auto resp = client->Lookup(req);
+    if (!resp.ok()) return Fail(resp.status());
+    auto t = embedserve::TensorFromResult(resp->results(0));
+    if (!t.ok()) return Fail(t.status());
+    std::cout << "shape [" << absl::StrJoin(t->shape, ", ") << "]\n";
+    for (size_t r = 0; r < words.size(); ++r) {
+      std::cout << words[r] << ": "
+                << FormatRow(t->values.data() + r * t->shape.back(), t->shape.back()) << "\n";
+    }
+    return 0;
+  }
   if (cmd == "lookup") {
     auto t = client->Lookup(table, ids, shape);
     if (!t.ok()) return Fail(t.status());
     PrintTensor(*t, &ids, "row");
+    return 0;
+  }
+  if (cmd == "load") {
+    v1::LoadTableRequest req;
+    req.set_name(table);
+    req.set_path(absl::GetFlag(FLAGS_path));
+    v1::FileFormat format;
+    if (!v1::FileFormat_Parse(absl::AsciiStrToUpper(absl::GetFlag(FLAGS_format)), &format)) {
+      return Usage("unknown --format " + absl::GetFlag(FLAGS_format));
+    }
+    req.set_format(format);
+    req.set_raw_dim(absl::GetFlag(FLAGS_raw_dim));
+    req.set_freeze(absl::GetFlag(FLAGS_frozen));
+    req.set_replace(absl::GetFlag(FLAGS_replace));
+    if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
+      int64_t idx;
+      if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
+      req.set_padding_idx(idx);
+    }
+    if (!OptimizerFlags(req.mutable_optimizer(), /*creating=*/true)) return 2;
+    auto resp = client->Unary(&v1::EmbeddingService::Stub::LoadTable, req);
+    if (!resp.ok()) return Fail(resp.status());
+    std::cout << "loaded ";
+    PrintInfo(resp->table());
     return 0;
   }
   if (cmd == "lookup-pooled") {

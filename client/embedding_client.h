@@ -90,7 +90,10 @@ class EmbeddingClient {
 
  private:
   void Prepare(grpc::ClientContext* ctx) const;
-  // One unary call with the client's deadline.
+
+ public:
+  // One unary call with the client's deadline, for RPCs without a typed
+  // wrapper (e.g. Unary(&v1::EmbeddingService::Stub::LoadTable, request)).
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Unary(
       grpc::Status (v1::EmbeddingService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
@@ -103,6 +106,7 @@ class EmbeddingClient {
     return response;
   }
 
+ private:
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::EmbeddingService::Stub> stub_;
   absl::Duration timeout_;

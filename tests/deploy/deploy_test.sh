@@ -65,6 +65,11 @@ check "embedctl push + state + freeze" bash -c "
   \"\$@\" lookup trained --ids=1 | grep -q 'row 0 (id 1): \[0.5, 0.5\]' &&
   \"\$@\" update trained --set_frozen=true | grep -q 'frozen          yes' &&
   ! \"\$@\" push trained --ids=1 --grads=1,1 2>&1 | grep -vq FAILED_PRECONDITION" _ "${CTL[@]}"
+printf "3 2\nking 0.5 1.5\nqueen 2 3\nman 4 5\n" > "$WORK/vectors.txt"
+check "embedctl load + lookup --words" bash -c "
+  \"\$@\" load wv --path='$WORK/vectors.txt' --format=word2vec_text | grep -q 'loaded table wv' &&
+  \"\$@\" lookup wv --words=queen,king | grep -q 'queen: \[2, 3\]' &&
+  ! \"\$@\" lookup wv --words=prince 2>&1 | grep -vq \"NOT_FOUND.*'prince'\"" _ "${CTL[@]}"
 check "embedctl bad id exits 1 naming the id" bash -c "
   out=\$(\"\$@\" lookup user --ids=1,100000 2>&1); rc=\$?
   [[ \$rc -eq 1 ]] && grep -q 'INVALID_ARGUMENT: .*id 100000 at position 1' <<<\"\$out\"" _ "${CTL[@]}"

@@ -106,6 +106,27 @@ class EmbeddingClient:
         return list(self._stub.ListTables(pb.ListTablesRequest(),
                                           timeout=self.timeout).tables)
 
+    def lookup_words(self, table, words):
+        """Rows by word (tables loaded from word vectors): (len(words), dim)."""
+        query = pb.LookupQuery(table=table, words=list(words))
+        resp = self._stub.Lookup(pb.LookupRequest(queries=[query]), timeout=self.timeout)
+        return _to_array(resp.results[0])
+
+    def load_table(self, name, path, format="npy", raw_dim=0, freeze=False, padding_idx=None,
+                   max_norm=None, replace=False, optimizer="sgd", optimizer_args=None):
+        """nn.Embedding.from_pretrained from a file on the server's disk.
+        format: npy, word2vec_text, word2vec_binary, glove_text or raw_f32."""
+        req = pb.LoadTableRequest(name=name, path=path, format=pb.FileFormat.Value(format.upper()),
+                                  raw_dim=raw_dim, freeze=freeze, replace=replace)
+        if padding_idx is not None:
+            req.padding_idx = padding_idx
+        if max_norm is not None:
+            req.max_norm = max_norm
+        req.optimizer.kind = _OPTIMIZERS[optimizer]
+        for key, value in (optimizer_args or {}).items():
+            setattr(req.optimizer, key, float(value))
+        return self._stub.LoadTable(req, timeout=self.timeout).table
+
     def lookup(self, table, ids):
         """F.embedding: an array of shape ids.shape + (dim,)."""
         ids = np.asarray(ids, dtype=np.int64)
