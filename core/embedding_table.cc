@@ -310,6 +310,18 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   return meta;
 }
 
+absl::Status EmbeddingTable::CopyRows(int64_t first, int64_t n, float* out) const {
+  if (first < 0 || n < 0 || first > spec_.num_embeddings - n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rows [", first, ", ", first + n, ") are out of range [0, ", spec_.num_embeddings, ")"));
+  }
+  absl::ReaderMutexLock lock(&mu_);  // writers hold mu_ exclusively
+  const int64_t dim = spec_.embedding_dim;
+  for (int64_t r = 0; r < n; ++r)
+    std::memcpy(out + r * dim, rows_.Row(first + r), dim * sizeof(float));
+  return absl::OkStatus();
+}
+
 absl::Status EmbeddingTable::SetVocabulary(std::vector<std::string> words) {
   if (static_cast<int64_t>(words.size()) != spec_.num_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", words.size(), " words for ",

@@ -85,6 +85,10 @@ class EmbeddingTable {
   // in memory only from now on.
   absl::Status PersistTo(RowStore* store);
 
+  // Copies rows [first, first + n) (dim floats each) into `out`, all read
+  // with writers excluded. InvalidArgument if the range is out of bounds.
+  absl::Status CopyRows(int64_t first, int64_t n, float* out) const;
+
   // Attaches one word per row (word-vector files). InvalidArgument if the
   // count differs from num_rows or a word repeats. Call before PersistTo.
   absl::Status SetVocabulary(std::vector<std::string> words);

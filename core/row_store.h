@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,23 @@ struct StoredTable {
   std::vector<std::string> vocabulary;
 };
 
+struct CheckpointInfo {
+  std::string name;
+  int64_t created_unix_ms = 0;
+  int64_t bytes = 0;
+  std::vector<std::string> tables;
+};
+
 class RowStore {
  public:
   virtual ~RowStore() = default;
+
+  // A consistent point-in-time copy of every table under `name`
+  // (AlreadyExists if taken; names as table names).
+  virtual absl::Status CreateCheckpoint(absl::string_view name) = 0;
+  virtual absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() = 0;
+  // The checkpoint as a read-only store (NotFound if there is none).
+  virtual absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) = 0;
 
   // Records a new table with all its records; record(r, dst) fills record r.
   // Atomic: after a crash the table is either absent or complete.

@@ -1,6 +1,7 @@
 #include "core/table_registry.h"
 
 #include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -56,22 +57,78 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Load(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Create(spec, values));
   if (!vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(std::move(vocabulary)));
-  absl::MutexLock lock(&mu_);
-  auto it = tables_.find(spec.name);
-  const bool exists = it != tables_.end() && it->second != nullptr;
-  if (it != tables_.end() && it->second == nullptr) {
-    return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' is being created"));
-  }
-  if (exists && !replace) {
+  if (!replace && Get(spec.name).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
   }
-  if (exists && store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(spec.name));
-  if (store_ != nullptr) RETURN_IF_ERROR(table->PersistTo(store_));
-  if (exists) reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
-  reserved_bytes_ += bytes;
-  std::shared_ptr<EmbeddingTable> shared = std::move(table);
-  tables_[spec.name] = shared;
+  std::shared_ptr<EmbeddingTable> shared;
+  RETURN_IF_ERROR(Swap(std::move(table), &shared));
   return shared;
+}
+
+absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
+                                 std::shared_ptr<EmbeddingTable>* out) {
+  const std::string name = table->name();
+  absl::MutexLock lock(&mu_);
+  auto it = tables_.find(name);
+  if (it != tables_.end() && it->second == nullptr) {
+    return absl::AlreadyExistsError(absl::StrCat("table '", name, "' is being created"));
+  }
+  const bool exists = it != tables_.end();
+  if (exists && store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(name));
+  RETURN_IF_ERROR(table->PersistTo(store_));
+  if (exists) reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
+  reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
+  std::shared_ptr<EmbeddingTable> shared = std::move(table);
+  tables_[name] = shared;
+  if (out != nullptr) *out = shared;
+  return absl::OkStatus();
+}
+
+absl::Status TableRegistry::CreateCheckpoint(absl::string_view name) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("checkpoints need a data directory (--data_dir)");
+  }
+  return store_->CreateCheckpoint(name);
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> TableRegistry::ListCheckpoints() {
+  if (store_ == nullptr) return std::vector<CheckpointInfo>();
+  return store_->ListCheckpoints();
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<EmbeddingTable>>> TableRegistry::RestoreCheckpoint(
+    absl::string_view name, absl::Span<const std::string> tables) {
+  if (store_ == nullptr) {
+    return absl::FailedPreconditionError("checkpoints need a data directory (--data_dir)");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<RowStore> checkpoint, store_->OpenCheckpoint(name));
+  ASSIGN_OR_RETURN(std::vector<StoredTable> stored, checkpoint->ListTables());
+  std::vector<const StoredTable*> chosen;
+  for (const std::string& want : tables) {
+    auto it = std::find_if(stored.begin(), stored.end(),
+                           [&](const StoredTable& t) { return t.spec.name == want; });
+    if (it == stored.end()) {
+      return absl::NotFoundError(absl::StrCat("checkpoint '", name, "' has no table '", want, "'"));
+    }
+    chosen.push_back(&*it);
+  }
+  if (tables.empty()) {
+    for (const StoredTable& t : stored) chosen.push_back(&t);
+  }
+  // Build every table first: a bad checkpoint changes nothing.
+  std::vector<std::unique_ptr<EmbeddingTable>> built;
+  for (const StoredTable* meta : chosen) {
+    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> t,
+                     EmbeddingTable::Restore(*meta, checkpoint.get()));
+    built.push_back(std::move(t));
+  }
+  std::vector<std::shared_ptr<EmbeddingTable>> out;
+  for (auto& t : built) {
+    std::shared_ptr<EmbeddingTable> shared;
+    RETURN_IF_ERROR(Swap(std::move(t), &shared));  // moves it off the checkpoint
+    out.push_back(std::move(shared));
+  }
+  return out;
 }
 
 absl::Status TableRegistry::Drop(absl::string_view name) {

@@ -33,6 +33,11 @@ class TableRegistry {
   // Returns the number restored. DataLoss/Unavailable from the store.
   absl::StatusOr<int> LoadFromStore();
 
+  // Registers `table`, replacing (atomically) any table of its name; with a
+  // store, its durable copy is replaced too (drop, then create).
+  absl::Status Swap(std::unique_ptr<EmbeddingTable> table, std::shared_ptr<EmbeddingTable>* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Copies every table of `source` (e.g. a RocksDB an offline job wrote) into
   // this registry and its store. AlreadyExists if a name is taken (nothing
   // of that table is imported); returns the number imported.
@@ -55,6 +60,15 @@ class TableRegistry {
                                                        absl::Span<const float> values,
                                                        std::vector<std::string> vocabulary,
                                                        bool replace);
+
+  // Checkpoints of the store (FailedPrecondition without a store).
+  absl::Status CreateCheckpoint(absl::string_view name);
+  absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints();
+  // Puts the tables of checkpoint `name` back as they were (all of them when
+  // `tables` is empty), each swapped in atomically; tables not in the
+  // checkpoint are left alone. NotFound names a missing checkpoint or table.
+  absl::StatusOr<std::vector<std::shared_ptr<EmbeddingTable>>> RestoreCheckpoint(
+      absl::string_view name, absl::Span<const std::string> tables);
 
   // NotFound if there is no such table.
   absl::Status Drop(absl::string_view name);

@@ -1,10 +1,14 @@
 #include "server/embedding_service.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
@@ -374,7 +378,15 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::LoadTable(grpc::CallbackServerCo
 }
 
 absl::Status EmbeddingServiceImpl::DoLoadTable(const v1::LoadTableRequest& req,
-                                               v1::LoadTableResponse* resp) {
+                                               v1::LoadTableResponse* resp,
+                                               const std::string& display_path) {
+  absl::Status s = LoadTableFrom(req, resp);
+  if (s.ok() || display_path.empty()) return s;
+  return absl::Status(s.code(), absl::StrReplaceAll(s.message(), {{req.path(), display_path}}));
+}
+
+absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req,
+                                                 v1::LoadTableResponse* resp) {
   PretrainedFormat format;
   switch (req.format()) {
     case v1::NPY:
@@ -422,6 +434,196 @@ absl::Status EmbeddingServiceImpl::DoLoadTable(const v1::LoadTableRequest& req,
                                  matrix->rows(), " x ", matrix->dim(), " in ",
                                  absl::FormatDuration(absl::Now() - started)));
   return absl::OkStatus();
+}
+
+namespace {
+
+// Receives an uploaded file into a temporary file, then loads it.
+class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
+ public:
+  ImportReader(EmbeddingServiceImpl* service, v1::LoadTableResponse* resp)
+      : service_(service), resp_(resp) {
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // upload complete
+      Done();
+      return;
+    }
+    if (first_) {
+      first_ = false;
+      request_ = chunk_.request();
+      display_ = request_.path().empty() ? "upload" : request_.path();
+      char name[] = "/tmp/embedserve-import-XXXXXX";
+      fd_ = ::mkstemp(name);
+      if (fd_ < 0) {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot create a temporary file"));
+        return;
+      }
+      temp_ = name;
+    }
+    const std::string& data = chunk_.data();
+    for (size_t done = 0; done < data.size();) {
+      const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+      if (n <= 0) {
+        Cleanup();
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "cannot store the upload (disk full?)"));
+        return;
+      }
+      done += static_cast<size_t>(n);
+    }
+    StartRead(&chunk_);
+  }
+
+  void OnDone() override {
+    Cleanup();
+    delete this;
+  }
+
+ private:
+  void Done() {
+    if (first_) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the import stream was empty"));
+      return;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    request_.set_path(temp_);
+    Finish(ToGrpcStatus(service_->DoLoadTable(request_, resp_, display_)));
+  }
+  void Cleanup() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!temp_.empty()) ::unlink(temp_.c_str());
+    temp_.clear();
+  }
+
+  EmbeddingServiceImpl* const service_;
+  v1::LoadTableResponse* const resp_;
+  v1::ImportChunk chunk_;
+  v1::LoadTableRequest request_;
+  std::string display_, temp_;
+  bool first_ = true;
+  int fd_ = -1;
+};
+
+// Streams a table's rows in chunks.
+class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
+ public:
+  ExportWriter(std::shared_ptr<EmbeddingTable> table, int64_t rows_per_chunk)
+      : table_(std::move(table)), per_chunk_(rows_per_chunk) {
+    TableInfoToProto(*table_, chunk_.mutable_table());
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled"));
+      return;
+    }
+    chunk_.clear_table();
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    const int64_t n = std::min(per_chunk_, table_->num_rows() - row_);
+    if (n <= 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    chunk_.set_first_row(row_);
+    chunk_.set_num_rows(n);
+    std::string* values = chunk_.mutable_values();
+    values->resize(static_cast<size_t>(n * table_->dim()) * sizeof(float));
+    const absl::Status s = table_->CopyRows(row_, n, reinterpret_cast<float*>(values->data()));
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    row_ += n;
+    StartWrite(&chunk_);
+  }
+
+  const std::shared_ptr<EmbeddingTable> table_;
+  const int64_t per_chunk_;
+  int64_t row_ = 0;
+  v1::ExportChunk chunk_;
+};
+
+void CheckpointToProto(const CheckpointInfo& info, v1::Checkpoint* p) {
+  p->set_name(info.name);
+  p->set_created_unix_ms(info.created_unix_ms);
+  p->set_bytes(info.bytes);
+  for (const auto& t : info.tables) p->add_tables(t);
+}
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::ImportChunk>* EmbeddingServiceImpl::ImportTable(
+    grpc::CallbackServerContext* ctx, v1::LoadTableResponse* resp) {
+  return new ImportReader(this, resp);
+}
+
+grpc::ServerWriteReactor<v1::ExportChunk>* EmbeddingServiceImpl::ExportTable(
+    grpc::CallbackServerContext* ctx, const v1::ExportTableRequest* req) {
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(req->name());
+  if (!table.ok()) {
+    class Failed final : public grpc::ServerWriteReactor<v1::ExportChunk> {
+     public:
+      explicit Failed(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Failed(table.status());
+  }
+  const int64_t per_chunk = req->rows_per_chunk() > 0 ? req->rows_per_chunk() : 4096;
+  // Keep each chunk well inside the message limit.
+  const int64_t max_rows = std::max<int64_t>(
+      1, (int64_t{16} << 20) / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
+  return new ExportWriter(*std::move(table), std::min(per_chunk, max_rows));
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::CreateCheckpoint(
+    grpc::CallbackServerContext* ctx, const v1::CreateCheckpointRequest* req,
+    v1::CreateCheckpointResponse* resp) {
+  absl::Status s = registry_->CreateCheckpoint(req->name());
+  if (s.ok()) {
+    auto all = registry_->ListCheckpoints();
+    if (all.ok()) {
+      for (const auto& c : *all) {
+        if (c.name == req->name()) CheckpointToProto(c, resp->mutable_checkpoint());
+      }
+    }
+    internal::LogInfo(absl::StrCat("created checkpoint '", req->name(), "'"));
+  }
+  return Finish(ctx, s);
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::ListCheckpoints(
+    grpc::CallbackServerContext* ctx, const v1::ListCheckpointsRequest* req,
+    v1::ListCheckpointsResponse* resp) {
+  auto all = registry_->ListCheckpoints();
+  if (all.ok()) {
+    for (const auto& c : *all) CheckpointToProto(c, resp->add_checkpoints());
+  }
+  return Finish(ctx, all.status());
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::RestoreCheckpoint(
+    grpc::CallbackServerContext* ctx, const v1::RestoreCheckpointRequest* req,
+    v1::RestoreCheckpointResponse* resp) {
+  std::vector<std::string> names(req->tables().begin(), req->tables().end());
+  auto restored = registry_->RestoreCheckpoint(req->name(), names);
+  if (restored.ok()) {
+    for (const auto& t : *restored) TableInfoToProto(*t, resp->add_tables());
+    internal::LogInfo(
+        absl::StrCat("restored ", restored->size(), " tables from checkpoint '", req->name(), "'"));
+  }
+  return Finish(ctx, restored.status());
 }
 
 }  // namespace embedserve

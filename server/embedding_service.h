@@ -68,6 +68,25 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
                                       const v1::LoadTableRequest* req,
                                       v1::LoadTableResponse* resp) override;
 
+  grpc::ServerReadReactor<v1::ImportChunk>* ImportTable(grpc::CallbackServerContext* ctx,
+                                                        v1::LoadTableResponse* resp) override;
+  grpc::ServerWriteReactor<v1::ExportChunk>* ExportTable(
+      grpc::CallbackServerContext* ctx, const v1::ExportTableRequest* req) override;
+  grpc::ServerUnaryReactor* CreateCheckpoint(grpc::CallbackServerContext* ctx,
+                                             const v1::CreateCheckpointRequest* req,
+                                             v1::CreateCheckpointResponse* resp) override;
+  grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* ctx,
+                                            const v1::ListCheckpointsRequest* req,
+                                            v1::ListCheckpointsResponse* resp) override;
+  grpc::ServerUnaryReactor* RestoreCheckpoint(grpc::CallbackServerContext* ctx,
+                                              const v1::RestoreCheckpointRequest* req,
+                                              v1::RestoreCheckpointResponse* resp) override;
+
+  // Loads a pretrained file (LoadTable, and ImportTable once uploaded);
+  // error messages name `display_path` instead of the path read.
+  absl::Status DoLoadTable(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp,
+                           const std::string& display_path = "");
+
   // One push (shared by the unary and the streaming RPC).
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
 
@@ -76,7 +95,7 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   absl::Status DoLookup(const v1::LookupRequest& req, v1::LookupResponse* resp);
   absl::Status DoLookupPooled(const v1::PooledRequest& req, v1::PooledResponse* resp);
   absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
-  absl::Status DoLoadTable(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp);
+  absl::Status LoadTableFrom(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp);
   absl::Status DoUpdateTable(const v1::UpdateTableRequest& req, v1::UpdateTableResponse* resp);
   absl::Status DoGetOptimizerState(const v1::OptimizerStateRequest& req,
                                    v1::OptimizerStateResponse* resp);

@@ -35,8 +35,9 @@ class PretrainedMatrix {
   ~PretrainedMatrix();
 
  private:
-  friend absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(
-      const std::string&, PretrainedFormat, int64_t);
+  friend absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(const std::string&,
+                                                                          PretrainedFormat,
+                                                                          int64_t);
   int64_t rows_ = 0, dim_ = 0;
   absl::Span<const float> values_;
   std::vector<float> owned_;

@@ -1,9 +1,13 @@
 #include "storage/rocksdb_store.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -13,6 +17,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
 
@@ -280,6 +285,84 @@ absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_v
     return absl::NotFoundError(absl::StrCat("no stored table named '", table, "'"));
   }
   return it->second;
+}
+
+namespace {
+
+bool ValidCheckpointName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status RocksDbStore::CreateCheckpoint(absl::string_view name) {
+  if (options_.read_only) return absl::FailedPreconditionError("this store is read-only");
+  if (!ValidCheckpointName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint name '", name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
+  }
+  const std::filesystem::path dir = std::filesystem::path(options_.path) / "checkpoints";
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path target = dir / std::string(name);
+  if (std::filesystem::exists(target)) {
+    return absl::AlreadyExistsError(absl::StrCat("checkpoint '", name, "' already exists"));
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // Flushes first (log_size_for_flush 0), so the copy is SST files only.
+  return FromRocksDb(checkpoint->CreateCheckpoint(target.string(), /*log_size_for_flush=*/0),
+                     absl::StrCat("create checkpoint '", name, "'"));
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> RocksDbStore::ListCheckpoints() {
+  std::vector<CheckpointInfo> out;
+  const std::filesystem::path dir = std::filesystem::path(options_.path) / "checkpoints";
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!entry.is_directory()) continue;
+    CheckpointInfo info;
+    info.name = entry.path().filename().string();
+    for (const auto& f : std::filesystem::directory_iterator(entry.path())) {
+      if (f.is_regular_file()) info.bytes += static_cast<int64_t>(f.file_size());
+    }
+    const auto mtime = std::filesystem::last_write_time(entry.path());
+    info.created_unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+            .count();
+    auto store = OpenCheckpoint(info.name);
+    if (store.ok()) {
+      auto tables = (*store)->ListTables();
+      if (tables.ok()) {
+        for (const auto& t : *tables) info.tables.push_back(t.spec.name);
+      }
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<RowStore>> RocksDbStore::OpenCheckpoint(absl::string_view name) {
+  if (!ValidCheckpointName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad checkpoint name '", name, "'"));
+  }
+  const std::filesystem::path target =
+      std::filesystem::path(options_.path) / "checkpoints" / std::string(name);
+  if (!std::filesystem::exists(target)) {
+    return absl::NotFoundError(absl::StrCat("no checkpoint named '", name, "'"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store,
+                   RocksDbStore::Open({target.string(), false, /*read_only=*/true}));
+  return std::unique_ptr<RowStore>(std::move(store));
 }
 
 absl::Status RocksDbStore::CreateTable(const StoredTable& meta,

@@ -37,6 +37,12 @@ class RocksDbStore final : public RowStore {
   static absl::StatusOr<std::unique_ptr<RocksDbStore>> Open(const StoreOptions& options);
   ~RocksDbStore() override;
 
+  // Checkpoints live in <path>/checkpoints/<name>, each a RocksDB
+  // checkpoint (hard links where possible) of the whole database.
+  absl::Status CreateCheckpoint(absl::string_view name) override;
+  absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() override;
+  absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) override;
+
   absl::Status CreateTable(const StoredTable& meta,
                            const std::function<void(int64_t, float*)>& record) override;
   absl::Status DropTable(absl::string_view name) override;

@@ -145,6 +145,54 @@ class PretrainedFormats(unittest.TestCase):
                 c.close()
 
 
+class UploadExportCheckpoints(unittest.TestCase):
+
+    def test_import_upload_round_trips_through_export(self):
+        w = np.random.default_rng(3).normal(size=(1000, 7)).astype("<f2")
+        np.save(path("up.npy"), w)
+        info = CLIENT.import_table("uploaded", path("up.npy"), "npy", chunk_bytes=999,
+                                   padding_idx=3)
+        self.assertEqual(info.num_rows, 1000)
+        self.check = torch.nn.Embedding.from_pretrained(torch.from_numpy(w.astype(np.float32)),
+                                                       padding_idx=3)
+        got, info = CLIENT.export_table("uploaded")
+        np.testing.assert_array_equal(got, self.check.weight.detach().numpy())
+        self.assertEqual(info.spec.padding_idx, 3)
+        write_bytes(path("broken.npy"), read_bytes(path("up.npy"))[:-5])
+        with self.assertRaises(grpc.RpcError) as cm:
+            CLIENT.import_table("broken", path("broken.npy"), "npy")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DATA_LOSS)
+        self.assertIn("broken.npy", cm.exception.details())
+
+    def test_checkpoint_restores_tables_as_they_were(self):
+        w = np.zeros((8, 2), np.float32)
+        CLIENT.create_table("ck", weights=w, optimizer="adagrad", optimizer_args={"lr": 1.0})
+        CLIENT.push("ck", [1, 2], np.ones((2, 2), np.float32))
+        before, info_before = CLIENT.export_table("ck")
+        state_before, step_before = CLIENT.optimizer_state("ck", np.arange(8))
+        cp = CLIENT.create_checkpoint("before-more-training")
+        self.assertIn("ck", cp.tables)
+        for _ in range(3):
+            CLIENT.push("ck", [1, 5], np.ones((2, 2), np.float32))
+        CLIENT.assign_rows("ck", [0], np.full((1, 2), 9, np.float32))
+        self.assertFalse(np.array_equal(CLIENT.export_table("ck")[0], before))
+        self.assertIn("before-more-training", [c.name for c in CLIENT.list_checkpoints()])
+        restored = CLIENT.restore_checkpoint("before-more-training", ["ck"])
+        self.assertEqual([t.spec.name for t in restored], ["ck"])
+        after, info_after = CLIENT.export_table("ck")
+        np.testing.assert_array_equal(after, before)
+        self.assertEqual(info_after.version, info_before.version)
+        state_after, step_after = CLIENT.optimizer_state("ck", np.arange(8))
+        np.testing.assert_array_equal(state_after["sum"], state_before["sum"])
+        self.assertEqual(step_after, step_before)
+        with self.assertRaises(grpc.RpcError) as cm:
+            CLIENT.restore_checkpoint("no-such-checkpoint")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(grpc.RpcError) as cm:
+            CLIENT.create_checkpoint("before-more-training")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+
+
 class BadFiles(unittest.TestCase):
 
     def expect_error(self, p, fmt, codes, text, **kw):

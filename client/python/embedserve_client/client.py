@@ -127,6 +127,52 @@ class EmbeddingClient:
             setattr(req.optimizer, key, float(value))
         return self._stub.LoadTable(req, timeout=self.timeout).table
 
+    def import_table(self, name, local_path, format="npy", chunk_bytes=1 << 20, **load_args):
+        """Uploads a local file and loads it as load_table would."""
+        req = pb.LoadTableRequest(name=name, path=os.path.basename(local_path),
+                                  format=pb.FileFormat.Value(format.upper()),
+                                  raw_dim=load_args.pop("raw_dim", 0),
+                                  freeze=load_args.pop("freeze", False),
+                                  replace=load_args.pop("replace", False))
+        if "padding_idx" in load_args:
+            req.padding_idx = load_args.pop("padding_idx")
+        if load_args:
+            raise TypeError("unknown arguments: %s" % sorted(load_args))
+
+        def chunks():
+            yield pb.ImportChunk(request=req)
+            with open(local_path, "rb") as f:
+                while True:
+                    data = f.read(chunk_bytes)
+                    if not data:
+                        return
+                    yield pb.ImportChunk(data=data)
+        return self._stub.ImportTable(chunks(), timeout=self.timeout).table
+
+    def export_table(self, name):
+        """The whole table as a (rows, dim) float32 array, and its TableInfo."""
+        info, parts = None, []
+        for chunk in self._stub.ExportTable(pb.ExportTableRequest(name=name),
+                                            timeout=self.timeout):
+            if chunk.HasField("table"):
+                info = chunk.table
+            parts.append(np.frombuffer(chunk.values, dtype="<f4"))
+        dim = info.spec.embedding_dim
+        return np.concatenate(parts).reshape(-1, dim), info
+
+    def create_checkpoint(self, name):
+        return self._stub.CreateCheckpoint(pb.CreateCheckpointRequest(name=name),
+                                           timeout=self.timeout).checkpoint
+
+    def list_checkpoints(self):
+        return list(self._stub.ListCheckpoints(pb.ListCheckpointsRequest(),
+                                               timeout=self.timeout).checkpoints)
+
+    def restore_checkpoint(self, name, tables=()):
+        return list(self._stub.RestoreCheckpoint(
+            pb.RestoreCheckpointRequest(name=name, tables=list(tables)),
+            timeout=self.timeout).tables)
+
     def lookup(self, table, ids):
         """F.embedding: an array of shape ids.shape + (dim,)."""
         ids = np.asarray(ids, dtype=np.int64)
