@@ -1,5 +1,7 @@
 // embedctl: command-line client for embedserve. Thin main over
 // EmbeddingClient; flags live here only.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -15,7 +17,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/embedding_client.h"
+#include "proto/grpc_status.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout, 30, "seconds per call");
@@ -59,7 +64,9 @@ ABSL_FLAG(std::string, path, "", "load: file on the server's disk");
 ABSL_FLAG(std::string, format, "npy",
           "load: npy, word2vec_text, word2vec_binary, glove_text, raw_f32");
 ABSL_FLAG(int64_t, raw_dim, 0, "load: row width of a raw_f32 file");
-ABSL_FLAG(bool, replace, false, "load: swap out an existing table of that name");
+ABSL_FLAG(bool, replace, false, "load/import: swap out an existing table of that name");
+ABSL_FLAG(std::string, out, "", "export: the .npy file to write");
+ABSL_FLAG(std::string, tables, "", "checkpoint restore: comma-separated tables (default all)");
 ABSL_FLAG(std::string, from_raw, "",
           "create: initial values from a raw little-endian float32 file (num * dim values)");
 
@@ -89,6 +96,10 @@ constexpr char kUsage[] =
     "         [--raw_dim=D] [--frozen] [--padding_idx=I] [--replace]   (from_pretrained)\n"
     "  lookup-pooled TABLE --ids=1,2,3,4 (--offsets=0,2 | --shape=2,2)\n"
     "         [--mode=sum|mean|max] [--weights=...] [--include_last_offset]\n"
+    "  import TABLE --path=LOCAL_FILE [--format=...] [--raw_dim --frozen --padding_idx --replace]\n"
+    "                                    upload a file and load it (progress on stderr)\n"
+    "  export TABLE --out=FILE.npy       download the rows as float32 .npy (progress on stderr)\n"
+    "  checkpoint create NAME | checkpoint list | checkpoint restore NAME [--tables=a,b]\n"
     "  assign TABLE --ids=0 --values=v1,v2,...   set whole rows\n"
     "  push TABLE --ids=1,1 --grads=g1,g2,...    apply one gradient push\n"
     "  update TABLE [--set_frozen=true|false] [--lr --lr_decay --eps --beta1 --beta2]\n"
@@ -210,6 +221,180 @@ bool OptimizerFlags(v1::OptimizerSpec* o, bool creating) {
   return true;
 }
 
+// Progress of a transfer on stderr: a bar with rows/s and ETA on a terminal,
+// a plain line every 2 seconds otherwise (logs, CI).
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, const char* unit)
+      : label_(std::move(label)),
+        total_(total),
+        unit_(unit),
+        tty_(isatty(STDERR_FILENO)),
+        start_(absl::Now()),
+        last_(start_) {}
+  void Update(int64_t done) {
+    const absl::Time now = absl::Now();
+    if (now - last_ < (tty_ ? absl::Milliseconds(100) : absl::Seconds(2))) return;
+    last_ = now;
+    const double secs = std::max(1e-6, absl::ToDoubleSeconds(now - start_));
+    const double rate = static_cast<double>(done) / secs;
+    const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
+    const double frac = total_ > 0 ? static_cast<double>(done) / static_cast<double>(total_) : 1;
+    if (tty_) {
+      const int width = 30, filled = static_cast<int>(frac * width);
+      std::cerr << absl::StrFormat("\r%s [%s%s] %3.0f%% %.3g %s/s ETA %.0fs ", label_,
+                                   std::string(filled, '#'), std::string(width - filled, ' '),
+                                   100 * frac, rate, unit_, eta)
+                << std::flush;
+    } else {
+      std::cerr << absl::StrFormat("%s: %d/%d %s (%.0f%%), %.3g %s/s, ETA %.0fs\n", label_, done,
+                                   total_, unit_, 100 * frac, rate, unit_, eta);
+    }
+  }
+  void Done(int64_t done) {
+    last_ = absl::InfinitePast();
+    Update(done);
+    if (tty_) std::cerr << "\n";
+  }
+
+ private:
+  const std::string label_;
+  const int64_t total_;
+  const char* unit_;
+  const bool tty_;
+  const absl::Time start_;
+  absl::Time last_;
+};
+
+int Import(EmbeddingClient& client, const std::string& table) {
+  const std::string path = absl::GetFlag(FLAGS_path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Usage("cannot open --path=" + path);
+  in.seekg(0, std::ios::end);
+  const int64_t size = in.tellg();
+  in.seekg(0);
+  v1::ImportChunk first;
+  v1::LoadTableRequest* req = first.mutable_request();
+  req->set_name(table);
+  req->set_path(path);
+  v1::FileFormat format;
+  if (!v1::FileFormat_Parse(absl::AsciiStrToUpper(absl::GetFlag(FLAGS_format)), &format)) {
+    return Usage("unknown --format " + absl::GetFlag(FLAGS_format));
+  }
+  req->set_format(format);
+  req->set_raw_dim(absl::GetFlag(FLAGS_raw_dim));
+  req->set_freeze(absl::GetFlag(FLAGS_frozen));
+  req->set_replace(absl::GetFlag(FLAGS_replace));
+  if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
+    int64_t idx;
+    if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
+    req->set_padding_idx(idx);
+  }
+  grpc::ClientContext ctx;
+  v1::LoadTableResponse resp;
+  auto writer = client.stub()->ImportTable(&ctx, &resp);
+  bool ok = writer->Write(first);
+  Progress progress("import " + path, size, "bytes");
+  std::vector<char> buffer(1 << 20);
+  int64_t sent = 0;
+  while (ok && in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    v1::ImportChunk chunk;
+    chunk.set_data(buffer.data(), static_cast<size_t>(n));
+    ok = writer->Write(chunk);
+    sent += n;
+    progress.Update(sent);
+  }
+  progress.Done(sent);
+  writer->WritesDone();
+  const absl::Status s = embedserve::FromGrpcStatus(writer->Finish());
+  if (!s.ok()) return Fail(s);
+  std::cout << "imported ";
+  PrintInfo(resp.table());
+  return 0;
+}
+
+int Export(EmbeddingClient& client, const std::string& table) {
+  const std::string out_path = absl::GetFlag(FLAGS_out);
+  if (out_path.empty()) return Usage("export needs --out=FILE.npy");
+  grpc::ClientContext ctx;
+  v1::ExportTableRequest req;
+  req.set_name(table);
+  auto reader = client.stub()->ExportTable(&ctx, req);
+  std::ofstream out(out_path, std::ios::binary);
+  if (!out) return Usage("cannot write --out=" + out_path);
+  v1::ExportChunk chunk;
+  std::unique_ptr<Progress> progress;
+  int64_t rows = 0, total = 0;
+  while (reader->Read(&chunk)) {
+    if (chunk.has_table()) {
+      total = chunk.table().num_rows();
+      const int64_t dim = chunk.table().spec().embedding_dim();
+      // .npy v1 header, padded so that the data starts on a 64-byte boundary.
+      std::string header = absl::StrFormat(
+          "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", total, dim);
+      const size_t unpadded = 10 + header.size() + 1;
+      header.append((64 - unpadded % 64) % 64, ' ');
+      header.push_back('\n');
+      out.write("\x93NUMPY\x01\x00", 8);
+      const uint16_t len = static_cast<uint16_t>(header.size());
+      out.put(static_cast<char>(len & 0xff));
+      out.put(static_cast<char>(len >> 8));
+      out << header;
+      progress = std::make_unique<Progress>("export " + table, total, "rows");
+    }
+    out.write(chunk.values().data(), static_cast<std::streamsize>(chunk.values().size()));
+    rows += chunk.num_rows();
+    if (progress) progress->Update(rows);
+  }
+  if (progress) progress->Done(rows);
+  const absl::Status s = embedserve::FromGrpcStatus(reader->Finish());
+  if (!s.ok()) return Fail(s);
+  if (!out.flush()) return Fail(absl::UnavailableError("cannot write " + out_path));
+  std::cout << "exported " << rows << " rows of " << table << " to " << out_path << "\n";
+  return 0;
+}
+
+int Checkpoint(EmbeddingClient& client, const std::string& action, const std::string& name) {
+  if (action == "list") {
+    auto resp =
+        client.Unary(&v1::EmbeddingService::Stub::ListCheckpoints, v1::ListCheckpointsRequest());
+    if (!resp.ok()) return Fail(resp.status());
+    for (const auto& c : resp->checkpoints()) {
+      std::cout << c.name() << "  " << absl::FormatTime(absl::FromUnixMillis(c.created_unix_ms()))
+                << "  " << c.bytes() << " bytes  tables: " << absl::StrJoin(c.tables(), ",")
+                << "\n";
+    }
+    return 0;
+  }
+  if (name.empty()) return Usage("checkpoint " + action + " needs a NAME");
+  if (action == "create") {
+    v1::CreateCheckpointRequest req;
+    req.set_name(name);
+    auto resp = client.Unary(&v1::EmbeddingService::Stub::CreateCheckpoint, req);
+    if (!resp.ok()) return Fail(resp.status());
+    std::cout << "created checkpoint " << name << " (" << resp->checkpoint().bytes()
+              << " bytes, tables: " << absl::StrJoin(resp->checkpoint().tables(), ",") << ")\n";
+    return 0;
+  }
+  if (action == "restore") {
+    v1::RestoreCheckpointRequest req;
+    req.set_name(name);
+    if (const std::string t = absl::GetFlag(FLAGS_tables); !t.empty()) {
+      for (absl::string_view part : absl::StrSplit(t, ',')) req.add_tables(std::string(part));
+    }
+    auto resp = client.Unary(&v1::EmbeddingService::Stub::RestoreCheckpoint, req);
+    if (!resp.ok()) return Fail(resp.status());
+    for (const auto& t : resp->tables()) {
+      std::cout << "restored " << t.spec().name() << " (version " << t.version() << ")\n";
+    }
+    return 0;
+  }
+  return Usage("checkpoint actions are create, list and restore");
+}
+
 int Create(EmbeddingClient& client, const std::string& name) {
   v1::TableSpec spec;
   spec.set_name(name);
@@ -257,13 +442,18 @@ int Run(const std::vector<char*>& args) {
   if (args.size() < 2) return Usage("missing COMMAND");
   const std::string cmd = args[1];
   const std::string table = args.size() > 2 ? args[2] : "";
+  if (cmd == "checkpoint") {
+    auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
+                                           absl::Seconds(absl::GetFlag(FLAGS_timeout)));
+    return Checkpoint(*client, table, args.size() > 3 ? args[3] : "");
+  }
   if (args.size() > 3) return Usage("unexpected argument '" + std::string(args[3]) + "'");
   if (cmd != "list" && cmd != "health" && table.empty()) {
     return Usage(cmd + " needs a TABLE name");
   }
   if (cmd != "list" && cmd != "health" && cmd != "describe" && cmd != "create" && cmd != "drop" &&
       cmd != "lookup" && cmd != "lookup-pooled" && cmd != "assign" && cmd != "push" &&
-      cmd != "update" && cmd != "state" && cmd != "load") {
+      cmd != "update" && cmd != "state" && cmd != "load" && cmd != "import" && cmd != "export") {
     return Usage("unknown command '" + cmd + "'");
   }
   std::vector<int64_t> ids, shape, offsets;
@@ -331,6 +521,8 @@ int Run(const std::vector<char*>& args) {
     PrintTensor(*t, &ids, "row");
     return 0;
   }
+  if (cmd == "import") return Import(*client, table);
+  if (cmd == "export") return Export(*client, table);
   if (cmd == "load") {
     v1::LoadTableRequest req;
     req.set_name(table);

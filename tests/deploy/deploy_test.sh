@@ -70,6 +70,16 @@ check "embedctl load + lookup --words" bash -c "
   \"\$@\" load wv --path='$WORK/vectors.txt' --format=word2vec_text | grep -q 'loaded table wv' &&
   \"\$@\" lookup wv --words=queen,king | grep -q 'queen: \[2, 3\]' &&
   ! \"\$@\" lookup wv --words=prince 2>&1 | grep -vq \"NOT_FOUND.*'prince'\"" _ "${CTL[@]}"
+check "embedctl export + import + checkpoints" bash -c "
+  \"\$@\" export user --out='$WORK/user.npy' 2>'$WORK/progress' | grep -q 'exported 100000 rows' &&
+  grep -q 'export user: 100000/100000 rows (100%)' '$WORK/progress' &&
+  \"\$@\" import user_copy --path='$WORK/user.npy' 2>/dev/null | grep -q 'imported table user_copy' &&
+  \"\$@\" lookup user_copy --ids=3 | grep -qF \"\$(\"\$@\" lookup user --ids=3 | tail -1)\" &&
+  \"\$@\" checkpoint create cp1 | grep -q 'created checkpoint cp1' &&
+  \"\$@\" assign user_copy --ids=3 --values=\$(printf '1,%.0s' {1..63})1 >/dev/null &&
+  \"\$@\" checkpoint list | grep -q '^cp1 ' &&
+  \"\$@\" checkpoint restore cp1 --tables=user_copy | grep -q 'restored user_copy (version 0)' &&
+  \"\$@\" lookup user_copy --ids=3 | grep -qF \"\$(\"\$@\" lookup user --ids=3 | tail -1)\"" _ "${CTL[@]}"
 check "embedctl bad id exits 1 naming the id" bash -c "
   out=\$(\"\$@\" lookup user --ids=1,100000 2>&1); rc=\$?
   [[ \$rc -eq 1 ]] && grep -q 'INVALID_ARGUMENT: .*id 100000 at position 1' <<<\"\$out\"" _ "${CTL[@]}"
