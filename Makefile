@@ -28,6 +28,7 @@ test: build
 bench: build
 	bash bench/run_kernel_bench.sh $(BUILD_DIR)
 	bash bench/run_train_bench.sh $(BUILD_DIR)
+	bash bench/run_storage_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)
