@@ -266,6 +266,21 @@ class Progress {
   absl::Time last_;
 };
 
+// Copies --padding_idx into `set` when given; false (after a message) if it
+// is not an integer.
+template <typename Setter>
+bool PaddingIdxFlag(Setter set) {
+  const std::string p = absl::GetFlag(FLAGS_padding_idx);
+  if (p.empty()) return true;
+  int64_t idx;
+  if (!absl::SimpleAtoi(p, &idx)) {
+    std::cerr << "embedctl: --padding_idx must be an integer\n";
+    return false;
+  }
+  set(idx);
+  return true;
+}
+
 int Import(EmbeddingClient& client, const std::string& table) {
   const std::string path = absl::GetFlag(FLAGS_path);
   std::ifstream in(path, std::ios::binary);
@@ -285,11 +300,7 @@ int Import(EmbeddingClient& client, const std::string& table) {
   req->set_raw_dim(absl::GetFlag(FLAGS_raw_dim));
   req->set_freeze(absl::GetFlag(FLAGS_frozen));
   req->set_replace(absl::GetFlag(FLAGS_replace));
-  if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
-    int64_t idx;
-    if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
-    req->set_padding_idx(idx);
-  }
+  if (!PaddingIdxFlag([&](int64_t i) { req->set_padding_idx(i); })) return 2;
   grpc::ClientContext ctx;
   v1::LoadTableResponse resp;
   auto writer = client.stub()->ImportTable(&ctx, &resp);
@@ -400,11 +411,7 @@ int Create(EmbeddingClient& client, const std::string& name) {
   spec.set_name(name);
   spec.set_num_embeddings(absl::GetFlag(FLAGS_num));
   spec.set_embedding_dim(absl::GetFlag(FLAGS_dim));
-  if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
-    int64_t idx;
-    if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
-    spec.set_padding_idx(idx);
-  }
+  if (!PaddingIdxFlag([&](int64_t i) { spec.set_padding_idx(i); })) return 2;
   if (absl::GetFlag(FLAGS_max_norm) != 0) spec.set_max_norm(absl::GetFlag(FLAGS_max_norm));
   spec.set_norm_type(absl::GetFlag(FLAGS_norm_type));
   spec.set_frozen(absl::GetFlag(FLAGS_frozen));
@@ -535,11 +542,7 @@ int Run(const std::vector<char*>& args) {
     req.set_raw_dim(absl::GetFlag(FLAGS_raw_dim));
     req.set_freeze(absl::GetFlag(FLAGS_frozen));
     req.set_replace(absl::GetFlag(FLAGS_replace));
-    if (const std::string p = absl::GetFlag(FLAGS_padding_idx); !p.empty()) {
-      int64_t idx;
-      if (!absl::SimpleAtoi(p, &idx)) return Usage("--padding_idx must be an integer");
-      req.set_padding_idx(idx);
-    }
+    if (!PaddingIdxFlag([&](int64_t i) { req.set_padding_idx(i); })) return 2;
     if (!OptimizerFlags(req.mutable_optimizer(), /*creating=*/true)) return 2;
     auto resp = client->Unary(&v1::EmbeddingService::Stub::LoadTable, req);
     if (!resp.ok()) return Fail(resp.status());

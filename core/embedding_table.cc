@@ -518,22 +518,30 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
       });
 }
 
-absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
-                                                   absl::Span<const float> values) {
+absl::Status EmbeddingTable::CheckRowValues(absl::Span<const int64_t> ids,
+                                            absl::Span<const float> values,
+                                            absl::string_view field) const {
   const int64_t dim = spec_.embedding_dim;
   if (static_cast<int64_t>(values.size()) != static_cast<int64_t>(ids.size()) * dim) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "values has ", values.size(), " floats, expected len(ids) * embedding_dim = ", ids.size(),
+        field, " has ", values.size(), " floats, expected len(ids) * embedding_dim = ", ids.size(),
         " * ", dim, " = ", static_cast<int64_t>(ids.size()) * dim));
   }
   RETURN_IF_ERROR(CheckIds(ids));
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("values[", i, "] (row ", i / dim,
-                                                     " of the request, id ", ids[i / dim], ") is ",
-                                                     values[i], "; values must be finite"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] (row ", i / dim, " of the request, id ", ids[i / dim],
+                       ", column ", i % dim, ") is ", values[i], "; ", field, " must be finite"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
+                                                   absl::Span<const float> values) {
+  const int64_t dim = spec_.embedding_dim;
+  RETURN_IF_ERROR(CheckRowValues(ids, values, "values"));
   // Distinct ids, the last value of a duplicate winning; state is kept.
   absl::flat_hash_map<int64_t, size_t> last;
   for (size_t i = 0; i < ids.size(); ++i) last[ids[i]] = i;
@@ -559,19 +567,7 @@ namespace embedserve {
 absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
     absl::Span<const int64_t> ids, absl::Span<const float> grads) {
   const int64_t dim = spec_.embedding_dim;
-  if (static_cast<int64_t>(grads.size()) != static_cast<int64_t>(ids.size()) * dim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "grads has ", grads.size(), " floats, expected len(ids) * embedding_dim = ", ids.size(),
-        " * ", dim, " = ", static_cast<int64_t>(ids.size()) * dim));
-  }
-  RETURN_IF_ERROR(CheckIds(ids));
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!std::isfinite(grads[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("grads[", i, "] (row ", i / dim, " of the push, id ", ids[i / dim],
-                       ", column ", i % dim, ") is ", grads[i], "; gradients must be finite"));
-    }
-  }
+  RETURN_IF_ERROR(CheckRowValues(ids, grads, "grads"));
   // Coalesce outside the lock: the distinct non-padding ids in order of first
   // occurrence, their summed gradients (summed in push order) and counts.
   const int64_t padding = spec_.padding_idx.value_or(-1);

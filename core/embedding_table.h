@@ -198,6 +198,10 @@ class EmbeddingTable {
   absl::Status Allocate();
   float* MutableRow(int64_t id) { return rows_.Row(id); }
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
+  // len(ids) * dim finite values for valid ids; InvalidArgument naming
+  // `field` and the first bad position otherwise.
+  absl::Status CheckRowValues(absl::Span<const int64_t> ids, absl::Span<const float> values,
+                              absl::string_view field) const;
   // Runs kernel() (returning kAllValid or a bad position) under the lock a
   // read needs: shared, or exclusive with the renorm first on max_norm tables.
   // `redo(positions)` recomputes the outputs of the ids at those positions

@@ -370,7 +370,7 @@ TEST(EmbeddingTableTrainingTest, BadPushesChangeNothingBitForBit) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected len(ids)")));
   EXPECT_THAT((*t)->ApplyGradients({1, 2}, {1, 1, 1, 1, NAN, 1}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("grads[4] (row 1 of the push, id 2, column 1)")));
+                       HasSubstr("grads[4] (row 1 of the request, id 2, column 1)")));
   EXPECT_THAT((*t)->ApplyGradients({1}, {1, INFINITY, 1}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("grads[1]")));
   ASSERT_THAT((*t)->UpdateSettings({.frozen = true}), IsOk());
