@@ -26,6 +26,8 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
 bench: build
+	bash deploy/install-deps.sh --bench
+	bash bench/run_e2e_bench.sh $(BUILD_DIR)
 	bash bench/run_kernel_bench.sh $(BUILD_DIR)
 	bash bench/run_train_bench.sh $(BUILD_DIR)
 	bash bench/run_storage_bench.sh $(BUILD_DIR)

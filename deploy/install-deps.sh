@@ -5,6 +5,7 @@
 #
 #   deploy/install-deps.sh            build + test + runtime dependencies
 #   deploy/install-deps.sh --runtime  only what the server binary needs to run
+#   deploy/install-deps.sh --bench    also what `make bench` compares against
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -12,6 +13,8 @@ BUILD_PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # embedbench's Redis client (the benchmark compares against Redis MGET).
+  libhiredis-dev
   # The PyTorch oracle for the conformance tests and the benchmark script.
   python3-torch python3-numpy python3-grpcio python3-protobuf
 )
@@ -21,8 +24,12 @@ RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
 )
 
+BENCH_PKGS=(redis-server gnuplot-nox bc)
+
 if [[ "${1:-}" == "--runtime" ]]; then
   PKGS=("${RUNTIME_PKGS[@]}")
+elif [[ "${1:-}" == "--bench" ]]; then
+  PKGS=("${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}")
 else
   PKGS=("${BUILD_PKGS[@]}")
 fi
