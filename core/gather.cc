@@ -11,9 +11,12 @@ namespace embedserve {
 namespace {
 
 constexpr GatherKernels kTable[] = {
-    {SimdLevel::kScalar, internal::GatherScalar, internal::PooledScalar},
-    {SimdLevel::kAvx2, internal::GatherAvx2, internal::PooledAvx2},
-    {SimdLevel::kAvx512, internal::GatherAvx512, internal::PooledAvx512},
+    {SimdLevel::kScalar, internal::GatherScalar, internal::PooledScalar,
+     internal::CompactGatherScalar, internal::CompactPooledScalar},
+    {SimdLevel::kAvx2, internal::GatherAvx2, internal::PooledAvx2, internal::CompactGatherAvx2,
+     internal::CompactPooledAvx2},
+    {SimdLevel::kAvx512, internal::GatherAvx512, internal::PooledAvx512,
+     internal::CompactGatherAvx512, internal::CompactPooledAvx512},
 };
 
 const GatherKernels* DetectBest() { return &kTable[static_cast<int>(BestSupportedLevel())]; }
@@ -52,7 +55,9 @@ bool CpuSupports(SimdLevel level) {
     case SimdLevel::kScalar:
       return true;
     case SimdLevel::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      // F16C (half rows) came with every AVX2 CPU; checked all the same.
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
     case SimdLevel::kAvx512:
       return __builtin_cpu_supports("avx512f");
   }

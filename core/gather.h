@@ -72,12 +72,40 @@ using GatherFn = int64_t (*)(const RowView& table, const int64_t* ids, int64_t n
 // `out` holds num_bags * dim floats, packed.
 using PooledFn = int64_t (*)(const RowView& table, const BagArgs& args, float* out);
 
+// How rows are stored (core/row_codec.h has the encodings).
+enum class RowType { kFloat32, kFloat16, kBFloat16, kInt8Rowwise };
+
+// A sharded table of compact rows: like RowView, with rows of stride bytes
+// (a multiple of 64, see CompactRowStride) in encoding `type`.
+struct CompactRowView {
+  const uint8_t* const* shards = nullptr;
+  int shard_shift = 0;
+  int64_t num_rows = 0;
+  int64_t dim = 0;
+  int64_t stride = 0;  // bytes
+  RowType type = RowType::kFloat16;
+
+  // REQUIRES: 0 <= id < num_rows.
+  const uint8_t* Row(int64_t id) const {
+    const int64_t local_mask = (int64_t{1} << shard_shift) - 1;
+    return shards[id >> shard_shift] + (id & local_mask) * stride;
+  }
+};
+
+// The same contracts as GatherFn / PooledFn, on decoded rows: rows are
+// decoded to float32 (exactly as DecodeRow) and then gathered or pooled.
+using CompactGatherFn = int64_t (*)(const CompactRowView& table, const int64_t* ids, int64_t n,
+                                    float* out);
+using CompactPooledFn = int64_t (*)(const CompactRowView& table, const BagArgs& args, float* out);
+
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 struct GatherKernels {
   SimdLevel level;
   GatherFn gather;
   PooledFn pooled;
+  CompactGatherFn compact_gather;
+  CompactPooledFn compact_pooled;
 };
 
 absl::string_view SimdLevelName(SimdLevel level);

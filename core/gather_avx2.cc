@@ -1,4 +1,5 @@
-// AVX2 + FMA kernels. The only file compiled with -mavx2 -mfma.
+// AVX2 + FMA (+ F16C for half rows) kernels. The only file compiled with
+// -mavx2 -mfma -mf16c.
 #include <immintrin.h>
 
 #include "core/internal/gather_kernels.h"
@@ -24,6 +25,18 @@ struct Avx2 {
   // Same tie/NaN behaviour as std::max(acc, row): row only if row > acc.
   static R Max(R acc, R row) { return _mm256_max_ps(row, acc); }
   static R Div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R Mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R LoadF16(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static R LoadBF16(const uint8_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static R LoadU8(const uint8_t* p) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 }  // namespace
@@ -34,6 +47,14 @@ int64_t GatherAvx2(const RowView& t, const int64_t* ids, int64_t n, float* out) 
 
 int64_t PooledAvx2(const RowView& t, const BagArgs& a, float* out) {
   return SimdPooled<Avx2>(t, a, out);
+}
+
+int64_t CompactGatherAvx2(const CompactRowView& t, const int64_t* ids, int64_t n, float* out) {
+  return SimdCompactGather<Avx2>(t, ids, n, out);
+}
+
+int64_t CompactPooledAvx2(const CompactRowView& t, const BagArgs& a, float* out) {
+  return SimdCompactPooled<Avx2>(t, a, out);
 }
 
 }  // namespace embedserve::internal

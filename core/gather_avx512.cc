@@ -22,6 +22,19 @@ struct Avx512 {
   // Same tie/NaN behaviour as std::max(acc, row): row only if row > acc.
   static R Max(R acc, R row) { return _mm512_max_ps(row, acc); }
   static R Div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R Mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R LoadF16(const uint8_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static R LoadBF16(const uint8_t* p) {
+    const __m512i w =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static R LoadU8(const uint8_t* p) {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 }  // namespace
@@ -32,6 +45,14 @@ int64_t GatherAvx512(const RowView& t, const int64_t* ids, int64_t n, float* out
 
 int64_t PooledAvx512(const RowView& t, const BagArgs& a, float* out) {
   return SimdPooled<Avx512>(t, a, out);
+}
+
+int64_t CompactGatherAvx512(const CompactRowView& t, const int64_t* ids, int64_t n, float* out) {
+  return SimdCompactGather<Avx512>(t, ids, n, out);
+}
+
+int64_t CompactPooledAvx512(const CompactRowView& t, const BagArgs& a, float* out) {
+  return SimdCompactPooled<Avx512>(t, a, out);
 }
 
 }  // namespace embedserve::internal

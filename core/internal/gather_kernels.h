@@ -32,6 +32,12 @@ inline bool IdInRange(const RowView& t, int64_t id) {
   return static_cast<uint64_t>(id) < static_cast<uint64_t>(t.num_rows);
 }
 
+int64_t CompactGatherScalar(const CompactRowView& t, const int64_t* ids, int64_t n, float* out);
+int64_t CompactPooledScalar(const CompactRowView& t, const BagArgs& a, float* out);
+int64_t CompactGatherAvx2(const CompactRowView& t, const int64_t* ids, int64_t n, float* out);
+int64_t CompactPooledAvx2(const CompactRowView& t, const BagArgs& a, float* out);
+int64_t CompactGatherAvx512(const CompactRowView& t, const int64_t* ids, int64_t n, float* out);
+int64_t CompactPooledAvx512(const CompactRowView& t, const BagArgs& a, float* out);
 int64_t GatherScalar(const RowView& t, const int64_t* ids, int64_t n, float* out);
 int64_t PooledScalar(const RowView& t, const BagArgs& a, float* out);
 int64_t GatherAvx2(const RowView& t, const int64_t* ids, int64_t n, float* out);

@@ -182,6 +182,162 @@ int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
   return kAllValid;
 }
 
+// ---- Compact rows (core/row_codec.h) -------------------------------------
+// V also provides Mul, LoadF16 / LoadBF16 (L 16-bit values), LoadU8 (L
+// bytes), each widening to L floats. int8 decodes as scale * q + bias with
+// two roundings, exactly as the scalar DecodeRow.
+
+template <class V, RowType T>
+inline typename V::R CompactLoad(const uint8_t* row, int64_t d, typename V::R scale,
+                                 typename V::R bias) {
+  if constexpr (T == RowType::kFloat16) {
+    return V::LoadF16(row + 2 * d);
+  } else if constexpr (T == RowType::kBFloat16) {
+    return V::LoadBF16(row + 2 * d);
+  } else {
+    return V::Add(V::Mul(V::LoadU8(row + 8 + d), scale), bias);
+  }
+}
+
+template <class V, RowType T>
+inline void RowScaleBias(const uint8_t* row, typename V::R* scale, typename V::R* bias) {
+  if constexpr (T == RowType::kInt8Rowwise) {
+    float s, b;
+    __builtin_memcpy(&s, row, 4);
+    __builtin_memcpy(&b, row + 4, 4);
+    *scale = V::Set1(s);
+    *bias = V::Set1(b);
+  }
+}
+
+inline const uint8_t* CompactRow(const CompactRowView& t, int64_t id) {
+  const int64_t local_mask = (int64_t{1} << t.shard_shift) - 1;
+  return t.shards[id >> t.shard_shift] + (id & local_mask) * t.stride;
+}
+
+inline void CompactPrefetch(const CompactRowView& t, int64_t id) {
+  if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return;
+  const uint8_t* p = CompactRow(t, id);
+  const int64_t end = t.stride < 512 ? t.stride : 512;
+  for (int64_t off = 0; off < end; off += 64) PrefetchNta(p + off);
+}
+
+template <class V, RowType T>
+int64_t CompactGatherT(const CompactRowView& t, const int64_t* ids, int64_t n, float* out) {
+  constexpr int64_t L = V::kLanes;
+  const int64_t dim = t.dim;
+  typename V::R scale = V::Zero(), bias = V::Zero();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i + kSimdPrefetchDistance < n) CompactPrefetch(t, ids[i + kSimdPrefetchDistance]);
+    const int64_t id = ids[i];
+    if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return i;
+    const uint8_t* row = CompactRow(t, id);
+    RowScaleBias<V, T>(row, &scale, &bias);
+    float* o = out + i * dim;
+    int64_t d = 0;
+    for (; d + L <= dim; d += L) V::Store(o + d, CompactLoad<V, T>(row, d, scale, bias));
+    if (d < dim) V::StoreN(o + d, CompactLoad<V, T>(row, d, scale, bias), dim - d);
+  }
+  return kAllValid;
+}
+
+template <class V, RowType T, Op kOp>
+inline void CompactPoolBag(const CompactRowView& t, const BagArgs& a, int64_t begin, int64_t end,
+                           float* o, typename V::R init) {
+  constexpr int64_t L = V::kLanes;
+  const int64_t dim = t.dim;
+  const int64_t num_vecs = (dim + L - 1) / L;
+  for (int64_t v = 0; v < num_vecs; v += 4) {
+    const int64_t k = num_vecs - v < 4 ? num_vecs - v : 4;
+    typename V::R acc[4] = {init, init, init, init};
+    for (int64_t i = begin; i < end; ++i) {
+      if (v == 0 && i + kSimdPrefetchDistance < a.num_ids) {
+        CompactPrefetch(t, a.ids[i + kSimdPrefetchDistance]);
+      }
+      const int64_t id = a.ids[i];
+      if (id == a.padding_idx) continue;
+      const uint8_t* row = CompactRow(t, id);
+      typename V::R scale = V::Zero(), bias = V::Zero();
+      RowScaleBias<V, T>(row, &scale, &bias);
+      for (int64_t j = 0; j < k; ++j) {
+        const typename V::R x = CompactLoad<V, T>(row, (v + j) * L, scale, bias);
+        if constexpr (kOp == Op::kAdd) {
+          acc[j] = V::Add(acc[j], x);
+        } else if constexpr (kOp == Op::kWeighted) {
+          acc[j] = V::Fma(V::Set1(a.weights[i]), x, acc[j]);
+        } else {
+          acc[j] = V::Max(acc[j], x);
+        }
+      }
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t at = (v + j) * L;
+      if (at + L <= dim) {
+        V::Store(o + at, acc[j]);
+      } else {
+        V::StoreN(o + at, acc[j], dim - at);
+      }
+    }
+  }
+}
+
+template <class V, RowType T>
+int64_t CompactPooledT(const CompactRowView& t, const BagArgs& a, float* out) {
+  constexpr int64_t L = V::kLanes;
+  const int64_t dim = t.dim;
+  for (int64_t b = 0; b < a.num_bags; ++b) {
+    const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
+    int64_t count = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      if (static_cast<uint64_t>(a.ids[i]) >= static_cast<uint64_t>(t.num_rows)) return i;
+      count += a.ids[i] != a.padding_idx;
+    }
+    float* o = out + b * dim;
+    if (count == 0) {
+      int64_t d = 0;
+      for (; d + L <= dim; d += L) V::Store(o + d, V::Zero());
+      if (d < dim) V::StoreN(o + d, V::Zero(), dim - d);
+      continue;
+    }
+    switch (a.mode) {
+      case PoolingMode::kMax:
+        CompactPoolBag<V, T, Op::kMax>(t, a, begin, end, o, V::Set1(-__builtin_inff()));
+        break;
+      case PoolingMode::kSum:
+        if (a.weights != nullptr) {
+          CompactPoolBag<V, T, Op::kWeighted>(t, a, begin, end, o, V::Zero());
+        } else {
+          CompactPoolBag<V, T, Op::kAdd>(t, a, begin, end, o, V::Zero());
+        }
+        break;
+      case PoolingMode::kMean: {
+        CompactPoolBag<V, T, Op::kAdd>(t, a, begin, end, o, V::Zero());
+        for (int64_t d = 0; d < dim; ++d) o[d] = o[d] / static_cast<float>(count);
+        break;
+      }
+    }
+  }
+  return kAllValid;
+}
+
+template <class V>
+int64_t SimdCompactGather(const CompactRowView& t, const int64_t* ids, int64_t n, float* out) {
+  switch (t.type) {
+    case RowType::kFloat16: return CompactGatherT<V, RowType::kFloat16>(t, ids, n, out);
+    case RowType::kBFloat16: return CompactGatherT<V, RowType::kBFloat16>(t, ids, n, out);
+    default: return CompactGatherT<V, RowType::kInt8Rowwise>(t, ids, n, out);
+  }
+}
+
+template <class V>
+int64_t SimdCompactPooled(const CompactRowView& t, const BagArgs& a, float* out) {
+  switch (t.type) {
+    case RowType::kFloat16: return CompactPooledT<V, RowType::kFloat16>(t, a, out);
+    case RowType::kBFloat16: return CompactPooledT<V, RowType::kBFloat16>(t, a, out);
+    default: return CompactPooledT<V, RowType::kInt8Rowwise>(t, a, out);
+  }
+}
+
 }  // namespace
 }  // namespace embedserve::internal
 

@@ -2,6 +2,10 @@
 // every tail, several shards, empty bags, padding and bad ids.
 #include "core/gather.h"
 
+#include <cstring>
+
+#include "core/row_codec.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -147,6 +151,78 @@ TEST_P(GatherLevelTest, PooledReportsFirstBadId) {
     BagArgs args{ids.data(), 7, bounds.data(), 2, mode, nullptr, -1};
     EXPECT_EQ(kernels().pooled(t.view(), args, out.data()), 4);
     EXPECT_EQ(reference().pooled(t.view(), args, out.data()), 4);
+  }
+}
+
+// Compact rows: every level against the scalar reference.
+class CompactTable {
+ public:
+  CompactTable(int64_t rows, int64_t dim, int shift, RowType type, uint32_t seed) {
+    const int64_t stride = CompactRowStride(type, dim);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    std::vector<float> row(dim);
+    const int64_t per = int64_t{1} << shift;
+    for (int64_t first = 0; first < rows; first += per) {
+      const int64_t n = std::min(per, rows - first);
+      auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, n * stride));
+      std::memset(p, 0, n * stride);
+      for (int64_t r = 0; r < n; ++r) {
+        for (auto& v : row) v = normal(rng);
+        EncodeRow(type, row.data(), dim, p + r * stride);
+      }
+      buffers_.emplace_back(p);
+      ptrs_.push_back(p);
+    }
+    view_ = CompactRowView{ptrs_.data(), shift, rows, dim, stride, type};
+  }
+  const CompactRowView& view() const { return view_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, Free>> buffers_;
+  std::vector<const uint8_t*> ptrs_;
+  CompactRowView view_;
+};
+
+TEST_P(GatherLevelTest, CompactRowsMatchReference) {
+  std::mt19937 rng(5);
+  for (RowType type : {RowType::kFloat16, RowType::kBFloat16, RowType::kInt8Rowwise}) {
+    for (int64_t dim : kDims) {
+      SCOPED_TRACE("type " + std::to_string(static_cast<int>(type)) + " dim " + std::to_string(dim));
+      CompactTable t(40, dim, 3, type, static_cast<uint32_t>(dim));
+      std::vector<int64_t> ids(23);
+      for (auto& id : ids) id = rng() % 40;
+      std::vector<float> got(ids.size() * dim + 16, 777.0f), want(ids.size() * dim);
+      ASSERT_EQ(kernels().compact_gather(t.view(), ids.data(), ids.size(), got.data()), kAllValid);
+      ASSERT_EQ(reference().compact_gather(t.view(), ids.data(), ids.size(), want.data()),
+                kAllValid);
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+      for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], 777.0f);
+      std::vector<int64_t> bounds = {0, 5, 5, 12, 23};
+      std::vector<float> w(ids.size(), 0.5f);
+      for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean, PoolingMode::kMax}) {
+        for (bool weighted : {false, true}) {
+          if (weighted && mode != PoolingMode::kSum) continue;
+          BagArgs args{ids.data(), 23, bounds.data(), 4, mode, weighted ? w.data() : nullptr, 7};
+          std::vector<float> pg(4 * dim + 16, 777.0f), pw(4 * dim);
+          ASSERT_EQ(kernels().compact_pooled(t.view(), args, pg.data()), kAllValid);
+          ASSERT_EQ(reference().compact_pooled(t.view(), args, pw.data()), kAllValid);
+          for (size_t i = 0; i < pw.size(); ++i) {
+            if (weighted) {
+              ASSERT_NEAR(pg[i], pw[i], 1e-5f * (1 + std::fabs(pw[i])));
+            } else {
+              ASSERT_EQ(pg[i], pw[i]) << i;
+            }
+          }
+          for (size_t i = pw.size(); i < pg.size(); ++i) ASSERT_EQ(pg[i], 777.0f);
+        }
+      }
+      std::vector<int64_t> bad = {1, 40};
+      EXPECT_EQ(kernels().compact_gather(t.view(), bad.data(), 2, got.data()), 1);
+    }
   }
 }
 

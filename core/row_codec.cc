@@ -1,0 +1,117 @@
+#include "core/row_codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace embedserve {
+namespace {
+
+int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
+int64_t CompactRowStride(RowType type, int64_t dim) {
+  const int64_t lanes = RoundUp(dim, 16);
+  switch (type) {
+    case RowType::kFloat32: return RoundUp(lanes * 4, 64);
+    case RowType::kFloat16:
+    case RowType::kBFloat16: return RoundUp(lanes * 2, 64);
+    case RowType::kInt8Rowwise: return RoundUp(8 + lanes, 64);
+  }
+  return 0;
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  float v;
+  if (exp == 0) {
+    v = std::ldexp(static_cast<float>(frac), -24);
+  } else if (exp == 31) {
+    v = frac ? NAN : INFINITY;
+  } else {
+    v = std::ldexp(static_cast<float>(frac | 0x400), static_cast<int>(exp) - 25);
+  }
+  return sign ? -v : v;
+}
+
+uint16_t FloatToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t abs = x & 0x7fffffff;
+  if (abs >= 0x7f800000) return static_cast<uint16_t>(sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00));
+  if (abs >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // rounds past 65504
+  if (abs < 0x38800000) {  // subnormal half (or zero): round f * 2^24 to an integer
+    const float scaled = std::nearbyint(std::fabs(f) * 16777216.0f);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(scaled));
+  }
+  // Normal: drop 13 mantissa bits with round-to-nearest-even.
+  const uint32_t rounded = abs + 0xfff + ((abs >> 13) & 1);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000) >> 13));
+}
+
+float BFloat16ToFloat(uint16_t b) {
+  const uint32_t x = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+uint16_t FloatToBFloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((x >> 16) | 0x40);  // NaN
+  return static_cast<uint16_t>((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst) {
+  switch (type) {
+    case RowType::kFloat32:
+      std::memcpy(dst, src, dim * 4);
+      return;
+    case RowType::kFloat16:
+    case RowType::kBFloat16:
+      for (int64_t d = 0; d < dim; ++d) {
+        const uint16_t v = type == RowType::kFloat16 ? FloatToHalf(src[d]) : FloatToBFloat16(src[d]);
+        std::memcpy(dst + 2 * d, &v, 2);
+      }
+      return;
+    case RowType::kInt8Rowwise: {
+      const float lo = *std::min_element(src, src + dim), hi = *std::max_element(src, src + dim);
+      const float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+      std::memcpy(dst, &scale, 4);
+      std::memcpy(dst + 4, &lo, 4);
+      for (int64_t d = 0; d < dim; ++d) {
+        const float q = std::nearbyint((src[d] - lo) / scale);
+        dst[8 + d] = static_cast<uint8_t>(std::clamp(q, 0.0f, 255.0f));
+      }
+      return;
+    }
+  }
+}
+
+void DecodeRow(RowType type, const uint8_t* src, int64_t dim, float* dst) {
+  switch (type) {
+    case RowType::kFloat32:
+      std::memcpy(dst, src, dim * 4);
+      return;
+    case RowType::kFloat16:
+    case RowType::kBFloat16:
+      for (int64_t d = 0; d < dim; ++d) {
+        uint16_t v;
+        std::memcpy(&v, src + 2 * d, 2);
+        dst[d] = type == RowType::kFloat16 ? HalfToFloat(v) : BFloat16ToFloat(v);
+      }
+      return;
+    case RowType::kInt8Rowwise: {
+      float scale, bias;
+      std::memcpy(&scale, src, 4);
+      std::memcpy(&bias, src + 4, 4);
+      for (int64_t d = 0; d < dim; ++d) dst[d] = scale * static_cast<float>(src[8 + d]) + bias;
+      return;
+    }
+  }
+}
+
+}  // namespace embedserve
