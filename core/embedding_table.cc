@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "core/initializer.h"
 #include "core/renorm.h"
+#include "core/row_codec.h"
 #include "core/status_macros.h"
 
 namespace embedserve {
@@ -89,16 +90,19 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
 
 EmbeddingTable::EmbeddingTable(const TableSpec& spec)
     : spec_(spec),
-      stride_(RoundUp(spec.embedding_dim, kRowAlignFloats)),
+      stride_(CompactRowStride(spec.row_type, spec.embedding_dim) / 4),
+      state_stride_(RoundUp(spec.embedding_dim, kRowAlignFloats)),
+      compact_(spec.row_type != RowType::kFloat32),
       stripes_(new std::atomic<uint32_t>[kStripes]()),
       frozen_(spec.frozen),
       optimizer_(spec.optimizer) {}
 
 int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
   const int64_t row_floats = RoundUp(spec.embedding_dim, kRowAlignFloats);
-  return spec.num_embeddings * static_cast<int64_t>(sizeof(float)) *
-         (row_floats * (1 + ElementStateSlots(spec.optimizer.kind)) +
-          RowStateSlots(spec.optimizer.kind));
+  return spec.num_embeddings * CompactRowStride(spec.row_type, spec.embedding_dim) +
+         spec.num_embeddings * static_cast<int64_t>(sizeof(float)) *
+             (row_floats * ElementStateSlots(spec.optimizer.kind) +
+              RowStateSlots(spec.optimizer.kind));
 }
 
 absl::Status EmbeddingTable::Allocate() {
@@ -108,11 +112,11 @@ absl::Status EmbeddingTable::Allocate() {
   ASSIGN_OR_RETURN(rows_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_, what));
   const int slots = ElementStateSlots(spec_.optimizer.kind);
   if (slots >= 1) {
-    ASSIGN_OR_RETURN(state0_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_,
+    ASSIGN_OR_RETURN(state0_, internal::ShardedBuffer::Allocate(n, state_stride_, shard_shift_,
                                                                 what + " optimizer state"));
   }
   if (slots >= 2) {
-    ASSIGN_OR_RETURN(state1_, internal::ShardedBuffer::Allocate(n, stride_, shard_shift_,
+    ASSIGN_OR_RETURN(state1_, internal::ShardedBuffer::Allocate(n, state_stride_, shard_shift_,
                                                                 what + " optimizer state"));
   }
   if (RowStateSlots(spec_.optimizer.kind) > 0) {
@@ -120,13 +124,20 @@ absl::Status EmbeddingTable::Allocate() {
   }
   if (spec_.optimizer.kind == OptimizerKind::kAdagrad) {
     const float init = static_cast<float>(spec_.optimizer.initial_accumulator_value);
-    for (int64_t r = 0; r < n; ++r) std::fill(state0_.Row(r), state0_.Row(r) + stride_, init);
+    for (int64_t r = 0; r < n; ++r) {
+      std::fill(state0_.Row(r), state0_.Row(r) + state_stride_, init);
+    }
   }
   view_.shards = rows_.shard_ptrs();
   view_.shard_shift = shard_shift_;
   view_.num_rows = n;
   view_.dim = spec_.embedding_dim;
   view_.stride = stride_;
+  for (int s = 0; s < rows_.num_shards(); ++s) {
+    compact_ptrs_.push_back(reinterpret_cast<const uint8_t*>(rows_.shard_ptrs()[s]));
+  }
+  compact_view_ = CompactRowView{compact_ptrs_.data(), shard_shift_, n,
+                                 spec_.embedding_dim,  stride_ * 4,  spec_.row_type};
   return absl::OkStatus();
 }
 
@@ -152,13 +163,16 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
   std::unique_ptr<EmbeddingTable> table(new EmbeddingTable(spec));
   RETURN_IF_ERROR(table->Allocate());
   // Stride padding stays zero (ShardedBuffer zero-fills).
+  std::vector<float> row(dim);
   for (int64_t r = 0; r < n; ++r) {
-    float* row = table->MutableRow(r);
     if (!initial_values.empty()) {
-      std::memcpy(row, initial_values.data() + r * dim, dim * sizeof(float));
+      std::memcpy(row.data(), initial_values.data() + r * dim, dim * sizeof(float));
     } else if (spec.padding_idx != r) {
       for (int64_t c = 0; c < dim; ++c) row[c] = InitialValue(spec, r, c);
+    } else {
+      std::fill(row.begin(), row.end(), 0.0f);
     }
+    EncodeRow(spec.row_type, row.data(), dim, reinterpret_cast<uint8_t*>(table->MutableRow(r)));
   }
   if (store != nullptr) RETURN_IF_ERROR(table->PersistTo(store));
   return table;
@@ -270,7 +284,7 @@ int64_t EmbeddingTable::record_floats() const {
 
 void EmbeddingTable::PackRecord(int64_t id, float* dst) const {
   const int64_t dim = spec_.embedding_dim;
-  std::memcpy(dst, rows_.Row(id), dim * sizeof(float));
+  DecodeRow(spec_.row_type, reinterpret_cast<const uint8_t*>(rows_.Row(id)), dim, dst);
   dst += dim;
   if (!state0_.empty()) {
     std::memcpy(dst, state0_.Row(id), dim * sizeof(float));
@@ -285,7 +299,7 @@ void EmbeddingTable::PackRecord(int64_t id, float* dst) const {
 
 void EmbeddingTable::UnpackRecord(int64_t id, const float* src) {
   const int64_t dim = spec_.embedding_dim;
-  std::memcpy(rows_.Row(id), src, dim * sizeof(float));
+  EncodeRow(spec_.row_type, src, dim, reinterpret_cast<uint8_t*>(rows_.Row(id)));
   src += dim;
   if (!state0_.empty()) {
     std::memcpy(state0_.Row(id), src, dim * sizeof(float));
@@ -317,8 +331,10 @@ absl::Status EmbeddingTable::CopyRows(int64_t first, int64_t n, float* out) cons
   }
   absl::ReaderMutexLock lock(&mu_);  // writers hold mu_ exclusively
   const int64_t dim = spec_.embedding_dim;
-  for (int64_t r = 0; r < n; ++r)
-    std::memcpy(out + r * dim, rows_.Row(first + r), dim * sizeof(float));
+  for (int64_t r = 0; r < n; ++r) {
+    DecodeRow(spec_.row_type, reinterpret_cast<const uint8_t*>(rows_.Row(first + r)), dim,
+              out + r * dim);
+  }
   return absl::OkStatus();
 }
 
@@ -392,14 +408,14 @@ void EmbeddingTable::EndRowWrite(int64_t id) {
 
 void EmbeddingTable::StableCopyRow(int64_t id, float* dst) const {
   const std::atomic<uint32_t>& seq = Stripe(id);
-  const float* src = rows_.Row(id);
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(rows_.Row(id));
   for (;;) {
     const uint32_t before = seq.load(std::memory_order_acquire);
     if (before & 1) {
       std::this_thread::yield();
       continue;
     }
-    std::memcpy(dst, src, spec_.embedding_dim * sizeof(float));
+    DecodeRow(spec_.row_type, src, spec_.embedding_dim, dst);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (seq.load(std::memory_order_relaxed) == before) return;
   }
@@ -438,7 +454,11 @@ absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<fl
   const GatherKernels& k = ActiveKernels();
   return ReadRows(
       ids,
-      [&] { return k.gather(view_, ids.data(), static_cast<int64_t>(ids.size()), out.data()); },
+      [&] {
+        const int64_t n = static_cast<int64_t>(ids.size());
+        return compact_ ? k.compact_gather(compact_view_, ids.data(), n, out.data())
+                        : k.gather(view_, ids.data(), n, out.data());
+      },
       [&](absl::Span<const int64_t> torn) {
         for (int64_t i : torn) StableCopyRow(ids[i], out.data() + i * spec_.embedding_dim);
       });
@@ -480,7 +500,11 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
   args.padding_idx = spec_.padding_idx.value_or(-1);
   const GatherKernels& k = ActiveKernels();
   return ReadRows(
-      ids, [&] { return k.pooled(view_, args, out.data()); },
+      ids,
+      [&] {
+        return compact_ ? k.compact_pooled(compact_view_, args, out.data())
+                        : k.pooled(view_, args, out.data());
+      },
       [&](absl::Span<const int64_t> torn) {
         // Recompute each bag that holds a torn row from consistent copies.
         const int64_t dim = spec_.embedding_dim;

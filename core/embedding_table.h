@@ -232,14 +232,18 @@ class EmbeddingTable {
   // Fixed at creation; frozen and the optimizer's hyper-parameters live in
   // settings_ instead.
   const TableSpec spec_;
-  const int64_t stride_;  // floats per row, multiple of 16
+  const int64_t stride_;        // floats per row slot (CompactRowStride / 4)
+  const int64_t state_stride_;  // floats per optimizer state row, multiple of 16
+  const bool compact_;          // rows are not float32
   int shard_shift_ = 0;
   // The buffers are fixed at creation; their contents are guarded by mu_
   // (shared for reads, exclusive for writes).
   internal::ShardedBuffer rows_;
   internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
   std::vector<float> row_state_;             // per-row optimizer state
-  RowView view_;
+  RowView view_;                // float32 rows
+  CompactRowView compact_view_;  // compact rows
+  std::vector<const uint8_t*> compact_ptrs_;
   static constexpr uint64_t kStripes = 1 << 14;
   const std::unique_ptr<std::atomic<uint32_t>[]> stripes_;
   // Serialises writers; guards the settings below. Readers never take it,

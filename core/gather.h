@@ -82,7 +82,7 @@ struct CompactRowView {
   int shard_shift = 0;
   int64_t num_rows = 0;
   int64_t dim = 0;
-  int64_t stride = 0;  // bytes
+  int64_t stride = 0;  // bytes (CompactRowStride)
   RowType type = RowType::kFloat16;
 
   // REQUIRES: 0 <= id < num_rows.

@@ -17,7 +17,9 @@ int64_t CompactRowStride(RowType type, int64_t dim) {
     case RowType::kFloat32: return RoundUp(lanes * 4, 64);
     case RowType::kFloat16:
     case RowType::kBFloat16: return RoundUp(lanes * 2, 64);
-    case RowType::kInt8Rowwise: return RoundUp(8 + lanes, 64);
+    // 16-byte rows: at one byte a value, 64-byte padding would waste up to
+    // half the row (dim 64: 80 bytes instead of 128).
+    case RowType::kInt8Rowwise: return RoundUp(8 + lanes, 16);
   }
   return 0;
 }

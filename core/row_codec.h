@@ -17,8 +17,9 @@
 
 namespace embedserve {
 
-// Bytes one row takes in memory: a multiple of 64, and large enough that a
-// 16-lane vector load at any value index < dim stays inside the row.
+// Bytes one row takes in memory: a multiple of 64 (16 for int8 rows), and
+// large enough that a 16-lane vector load at any value index < dim stays
+// inside the row.
 int64_t CompactRowStride(RowType type, int64_t dim);
 
 void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/gather.h"
 #include "core/optimizer.h"
 
 namespace embedserve {
@@ -44,6 +45,11 @@ struct TableSpec {
   bool scale_grad_by_freq = false;
   // The step a gradient push applies (see core/optimizer.h).
   OptimizerSpec optimizer;
+  // How rows are stored: float32, or compact (core/row_codec.h), decoded in
+  // the gather kernels. A write (assign, push, renorm) to a compact row
+  // computes in float32 and stores the result re-encoded; optimizer state
+  // stays float32.
+  RowType row_type = RowType::kFloat32;
   InitializerSpec initializer;
   // Requested shard count; 0 picks one from the table's size. See
   // EmbeddingTable for how rows map to shards.

@@ -4,9 +4,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/row_codec.h"
 
 namespace embedserve {
 
+static_assert(static_cast<int>(RowType::kFloat16) == v1::FLOAT16 &&
+                  static_cast<int>(RowType::kBFloat16) == v1::BFLOAT16 &&
+                  static_cast<int>(RowType::kInt8Rowwise) == v1::INT8_ROWWISE,
+              "RowType and ValueType must agree");
 static_assert(std::endian::native == std::endian::little,
               "the wire format is little-endian float32; add byte swapping for this host");
 
@@ -42,6 +47,23 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
           absl::StrCat("unknown initializer kind ", static_cast<int>(i.kind())));
   }
   s.scale_grad_by_freq = p.scale_grad_by_freq();
+  switch (p.row_type()) {
+    case v1::FLOAT32:
+      s.row_type = RowType::kFloat32;
+      break;
+    case v1::FLOAT16:
+      s.row_type = RowType::kFloat16;
+      break;
+    case v1::BFLOAT16:
+      s.row_type = RowType::kBFloat16;
+      break;
+    case v1::INT8_ROWWISE:
+      s.row_type = RowType::kInt8Rowwise;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown row_type ", static_cast<int>(p.row_type())));
+  }
   const v1::OptimizerSpec& o = p.optimizer();
   switch (o.kind()) {
     case v1::OptimizerSpec::SGD:
@@ -87,6 +109,7 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   p->set_frozen(s.frozen);
   p->set_num_shards(s.num_shards);
   p->set_scale_grad_by_freq(s.scale_grad_by_freq);
+  p->set_row_type(static_cast<v1::ValueType>(static_cast<int>(s.row_type)));
   v1::OptimizerSpec* o = p->mutable_optimizer();
   switch (s.optimizer.kind) {
     case OptimizerKind::kSgd:
@@ -144,6 +167,7 @@ void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
   p->set_optimizer_state_bytes(t.optimizer_state_bytes());
   p->set_optimizer_step(t.optimizer_step());
   p->set_has_vocabulary(t.has_vocabulary());
+  p->set_bytes_per_row(CompactRowStride(t.spec().row_type, t.dim()));
 }
 
 absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "core/row_codec.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
@@ -154,6 +156,10 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
             q, query.table());
       }
     }
+    if (query.output() != v1::FLOAT32 && query.output() != v1::FLOAT16) {
+      return WithQueryContext(absl::InvalidArgumentError("output must be FLOAT32 or FLOAT16"), q,
+                              query.table());
+    }
     RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(query_ids), q, query.table()));
     RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(query_ids.size()), (*table)->dim(),
                                      limits_, &response_bytes));
@@ -171,8 +177,22 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
       result->add_shape(static_cast<int64_t>(query_ids.size()));
     }
     result->add_shape(table.dim());
-    // The kernel writes straight into the response's bytes.
     const int64_t n = static_cast<int64_t>(query_ids.size()) * table.dim();
+    if (query.output() == v1::FLOAT16) {
+      // Gathered in float32, sent as float16.
+      std::vector<float> rows(n);
+      RETURN_IF_ERROR(
+          WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(rows)), q, query.table()));
+      std::string* values = result->mutable_values();
+      values->resize(static_cast<size_t>(n) * 2);
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = FloatToHalf(rows[i]);
+        std::memcpy(values->data() + 2 * i, &h, 2);
+      }
+      result->set_dtype(v1::FLOAT16);
+      continue;
+    }
+    // The kernel writes straight into the response's bytes.
     float* out = ResizeValues(result, n);
     RETURN_IF_ERROR(
         WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(out, n)), q, query.table()));

@@ -123,6 +123,7 @@ std::string EncodeMeta(const StoredTable& m) {
   line("version", absl::StrCat(m.version));
   line("step", absl::StrCat(m.step));
   line("floats_per_record", absl::StrCat(m.floats_per_record));
+  line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
   return out;
 }
 
@@ -208,6 +209,11 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       i64(&m.step);
     } else if (k == "floats_per_record") {
       i64(&m.floats_per_record);
+    } else if (k == "row_type") {
+      int64_t t = 0;
+      i64(&t);
+      ok = ok && t >= 0 && t <= 3;
+      s.row_type = static_cast<RowType>(t);
     }  // unknown keys are ignored: newer writers may add fields
     if (!ok)
       return absl::DataLossError(absl::StrCat("metadata field ", k, "='", v, "' is invalid"));
@@ -333,10 +339,9 @@ absl::StatusOr<std::vector<CheckpointInfo>> RocksDbStore::ListCheckpoints() {
       if (f.is_regular_file()) info.bytes += static_cast<int64_t>(f.file_size());
     }
     const auto mtime = std::filesystem::last_write_time(entry.path());
-    info.created_unix_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::file_clock::to_sys(mtime).time_since_epoch())
-            .count();
+    info.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                               .count();
     auto store = OpenCheckpoint(info.name);
     if (store.ok()) {
       auto tables = (*store)->ListTables();

@@ -33,7 +33,8 @@ _INITS = {
 
 def _to_array(result):
     shape = tuple(result.shape)
-    return np.frombuffer(result.values, dtype="<f4").reshape(shape).copy()
+    dtype = "<f2" if result.dtype == pb.FLOAT16 else "<f4"
+    return np.frombuffer(result.values, dtype=dtype).reshape(shape).copy()
 
 
 class EmbeddingClient:
@@ -64,7 +65,7 @@ class EmbeddingClient:
                      weights=None, padding_idx=None, max_norm=None,
                      norm_type=None, frozen=False, init="normal", seed=0,
                      num_shards=0, scale_grad_by_freq=False, optimizer="sgd",
-                     optimizer_args=None, **init_args):
+                     optimizer_args=None, row_type="float32", **init_args):
         """Creates a table; with `weights` (a 2-D array) it is from_pretrained.
 
         optimizer: "sgd", "adagrad", "rowwise_adagrad" or "sparse_adam", with
@@ -73,6 +74,7 @@ class EmbeddingClient:
         spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards,
                             scale_grad_by_freq=scale_grad_by_freq)
         spec.optimizer.kind = _OPTIMIZERS[optimizer]
+        spec.row_type = pb.ValueType.Value(row_type.upper())
         for key, value in (optimizer_args or {}).items():
             setattr(spec.optimizer, key, float(value))
         values = b""
@@ -173,11 +175,13 @@ class EmbeddingClient:
             pb.RestoreCheckpointRequest(name=name, tables=list(tables)),
             timeout=self.timeout).tables)
 
-    def lookup(self, table, ids):
-        """F.embedding: an array of shape ids.shape + (dim,)."""
+    def lookup(self, table, ids, output="float32"):
+        """F.embedding: an array of shape ids.shape + (dim,); output="float16"
+        asks for half the bytes on the wire (returned as float16)."""
         ids = np.asarray(ids, dtype=np.int64)
         query = pb.LookupQuery(table=table, ids=ids.reshape(-1).tolist(),
-                               shape=list(ids.shape))
+                               shape=list(ids.shape),
+                               output=pb.ValueType.Value(output.upper()))
         resp = self._stub.Lookup(pb.LookupRequest(queries=[query]), timeout=self.timeout)
         return _to_array(resp.results[0])
 
