@@ -48,6 +48,7 @@ ABSL_FLAG(int64_t, rows, 1'000'000, "rows in the table");
 ABSL_FLAG(std::string, table, "bench", "table name (embedserve) / key prefix (redis)");
 ABSL_FLAG(std::string, dist, "uniform", "id distribution: uniform or zipf");
 ABSL_FLAG(double, zipf_s, 1.05, "Zipf exponent");
+ABSL_FLAG(std::string, output, "float32", "embedserve: answer values as float32 or float16");
 ABSL_FLAG(double, push_fraction, 0, "embedserve: share of requests that push gradients");
 ABSL_FLAG(double, duration, 10, "seconds to measure");
 ABSL_FLAG(double, warmup, 1, "seconds before measuring");
@@ -127,10 +128,13 @@ class GrpcConn final : public Conn {
     auto* q = req.add_queries();
     q->set_table(absl::GetFlag(FLAGS_table));
     q->mutable_ids()->Add(ids.begin(), ids.end());
+    const bool half = absl::GetFlag(FLAGS_output) == "float16";
+    if (half) q->set_output(v1::FLOAT16);
     resp_.Clear();
     const grpc::Status s = stub_->Lookup(&ctx, req, &resp_);
     return s.ok() && resp_.results_size() == 1 &&
-           resp_.results(0).values().size() == ids.size() * absl::GetFlag(FLAGS_dim) * 4;
+           resp_.results(0).values().size() ==
+               ids.size() * absl::GetFlag(FLAGS_dim) * (half ? 2 : 4);
   }
 
  private:

@@ -48,6 +48,7 @@ HALF=$(echo "$PEAK_REQ / 2" | bc -l)
 run --label=half-peak --target=embedserve --address="$ES" --server_pid="$ES_PID" --mode=open --rate="$HALF"
 run --label=zipf --target=embedserve --address="$ES" --server_pid="$ES_PID" --dist=zipf
 run --label=mix10 --target=embedserve --address="$ES" --server_pid="$ES_PID" --push_fraction=0.1
+run --label=fp16-output --target=embedserve --address="$ES" --server_pid="$ES_PID" --output=float16
 
 /usr/bin/python3 - "$CSV" <<'PY'
 import csv, sys
@@ -64,6 +65,8 @@ print("  embedserve / echo ceiling: %.2fx (target >= 0.85x)" % (f(es) / f(echo))
 half = get("half-peak", "embedserve")
 print("  p99 at half of peak (open loop, %s req/s): %s us (target <= 2000 us)"
       % (half["req_per_s"], half["p99_us"]))
+fp16 = get("fp16-output", "embedserve")
+print("  float16 output: %.0f rows/s (%.2fx float32)" % (f(fp16), f(fp16) / f(es)))
 PY
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP
