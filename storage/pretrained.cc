@@ -12,23 +12,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/row_codec.h"
 #include "core/status_macros.h"
 
 namespace embedserve {
 namespace {
 
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  float v;
-  if (exp == 0) {
-    v = std::ldexp(static_cast<float>(frac), -24);
-  } else if (exp == 31) {
-    v = frac ? NAN : INFINITY;
-  } else {
-    v = std::ldexp(static_cast<float>(frac | 0x400), static_cast<int>(exp) - 25);
-  }
-  return sign ? -v : v;
-}
 
 // A parse error at a byte offset (and, for text, a line).
 absl::Status At(const std::string& path, size_t offset, absl::string_view what, int64_t line = 0) {
