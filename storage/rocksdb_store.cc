@@ -82,6 +82,11 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const rocksdb::Options& base) {
   rocksdb::ColumnFamilyOptions o(base);
   o.compression = rocksdb::kNoCompression;
   o.write_buffer_size = 128 << 20;
+  // Writes go on into fresh memtables while a full one is flushed.
+  o.max_write_buffer_number = 4;
+  // Rows are overwritten at random: universal compaction rewrites them less
+  // often than levelled compaction.
+  o.compaction_style = rocksdb::kCompactionStyleUniversal;
   // Row families are only written (and scanned at start-up), never read by
   // key: an append-only vector memtable, sorted at flush, beats a skiplist.
   o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
@@ -375,7 +380,7 @@ absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
   const std::string& name = meta.spec.name;
   rocksdb::ColumnFamilyHandle* h = nullptr;
   RETURN_IF_ERROR(
-      FromRocksDb(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), FamilyName(name), &h),
+      FromRocksDb(db_->CreateColumnFamily(FamilyOptions(rocksdb::Options()), FamilyName(name), &h),
                   absl::StrCat("create storage for table '", name, "'")));
   const int64_t rf = meta.floats_per_record;
   std::vector<float> buffer(rf);
