@@ -81,9 +81,10 @@ std::string D(double v) { return absl::StrFormat("%.17g", v); }
 rocksdb::ColumnFamilyOptions FamilyOptions(const rocksdb::Options& base) {
   rocksdb::ColumnFamilyOptions o(base);
   o.compression = rocksdb::kNoCompression;
-  o.write_buffer_size = 128 << 20;
-  // Writes go on into fresh memtables while a full one is flushed.
-  o.max_write_buffer_number = 4;
+  // 64 MiB memtables, up to 3: writes go on into a fresh one while a full
+  // one is flushed, and a restart replays at most ~192 MiB of WAL.
+  o.write_buffer_size = 64 << 20;
+  o.max_write_buffer_number = 3;
   // Rows are overwritten at random: universal compaction rewrites them less
   // often than levelled compaction.
   o.compaction_style = rocksdb::kCompactionStyleUniversal;
