@@ -138,15 +138,18 @@ inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64
   }
 }
 
-template <class V>
-int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
+// The per-bag part shared by the float32 and the compact pooled kernels:
+// checks a bag's ids, zeroes an empty bag, and otherwise calls
+// pool.template operator()<op>(begin, end, o, init) for the mode, then
+// divides by the count for kMean.
+template <class V, class Pool>
+int64_t PooledBags(int64_t num_rows, int64_t dim, const BagArgs& a, float* out, Pool pool) {
   constexpr int64_t L = V::kLanes;
-  const int64_t dim = t.dim;
   for (int64_t b = 0; b < a.num_bags; ++b) {
     const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
     int64_t count = 0;
     for (int64_t i = begin; i < end; ++i) {
-      if (!SimdInRange(t, a.ids[i])) return i;
+      if (static_cast<uint64_t>(a.ids[i]) >= static_cast<uint64_t>(num_rows)) return i;
       count += a.ids[i] != a.padding_idx;
     }
     float* o = out + b * dim;
@@ -158,28 +161,34 @@ int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
     }
     switch (a.mode) {
       case PoolingMode::kMax:
-        SimdPoolBag<V, Op::kMax>(t, a, begin, end, o, V::Set1(-__builtin_inff()));
+        pool.template operator()<Op::kMax>(begin, end, o, V::Set1(-__builtin_inff()));
         break;
       case PoolingMode::kSum:
         if (a.weights != nullptr) {
-          SimdPoolBag<V, Op::kWeighted>(t, a, begin, end, o, V::Zero());
+          pool.template operator()<Op::kWeighted>(begin, end, o, V::Zero());
         } else {
-          SimdPoolBag<V, Op::kAdd>(t, a, begin, end, o, V::Zero());
+          pool.template operator()<Op::kAdd>(begin, end, o, V::Zero());
         }
         break;
       case PoolingMode::kMean: {
-        SimdPoolBag<V, Op::kAdd>(t, a, begin, end, o, V::Zero());
+        pool.template operator()<Op::kAdd>(begin, end, o, V::Zero());
         const typename V::R c = V::Set1(static_cast<float>(count));
         int64_t d = 0;
         for (; d + L <= dim; d += L) V::Store(o + d, V::Div(V::Load(o + d), c));
-        // The tail is read from `o` with a full load only when it fits in the
-        // output; otherwise lane by lane.
         for (; d < dim; ++d) o[d] = o[d] / static_cast<float>(count);
         break;
       }
     }
   }
   return kAllValid;
+}
+
+template <class V>
+int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
+  return PooledBags<V>(t.num_rows, t.dim, a, out,
+                       [&]<Op kOp>(int64_t begin, int64_t end, float* o, typename V::R init) {
+                         SimdPoolBag<V, kOp>(t, a, begin, end, o, init);
+                       });
 }
 
 // ---- Compact rows (core/row_codec.h) -------------------------------------
@@ -283,58 +292,33 @@ inline void CompactPoolBag(const CompactRowView& t, const BagArgs& a, int64_t be
 
 template <class V, RowType T>
 int64_t CompactPooledT(const CompactRowView& t, const BagArgs& a, float* out) {
-  constexpr int64_t L = V::kLanes;
-  const int64_t dim = t.dim;
-  for (int64_t b = 0; b < a.num_bags; ++b) {
-    const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
-    int64_t count = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      if (static_cast<uint64_t>(a.ids[i]) >= static_cast<uint64_t>(t.num_rows)) return i;
-      count += a.ids[i] != a.padding_idx;
-    }
-    float* o = out + b * dim;
-    if (count == 0) {
-      int64_t d = 0;
-      for (; d + L <= dim; d += L) V::Store(o + d, V::Zero());
-      if (d < dim) V::StoreN(o + d, V::Zero(), dim - d);
-      continue;
-    }
-    switch (a.mode) {
-      case PoolingMode::kMax:
-        CompactPoolBag<V, T, Op::kMax>(t, a, begin, end, o, V::Set1(-__builtin_inff()));
-        break;
-      case PoolingMode::kSum:
-        if (a.weights != nullptr) {
-          CompactPoolBag<V, T, Op::kWeighted>(t, a, begin, end, o, V::Zero());
-        } else {
-          CompactPoolBag<V, T, Op::kAdd>(t, a, begin, end, o, V::Zero());
-        }
-        break;
-      case PoolingMode::kMean: {
-        CompactPoolBag<V, T, Op::kAdd>(t, a, begin, end, o, V::Zero());
-        for (int64_t d = 0; d < dim; ++d) o[d] = o[d] / static_cast<float>(count);
-        break;
-      }
-    }
-  }
-  return kAllValid;
+  return PooledBags<V>(t.num_rows, t.dim, a, out,
+                       [&]<Op kOp>(int64_t begin, int64_t end, float* o, typename V::R init) {
+                         CompactPoolBag<V, T, kOp>(t, a, begin, end, o, init);
+                       });
 }
 
 template <class V>
 int64_t SimdCompactGather(const CompactRowView& t, const int64_t* ids, int64_t n, float* out) {
   switch (t.type) {
-    case RowType::kFloat16: return CompactGatherT<V, RowType::kFloat16>(t, ids, n, out);
-    case RowType::kBFloat16: return CompactGatherT<V, RowType::kBFloat16>(t, ids, n, out);
-    default: return CompactGatherT<V, RowType::kInt8Rowwise>(t, ids, n, out);
+    case RowType::kFloat16:
+      return CompactGatherT<V, RowType::kFloat16>(t, ids, n, out);
+    case RowType::kBFloat16:
+      return CompactGatherT<V, RowType::kBFloat16>(t, ids, n, out);
+    default:
+      return CompactGatherT<V, RowType::kInt8Rowwise>(t, ids, n, out);
   }
 }
 
 template <class V>
 int64_t SimdCompactPooled(const CompactRowView& t, const BagArgs& a, float* out) {
   switch (t.type) {
-    case RowType::kFloat16: return CompactPooledT<V, RowType::kFloat16>(t, a, out);
-    case RowType::kBFloat16: return CompactPooledT<V, RowType::kBFloat16>(t, a, out);
-    default: return CompactPooledT<V, RowType::kInt8Rowwise>(t, a, out);
+    case RowType::kFloat16:
+      return CompactPooledT<V, RowType::kFloat16>(t, a, out);
+    case RowType::kBFloat16:
+      return CompactPooledT<V, RowType::kBFloat16>(t, a, out);
+    default:
+      return CompactPooledT<V, RowType::kInt8Rowwise>(t, a, out);
   }
 }
 
