@@ -131,6 +131,28 @@ TEST(RobustnessTest, RandomRequestsGetCleanStatusesAndTheServerKeepsServing) {
     ok += s.ok();
   }
   EXPECT_GT(ok, 100);  // the generator also makes valid requests
+  // Files and names that are not what they claim to be.
+  const std::set<absl::StatusCode> file_errors = {
+      absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound, absl::StatusCode::kDataLoss,
+      absl::StatusCode::kUnavailable, absl::StatusCode::kFailedPrecondition};
+  for (const char* path : {"/", "/dev/null", "/nonexistent", ""}) {
+    for (v1::FileFormat format :
+         {v1::NPY, v1::WORD2VEC_TEXT, v1::WORD2VEC_BINARY, v1::GLOVE_TEXT, v1::RAW_F32}) {
+      v1::LoadTableRequest req;
+      req.set_name("loaded");
+      req.set_path(path);
+      req.set_format(format);
+      req.set_raw_dim(3);
+      auto s = client->Unary(&v1::EmbeddingService::Stub::LoadTable, req).status();
+      ASSERT_TRUE(file_errors.count(s.code())) << path << ": " << s;
+    }
+  }
+  for (const char* name : {"", "../x", "a/b", "."}) {
+    v1::CreateCheckpointRequest req;
+    req.set_name(name);
+    auto s = client->Unary(&v1::EmbeddingService::Stub::CreateCheckpoint, req).status();
+    ASSERT_TRUE(file_errors.count(s.code())) << name << ": " << s;
+  }
   auto health = client->CheckHealth();
   ASSERT_TRUE(health.ok());
   EXPECT_EQ(*health, "SERVING");
