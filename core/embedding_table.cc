@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/initializer.h"
+#include "core/internal/worker_pool.h"
 #include "core/renorm.h"
 #include "core/row_codec.h"
 #include "core/status_macros.h"
@@ -421,6 +422,45 @@ void EmbeddingTable::StableCopyRow(int64_t id, float* dst) const {
   }
 }
 
+namespace {
+
+struct Parallelism {
+  std::unique_ptr<internal::WorkerPool> pool;
+  int64_t min_ids = 0;
+};
+
+std::atomic<Parallelism*> g_parallelism{nullptr};
+
+// Runs piece(begin, end) -> first bad position or kAllValid over [0, n), in
+// parallel when configured and n is large enough; returns the first bad
+// position over all pieces.
+template <typename Piece>
+int64_t SplitKernel(int64_t n, int64_t work, Piece piece) {
+  Parallelism* p = g_parallelism.load(std::memory_order_acquire);
+  if (p == nullptr || work < p->min_ids || n < 2) return piece(0, n);
+  std::atomic<int64_t> first_bad{INT64_MAX};
+  p->pool->ParallelFor(n, p->pool->threads() + 1, [&](int64_t begin, int64_t end) {
+    const int64_t bad = piece(begin, end);
+    if (bad == kAllValid) return;
+    int64_t seen = first_bad.load();
+    while (bad < seen && !first_bad.compare_exchange_weak(seen, bad)) {
+    }
+  });
+  return first_bad.load() == INT64_MAX ? kAllValid : first_bad.load();
+}
+
+}  // namespace
+
+void SetLookupParallelism(int threads, int64_t min_ids) {
+  Parallelism* next = nullptr;
+  if (threads > 0) {
+    next = new Parallelism{std::make_unique<internal::WorkerPool>(threads), min_ids};
+  }
+  // The previous pool is leaked on purpose: lookups in flight may still use
+  // it, and this is called once at start-up (or by tests).
+  g_parallelism.store(next, std::memory_order_release);
+}
+
 template <typename Kernel, typename Redo>
 absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, Kernel kernel, Redo redo) {
   if (spec_.max_norm.has_value()) {
@@ -456,8 +496,14 @@ absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<fl
       ids,
       [&] {
         const int64_t n = static_cast<int64_t>(ids.size());
-        return compact_ ? k.compact_gather(compact_view_, ids.data(), n, out.data())
-                        : k.gather(view_, ids.data(), n, out.data());
+        const int64_t dim = spec_.embedding_dim;
+        return SplitKernel(n, n, [&](int64_t begin, int64_t end) -> int64_t {
+          const int64_t bad =
+              compact_ ? k.compact_gather(compact_view_, ids.data() + begin, end - begin,
+                                          out.data() + begin * dim)
+                       : k.gather(view_, ids.data() + begin, end - begin, out.data() + begin * dim);
+          return bad == kAllValid ? kAllValid : begin + bad;
+        });
       },
       [&](absl::Span<const int64_t> torn) {
         for (int64_t i : torn) StableCopyRow(ids[i], out.data() + i * spec_.embedding_dim);
@@ -502,8 +548,16 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
   return ReadRows(
       ids,
       [&] {
-        return compact_ ? k.compact_pooled(compact_view_, args, out.data())
-                        : k.pooled(view_, args, out.data());
+        const int64_t dim = spec_.embedding_dim;
+        // Pieces are ranges of bags; bounds index the shared ids, so a bad
+        // position comes back absolute.
+        return SplitKernel(args.num_bags, args.num_ids, [&](int64_t b0, int64_t b1) -> int64_t {
+          BagArgs piece = args;
+          piece.bounds = args.bounds + b0;
+          piece.num_bags = b1 - b0;
+          return compact_ ? k.compact_pooled(compact_view_, piece, out.data() + b0 * dim)
+                          : k.pooled(view_, piece, out.data() + b0 * dim);
+        });
       },
       [&](absl::Span<const int64_t> torn) {
         // Recompute each bag that holds a torn row from consistent copies.

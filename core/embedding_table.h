@@ -59,6 +59,13 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
 // stays in cache), run the SIMD kernel, and re-read the counters; a row whose
 // stripe was odd or moved is copied again under the seqlock (a pooled bag is
 // recomputed). Lookups on a max_norm table write, so they take mu_.
+// Splits a lookup of at least `min_ids` ids (a pooled lookup: of at least
+// `min_ids` ids over several bags) into contiguous pieces run on `threads`
+// pool threads plus the caller; 0 threads (the default) runs every lookup on
+// its caller. Applies to every table from then on. Results are identical
+// either way; each piece gathers or pools its own rows or bags.
+void SetLookupParallelism(int threads, int64_t min_ids);
+
 class EmbeddingTable {
  public:
   // Builds a table. With `initial_values` (num_embeddings * embedding_dim

@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "core/embedding_table.h"
 #include "core/gather.h"
 #include "core/table_registry.h"
 #include "server/embedding_server.h"
@@ -44,6 +45,10 @@ ABSL_FLAG(std::string, durability, "async",
 ABSL_FLAG(std::string, import_rocksdb, "",
           "at start, copy every table of this RocksDB (storage/FORMAT.md; e.g. written by an "
           "offline job) into the server; opened read-only");
+ABSL_FLAG(int32_t, lookup_threads, 0,
+          "split lookups of at least --parallel_min_ids ids across this many extra threads "
+          "(0 = every lookup runs on its gRPC thread)");
+ABSL_FLAG(int64_t, parallel_min_ids, 16384, "smallest lookup that --lookup_threads splits");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -69,6 +74,11 @@ int Run() {
       LogError(absl::StrCat("--simd: ", s.message()));
       return 2;
     }
+  }
+  if (const int threads = absl::GetFlag(FLAGS_lookup_threads); threads > 0) {
+    embedserve::SetLookupParallelism(threads, absl::GetFlag(FLAGS_parallel_min_ids));
+    LogInfo(absl::StrCat("lookups of >= ", absl::GetFlag(FLAGS_parallel_min_ids),
+                         " ids split across ", threads, " extra threads"));
   }
   LogInfo(absl::StrCat("gather kernels: ",
                        embedserve::SimdLevelName(embedserve::ActiveKernels().level)));
