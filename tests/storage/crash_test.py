@@ -77,39 +77,38 @@ def main():
     rng = random.Random(1234)
     w0 = np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
     data = tempfile.TemporaryDirectory(prefix="embedserve-crash-")
-    applied = 0
-    acked_total = 0
-    sent_total = 0
+    acked_total = sent_total = applied = 0
     failures = 0
     for round_ in range(ROUNDS + 1):
         server = Killable(a.server, "--durability=" + a.durability, data_dir=data.name)
-        client = EmbeddingClient(server.address)
-        client.wait_for_ready()
-        if round_ == 0:
-            client.create_table("crash", weights=w0, optimizer="sparse_adam",
-                                optimizer_args={"lr": 0.01})
-        version = client.describe_table("crash").version
-        # Every acknowledged push survived; of the unanswered ones in flight
-        # at the kill, some may have been applied too, never more than sent.
-        ok = acked_total <= version <= sent_total
-        print("round %2d: %d pushes acknowledged, %d sent so far; %d applied after restart%s"
-              % (round_, acked_total, sent_total, version, "" if ok else "  <-- WRONG"),
-              flush=True)
-        failures += not ok
-        applied = version
-        # Resume after the last applied push: none is applied twice.
-        acked_total = sent_total = applied
-        if round_ == ROUNDS:
-            rows = client.lookup("crash", np.arange(ROWS))
-            state, step = client.optimizer_state("crash", np.arange(ROWS))
+        try:  # never leave a server behind, also when a check raises
+            client = EmbeddingClient(server.address)
+            client.wait_for_ready()
+            if round_ == 0:
+                client.create_table("crash", weights=w0, optimizer="sparse_adam",
+                                    optimizer_args={"lr": 0.01})
+            version = client.describe_table("crash").version
+            # Every acknowledged push survived; of the unanswered ones in
+            # flight at the kill, some may have been applied too, never more
+            # than were sent.
+            ok = acked_total <= version <= sent_total
+            print("round %2d: %d pushes acknowledged, %d sent so far; %d applied after restart%s"
+                  % (round_, acked_total, sent_total, version, "" if ok else "  <-- WRONG"),
+                  flush=True)
+            failures += not ok
+            # Resume after the last applied push: none is applied twice.
+            applied = acked_total = sent_total = version
+            if round_ == ROUNDS:
+                rows = client.lookup("crash", np.arange(ROWS))
+                state, step = client.optimizer_state("crash", np.arange(ROWS))
+            else:
+                acked, sent = stream_until_killed(client, server, applied,
+                                                  rng.uniform(0.05, 0.4))
+                acked_total += acked
+                sent_total += sent
             client.close()
+        finally:
             server.stop()
-            break
-        acked, sent = stream_until_killed(client, server, applied, rng.uniform(0.05, 0.4))
-        acked_total += acked
-        sent_total += sent
-        client.close()
-        server.stop()
     # The uninterrupted run: a memory-only server fed pushes 0 .. applied-1.
     with ServerProcess(a.server, data_dir="") as ref_server:
         ref = EmbeddingClient(ref_server.address)
