@@ -21,8 +21,12 @@ class Server:
 def start():
     from embedserve_client import EmbeddingClient, ServerProcess
     Server.process = ServerProcess(ARGS.server)
-    Server.client = EmbeddingClient(Server.process.address)
-    Server.client.wait_for_ready()
+    try:
+        Server.client = EmbeddingClient(Server.process.address)
+        Server.client.wait_for_ready()
+    except Exception:
+        Server.process.stop()  # never leave a server behind
+        raise
     return Server.client
 
 
