@@ -88,10 +88,6 @@ class EmbeddingClient {
   absl::StatusOr<v1::LookupResponse> Lookup(const v1::LookupRequest& request);
   absl::StatusOr<v1::PooledResponse> LookupPooled(const v1::PooledRequest& request);
 
- private:
-  void Prepare(grpc::ClientContext* ctx) const;
-
- public:
   // One unary call with the client's deadline, for RPCs without a typed
   // wrapper (e.g. Unary(&v1::EmbeddingService::Stub::LoadTable, request)).
   template <typename Req, typename Resp>
@@ -107,6 +103,8 @@ class EmbeddingClient {
   }
 
  private:
+  void Prepare(grpc::ClientContext* ctx) const;
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::EmbeddingService::Stub> stub_;
   absl::Duration timeout_;

@@ -185,8 +185,12 @@ absl::Status EmbeddingTable::PersistTo(RowStore* store) {
     store_ = nullptr;
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(store->CreateTable(Meta(version_.load(), step_),
-                                     [this](int64_t r, float* dst) { PackRecord(r, dst); }));
+  // The vocabulary is written once, with the table; later writes (Meta)
+  // leave it out.
+  StoredTable meta = Meta(version_.load(), step_);
+  meta.vocabulary = vocabulary_;
+  RETURN_IF_ERROR(
+      store->CreateTable(meta, [this](int64_t r, float* dst) { PackRecord(r, dst); }));
   store_ = store;
   return absl::OkStatus();
 }
@@ -321,7 +325,6 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   meta.version = version;
   meta.step = step;
   meta.floats_per_record = record_floats();
-  meta.vocabulary = vocabulary_;
   return meta;
 }
 
@@ -637,10 +640,6 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
   }
   return Commit(unique, packed, step_);
 }
-
-}  // namespace embedserve
-
-namespace embedserve {
 
 absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
     absl::Span<const int64_t> ids, absl::Span<const float> grads) {

@@ -45,8 +45,9 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
 // when it is 0): row r lives in shard r >> k at local index r & (2^k - 1).
 // Contiguous ranges keep a later split across servers a matter of handing
 // whole shards over. Each shard is one 64-byte-aligned allocation; each row
-// takes round_up(dim, 16) floats so that every row starts on a cache line and
-// SIMD loads never straddle rows (the padding is zero and never visible).
+// takes CompactRowStride(row_type, dim) bytes (float32: round_up(dim, 16)
+// floats), so float rows start on a cache line and SIMD loads never run past
+// a row (the padding is zero and never visible).
 //
 // Thread-safety: all methods are safe to call concurrently.
 // Invariant: a lookup never returns (or pools) a half-written row.

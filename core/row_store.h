@@ -33,7 +33,8 @@ struct StoredTable {
   int64_t step = 0;     // EmbeddingTable::optimizer_step()
   int64_t floats_per_record = 0;
   // One word per row for tables loaded from word vectors; else empty.
-  // Written with CreateTable and fixed afterwards.
+  // Only CreateTable writes it and ListTables reads it; PutRecords and
+  // PutMeta get it empty.
   std::vector<std::string> vocabulary;
 };
 

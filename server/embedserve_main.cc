@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -19,8 +18,7 @@
 #include "core/table_registry.h"
 #include "server/embedding_server.h"
 #include "server/internal/log.h"
-#include "server/table_config.h"
-#include "storage/rocksdb_store.h"
+#include "server/startup.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port (see --port_file)");
@@ -94,63 +92,26 @@ int Run() {
                                                    : absl::StrCat(max_table_bytes, " bytes")));
   std::unique_ptr<embedserve::RocksDbStore> store;
   if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
-    const std::string durability = absl::GetFlag(FLAGS_durability);
-    if (durability != "sync" && durability != "async") {
-      LogError("--durability must be sync or async, got " + durability);
-      return 2;
-    }
-    std::filesystem::create_directories(dir);
-    auto opened = embedserve::RocksDbStore::Open({dir, durability == "sync"});
+    auto opened = embedserve::OpenDataDir(dir, absl::GetFlag(FLAGS_durability));
     if (!opened.ok()) {
       LogError(std::string(opened.status().message()));
-      return 1;
+      return opened.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
     }
     store = *std::move(opened);
-    LogInfo(absl::StrCat("data in ", dir, " (durability ", durability, ")"));
   } else {
     LogInfo("no --data_dir: tables live in memory only");
   }
   auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
-  if (auto restored = registry->LoadFromStore(); !restored.ok()) {
-    LogError(absl::StrCat("cannot restore tables: ", restored.status().message()));
+  if (absl::Status s =
+          embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
+      !s.ok()) {
+    LogError(std::string(s.message()));
     return 1;
-  } else if (*restored > 0) {
-    for (const auto& t : registry->List()) {
-      LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(), " x ", t->dim(),
-                           ", version ", t->version()));
-    }
-  }
-  if (const std::string path = absl::GetFlag(FLAGS_import_rocksdb); !path.empty()) {
-    auto source = embedserve::RocksDbStore::Open({path, false, /*read_only=*/true});
-    if (!source.ok()) {
-      LogError(absl::StrCat("--import_rocksdb: ", source.status().message()));
-      return 1;
-    }
-    auto imported = registry->ImportFrom(**source);
-    if (!imported.ok()) {
-      LogError(absl::StrCat("--import_rocksdb=", path, ": ", imported.status().message()));
-      return 1;
-    }
-    LogInfo(absl::StrCat("imported ", *imported, " tables from ", path));
   }
   if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
-    auto specs = embedserve::LoadTableConfig(config);
-    if (!specs.ok()) {
-      LogError(std::string(specs.status().message()));
+    if (absl::Status s = embedserve::CreateConfigTables(*registry, config); !s.ok()) {
+      LogError(std::string(s.message()));
       return 2;
-    }
-    for (const auto& spec : *specs) {
-      if (registry->Get(spec.name).ok()) {
-        LogInfo(absl::StrCat("table '", spec.name, "' is already stored; kept as it is"));
-        continue;
-      }
-      auto table = registry->Create(spec);
-      if (!table.ok()) {
-        LogError(absl::StrCat("table '", spec.name, "': ", table.status().message()));
-        return 2;
-      }
-      LogInfo(absl::StrCat("created table '", spec.name, "': ", spec.num_embeddings, " x ",
-                           spec.embedding_dim, " (", (*table)->bytes_used(), " bytes)"));
     }
   }
 

@@ -385,8 +385,7 @@ absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
                   absl::StrCat("create storage for table '", name, "'")));
   const int64_t rf = meta.floats_per_record;
   std::vector<float> buffer(rf);
-  rocksdb::WriteOptions bulk;
-  bulk.disableWAL = false;
+  const rocksdb::WriteOptions bulk;  // unsynced: the final write syncs (per options_)
   rocksdb::WriteBatch batch;
   auto fail = [&](const rocksdb::Status& s) {
     db_->DropColumnFamily(h);

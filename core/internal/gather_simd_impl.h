@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "core/gather.h"
+#include "core/internal/gather_kernels.h"
 #include "core/internal/prefetch.h"
 
 namespace embedserve::internal {
@@ -33,15 +34,14 @@ inline bool SimdInRange(const RowView& t, int64_t id) {
   return static_cast<uint64_t>(id) < static_cast<uint64_t>(t.num_rows);
 }
 
-// Prefetches up to 8 cache lines of the row; nothing for a bad id.
+// Prefetches up to kMaxPrefetchLines cache lines of the row; nothing for a
+// bad id.
 inline void SimdPrefetch(const RowView& t, int64_t id, int64_t row_bytes) {
   if (!SimdInRange(t, id)) return;
   const char* p = reinterpret_cast<const char*>(SimdRow(t, id));
-  const int64_t end = row_bytes < 512 ? row_bytes : 512;
+  const int64_t end = row_bytes < kMaxPrefetchLines * 64 ? row_bytes : kMaxPrefetchLines * 64;
   for (int64_t off = 0; off < end; off += 64) PrefetchNta(p + off);
 }
-
-constexpr int64_t kSimdPrefetchDistance = 16;
 
 template <class V>
 inline void SimdCopyRow(const float* src, float* dst, int64_t dim) {
@@ -64,8 +64,8 @@ int64_t SimdGather(const RowView& t, const int64_t* ids, int64_t n, float* out) 
   const int64_t dim = t.dim;
   const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(float));
   for (int64_t i = 0; i < n; ++i) {
-    if (i + kSimdPrefetchDistance < n) {
-      SimdPrefetch(t, ids[i + kSimdPrefetchDistance], row_bytes);
+    if (i + kPrefetchDistance < n) {
+      SimdPrefetch(t, ids[i + kPrefetchDistance], row_bytes);
     }
     const int64_t id = ids[i];
     if (!SimdInRange(t, id)) return i;
@@ -86,8 +86,8 @@ inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin, int
   typename V::R acc[kVecs];
   for (int j = 0; j < kVecs; ++j) acc[j] = init;
   for (int64_t i = begin; i < end; ++i) {
-    if (prefetch && i + kSimdPrefetchDistance < a.num_ids) {
-      SimdPrefetch(t, a.ids[i + kSimdPrefetchDistance], row_bytes);
+    if (prefetch && i + kPrefetchDistance < a.num_ids) {
+      SimdPrefetch(t, a.ids[i + kPrefetchDistance], row_bytes);
     }
     const int64_t id = a.ids[i];
     if (id == a.padding_idx) continue;
@@ -227,7 +227,7 @@ inline const uint8_t* CompactRow(const CompactRowView& t, int64_t id) {
 inline void CompactPrefetch(const CompactRowView& t, int64_t id) {
   if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return;
   const uint8_t* p = CompactRow(t, id);
-  const int64_t end = t.stride < 512 ? t.stride : 512;
+  const int64_t end = t.stride < kMaxPrefetchLines * 64 ? t.stride : kMaxPrefetchLines * 64;
   for (int64_t off = 0; off < end; off += 64) PrefetchNta(p + off);
 }
 
@@ -237,7 +237,7 @@ int64_t CompactGatherT(const CompactRowView& t, const int64_t* ids, int64_t n, f
   const int64_t dim = t.dim;
   typename V::R scale = V::Zero(), bias = V::Zero();
   for (int64_t i = 0; i < n; ++i) {
-    if (i + kSimdPrefetchDistance < n) CompactPrefetch(t, ids[i + kSimdPrefetchDistance]);
+    if (i + kPrefetchDistance < n) CompactPrefetch(t, ids[i + kPrefetchDistance]);
     const int64_t id = ids[i];
     if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return i;
     const uint8_t* row = CompactRow(t, id);
@@ -260,8 +260,8 @@ inline void CompactPoolBag(const CompactRowView& t, const BagArgs& a, int64_t be
     const int64_t k = num_vecs - v < 4 ? num_vecs - v : 4;
     typename V::R acc[4] = {init, init, init, init};
     for (int64_t i = begin; i < end; ++i) {
-      if (v == 0 && i + kSimdPrefetchDistance < a.num_ids) {
-        CompactPrefetch(t, a.ids[i + kSimdPrefetchDistance]);
+      if (v == 0 && i + kPrefetchDistance < a.num_ids) {
+        CompactPrefetch(t, a.ids[i + kPrefetchDistance]);
       }
       const int64_t id = a.ids[i];
       if (id == a.padding_idx) continue;

@@ -1,0 +1,72 @@
+#include "server/startup.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "server/internal/log.h"
+#include "server/table_config.h"
+
+namespace embedserve {
+
+absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
+                                                          const std::string& durability) {
+  if (durability != "sync" && durability != "async") {
+    return absl::InvalidArgumentError("--durability must be sync or async, got " + durability);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  ASSIGN_OR_RETURN(std::unique_ptr<RocksDbStore> store,
+                   RocksDbStore::Open({data_dir, durability == "sync"}));
+  internal::LogInfo(absl::StrCat("data in ", data_dir, " (durability ", durability, ")"));
+  return store;
+}
+
+absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& import_path) {
+  absl::StatusOr<int> restored = registry.LoadFromStore();
+  if (!restored.ok()) {
+    return absl::Status(restored.status().code(),
+                        absl::StrCat("cannot restore tables: ", restored.status().message()));
+  }
+  if (*restored > 0) {
+    for (const auto& t : registry.List()) {
+      internal::LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(), " x ",
+                                     t->dim(), ", version ", t->version()));
+    }
+  }
+  if (import_path.empty()) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<RocksDbStore>> source =
+      RocksDbStore::Open({import_path, false, /*read_only=*/true});
+  if (!source.ok()) {
+    return absl::Status(source.status().code(),
+                        absl::StrCat("--import_rocksdb: ", source.status().message()));
+  }
+  absl::StatusOr<int> imported = registry.ImportFrom(**source);
+  if (!imported.ok()) {
+    return absl::Status(imported.status().code(), absl::StrCat("--import_rocksdb=", import_path,
+                                                               ": ", imported.status().message()));
+  }
+  internal::LogInfo(absl::StrCat("imported ", *imported, " tables from ", import_path));
+  return absl::OkStatus();
+}
+
+absl::Status CreateConfigTables(TableRegistry& registry, const std::string& config_path) {
+  ASSIGN_OR_RETURN(std::vector<TableSpec> specs, LoadTableConfig(config_path));
+  for (const TableSpec& spec : specs) {
+    if (registry.Get(spec.name).ok()) {
+      internal::LogInfo(absl::StrCat("table '", spec.name, "' is already stored; kept as it is"));
+      continue;
+    }
+    absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry.Create(spec);
+    if (!table.ok()) {
+      return absl::Status(table.status().code(),
+                          absl::StrCat("table '", spec.name, "': ", table.status().message()));
+    }
+    internal::LogInfo(absl::StrCat("created table '", spec.name, "': ", spec.num_embeddings, " x ",
+                                   spec.embedding_dim, " (", (*table)->bytes_used(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace embedserve

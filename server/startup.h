@@ -1,0 +1,33 @@
+#ifndef EMBEDSERVE_SERVER_STARTUP_H_
+#define EMBEDSERVE_SERVER_STARTUP_H_
+
+// The tables a server starts with, in order: those of its store, then those
+// of an offline RocksDB to import, then those of a config file that are not
+// there yet. Each step logs what it did.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/table_registry.h"
+#include "storage/rocksdb_store.h"
+
+namespace embedserve {
+
+// Opens `data_dir` (created if missing) as the durable store; `durability`
+// is "sync" or "async" (InvalidArgument otherwise).
+absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
+                                                          const std::string& durability);
+
+// Restores the registry's stored tables, then copies in those of the RocksDB
+// at `import_path` (opened read-only; skipped when empty).
+absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& import_path);
+
+// Creates the tables of the config file at `config_path` that the registry
+// does not hold yet (a stored table is kept as it is).
+absl::Status CreateConfigTables(TableRegistry& registry, const std::string& config_path);
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_SERVER_STARTUP_H_
