@@ -1,5 +1,6 @@
 #include "server/embedding_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,10 +58,29 @@ absl::Status AddResponseBytes(int64_t rows, int64_t dim, const RequestLimits& li
   return absl::OkStatus();
 }
 
-float* ResizeValues(v1::LookupResult* result, int64_t num_floats) {
-  std::string* values = result->mutable_values();
-  values->resize(static_cast<size_t>(num_floats) * sizeof(float));
-  return reinterpret_cast<float*>(values->data());
+// Parses a raw method's request bytes.
+template <typename Message>
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* msg) {
+  grpc::ByteBuffer shared(bytes);  // shares the slices
+  grpc::ProtoBufferReader reader(&shared);
+  if (!msg->ParseFromZeroCopyStream(&reader)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a valid ", Message::descriptor()->full_name()));
+  }
+  return absl::OkStatus();
+}
+
+// Answers a raw lookup method: parse, run, and on success hand the answer over.
+template <typename Message, typename Fn>
+grpc::ServerUnaryReactor* FinishRaw(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* req_bytes, grpc::ByteBuffer* resp,
+                                    Fn run) {
+  Message req;
+  absl::Status s = ParseRequest(*req_bytes, &req);
+  ResultsWriter out;
+  if (s.ok()) s = run(req, &out);
+  if (s.ok()) *resp = out.Release();
+  return Finish(ctx, s);
 }
 
 }  // namespace
@@ -109,13 +129,14 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::DescribeTable(grpc::CallbackServ
 }
 
 grpc::ServerUnaryReactor* EmbeddingServiceImpl::Lookup(grpc::CallbackServerContext* ctx,
-                                                       const v1::LookupRequest* req,
-                                                       v1::LookupResponse* resp) {
-  return Finish(ctx, DoLookup(*req, resp));
+                                                       const grpc::ByteBuffer* req,
+                                                       grpc::ByteBuffer* resp) {
+  return FinishRaw<v1::LookupRequest>(
+      ctx, req, resp,
+      [this](const v1::LookupRequest& r, ResultsWriter* out) { return DoLookup(r, out); });
 }
 
-absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
-                                            v1::LookupResponse* resp) {
+absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, ResultsWriter* out) {
   int64_t total_ids = 0;
   for (const auto& q : req.queries()) total_ids += q.ids_size();
   RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
@@ -165,49 +186,56 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req,
                                      limits_, &response_bytes));
     tables.push_back(*std::move(table));
   }
+  auto ids_of = [&](int q) {
+    const v1::LookupQuery& query = req.queries(q);
+    return query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
+  };
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::LookupQuery& query = req.queries(q);
-    const absl::Span<const int64_t> query_ids =
-        query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
+    const int64_t num_ids = static_cast<int64_t>(ids_of(q).size());
+    std::vector<int64_t> shape(query.shape().begin(), query.shape().end());
+    if (shape.empty()) shape.push_back(num_ids);
+    shape.push_back(tables[q]->dim());
+    const bool half = query.output() == v1::FLOAT16;
+    out->Add(shape, half ? v1::FLOAT16 : v1::FLOAT32,
+             static_cast<size_t>(num_ids * tables[q]->dim()) * (half ? 2 : sizeof(float)));
+  }
+  out->Allocate();
+  for (int q = 0; q < req.queries_size(); ++q) {
+    const v1::LookupQuery& query = req.queries(q);
+    const absl::Span<const int64_t> query_ids = ids_of(q);
     EmbeddingTable& table = *tables[q];
-    v1::LookupResult* result = resp->add_results();
-    if (query.shape_size() > 0) {
-      result->mutable_shape()->CopyFrom(query.shape());
-    } else {
-      result->add_shape(static_cast<int64_t>(query_ids.size()));
-    }
-    result->add_shape(table.dim());
     const int64_t n = static_cast<int64_t>(query_ids.size()) * table.dim();
     if (query.output() == v1::FLOAT16) {
       // Gathered in float32, sent as float16.
       std::vector<float> rows(n);
       RETURN_IF_ERROR(
           WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(rows)), q, query.table()));
-      std::string* values = result->mutable_values();
-      values->resize(static_cast<size_t>(n) * 2);
+      char* values = out->values(q);
       for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = FloatToHalf(rows[i]);
-        std::memcpy(values->data() + 2 * i, &h, 2);
+        std::memcpy(values + 2 * i, &h, 2);
       }
-      result->set_dtype(v1::FLOAT16);
       continue;
     }
-    // The kernel writes straight into the response's bytes.
-    float* out = ResizeValues(result, n);
+    // The kernel writes straight into the answer's bytes.
+    float* values = reinterpret_cast<float*>(out->values(q));
     RETURN_IF_ERROR(
-        WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(out, n)), q, query.table()));
+        WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(values, n)), q, query.table()));
   }
   return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* EmbeddingServiceImpl::LookupPooled(grpc::CallbackServerContext* ctx,
-                                                             const v1::PooledRequest* req,
-                                                             v1::PooledResponse* resp) {
-  return Finish(ctx, DoLookupPooled(*req, resp));
+                                                             const grpc::ByteBuffer* req,
+                                                             grpc::ByteBuffer* resp) {
+  return FinishRaw<v1::PooledRequest>(
+      ctx, req, resp,
+      [this](const v1::PooledRequest& r, ResultsWriter* out) { return DoLookupPooled(r, out); });
 }
 
 absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
-                                                  v1::PooledResponse* resp) {
+                                                  ResultsWriter* out) {
   int64_t total_ids = 0;
   for (const auto& q : req.queries()) total_ids += q.ids_size();
   RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
@@ -237,20 +265,22 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
                                      limits_, &response_bytes));
     plans.push_back({*std::move(table), *std::move(bounds), *mode});
   }
+  for (const Plan& plan : plans) {
+    const int64_t bags = static_cast<int64_t>(plan.bounds.size()) - 1;
+    out->Add({bags, plan.table->dim()}, v1::FLOAT32,
+             static_cast<size_t>(bags * plan.table->dim()) * sizeof(float));
+  }
+  out->Allocate();
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::PooledQuery& query = req.queries(q);
     Plan& plan = plans[q];
-    const int64_t bags = static_cast<int64_t>(plan.bounds.size()) - 1;
-    v1::LookupResult* result = resp->add_results();
-    result->add_shape(bags);
-    result->add_shape(plan.table->dim());
-    const int64_t n = bags * plan.table->dim();
-    float* out = ResizeValues(result, n);
+    const int64_t n = (static_cast<int64_t>(plan.bounds.size()) - 1) * plan.table->dim();
+    float* values = reinterpret_cast<float*>(out->values(q));
     RETURN_IF_ERROR(WithQueryContext(
         plan.table->LookupPooled(
             IdSpan(query.ids()), plan.bounds, plan.mode,
             absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()),
-            absl::MakeSpan(out, n)),
+            absl::MakeSpan(values, n)),
         q, query.table()));
   }
   return absl::OkStatus();

@@ -6,6 +6,7 @@
 
 #include "core/table_registry.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
+#include "server/results_writer.h"
 
 namespace embedserve {
 
@@ -25,7 +26,13 @@ struct RequestLimits {
 // (max_norm lookups write to the table).
 //
 // Thread-safe; the registry must outlive the service.
-class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService {
+//
+// Lookup and LookupPooled are raw methods (bytes in, bytes out): the request
+// is parsed here and the answer is built by ResultsWriter, so the kernels
+// gather straight into the bytes gRPC sends.
+class EmbeddingServiceImpl final : public v1::EmbeddingService::WithRawCallbackMethod_Lookup<
+                                       v1::EmbeddingService::WithRawCallbackMethod_LookupPooled<
+                                           v1::EmbeddingService::CallbackService>> {
  public:
   EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry, RequestLimits limits)
       : registry_(std::move(registry)), limits_(limits) {}
@@ -42,11 +49,13 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
   grpc::ServerUnaryReactor* DescribeTable(grpc::CallbackServerContext* ctx,
                                           const v1::DescribeTableRequest* req,
                                           v1::DescribeTableResponse* resp) override;
-  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const v1::LookupRequest* req,
-                                   v1::LookupResponse* resp) override;
+  // Raw: a v1::LookupRequest in, a v1::LookupResponse out.
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                   grpc::ByteBuffer* resp) override;
+  // Raw: a v1::PooledRequest in, a v1::PooledResponse out.
   grpc::ServerUnaryReactor* LookupPooled(grpc::CallbackServerContext* ctx,
-                                         const v1::PooledRequest* req,
-                                         v1::PooledResponse* resp) override;
+                                         const grpc::ByteBuffer* req,
+                                         grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* AssignRows(grpc::CallbackServerContext* ctx,
                                        const v1::AssignRowsRequest* req,
                                        v1::AssignRowsResponse* resp) override;
@@ -92,8 +101,8 @@ class EmbeddingServiceImpl final : public v1::EmbeddingService::CallbackService 
 
  private:
   absl::Status DoCreateTable(const v1::CreateTableRequest& req, v1::CreateTableResponse* resp);
-  absl::Status DoLookup(const v1::LookupRequest& req, v1::LookupResponse* resp);
-  absl::Status DoLookupPooled(const v1::PooledRequest& req, v1::PooledResponse* resp);
+  absl::Status DoLookup(const v1::LookupRequest& req, ResultsWriter* out);
+  absl::Status DoLookupPooled(const v1::PooledRequest& req, ResultsWriter* out);
   absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
   absl::Status LoadTableFrom(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp);
   absl::Status DoUpdateTable(const v1::UpdateTableRequest& req, v1::UpdateTableResponse* resp);

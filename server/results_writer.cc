@@ -1,0 +1,69 @@
+#include "server/results_writer.h"
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace embedserve {
+namespace {
+
+// Protobuf wire format: field 1 / field 2 with wire type 2 (length-delimited).
+constexpr char kResultsTag = (1 << 3) | 2;
+constexpr char kValuesTag = (2 << 3) | 2;
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+void ResultsWriter::Add(absl::Span<const int64_t> shape, v1::ValueType dtype, size_t value_bytes) {
+  v1::LookupResult fields;  // all but values
+  fields.mutable_shape()->Assign(shape.begin(), shape.end());
+  fields.set_dtype(dtype);
+  const std::string body = fields.SerializeAsString();
+  const size_t result_bytes = body.size() + 1 + VarintSize(value_bytes) + value_bytes;
+  Result r;
+  r.header.push_back(kResultsTag);
+  AppendVarint(result_bytes, &r.header);
+  r.header += body;
+  r.header.push_back(kValuesTag);
+  AppendVarint(value_bytes, &r.header);
+  r.value_bytes = value_bytes;
+  r.values_offset = total_bytes_ + r.header.size();
+  total_bytes_ = r.values_offset + value_bytes;
+  results_.push_back(std::move(r));
+}
+
+void ResultsWriter::Allocate() {
+  // grpc_slice_malloc: refcounted, uninitialised; ours alone until Release().
+  slice_ = grpc::Slice(total_bytes_);
+  base_ = reinterpret_cast<char*>(const_cast<uint8_t*>(slice_.begin()));
+  for (const Result& r : results_) {
+    std::memcpy(base_ + r.values_offset - r.header.size(), r.header.data(), r.header.size());
+  }
+}
+
+grpc::ByteBuffer ResultsWriter::Release() {
+  grpc::ByteBuffer buffer(&slice_, 1);
+  slice_ = grpc::Slice();
+  base_ = nullptr;
+  results_.clear();
+  total_bytes_ = 0;
+  return buffer;
+}
+
+}  // namespace embedserve

@@ -1,0 +1,56 @@
+#ifndef EMBEDSERVE_SERVER_RESULTS_WRITER_H_
+#define EMBEDSERVE_SERVER_RESULTS_WRITER_H_
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "embedserve/v1/embedserve.pb.h"
+
+namespace embedserve {
+
+// Builds the wire bytes of a LookupResponse or PooledResponse (both are
+// `repeated LookupResult results = 1`) in ONE gRPC slice, and lets the gather
+// kernels write each result's `values` straight into it: no zero-fill, no
+// protobuf copy on serialisation, and gRPC sends the slice as it is.
+//
+// Use: Add() every result (shape, dtype, size of its values), then
+// Allocate(), then fill values(i) for each i, then Release(). The bytes
+// parse as the protobuf message (fields in the order shape, dtype, values:
+// any order is valid protobuf).
+//
+// Not thread-safe; one per answer.
+class ResultsWriter {
+ public:
+  // Declares result i = number of Add() calls so far.
+  void Add(absl::Span<const int64_t> shape, v1::ValueType dtype, size_t value_bytes);
+
+  // Allocates the answer; writes every header. Call once, after the last Add().
+  void Allocate();
+
+  // Result i's values: value_bytes writable bytes, not initialised, not
+  // aligned beyond 1 byte (the kernels store unaligned).
+  char* values(int i) const { return base_ + results_[i].values_offset; }
+
+  // The answer, for the raw callback method's response; leaves the writer empty.
+  grpc::ByteBuffer Release();
+
+ private:
+  struct Result {
+    std::string header;  // outer tag and length, the fields but values, values tag and length
+    size_t value_bytes = 0;
+    size_t values_offset = 0;
+  };
+  std::vector<Result> results_;
+  size_t total_bytes_ = 0;
+  grpc::Slice slice_;
+  char* base_ = nullptr;
+};
+
+}  // namespace embedserve
+
+#endif  // EMBEDSERVE_SERVER_RESULTS_WRITER_H_
