@@ -1,6 +1,5 @@
 // embedserve: the embedding server. Thin main: flags -> ServerOptions ->
 // EmbeddingServer::Start -> Wait until SIGINT/SIGTERM.
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -55,19 +54,8 @@ namespace {
 using embedserve::internal::LogError;
 using embedserve::internal::LogInfo;
 
-// glibc hands freed memory back to the kernel once the free top of a heap
-// passes M_TRIM_THRESHOLD, and serves blocks past M_MMAP_THRESHOLD with their
-// own mmap. A 512 x 64 answer is 128 KiB (and gRPC copies it once more), so
-// with the defaults every answer faulted its pages in fresh: perf showed
-// ~15% of the server's time in page faults, zeroing and unmapping. Keeping
-// the memory in the heap makes answers reuse warm pages.
-void TuneMalloc() {
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-}
-
 int Run() {
-  TuneMalloc();
+  embedserve::TuneMallocForServing();
   // Block the stop signals before any thread starts (RocksDB's and gRPC's
   // inherit the mask); one thread waits for them and shuts the server down.
   sigset_t stop_signals;

@@ -30,18 +30,25 @@ size_t VarintSize(uint64_t v) {
 
 }  // namespace
 
-void ResultsWriter::Add(absl::Span<const int64_t> shape, v1::ValueType dtype, size_t value_bytes) {
+std::string ResultsWriter::Header(absl::Span<const int64_t> shape, v1::ValueType dtype,
+                                  size_t value_bytes) {
   v1::LookupResult fields;  // all but values
   fields.mutable_shape()->Assign(shape.begin(), shape.end());
   fields.set_dtype(dtype);
   const std::string body = fields.SerializeAsString();
   const size_t result_bytes = body.size() + 1 + VarintSize(value_bytes) + value_bytes;
+  std::string header;
+  header.push_back(kResultsTag);
+  AppendVarint(result_bytes, &header);
+  header += body;
+  header.push_back(kValuesTag);
+  AppendVarint(value_bytes, &header);
+  return header;
+}
+
+void ResultsWriter::Add(absl::Span<const int64_t> shape, v1::ValueType dtype, size_t value_bytes) {
   Result r;
-  r.header.push_back(kResultsTag);
-  AppendVarint(result_bytes, &r.header);
-  r.header += body;
-  r.header.push_back(kValuesTag);
-  AppendVarint(value_bytes, &r.header);
+  r.header = Header(shape, dtype, value_bytes);
   r.value_bytes = value_bytes;
   r.values_offset = total_bytes_ + r.header.size();
   total_bytes_ = r.values_offset + value_bytes;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -38,6 +39,12 @@ class ResultsWriter {
 
   // The answer, for the raw callback method's response; leaves the writer empty.
   grpc::ByteBuffer Release();
+
+  // The wire bytes of one `results` entry up to its values: the outer tag
+  // and length, shape and dtype, the values tag and length. Followed by
+  // value_bytes of values it is a complete entry.
+  static std::string Header(absl::Span<const int64_t> shape, v1::ValueType dtype,
+                            size_t value_bytes);
 
  private:
   struct Result {

@@ -1,5 +1,7 @@
 #include "server/startup.h"
 
+#include <malloc.h>
+
 #include <filesystem>
 #include <system_error>
 
@@ -9,6 +11,11 @@
 #include "server/table_config.h"
 
 namespace embedserve {
+
+void TuneMallocForServing() {
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
 
 absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
                                                           const std::string& durability) {
