@@ -12,11 +12,11 @@ namespace {
 
 constexpr GatherKernels kTable[] = {
     {SimdLevel::kScalar, internal::GatherScalar, internal::PooledScalar,
-     internal::CompactGatherScalar, internal::CompactPooledScalar},
+     internal::CompactGatherScalar, internal::CompactPooledScalar, internal::ToHalfScalar},
     {SimdLevel::kAvx2, internal::GatherAvx2, internal::PooledAvx2, internal::CompactGatherAvx2,
-     internal::CompactPooledAvx2},
+     internal::CompactPooledAvx2, internal::ToHalfAvx2},
     {SimdLevel::kAvx512, internal::GatherAvx512, internal::PooledAvx512,
-     internal::CompactGatherAvx512, internal::CompactPooledAvx512},
+     internal::CompactGatherAvx512, internal::CompactPooledAvx512, internal::ToHalfAvx512},
 };
 
 const GatherKernels* DetectBest() { return &kTable[static_cast<int>(BestSupportedLevel())]; }

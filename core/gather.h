@@ -98,6 +98,13 @@ using CompactGatherFn = int64_t (*)(const CompactRowView& table, const int64_t* 
                                     float* out);
 using CompactPooledFn = int64_t (*)(const CompactRowView& table, const BagArgs& args, float* out);
 
+// float32 -> IEEE binary16 (float16 answers on the wire):
+//   out[i] = in[i] rounded to nearest-even; past the float16 range -> +-inf;
+//   NaN -> a quiet NaN of the same sign (payload unspecified).
+// Equal to core/row_codec.h FloatToHalf for every non-NaN input. `in` and
+// `out` any alignment, not overlapping.
+using ToHalfFn = void (*)(const float* in, int64_t n, uint16_t* out);
+
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 struct GatherKernels {
@@ -106,6 +113,7 @@ struct GatherKernels {
   PooledFn pooled;
   CompactGatherFn compact_gather;
   CompactPooledFn compact_pooled;
+  ToHalfFn to_half;
 };
 
 absl::string_view SimdLevelName(SimdLevel level);

@@ -57,4 +57,20 @@ int64_t CompactPooledAvx2(const CompactRowView& t, const BagArgs& a, float* out)
   return SimdCompactPooled<Avx2>(t, a, out);
 }
 
+void ToHalfAvx2(const float* in, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {  // the last 1-7 through a buffer
+    alignas(32) float tail[8] = {};
+    alignas(16) uint16_t halves[8];
+    for (int64_t j = i; j < n; ++j) tail[j - i] = in[j];
+    _mm_store_si128(reinterpret_cast<__m128i*>(halves),
+                    _mm256_cvtps_ph(_mm256_load_ps(tail), _MM_FROUND_TO_NEAREST_INT));
+    for (int64_t j = i; j < n; ++j) out[j] = halves[j - i];
+  }
+}
+
 }  // namespace embedserve::internal

@@ -51,6 +51,22 @@ int64_t CompactGatherAvx512(const CompactRowView& t, const int64_t* ids, int64_t
   return SimdCompactGather<Avx512>(t, ids, n, out);
 }
 
+void ToHalfAvx512(const float* in, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {  // the last 1-15, masked
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256i h =
+        _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mask, in + i), _MM_FROUND_TO_NEAREST_INT);
+    alignas(32) uint16_t halves[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(halves), h);
+    for (int64_t j = i; j < n; ++j) out[j] = halves[j - i];
+  }
+}
+
 int64_t CompactPooledAvx512(const CompactRowView& t, const BagArgs& a, float* out) {
   return SimdCompactPooled<Avx512>(t, a, out);
 }

@@ -12,6 +12,10 @@
 
 namespace embedserve::internal {
 
+void ToHalfScalar(const float* in, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = FloatToHalf(in[i]);
+}
+
 int64_t GatherScalar(const RowView& t, const int64_t* ids, int64_t n, float* out) {
   const int64_t dim = t.dim;
   for (int64_t i = 0; i < n; ++i) {

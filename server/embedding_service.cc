@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
-#include "core/row_codec.h"
+#include "core/gather.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
@@ -211,11 +211,7 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
       std::vector<float> rows(n);
       RETURN_IF_ERROR(
           WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(rows)), q, query.table()));
-      char* values = out->values(q);
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = FloatToHalf(rows[i]);
-        std::memcpy(values + 2 * i, &h, 2);
-      }
+      ActiveKernels().to_half(rows.data(), n, reinterpret_cast<uint16_t*>(out->values(q)));
       continue;
     }
     // The kernel writes straight into the answer's bytes.

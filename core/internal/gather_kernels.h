@@ -44,6 +44,9 @@ int64_t GatherAvx2(const RowView& t, const int64_t* ids, int64_t n, float* out);
 int64_t PooledAvx2(const RowView& t, const BagArgs& a, float* out);
 int64_t GatherAvx512(const RowView& t, const int64_t* ids, int64_t n, float* out);
 int64_t PooledAvx512(const RowView& t, const BagArgs& a, float* out);
+void ToHalfScalar(const float* in, int64_t n, uint16_t* out);
+void ToHalfAvx2(const float* in, int64_t n, uint16_t* out);
+void ToHalfAvx512(const float* in, int64_t n, uint16_t* out);
 
 }  // namespace embedserve::internal
 

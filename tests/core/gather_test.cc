@@ -2,17 +2,15 @@
 // every tail, several shards, empty bags, padding and bad ids.
 #include "core/gather.h"
 
-#include <cstring>
-
-#include "core/row_codec.h"
-
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/row_codec.h"
 #include "gtest/gtest.h"
 
 namespace embedserve {
@@ -191,7 +189,8 @@ TEST_P(GatherLevelTest, CompactRowsMatchReference) {
   std::mt19937 rng(5);
   for (RowType type : {RowType::kFloat16, RowType::kBFloat16, RowType::kInt8Rowwise}) {
     for (int64_t dim : kDims) {
-      SCOPED_TRACE("type " + std::to_string(static_cast<int>(type)) + " dim " + std::to_string(dim));
+      SCOPED_TRACE("type " + std::to_string(static_cast<int>(type)) + " dim " +
+                   std::to_string(dim));
       CompactTable t(40, dim, 3, type, static_cast<uint32_t>(dim));
       std::vector<int64_t> ids(23);
       for (auto& id : ids) id = rng() % 40;
@@ -223,6 +222,40 @@ TEST_P(GatherLevelTest, CompactRowsMatchReference) {
       std::vector<int64_t> bad = {1, 40};
       EXPECT_EQ(kernels().compact_gather(t.view(), bad.data(), 2, got.data()), 1);
     }
+  }
+}
+
+// float32 -> float16 for float16 answers: equal to FloatToHalf (the scalar
+// level) for every length's tail and for ties, subnormals, overflow and
+// infinities; NaN stays NaN with its sign.
+TEST_P(GatherLevelTest, ToHalfMatchesFloatToHalf) {
+  std::mt19937 rng(11);
+  std::vector<float> in;
+  for (int i = 0; i < 4000; ++i) {  // random bit patterns cover every exponent
+    uint32_t bits = static_cast<uint32_t>(rng());
+    float f;
+    std::memcpy(&f, &bits, 4);
+    if (!std::isnan(f)) in.push_back(f);
+  }
+  for (float f : {0.0f, -0.0f, 1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e-8f, -3e-5f,
+                  5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 6.1035156e-5f, 1.00048828125f,
+                  1.00146484375f, INFINITY, -INFINITY}) {
+    in.push_back(f);
+  }
+  for (int64_t n = 0; n <= static_cast<int64_t>(in.size()); n += (n < 40 ? 1 : 397)) {
+    std::vector<uint16_t> got(n + 3, 0xabcd);
+    kernels().to_half(in.data(), n, got.data());
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(got[i], FloatToHalf(in[i])) << "n " << n << " i " << i << " value " << in[i];
+    }
+    for (int64_t i = n; i < n + 3; ++i) ASSERT_EQ(got[i], 0xabcd) << "wrote past n " << n;
+  }
+  const float nans[] = {NAN, -NAN, std::nanf("1234")};
+  uint16_t h[3];
+  kernels().to_half(nans, 3, h);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(std::isnan(HalfToFloat(h[i]))) << i;
+    EXPECT_EQ(h[i] >> 15, std::signbit(nans[i]) ? 1 : 0) << i;
   }
 }
 
