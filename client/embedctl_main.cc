@@ -60,6 +60,8 @@ ABSL_FLAG(std::string, set_frozen, "", "update: true or false");
 ABSL_FLAG(std::string, grads, "", "push: comma-separated floats, len(ids) * dim");
 ABSL_FLAG(std::string, words, "",
           "lookup: comma-separated words (tables loaded from word vectors)");
+ABSL_FLAG(std::string, output, "float32",
+          "lookup: float32, or float16 (half the bytes on the wire; printed widened)");
 ABSL_FLAG(std::string, path, "", "load: file on the server's disk");
 ABSL_FLAG(std::string, format, "npy",
           "load: npy, word2vec_text, word2vec_binary, glove_text, raw_f32");
@@ -505,12 +507,22 @@ int Run(const std::vector<char*>& args) {
     std::cout << "dropped " << table << "\n";
     return 0;
   }
+  v1::ValueType output = v1::FLOAT32;
+  if (cmd == "lookup") {
+    const std::string name = absl::GetFlag(FLAGS_output);
+    if (name == "float16") {
+      output = v1::FLOAT16;
+    } else if (name != "float32") {
+      return Usage("--output must be float32 or float16, got " + name);
+    }
+  }
   if (cmd == "lookup" && !absl::GetFlag(FLAGS_words).empty()) {
     const std::vector<std::string> words = absl::StrSplit(absl::GetFlag(FLAGS_words), ',');
     v1::LookupRequest req;
     auto* q = req.add_queries();
     q->set_table(table);
     for (const auto& w : words) q->add_words(w);
+    q->set_output(output);
     auto resp = client->Lookup(req);
     if (!resp.ok()) return Fail(resp.status());
     auto t = embedserve::TensorFromResult(resp->results(0));
@@ -523,7 +535,7 @@ int Run(const std::vector<char*>& args) {
     return 0;
   }
   if (cmd == "lookup") {
-    auto t = client->Lookup(table, ids, shape);
+    auto t = client->Lookup(table, ids, shape, output);
     if (!t.ok()) return Fail(t.status());
     PrintTensor(*t, &ids, "row");
     return 0;

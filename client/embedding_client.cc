@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/row_codec.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 
@@ -127,12 +128,25 @@ absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result) {
   t.shape.assign(result.shape().begin(), result.shape().end());
   int64_t n = 1;
   for (int64_t d : t.shape) n *= d;
-  if (static_cast<int64_t>(result.values().size()) != n * static_cast<int64_t>(sizeof(float))) {
-    return absl::DataLossError(
-        absl::StrCat("answer has ", result.values().size(), " bytes for ", n, " floats"));
+  if (result.dtype() != v1::FLOAT32 && result.dtype() != v1::FLOAT16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "answer has dtype ", v1::ValueType_Name(result.dtype()), "; expected FLOAT32 or FLOAT16"));
+  }
+  const int64_t width = result.dtype() == v1::FLOAT16 ? 2 : 4;
+  if (static_cast<int64_t>(result.values().size()) != n * width) {
+    return absl::DataLossError(absl::StrCat("answer has ", result.values().size(), " bytes for ", n,
+                                            " values of ", width, " bytes"));
   }
   t.values.resize(n);
-  std::memcpy(t.values.data(), result.values().data(), result.values().size());
+  if (width == 4) {
+    std::memcpy(t.values.data(), result.values().data(), result.values().size());
+    return t;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, result.values().data() + 2 * i, 2);
+    t.values[i] = HalfToFloat(h);
+  }
   return t;
 }
 
@@ -146,12 +160,14 @@ absl::StatusOr<v1::PooledResponse> EmbeddingClient::LookupPooled(const v1::Poole
 
 absl::StatusOr<Tensor> EmbeddingClient::Lookup(absl::string_view table,
                                                absl::Span<const int64_t> ids,
-                                               absl::Span<const int64_t> shape) {
+                                               absl::Span<const int64_t> shape,
+                                               v1::ValueType output) {
   v1::LookupRequest req;
   v1::LookupQuery* q = req.add_queries();
   q->set_table(std::string(table));
   q->mutable_ids()->Add(ids.begin(), ids.end());
   q->mutable_shape()->Add(shape.begin(), shape.end());
+  q->set_output(output);
   absl::StatusOr<v1::LookupResponse> resp = Lookup(req);
   if (!resp.ok()) return resp.status();
   if (resp->results_size() != 1) return absl::DataLossError("expected one result");

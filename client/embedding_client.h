@@ -64,8 +64,11 @@ class EmbeddingClient {
   absl::StatusOr<v1::TableInfo> DescribeTable(absl::string_view name);
 
   // F.embedding: shape (ids' shape) + [dim]; `shape` empty means [len(ids)].
+  // `output` FLOAT16 asks for float16 values on the wire (half the bytes);
+  // the Tensor holds them widened back to float32.
   absl::StatusOr<Tensor> Lookup(absl::string_view table, absl::Span<const int64_t> ids,
-                                absl::Span<const int64_t> shape = {});
+                                absl::Span<const int64_t> shape = {},
+                                v1::ValueType output = v1::FLOAT32);
   // F.embedding_bag: [bags, dim].
   absl::StatusOr<Tensor> LookupPooled(const BagQuery& query);
   // Returns the table's version after the assignment.
@@ -110,8 +113,9 @@ class EmbeddingClient {
   absl::Duration timeout_;
 };
 
-// Decodes a LookupResult (little-endian float32 bytes) into a Tensor.
-// DataLoss if the byte count does not match the shape.
+// Decodes a LookupResult (little-endian float32, or float16 when its dtype
+// says so) into a float32 Tensor. DataLoss if the byte count does not match
+// the shape, InvalidArgument for another dtype.
 absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result);
 
 }  // namespace embedserve

@@ -53,6 +53,10 @@ check "healthcheck (the Dockerfile's command)" bash -c "\"\$@\" health | grep -q
 check "embedctl list" bash -c "\"\$@\" list > '$WORK/out' && grep -q '^user  *100000  *64' '$WORK/out' && grep -q '^item  *50000  *64' '$WORK/out'" _ "${CTL[@]}"
 check "embedctl describe user" bash -c "\"\$@\" describe user | grep -q 'padding_idx     0'" _ "${CTL[@]}"
 check "embedctl lookup" bash -c "\"\$@\" lookup user --ids=0,1,2 > '$WORK/out' && grep -q 'shape \[3, 64\]' '$WORK/out' && grep -q 'row 0 (id 0): \[0, 0, 0' '$WORK/out'" _ "${CTL[@]}"
+check "embedctl lookup --output=float16" bash -c "\"\$@\" create half --num=2 --dim=3 --init=constant --value=0.1 >/dev/null &&
+  \"\$@\" lookup half --ids=1 --output=float16 | grep -q 'row 0 (id 1): \[0.0999756, 0.0999756, 0.0999756\]' &&
+  \"\$@\" lookup half --ids=1 | grep -q 'row 0 (id 1): \[0.1, 0.1, 0.1\]' &&
+  { \"\$@\" lookup half --ids=1 --output=bf16 2>/dev/null; [[ \$? -eq 2 ]]; }" _ "${CTL[@]}"
 check "embedctl lookup-pooled" bash -c "\"\$@\" lookup-pooled item --ids=1,2,3,4 --offsets=0,2 --mode=mean | grep -q 'shape \[2, 64\]'" _ "${CTL[@]}"
 check "embedctl create + assign + lookup" bash -c "
   \"\$@\" create demo --num=10 --dim=3 --padding_idx=-1 --init=zeros >/dev/null &&

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "client/embedding_client.h"
+#include "core/row_codec.h"
 #include "core/table_registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -94,6 +95,36 @@ TEST_F(EmbeddingServiceTest, LookupReturnsRowsInShape) {
   auto empty = client_->Lookup("w", {});
   ASSERT_THAT(empty, IsOk());
   EXPECT_THAT(empty->shape, ElementsAre(0, 3));
+}
+
+TEST_F(EmbeddingServiceTest, LookupFloat16OutputIsTheFloat32AnswerRounded) {
+  std::vector<float> values(6 * 3);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 1.0f / (3.0f + i) - 0.1f * i;
+  values[4] = 70000.0f;  // past float16's range: inf
+  ASSERT_THAT(client_->CreateTable(Spec("h", 6, 3), values), IsOk());
+  auto full = client_->Lookup("h", {1, 5, 0}, {}, v1::FLOAT32);
+  auto half = client_->Lookup("h", {1, 5, 0}, {}, v1::FLOAT16);
+  ASSERT_THAT(full, IsOk());
+  ASSERT_THAT(half, IsOk());
+  EXPECT_THAT(half->shape, ElementsAre(3, 3));
+  ASSERT_EQ(half->values.size(), full->values.size());
+  int inexact = 0;
+  for (size_t i = 0; i < full->values.size(); ++i) {
+    EXPECT_EQ(half->values[i], HalfToFloat(FloatToHalf(full->values[i]))) << i;
+    inexact += half->values[i] != full->values[i];
+  }
+  EXPECT_GT(inexact, 0);  // really float16, not float32 relabelled
+  EXPECT_EQ(half->values[1], INFINITY);
+  // The bytes on the wire are half as many.
+  v1::LookupRequest req;
+  v1::LookupQuery* q = req.add_queries();
+  q->set_table("h");
+  q->add_ids(2);
+  q->set_output(v1::FLOAT16);
+  auto raw = client_->Lookup(req);
+  ASSERT_THAT(raw, IsOk());
+  EXPECT_EQ(raw->results(0).dtype(), v1::FLOAT16);
+  EXPECT_EQ(raw->results(0).values().size(), 3u * 2);
 }
 
 TEST_F(EmbeddingServiceTest, LookupSeveralTablesInOneRequest) {
