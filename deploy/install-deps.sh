@@ -24,7 +24,7 @@ RUNTIME_PKGS=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
 )
 
-BENCH_PKGS=(redis-server gnuplot-nox bc)
+BENCH_PKGS=(redis-server gnuplot-nox bc linux-perf)
 
 if [[ "${1:-}" == "--runtime" ]]; then
   PKGS=("${RUNTIME_PKGS[@]}")
