@@ -83,15 +83,32 @@ inline void SimdPoolBlock(const RowView& t, const BagArgs& a, int64_t begin, int
                           int64_t dim, float* o, typename V::R init, bool prefetch,
                           int64_t row_bytes) {
   constexpr int64_t L = V::kLanes;
+  const float* const* const shards = t.shards;
+  const int shift = t.shard_shift;
+  const int64_t mask = (int64_t{1} << shift) - 1;
+  const int64_t stride = t.stride;
+  const uint64_t num_rows = static_cast<uint64_t>(t.num_rows);
+  const int64_t* const ids = a.ids;
+  const int64_t num_ids = a.num_ids;
+  const int64_t padding = a.padding_idx;
+  // Fields in locals (no reloads in the loop), prefetch length fixed up front.
+  const int64_t lines =
+      prefetch ? (row_bytes < kMaxPrefetchLines * 64 ? (row_bytes + 63) / 64 : kMaxPrefetchLines)
+               : 0;
   typename V::R acc[kVecs];
   for (int j = 0; j < kVecs; ++j) acc[j] = init;
   for (int64_t i = begin; i < end; ++i) {
-    if (prefetch && i + kPrefetchDistance < a.num_ids) {
-      SimdPrefetch(t, a.ids[i + kPrefetchDistance], row_bytes);
+    if (lines > 0 && i + kPrefetchDistance < num_ids) {
+      const int64_t nid = ids[i + kPrefetchDistance];
+      if (static_cast<uint64_t>(nid) < num_rows) {
+        const char* p = reinterpret_cast<const char*>(shards[nid >> shift] + (nid & mask) * stride);
+        PrefetchNta(p);
+        for (int64_t l = 1; l < lines; ++l) PrefetchNta(p + 64 * l);
+      }
     }
-    const int64_t id = a.ids[i];
-    if (id == a.padding_idx) continue;
-    const float* row = SimdRow(t, id) + d;
+    const int64_t id = ids[i];
+    if (id == padding) continue;
+    const float* row = shards[id >> shift] + (id & mask) * stride + d;
     if constexpr (kOp == Op::kAdd) {
       for (int j = 0; j < kVecs; ++j) acc[j] = V::Add(acc[j], V::Load(row + j * L));
     } else if constexpr (kOp == Op::kWeighted) {
@@ -145,12 +162,18 @@ inline void SimdPoolBag(const RowView& t, const BagArgs& a, int64_t begin, int64
 template <class V, class Pool>
 int64_t PooledBags(int64_t num_rows, int64_t dim, const BagArgs& a, float* out, Pool pool) {
   constexpr int64_t L = V::kLanes;
+  // Every id checked in one tight pass first, so the pooling loops carry no
+  // per-bag validation (that pass per bag cost ~1.5x on a 65,536-id request).
+  for (int64_t i = a.bounds[0]; i < a.bounds[a.num_bags]; ++i) {
+    if (static_cast<uint64_t>(a.ids[i]) >= static_cast<uint64_t>(num_rows)) return i;
+  }
   for (int64_t b = 0; b < a.num_bags; ++b) {
     const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
-    int64_t count = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      if (static_cast<uint64_t>(a.ids[i]) >= static_cast<uint64_t>(num_rows)) return i;
-      count += a.ids[i] != a.padding_idx;
+    // Rows that count: only kMean and kMax (and an empty bag) need it; a
+    // kSum bag of padding only sums to the zero it starts from.
+    int64_t count = end - begin;
+    if (a.padding_idx >= 0 && a.mode != PoolingMode::kSum) {
+      for (int64_t i = begin; i < end; ++i) count -= a.ids[i] == a.padding_idx;
     }
     float* o = out + b * dim;
     if (count == 0) {
@@ -184,11 +207,109 @@ int64_t PooledBags(int64_t num_rows, int64_t dim, const BagArgs& a, float* out, 
 }
 
 template <class V>
-int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
+int64_t SimdPooledBlocked(const RowView& t, const BagArgs& a, float* out) {
   return PooledBags<V>(t.num_rows, t.dim, a, out,
                        [&]<Op kOp>(int64_t begin, int64_t end, float* o, typename V::R init) {
                          SimdPoolBag<V, kOp>(t, a, begin, end, o, init);
                        });
+}
+
+// Rows of at most 8 vectors (dim <= 64 with AVX2, <= 128 with AVX-512: the
+// common case) in ONE loop over all bags and rows, with the whole row in kVecs
+// accumulators, ids checked inline and the next rows' prefetch in the same
+// loop. Laid out like Caffe2's EmbeddingLookupIdx that torch runs: the
+// blocked form (a call per bag, a separate check pass) ran ~1.5-2x slower
+// per row on the same memory.
+template <class V, int kVecs, Op kOp>
+int64_t SimdPooledRows(const RowView& t, const BagArgs& a, float* out) {
+  constexpr int64_t L = V::kLanes;
+  const float* const* const shards = t.shards;
+  const int shift = t.shard_shift;
+  const int64_t mask = (int64_t{1} << shift) - 1;
+  const int64_t stride = t.stride;
+  const int64_t dim = t.dim;
+  const uint64_t num_rows = static_cast<uint64_t>(t.num_rows);
+  const int64_t* const ids = a.ids;
+  const int64_t num_ids = a.num_ids;
+  const int64_t padding = a.padding_idx;
+  // Cache lines of kVecs vectors: a compile-time count (unrolled); a row's
+  // stride is a multiple of 16 floats, so they stay inside the row's stride.
+  constexpr int kLines = (kVecs * L * 4 + 63) / 64;
+  const typename V::R init = kOp == Op::kMax ? V::Set1(-__builtin_inff()) : V::Zero();
+  for (int64_t b = 0; b < a.num_bags; ++b) {
+    const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
+    typename V::R acc[kVecs];
+    for (int j = 0; j < kVecs; ++j) acc[j] = init;
+    int64_t count = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t ahead = ids[i + kPrefetchDistance < num_ids ? i + kPrefetchDistance : i];
+      if (static_cast<uint64_t>(ahead) < num_rows) {
+        const char* p =
+            reinterpret_cast<const char*>(shards[ahead >> shift] + (ahead & mask) * stride);
+        for (int l = 0; l < kLines; ++l) PrefetchNta(p + 64 * l);
+      }
+      const int64_t id = ids[i];
+      if (static_cast<uint64_t>(id) >= num_rows) return i;
+      if (id == padding) continue;
+      ++count;
+      const float* row = shards[id >> shift] + (id & mask) * stride;
+      if constexpr (kOp == Op::kAdd) {
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Add(acc[j], V::Load(row + j * L));
+      } else if constexpr (kOp == Op::kWeighted) {
+        const typename V::R w = V::Set1(a.weights[i]);
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Fma(w, V::Load(row + j * L), acc[j]);
+      } else {
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Max(acc[j], V::Load(row + j * L));
+      }
+    }
+    if (count == 0) {
+      for (int j = 0; j < kVecs; ++j) acc[j] = V::Zero();
+    } else if (a.mode == PoolingMode::kMean) {
+      const typename V::R c = V::Set1(static_cast<float>(count));
+      for (int j = 0; j < kVecs; ++j) acc[j] = V::Div(acc[j], c);
+    }
+    float* o = out + b * dim;
+    for (int j = 0; j < kVecs; ++j) {
+      const int64_t at = j * L;
+      if (at + L <= dim) {
+        V::Store(o + at, acc[j]);
+      } else {
+        V::StoreN(o + at, acc[j], dim - at);
+      }
+    }
+  }
+  return kAllValid;
+}
+
+template <class V, int kVecs>
+int64_t SimdPooledRowsFor(const RowView& t, const BagArgs& a, float* out) {
+  if (a.mode == PoolingMode::kMax) return SimdPooledRows<V, kVecs, Op::kMax>(t, a, out);
+  if (a.weights != nullptr) return SimdPooledRows<V, kVecs, Op::kWeighted>(t, a, out);
+  return SimdPooledRows<V, kVecs, Op::kAdd>(t, a, out);
+}
+
+template <class V>
+int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
+  switch ((t.dim + V::kLanes - 1) / V::kLanes) {
+    case 1:
+      return SimdPooledRowsFor<V, 1>(t, a, out);
+    case 2:
+      return SimdPooledRowsFor<V, 2>(t, a, out);
+    case 3:
+      return SimdPooledRowsFor<V, 3>(t, a, out);
+    case 4:
+      return SimdPooledRowsFor<V, 4>(t, a, out);
+    case 5:
+      return SimdPooledRowsFor<V, 5>(t, a, out);
+    case 6:
+      return SimdPooledRowsFor<V, 6>(t, a, out);
+    case 7:
+      return SimdPooledRowsFor<V, 7>(t, a, out);
+    case 8:
+      return SimdPooledRowsFor<V, 8>(t, a, out);
+    default:
+      return SimdPooledBlocked<V>(t, a, out);
+  }
 }
 
 // ---- Compact rows (core/row_codec.h) -------------------------------------
