@@ -184,8 +184,8 @@ class EmbeddingTable {
 
   // What UpdateSettings may change; unset fields stay as they are.
   struct Settings {
-    std::optional<bool> frozen;
-    std::optional<double> lr, lr_decay, eps, beta1, beta2;
+    std::optional<bool> frozen{};
+    std::optional<double> lr{}, lr_decay{}, eps{}, beta1{}, beta2{};
   };
   // InvalidArgument (nothing changed) if the new values are invalid.
   absl::Status UpdateSettings(const Settings& settings);

@@ -60,7 +60,7 @@ TEST(RobustnessTest, RandomRequestsGetCleanStatusesAndTheServerKeepsServing) {
     spec.set_padding_idx(3);
     if (k == 1) spec.set_max_norm(1.0);
     spec.set_scale_grad_by_freq(k % 2 == 0);
-    v1::OptimizerSpec::Kind kind;
+    v1::OptimizerSpec::Kind kind = v1::OptimizerSpec::SGD;
     ASSERT_TRUE(v1::OptimizerSpec::Kind_Parse(kinds[k], &kind));
     spec.mutable_optimizer()->set_kind(kind);
     ASSERT_TRUE(client->CreateTable(spec).ok());
