@@ -17,6 +17,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
@@ -26,7 +27,6 @@ namespace {
 
 constexpr char kMetaPrefix[] = "table/";
 constexpr char kRowsPrefix[] = "rows/";
-constexpr int64_t kCreateBatchRows = 4096;
 
 std::string MetaKey(absl::string_view table) { return absl::StrCat(kMetaPrefix, table); }
 std::string VocabKey(absl::string_view table) { return absl::StrCat("vocab/", table); }
@@ -379,35 +379,73 @@ absl::StatusOr<std::unique_ptr<RowStore>> RocksDbStore::OpenCheckpoint(absl::str
 absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
                                        const std::function<void(int64_t, float*)>& record) {
   const std::string& name = meta.spec.name;
+  if (options_.read_only) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("create table '", name, "': the store is read-only"));
+  }
+  const rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
   rocksdb::ColumnFamilyHandle* h = nullptr;
-  RETURN_IF_ERROR(
-      FromRocksDb(db_->CreateColumnFamily(FamilyOptions(rocksdb::Options()), FamilyName(name), &h),
-                  absl::StrCat("create storage for table '", name, "'")));
-  const int64_t rf = meta.floats_per_record;
-  std::vector<float> buffer(rf);
-  const rocksdb::WriteOptions bulk;  // unsynced: the final write syncs (per options_)
-  rocksdb::WriteBatch batch;
-  auto fail = [&](const rocksdb::Status& s) {
+  RETURN_IF_ERROR(FromRocksDb(db_->CreateColumnFamily(family_options, FamilyName(name), &h),
+                              absl::StrCat("create storage for table '", name, "'")));
+  // The rows go into sorted SST files (keys are big-endian ids, written in
+  // order) that RocksDB then takes over whole: no WAL, memtable or
+  // compaction for a bulk load, which made durable loads ~6x slower than
+  // memory-only ones. The files sit in the data directory (same file system,
+  // so ingestion moves them) and are removed whatever happens.
+  const std::filesystem::path staging =
+      std::filesystem::path(options_.path) / absl::StrCat("ingest-", name);
+  std::error_code ec;
+  std::filesystem::remove_all(staging, ec);
+  std::filesystem::create_directories(staging, ec);
+  auto fail = [&](const absl::Status& s) {
     db_->DropColumnFamily(h);
     db_->DestroyColumnFamilyHandle(h);
-    return FromRocksDb(s, absl::StrCat("write table '", name, "'"));
+    std::error_code ignored;
+    std::filesystem::remove_all(staging, ignored);
+    return s;
   };
-  for (int64_t r = 0; r < meta.spec.num_embeddings; ++r) {
-    record(r, buffer.data());
-    batch.Put(h, RowKey(r),
-              rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()), rf * sizeof(float)));
-    if ((r + 1) % kCreateBatchRows == 0) {
-      if (rocksdb::Status s = db_->Write(bulk, &batch); !s.ok()) return fail(s);
-      batch.Clear();
+  if (ec) {
+    return fail(absl::InternalError(absl::StrCat("create table '", name, "': cannot create ",
+                                                 staging.string(), ": ", ec.message())));
+  }
+  const int64_t rf = meta.floats_per_record;
+  const int64_t record_bytes = rf * static_cast<int64_t>(sizeof(float));
+  const int64_t rows_per_file =
+      std::max<int64_t>(1, options_.ingest_file_bytes / std::max<int64_t>(1, record_bytes));
+  std::vector<float> buffer(rf);
+  std::vector<std::string> files;
+  const rocksdb::Options writer_options(rocksdb::DBOptions(), family_options);
+  for (int64_t first = 0; first < meta.spec.num_embeddings; first += rows_per_file) {
+    const int64_t last = std::min(meta.spec.num_embeddings, first + rows_per_file);
+    files.push_back((staging / absl::StrCat(files.size(), ".sst")).string());
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), writer_options, h);
+    rocksdb::Status s = writer.Open(files.back());
+    for (int64_t r = first; s.ok() && r < last; ++r) {
+      record(r, buffer.data());
+      s = writer.Put(RowKey(r), rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()),
+                                               static_cast<size_t>(record_bytes)));
+    }
+    if (s.ok()) s = writer.Finish();
+    if (!s.ok()) return fail(FromRocksDb(s, absl::StrCat("write table '", name, "'")));
+  }
+  if (!files.empty()) {
+    rocksdb::IngestExternalFileOptions ingest;
+    ingest.move_files = true;
+    if (rocksdb::Status s = db_->IngestExternalFile(h, files, ingest); !s.ok()) {
+      return fail(FromRocksDb(s, absl::StrCat("store table '", name, "'")));
     }
   }
+  std::filesystem::remove_all(staging, ec);
   // The metadata goes last: the table exists for a restart only once every
-  // row is written (Open drops a rows family without metadata).
+  // row is in (Open drops a rows family without metadata).
+  rocksdb::WriteBatch batch;
   if (!meta.vocabulary.empty()) batch.Put(VocabKey(name), absl::StrJoin(meta.vocabulary, "\n"));
   batch.Put(MetaKey(name), EncodeMeta(meta));
   rocksdb::WriteOptions final_write;
   final_write.sync = options_.sync;
-  if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) return fail(s);
+  if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) {
+    return fail(FromRocksDb(s, absl::StrCat("write table '", name, "'")));
+  }
   absl::MutexLock lock(&mu_);
   families_[name] = h;
   return absl::OkStatus();

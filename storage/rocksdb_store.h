@@ -27,6 +27,9 @@ struct StoreOptions {
   bool sync = false;
   // Open an existing database without changing it (--import_rocksdb).
   bool read_only = false;
+  // CreateTable writes a table's rows as sorted SST files of about this
+  // size under <path>/ingest-<table> and hands them to RocksDB whole.
+  int64_t ingest_file_bytes = int64_t{256} << 20;
 };
 
 // Thread-safe.
