@@ -98,9 +98,8 @@ void BM_PooledSum(benchmark::State& state, SimdLevel level) {
   state.SetBytesProcessed(state.iterations() * f.num_ids * f.dim * sizeof(float));
 }
 
-// The same gather on compact tables (best level of this CPU): fewer bytes
-// per row, decoded in the kernel.
-void BM_GatherCompact(benchmark::State& state, RowType type) {
+// A compact copy of the fixture's table shape (made once per type).
+EmbeddingTable& CompactTable(RowType type) {
   Fixture& f = F();
   static std::unique_ptr<EmbeddingTable> tables[4];
   auto& t = tables[static_cast<int>(type)];
@@ -113,19 +112,45 @@ void BM_GatherCompact(benchmark::State& state, RowType type) {
     spec.initializer.kind = InitKind::kUniform;
     t = *EmbeddingTable::Create(spec);
   }
+  return *t;
+}
+
+// The same gather on compact tables (best level of this CPU): fewer bytes
+// per row, decoded in the kernel.
+void BM_GatherCompact(benchmark::State& state, RowType type) {
+  Fixture& f = F();
+  EmbeddingTable& t = CompactTable(type);
   if (!ForceSimdLevel(BestSupportedLevel()).ok()) return;
   std::vector<float> out(f.num_ids * f.dim);
   for (auto _ : state) {
-    if (!t->Lookup(f.ids, absl::MakeSpan(out)).ok()) state.SkipWithError("lookup failed");
+    if (!t.Lookup(f.ids, absl::MakeSpan(out)).ok()) state.SkipWithError("lookup failed");
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(state.iterations() * f.num_ids);
-  state.counters["bytes_per_row"] = static_cast<double>(t->bytes_used()) / f.rows;
+  state.counters["bytes_per_row"] = static_cast<double>(t.bytes_used()) / f.rows;
+}
+
+// Pooled sum (bags as BM_PooledSum) on compact tables.
+void BM_PooledSumCompact(benchmark::State& state, RowType type) {
+  Fixture& f = F();
+  EmbeddingTable& t = CompactTable(type);
+  if (!ForceSimdLevel(BestSupportedLevel()).ok()) return;
+  std::vector<float> out((f.bounds.size() - 1) * f.dim);
+  for (auto _ : state) {
+    if (!t.LookupPooled(f.ids, f.bounds, PoolingMode::kSum, {}, absl::MakeSpan(out)).ok()) {
+      state.SkipWithError("lookup failed");
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * f.num_ids);
 }
 
 BENCHMARK(BM_Memcpy)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_GatherCompact, float16, RowType::kFloat16)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_GatherCompact, int8_rowwise, RowType::kInt8Rowwise)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_PooledSumCompact, float16, RowType::kFloat16)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_PooledSumCompact, int8_rowwise, RowType::kInt8Rowwise)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Gather, scalar, SimdLevel::kScalar)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Gather, avx2, SimdLevel::kAvx2)->Unit(benchmark::kMicrosecond);

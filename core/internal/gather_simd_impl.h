@@ -431,15 +431,119 @@ int64_t SimdCompactGather(const CompactRowView& t, const int64_t* ids, int64_t n
   }
 }
 
+// Compact rows of at most 8 vectors: one loop over all bags and rows, as
+// SimdPooledRows (the blocked CompactPoolBag pays a call per bag and reads
+// each row once per 4 vectors).
+template <class V, RowType T, int kVecs, Op kOp>
+int64_t CompactPooledRows(const CompactRowView& t, const BagArgs& a, float* out) {
+  constexpr int64_t L = V::kLanes;
+  constexpr int64_t kRowBytes =
+      (T == RowType::kInt8Rowwise ? 8 + kVecs * L : 2 * kVecs * L);  // what the loads touch
+  constexpr int kLines = kRowBytes < kMaxPrefetchLines * 64 ? (kRowBytes + 63) / 64
+                                                            : static_cast<int>(kMaxPrefetchLines);
+  const uint8_t* const* const shards = t.shards;
+  const int shift = t.shard_shift;
+  const int64_t mask = (int64_t{1} << shift) - 1;
+  const int64_t stride = t.stride;
+  const int64_t dim = t.dim;
+  const uint64_t num_rows = static_cast<uint64_t>(t.num_rows);
+  const int64_t* const ids = a.ids;
+  const int64_t num_ids = a.num_ids;
+  const int64_t padding = a.padding_idx;
+  const typename V::R init = kOp == Op::kMax ? V::Set1(-__builtin_inff()) : V::Zero();
+  for (int64_t b = 0; b < a.num_bags; ++b) {
+    const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
+    typename V::R acc[kVecs];
+    for (int j = 0; j < kVecs; ++j) acc[j] = init;
+    int64_t count = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t ahead = ids[i + kPrefetchDistance < num_ids ? i + kPrefetchDistance : i];
+      if (static_cast<uint64_t>(ahead) < num_rows) {
+        const char* p =
+            reinterpret_cast<const char*>(shards[ahead >> shift] + (ahead & mask) * stride);
+        for (int l = 0; l < kLines; ++l) PrefetchNta(p + 64 * l);
+      }
+      const int64_t id = ids[i];
+      if (static_cast<uint64_t>(id) >= num_rows) return i;
+      if (id == padding) continue;
+      ++count;
+      const uint8_t* row = shards[id >> shift] + (id & mask) * stride;
+      typename V::R scale = V::Zero(), bias = V::Zero();
+      RowScaleBias<V, T>(row, &scale, &bias);
+      if constexpr (kOp == Op::kWeighted) {
+        const typename V::R w = V::Set1(a.weights[i]);
+        for (int j = 0; j < kVecs; ++j) {
+          acc[j] = V::Fma(w, CompactLoad<V, T>(row, j * L, scale, bias), acc[j]);
+        }
+      } else if constexpr (kOp == Op::kAdd) {
+        for (int j = 0; j < kVecs; ++j) {
+          acc[j] = V::Add(acc[j], CompactLoad<V, T>(row, j * L, scale, bias));
+        }
+      } else {
+        for (int j = 0; j < kVecs; ++j) {
+          acc[j] = V::Max(acc[j], CompactLoad<V, T>(row, j * L, scale, bias));
+        }
+      }
+    }
+    if (count == 0) {
+      for (int j = 0; j < kVecs; ++j) acc[j] = V::Zero();
+    } else if (a.mode == PoolingMode::kMean) {
+      const typename V::R c = V::Set1(static_cast<float>(count));
+      for (int j = 0; j < kVecs; ++j) acc[j] = V::Div(acc[j], c);
+    }
+    float* o = out + b * dim;
+    for (int j = 0; j < kVecs; ++j) {
+      const int64_t at = j * L;
+      if (at + L <= dim) {
+        V::Store(o + at, acc[j]);
+      } else {
+        V::StoreN(o + at, acc[j], dim - at);
+      }
+    }
+  }
+  return kAllValid;
+}
+
+template <class V, RowType T, int kVecs>
+int64_t CompactPooledRowsFor(const CompactRowView& t, const BagArgs& a, float* out) {
+  if (a.mode == PoolingMode::kMax) return CompactPooledRows<V, T, kVecs, Op::kMax>(t, a, out);
+  if (a.weights != nullptr) return CompactPooledRows<V, T, kVecs, Op::kWeighted>(t, a, out);
+  return CompactPooledRows<V, T, kVecs, Op::kAdd>(t, a, out);
+}
+
+template <class V, RowType T>
+int64_t CompactPooledFor(const CompactRowView& t, const BagArgs& a, float* out) {
+  switch ((t.dim + V::kLanes - 1) / V::kLanes) {
+    case 1:
+      return CompactPooledRowsFor<V, T, 1>(t, a, out);
+    case 2:
+      return CompactPooledRowsFor<V, T, 2>(t, a, out);
+    case 3:
+      return CompactPooledRowsFor<V, T, 3>(t, a, out);
+    case 4:
+      return CompactPooledRowsFor<V, T, 4>(t, a, out);
+    case 5:
+      return CompactPooledRowsFor<V, T, 5>(t, a, out);
+    case 6:
+      return CompactPooledRowsFor<V, T, 6>(t, a, out);
+    case 7:
+      return CompactPooledRowsFor<V, T, 7>(t, a, out);
+    case 8:
+      return CompactPooledRowsFor<V, T, 8>(t, a, out);
+    default:
+      return CompactPooledT<V, T>(t, a, out);
+  }
+}
+
 template <class V>
 int64_t SimdCompactPooled(const CompactRowView& t, const BagArgs& a, float* out) {
   switch (t.type) {
     case RowType::kFloat16:
-      return CompactPooledT<V, RowType::kFloat16>(t, a, out);
+      return CompactPooledFor<V, RowType::kFloat16>(t, a, out);
     case RowType::kBFloat16:
-      return CompactPooledT<V, RowType::kBFloat16>(t, a, out);
+      return CompactPooledFor<V, RowType::kBFloat16>(t, a, out);
     default:
-      return CompactPooledT<V, RowType::kInt8Rowwise>(t, a, out);
+      return CompactPooledFor<V, RowType::kInt8Rowwise>(t, a, out);
   }
 }
 
