@@ -180,19 +180,36 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
 }
 
 absl::Status EmbeddingTable::PersistTo(RowStore* store) {
-  absl::MutexLock lock(&mu_);
   if (store == nullptr) {
-    store_ = nullptr;
+    DetachStore();
     return absl::OkStatus();
   }
+  ASSIGN_OR_RETURN(std::string staged, StageTo(store));
+  absl::Status s = CommitTo(store, staged);
+  if (!s.ok()) store->AbortTable(staged);
+  return s;
+}
+
+absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
+  absl::MutexLock lock(&mu_);
+  return store->StageTable(Meta(version_.load(), step_),
+                           [this](int64_t r, float* dst) { PackRecord(r, dst); });
+}
+
+absl::Status EmbeddingTable::CommitTo(RowStore* store, const std::string& staged) {
+  absl::MutexLock lock(&mu_);
   // The vocabulary is written once, with the table; later writes (Meta)
   // leave it out.
   StoredTable meta = Meta(version_.load(), step_);
   meta.vocabulary = vocabulary_;
-  RETURN_IF_ERROR(
-      store->CreateTable(meta, [this](int64_t r, float* dst) { PackRecord(r, dst); }));
+  RETURN_IF_ERROR(store->CommitTable(meta, staged));
   store_ = store;
   return absl::OkStatus();
+}
+
+void EmbeddingTable::DetachStore() {
+  absl::MutexLock lock(&mu_);
+  store_ = nullptr;
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(const StoredTable& meta,

@@ -92,6 +92,16 @@ class EmbeddingTable {
   // import moves a table restored from another store); null keeps the table
   // in memory only from now on.
   absl::Status PersistTo(RowStore* store);
+  // PersistTo in two halves (RowStore::StageTable / CommitTable): StageTo
+  // writes the records (slow) and changes nothing visible; CommitTo publishes
+  // them and sends later changes to `store`. The table must not change in
+  // between (it is not yet reachable by requests).
+  absl::StatusOr<std::string> StageTo(RowStore* store);
+  absl::Status CommitTo(RowStore* store, const std::string& staged);
+  // Later changes go to no store: for a table that was replaced or dropped
+  // while requests still hold it (its writes must not reach the name's new
+  // stored copy).
+  void DetachStore();
 
   // Copies rows [first, first + n) (dim floats each) into `out`, all read
   // with writers excluded. InvalidArgument if the range is out of bounds.
@@ -249,8 +259,8 @@ class EmbeddingTable {
   internal::ShardedBuffer rows_;
   internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
   std::vector<float> row_state_;             // per-row optimizer state
-  RowView view_;                // float32 rows
-  CompactRowView compact_view_;  // compact rows
+  RowView view_;                             // float32 rows
+  CompactRowView compact_view_;              // compact rows
   std::vector<const uint8_t*> compact_ptrs_;
   static constexpr uint64_t kStripes = 1 << 14;
   const std::unique_ptr<std::atomic<uint32_t>[]> stripes_;

@@ -14,12 +14,15 @@ int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 int64_t CompactRowStride(RowType type, int64_t dim) {
   const int64_t lanes = RoundUp(dim, 16);
   switch (type) {
-    case RowType::kFloat32: return RoundUp(lanes * 4, 64);
+    case RowType::kFloat32:
+      return RoundUp(lanes * 4, 64);
     case RowType::kFloat16:
-    case RowType::kBFloat16: return RoundUp(lanes * 2, 64);
+    case RowType::kBFloat16:
+      return RoundUp(lanes * 2, 64);
     // 16-byte rows: at one byte a value, 64-byte padding would waste up to
     // half the row (dim 64: 80 bytes instead of 128).
-    case RowType::kInt8Rowwise: return RoundUp(8 + lanes, 16);
+    case RowType::kInt8Rowwise:
+      return RoundUp(8 + lanes, 16);
   }
   return 0;
 }
@@ -75,7 +78,8 @@ void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst) {
     case RowType::kFloat16:
     case RowType::kBFloat16:
       for (int64_t d = 0; d < dim; ++d) {
-        const uint16_t v = type == RowType::kFloat16 ? FloatToHalf(src[d]) : FloatToBFloat16(src[d]);
+        const uint16_t v =
+            type == RowType::kFloat16 ? FloatToHalf(src[d]) : FloatToBFloat16(src[d]);
         std::memcpy(dst + 2 * d, &v, 2);
       }
       return;

@@ -56,10 +56,23 @@ class RowStore {
   // The checkpoint as a read-only store (NotFound if there is none).
   virtual absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) = 0;
 
-  // Records a new table with all its records; record(r, dst) fills record r.
-  // Atomic: after a crash the table is either absent or complete.
+  // Records a table with all its records (record(r, dst) fills record r),
+  // replacing any stored table of that name: StageTable then CommitTable.
+  // Atomic: after a crash the table is the old one (or absent) or the new
+  // one, complete.
   virtual absl::Status CreateTable(const StoredTable& meta,
                                    const std::function<void(int64_t, float*)>& record) = 0;
+  // The two halves of CreateTable, so that a caller can write the records
+  // (slow: every row) without holding its own locks, and then publish them
+  // (fast) under them. StageTable writes the records where no reader sees
+  // them and returns a handle; CommitTable makes them the stored table
+  // `meta.spec.name` in one atomic write (dropping the old copy after);
+  // AbortTable discards them. A staged table that a crash leaves
+  // uncommitted is discarded when the store next opens.
+  virtual absl::StatusOr<std::string> StageTable(
+      const StoredTable& meta, const std::function<void(int64_t, float*)>& record) = 0;
+  virtual absl::Status CommitTable(const StoredTable& meta, const std::string& staged) = 0;
+  virtual void AbortTable(const std::string& staged) = 0;
   virtual absl::Status DropTable(absl::string_view name) = 0;
   // Atomically replaces the records of `ids` (packed, floats_per_record
   // each) and the table's metadata.

@@ -68,15 +68,31 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Load(
 absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
                                  std::shared_ptr<EmbeddingTable>* out) {
   const std::string name = table->name();
+  // Every row goes to disk before the lock: lookups of every table need the
+  // lock (Get), and a 1 GiB table takes seconds to write. Under the lock,
+  // one atomic metadata write switches the stored table to the new rows, so
+  // a crash leaves the old table or the new one, never neither.
+  std::string staged;
+  if (store_ != nullptr) {
+    ASSIGN_OR_RETURN(staged, table->StageTo(store_));
+  }
   absl::MutexLock lock(&mu_);
   auto it = tables_.find(name);
   if (it != tables_.end() && it->second == nullptr) {
+    if (store_ != nullptr) store_->AbortTable(staged);
     return absl::AlreadyExistsError(absl::StrCat("table '", name, "' is being created"));
   }
   const bool exists = it != tables_.end();
-  if (exists && store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(name));
-  RETURN_IF_ERROR(table->PersistTo(store_));
-  if (exists) reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
+  if (store_ != nullptr) {
+    if (absl::Status s = table->CommitTo(store_, staged); !s.ok()) {
+      store_->AbortTable(staged);
+      return s;
+    }
+  }
+  if (exists) {
+    it->second->DetachStore();  // requests in flight on it write nowhere durable
+    reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
+  }
   reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
   std::shared_ptr<EmbeddingTable> shared = std::move(table);
   tables_[name] = shared;
@@ -138,6 +154,7 @@ absl::Status TableRegistry::Drop(absl::string_view name) {
     return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
   }
   if (store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(name));
+  it->second->DetachStore();
   reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
   tables_.erase(it);
   return absl::OkStatus();

@@ -54,8 +54,9 @@ class TableRegistry {
   // row), then registers it; with `replace`, an existing table of that name
   // is swapped out atomically (holders finish on the old one). The new table
   // is complete before anyone can see it. AlreadyExists without `replace`.
-  // (The durable copy is replaced by drop-then-create: a crash between the
-  // two loses both; reload the file.)
+  // The durable copy is written before the registry's lock is taken (other
+  // tables keep serving) and switched in one atomic store write: after a
+  // crash the store holds the old table or the new one, complete.
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> Load(const TableSpec& spec,
                                                        absl::Span<const float> values,
                                                        std::vector<std::string> vocabulary,

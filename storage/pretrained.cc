@@ -18,7 +18,6 @@
 namespace embedserve {
 namespace {
 
-
 // A parse error at a byte offset (and, for text, a line).
 absl::Status At(const std::string& path, size_t offset, absl::string_view what, int64_t line = 0) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what, " (byte offset ", offset,

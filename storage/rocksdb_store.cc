@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,6 +32,24 @@ constexpr char kRowsPrefix[] = "rows/";
 std::string MetaKey(absl::string_view table) { return absl::StrCat(kMetaPrefix, table); }
 std::string VocabKey(absl::string_view table) { return absl::StrCat("vocab/", table); }
 std::string FamilyName(absl::string_view table) { return absl::StrCat(kRowsPrefix, table); }
+
+// The table a rows family belongs to: rows/<table> or rows/<table>#<gen>
+// (table names never hold '#').
+std::string TableOfFamily(absl::string_view family) {
+  absl::string_view rest = family.substr(sizeof(kRowsPrefix) - 1);
+  return std::string(rest.substr(0, rest.find('#')));
+}
+
+constexpr char kFamilyKey[] = "family=";
+
+// The family a metadata value names; rows/<table> for values written before
+// the family line existed.
+std::string FamilyOfMeta(absl::string_view value, absl::string_view table) {
+  for (absl::string_view line : absl::StrSplit(value, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, kFamilyKey)) return std::string(line.substr(sizeof(kFamilyKey) - 1));
+  }
+  return FamilyName(table);
+}
 
 // Row ids are big-endian so that RocksDB's byte order is id order.
 std::string RowKey(int64_t id) {
@@ -265,10 +284,13 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
         db->DestroyColumnFamilyHandle(h);
         continue;
       }
-      const std::string table = name.substr(sizeof(kRowsPrefix) - 1);
+      const std::string table = TableOfFamily(name);
       std::string meta;
-      if (db->Get(rocksdb::ReadOptions(), MetaKey(table), &meta).IsNotFound()) {
-        orphans.push_back(h);  // a create or drop that did not finish
+      if (db->Get(rocksdb::ReadOptions(), MetaKey(table), &meta).IsNotFound() ||
+          FamilyOfMeta(meta, table) != name) {
+        // A create or drop that did not finish, a staged table never
+        // committed, or the old copy of a replaced one.
+        orphans.push_back(h);
       } else {
         store->families_[table] = h;
       }
@@ -286,8 +308,15 @@ RocksDbStore::~RocksDbStore() {
   absl::MutexLock lock(&mu_);
   for (auto& [name, h] : families_) db_->DestroyColumnFamilyHandle(h);
   families_.clear();
+  for (auto& [name, h] : staged_) db_->DestroyColumnFamilyHandle(h);  // dropped at next Open
+  staged_.clear();
   if (default_family_ != nullptr) db_->DestroyColumnFamilyHandle(default_family_);
   db_->Close();
+}
+
+absl::StatusOr<std::string> RocksDbStore::MetaValue(const StoredTable& meta) {
+  ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
+  return absl::StrCat(EncodeMeta(meta), kFamilyKey, h->GetName(), "\n");
 }
 
 absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_view table) {
@@ -378,14 +407,32 @@ absl::StatusOr<std::unique_ptr<RowStore>> RocksDbStore::OpenCheckpoint(absl::str
 
 absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
                                        const std::function<void(int64_t, float*)>& record) {
+  ASSIGN_OR_RETURN(std::string staged, StageTable(meta, record));
+  absl::Status s = CommitTable(meta, staged);
+  if (!s.ok()) AbortTable(staged);
+  return s;
+}
+
+absl::StatusOr<std::string> RocksDbStore::StageTable(
+    const StoredTable& meta, const std::function<void(int64_t, float*)>& record) {
   const std::string& name = meta.spec.name;
   if (options_.read_only) {
     return absl::FailedPreconditionError(
         absl::StrCat("create table '", name, "': the store is read-only"));
   }
   const rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
+  std::string family;
+  {
+    absl::MutexLock lock(&mu_);
+    if (next_generation_ == 0) {  // unique across restarts without being stored
+      next_generation_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    }
+    family = absl::StrCat(FamilyName(name), "#", next_generation_++);
+  }
   rocksdb::ColumnFamilyHandle* h = nullptr;
-  RETURN_IF_ERROR(FromRocksDb(db_->CreateColumnFamily(family_options, FamilyName(name), &h),
+  RETURN_IF_ERROR(FromRocksDb(db_->CreateColumnFamily(family_options, family, &h),
                               absl::StrCat("create storage for table '", name, "'")));
   // The rows go into sorted SST files (keys are big-endian ids, written in
   // order) that RocksDB then takes over whole: no WAL, memtable or
@@ -393,7 +440,8 @@ absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
   // memory-only ones. The files sit in the data directory (same file system,
   // so ingestion moves them) and are removed whatever happens.
   const std::filesystem::path staging =
-      std::filesystem::path(options_.path) / absl::StrCat("ingest-", name);
+      std::filesystem::path(options_.path) /
+      absl::StrCat("ingest-", family.substr(sizeof(kRowsPrefix) - 1));
   std::error_code ec;
   std::filesystem::remove_all(staging, ec);
   std::filesystem::create_directories(staging, ec);
@@ -436,19 +484,58 @@ absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
     }
   }
   std::filesystem::remove_all(staging, ec);
-  // The metadata goes last: the table exists for a restart only once every
-  // row is in (Open drops a rows family without metadata).
+  absl::MutexLock lock(&mu_);
+  staged_[family] = h;
+  return family;
+}
+
+absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::string& staged) {
+  const std::string& name = meta.spec.name;
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = staged_.find(staged);
+    if (it == staged_.end() || TableOfFamily(staged) != name) {
+      return absl::InternalError(
+          absl::StrCat("commit table '", name, "': no staged copy '", staged, "'"));
+    }
+    h = it->second;
+  }
+  // One write switches the table to the staged family; until it lands, the
+  // old copy (if any) is the table, after it the new one.
   rocksdb::WriteBatch batch;
   if (!meta.vocabulary.empty()) batch.Put(VocabKey(name), absl::StrJoin(meta.vocabulary, "\n"));
-  batch.Put(MetaKey(name), EncodeMeta(meta));
+  batch.Put(MetaKey(name), absl::StrCat(EncodeMeta(meta), kFamilyKey, staged, "\n"));
   rocksdb::WriteOptions final_write;
   final_write.sync = options_.sync;
-  if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) {
-    return fail(FromRocksDb(s, absl::StrCat("write table '", name, "'")));
+  RETURN_IF_ERROR(
+      FromRocksDb(db_->Write(final_write, &batch), absl::StrCat("write table '", name, "'")));
+  rocksdb::ColumnFamilyHandle* old = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    staged_.erase(staged);
+    auto it = families_.find(name);
+    if (it != families_.end()) old = it->second;
+    families_[name] = h;
   }
-  absl::MutexLock lock(&mu_);
-  families_[name] = h;
+  if (old != nullptr) {
+    db_->DropColumnFamily(old);  // if this fails, Open drops it later (unreferenced)
+    db_->DestroyColumnFamilyHandle(old);
+  }
   return absl::OkStatus();
+}
+
+void RocksDbStore::AbortTable(const std::string& staged) {
+  rocksdb::ColumnFamilyHandle* h = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = staged_.find(staged);
+    if (it == staged_.end()) return;
+    h = it->second;
+    staged_.erase(it);
+  }
+  db_->DropColumnFamily(h);
+  db_->DestroyColumnFamilyHandle(h);
 }
 
 absl::Status RocksDbStore::DropTable(absl::string_view name) {
@@ -476,7 +563,8 @@ absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const 
         h, RowKey(ids[i]),
         rocksdb::Slice(reinterpret_cast<const char*>(packed.data() + i * rf), rf * sizeof(float)));
   }
-  batch.Put(MetaKey(meta.spec.name), EncodeMeta(meta));
+  ASSIGN_OR_RETURN(std::string meta_value, MetaValue(meta));
+  batch.Put(MetaKey(meta.spec.name), meta_value);
   rocksdb::WriteOptions w;
   w.sync = options_.sync;
   return FromRocksDb(db_->Write(w, &batch), absl::StrCat("write table '", meta.spec.name, "'"));
@@ -485,7 +573,8 @@ absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const 
 absl::Status RocksDbStore::PutMeta(const StoredTable& meta) {
   rocksdb::WriteOptions w;
   w.sync = options_.sync;
-  return FromRocksDb(db_->Put(w, MetaKey(meta.spec.name), EncodeMeta(meta)),
+  ASSIGN_OR_RETURN(std::string meta_value, MetaValue(meta));
+  return FromRocksDb(db_->Put(w, MetaKey(meta.spec.name), meta_value),
                      absl::StrCat("write table '", meta.spec.name, "' metadata"));
 }
 

@@ -48,6 +48,12 @@ class RocksDbStore final : public RowStore {
 
   absl::Status CreateTable(const StoredTable& meta,
                            const std::function<void(int64_t, float*)>& record) override;
+  // A staged table is a column family rows/<table>#<generation>; the
+  // metadata record names the family it belongs to (storage/FORMAT.md).
+  absl::StatusOr<std::string> StageTable(
+      const StoredTable& meta, const std::function<void(int64_t, float*)>& record) override;
+  absl::Status CommitTable(const StoredTable& meta, const std::string& staged) override;
+  void AbortTable(const std::string& staged) override;
   absl::Status DropTable(absl::string_view name) override;
   absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
                           absl::Span<const float> packed) override;
@@ -60,12 +66,17 @@ class RocksDbStore final : public RowStore {
  private:
   RocksDbStore() = default;
   absl::StatusOr<rocksdb::ColumnFamilyHandle*> Family(absl::string_view table);
+  // The metadata value written for `meta`: EncodeMeta plus the family line.
+  absl::StatusOr<std::string> MetaValue(const StoredTable& meta);
 
   StoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_family_ = nullptr;  // destroyed before db_
   absl::Mutex mu_;  // guards families_ (RocksDB itself is thread-safe)
   absl::flat_hash_map<std::string, rocksdb::ColumnFamilyHandle*> families_ ABSL_GUARDED_BY(mu_);
+  // Staged, not yet committed tables: family name -> handle.
+  absl::flat_hash_map<std::string, rocksdb::ColumnFamilyHandle*> staged_ ABSL_GUARDED_BY(mu_);
+  int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The metadata record's encoding (storage/FORMAT.md), exposed for tests and

@@ -2,6 +2,7 @@
 // engine's write-through and restore on top of it.
 #include "storage/rocksdb_store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <numeric>
 #include <string>
@@ -155,6 +156,70 @@ TEST_F(RocksDbStoreTest, BulkCreateIngestsSeveralFilesAndCleansUp) {
   }
 }
 
+// The column families of the database at dir_ (the store must be closed).
+std::vector<std::string> Families(const std::string& dir) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A replacing Load writes the new rows first and switches in one write: a
+// crash before the switch (a staged copy never committed) leaves the old
+// table whole; after it, the new one; the other copy is dropped at open.
+TEST_F(RocksDbStoreTest, ReplaceIsAtomicAcrossACrash) {
+  const std::vector<float> old_rows = {1, 2, 3, 4, 5, 6};
+  const std::vector<float> new_rows = {7, 8, 9, 10, 11, 12};
+  TableSpec spec = Spec("r", 3, 2, OptimizerKind::kSgd);
+  spec.max_norm.reset();
+  spec.padding_idx.reset();
+  {
+    auto store = Open();
+    TableRegistry registry(0, store.get());
+    ASSERT_THAT(registry.Load(spec, old_rows, {}, /*replace=*/false), IsOk());
+    // "Crash" after the new rows are staged, before the commit.
+    auto table = EmbeddingTable::Create(spec, new_rows);
+    ASSERT_THAT(table, IsOk());
+    ASSERT_THAT((*table)->StageTo(store.get()), IsOk());
+  }
+  EXPECT_EQ(Families(dir_).size(), 3u);  // default, the table, the staged copy
+  {
+    auto store = Open();
+    TableRegistry registry(0, store.get());
+    ASSERT_THAT(registry.LoadFromStore(), IsOk());
+    EXPECT_EQ(Rows(**registry.Get("r")), old_rows);
+    ASSERT_THAT(registry.Load(spec, new_rows, {}, /*replace=*/true), IsOk());
+    EXPECT_EQ(Rows(**registry.Get("r")), new_rows);
+  }
+  EXPECT_EQ(Families(dir_).size(), 2u);  // the staged leftover and the old copy are gone
+  auto store = Open();
+  TableRegistry registry(0, store.get());
+  ASSERT_THAT(registry.LoadFromStore(), IsOk());
+  EXPECT_EQ(Rows(**registry.Get("r")), new_rows);
+}
+
+// A push that reaches a replaced table (a request that held it) must not
+// write into the new table's stored rows.
+TEST_F(RocksDbStoreTest, ReplacedTableNoLongerWritesThrough) {
+  TableSpec spec = Spec("w", 3, 2, OptimizerKind::kSgd);
+  spec.max_norm.reset();
+  spec.padding_idx.reset();
+  spec.scale_grad_by_freq = false;
+  const std::vector<float> new_rows = {7, 8, 9, 10, 11, 12};
+  {
+    auto store = Open();
+    TableRegistry registry(0, store.get());
+    auto old_table = registry.Load(spec, {1, 2, 3, 4, 5, 6}, {}, /*replace=*/false);
+    ASSERT_THAT(old_table, IsOk());
+    ASSERT_THAT(registry.Load(spec, new_rows, {}, /*replace=*/true), IsOk());
+    ASSERT_THAT((*old_table)->ApplyGradients({0}, {100, 100}), IsOk());
+  }
+  auto store = Open();
+  TableRegistry registry(0, store.get());
+  ASSERT_THAT(registry.LoadFromStore(), IsOk());
+  EXPECT_EQ(Rows(**registry.Get("w")), new_rows);
+}
+
 TEST_F(RocksDbStoreTest, TrainingContinuesIdenticallyAfterRestart) {
   auto push = [](EmbeddingTable& t, int step) {
     std::vector<int64_t> ids = {step % 20, (step * 7) % 20, 3};
@@ -215,7 +280,7 @@ TEST_F(RocksDbStoreTest, CorruptRecordIsDataLoss) {
     rocksdb::DB* db;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_, d, &hs, &db).ok());
     for (auto* h : hs) {
-      if (h->GetName() == "rows/t") {
+      if (h->GetName().rfind("rows/t#", 0) == 0) {  // the table's family, rows/t#<generation>
         ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h, std::string(8, '\0'), "short").ok());
       }
       db->DestroyColumnFamilyHandle(h);
