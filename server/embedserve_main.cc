@@ -116,6 +116,8 @@ int Run() {
     }
   }
 
+  embedserve::ReleaseFreedMemory();
+
   embedserve::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.limits.max_ids_per_request = absl::GetFlag(FLAGS_max_ids_per_request);

@@ -17,6 +17,8 @@ void TuneMallocForServing() {
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
+void ReleaseFreedMemory() { malloc_trim(0); }
+
 absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
                                                           const std::string& durability) {
   if (durability != "sync" && durability != "async") {

@@ -23,6 +23,10 @@ namespace embedserve {
 // thing in main.
 void TuneMallocForServing();
 
+// Hands memory freed so far back to the kernel (malloc_trim): start-up reads
+// whole tables through temporary buffers that the tuning above would keep.
+void ReleaseFreedMemory();
+
 // Opens `data_dir` (created if missing) as the durable store; `durability`
 // is "sync" or "async" (InvalidArgument otherwise).
 absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
