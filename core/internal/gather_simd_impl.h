@@ -214,104 +214,6 @@ int64_t SimdPooledBlocked(const RowView& t, const BagArgs& a, float* out) {
                        });
 }
 
-// Rows of at most 8 vectors (dim <= 64 with AVX2, <= 128 with AVX-512: the
-// common case) in ONE loop over all bags and rows, with the whole row in kVecs
-// accumulators, ids checked inline and the next rows' prefetch in the same
-// loop. Laid out like Caffe2's EmbeddingLookupIdx that torch runs: the
-// blocked form (a call per bag, a separate check pass) ran ~1.5-2x slower
-// per row on the same memory.
-template <class V, int kVecs, Op kOp>
-int64_t SimdPooledRows(const RowView& t, const BagArgs& a, float* out) {
-  constexpr int64_t L = V::kLanes;
-  const float* const* const shards = t.shards;
-  const int shift = t.shard_shift;
-  const int64_t mask = (int64_t{1} << shift) - 1;
-  const int64_t stride = t.stride;
-  const int64_t dim = t.dim;
-  const uint64_t num_rows = static_cast<uint64_t>(t.num_rows);
-  const int64_t* const ids = a.ids;
-  const int64_t num_ids = a.num_ids;
-  const int64_t padding = a.padding_idx;
-  // Cache lines of kVecs vectors: a compile-time count (unrolled); a row's
-  // stride is a multiple of 16 floats, so they stay inside the row's stride.
-  constexpr int kLines = (kVecs * L * 4 + 63) / 64;
-  const typename V::R init = kOp == Op::kMax ? V::Set1(-__builtin_inff()) : V::Zero();
-  for (int64_t b = 0; b < a.num_bags; ++b) {
-    const int64_t begin = a.bounds[b], end = a.bounds[b + 1];
-    typename V::R acc[kVecs];
-    for (int j = 0; j < kVecs; ++j) acc[j] = init;
-    int64_t count = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t ahead = ids[i + kPrefetchDistance < num_ids ? i + kPrefetchDistance : i];
-      if (static_cast<uint64_t>(ahead) < num_rows) {
-        const char* p =
-            reinterpret_cast<const char*>(shards[ahead >> shift] + (ahead & mask) * stride);
-        for (int l = 0; l < kLines; ++l) PrefetchNta(p + 64 * l);
-      }
-      const int64_t id = ids[i];
-      if (static_cast<uint64_t>(id) >= num_rows) return i;
-      if (id == padding) continue;
-      ++count;
-      const float* row = shards[id >> shift] + (id & mask) * stride;
-      if constexpr (kOp == Op::kAdd) {
-        for (int j = 0; j < kVecs; ++j) acc[j] = V::Add(acc[j], V::Load(row + j * L));
-      } else if constexpr (kOp == Op::kWeighted) {
-        const typename V::R w = V::Set1(a.weights[i]);
-        for (int j = 0; j < kVecs; ++j) acc[j] = V::Fma(w, V::Load(row + j * L), acc[j]);
-      } else {
-        for (int j = 0; j < kVecs; ++j) acc[j] = V::Max(acc[j], V::Load(row + j * L));
-      }
-    }
-    if (count == 0) {
-      for (int j = 0; j < kVecs; ++j) acc[j] = V::Zero();
-    } else if (a.mode == PoolingMode::kMean) {
-      const typename V::R c = V::Set1(static_cast<float>(count));
-      for (int j = 0; j < kVecs; ++j) acc[j] = V::Div(acc[j], c);
-    }
-    float* o = out + b * dim;
-    for (int j = 0; j < kVecs; ++j) {
-      const int64_t at = j * L;
-      if (at + L <= dim) {
-        V::Store(o + at, acc[j]);
-      } else {
-        V::StoreN(o + at, acc[j], dim - at);
-      }
-    }
-  }
-  return kAllValid;
-}
-
-template <class V, int kVecs>
-int64_t SimdPooledRowsFor(const RowView& t, const BagArgs& a, float* out) {
-  if (a.mode == PoolingMode::kMax) return SimdPooledRows<V, kVecs, Op::kMax>(t, a, out);
-  if (a.weights != nullptr) return SimdPooledRows<V, kVecs, Op::kWeighted>(t, a, out);
-  return SimdPooledRows<V, kVecs, Op::kAdd>(t, a, out);
-}
-
-template <class V>
-int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
-  switch ((t.dim + V::kLanes - 1) / V::kLanes) {
-    case 1:
-      return SimdPooledRowsFor<V, 1>(t, a, out);
-    case 2:
-      return SimdPooledRowsFor<V, 2>(t, a, out);
-    case 3:
-      return SimdPooledRowsFor<V, 3>(t, a, out);
-    case 4:
-      return SimdPooledRowsFor<V, 4>(t, a, out);
-    case 5:
-      return SimdPooledRowsFor<V, 5>(t, a, out);
-    case 6:
-      return SimdPooledRowsFor<V, 6>(t, a, out);
-    case 7:
-      return SimdPooledRowsFor<V, 7>(t, a, out);
-    case 8:
-      return SimdPooledRowsFor<V, 8>(t, a, out);
-    default:
-      return SimdPooledBlocked<V>(t, a, out);
-  }
-}
-
 // ---- Compact rows (core/row_codec.h) -------------------------------------
 // V also provides Mul, LoadF16 / LoadBF16 (L 16-bit values), LoadU8 (L
 // bytes), each widening to L floats. int8 decodes as scale * q + bias with
@@ -431,17 +333,57 @@ int64_t SimdCompactGather(const CompactRowView& t, const int64_t* ids, int64_t n
   }
 }
 
-// Compact rows of at most 8 vectors: one loop over all bags and rows, as
-// SimdPooledRows (the blocked CompactPoolBag pays a call per bag and reads
-// each row once per 4 vectors).
-template <class V, RowType T, int kVecs, Op kOp>
-int64_t CompactPooledRows(const CompactRowView& t, const BagArgs& a, float* out) {
+// ---- Pooling rows of at most 8 vectors -------------------------------------
+// (dim <= 64 with AVX2, <= 128 with AVX-512: the common case) in ONE loop
+// over all bags and rows, with the whole row in kVecs accumulators, ids
+// checked inline and the next rows' prefetch in the same loop. Laid out like
+// Caffe2's EmbeddingLookupIdx that torch runs: the blocked form (a call per
+// bag, a separate check pass) ran ~1.5-2x slower per row on the same memory.
+//
+// `Rows` says how rows are stored: View (RowView or CompactRowView, whose
+// shards + (id & mask) * stride address a row), kBytes<kVecs> (the bytes
+// that kVecs vectors of a row touch), and At(row) -> an object whose Get(j)
+// is vector j of the row as float32.
+
+template <class V>
+struct Float32Rows {
+  using View = RowView;
+  template <int kVecs>
+  static constexpr int64_t kBytes = kVecs* V::kLanes * 4;
+  struct Row {
+    const float* p;
+    typename V::R Get(int j) const { return V::Load(p + j * V::kLanes); }
+  };
+  static Row At(const float* p) { return {p}; }
+};
+
+template <class V, RowType T>
+struct CompactRows {
+  using View = CompactRowView;
+  template <int kVecs>
+  static constexpr int64_t kBytes =
+      T == RowType::kInt8Rowwise ? 8 + kVecs* V::kLanes : 2 * kVecs* V::kLanes;
+  struct Row {
+    const uint8_t* p;
+    typename V::R scale, bias;
+    typename V::R Get(int j) const { return CompactLoad<V, T>(p, j * V::kLanes, scale, bias); }
+  };
+  static Row At(const uint8_t* p) {
+    Row r{p, V::Zero(), V::Zero()};
+    RowScaleBias<V, T>(p, &r.scale, &r.bias);
+    return r;
+  }
+};
+
+template <class V, class Rows, int kVecs, Op kOp>
+int64_t PooledRows(const typename Rows::View& t, const BagArgs& a, float* out) {
   constexpr int64_t L = V::kLanes;
-  constexpr int64_t kRowBytes =
-      (T == RowType::kInt8Rowwise ? 8 + kVecs * L : 2 * kVecs * L);  // what the loads touch
+  // Cache lines the kVecs vectors touch: a compile-time count (unrolled); a
+  // row's stride is a multiple of 64 bytes, so they stay inside it.
+  constexpr int64_t kRowBytes = Rows::template kBytes<kVecs>;
   constexpr int kLines = kRowBytes < kMaxPrefetchLines * 64 ? (kRowBytes + 63) / 64
                                                             : static_cast<int>(kMaxPrefetchLines);
-  const uint8_t* const* const shards = t.shards;
+  const auto* const* const shards = t.shards;
   const int shift = t.shard_shift;
   const int64_t mask = (int64_t{1} << shift) - 1;
   const int64_t stride = t.stride;
@@ -467,22 +409,14 @@ int64_t CompactPooledRows(const CompactRowView& t, const BagArgs& a, float* out)
       if (static_cast<uint64_t>(id) >= num_rows) return i;
       if (id == padding) continue;
       ++count;
-      const uint8_t* row = shards[id >> shift] + (id & mask) * stride;
-      typename V::R scale = V::Zero(), bias = V::Zero();
-      RowScaleBias<V, T>(row, &scale, &bias);
-      if constexpr (kOp == Op::kWeighted) {
+      const auto row = Rows::At(shards[id >> shift] + (id & mask) * stride);
+      if constexpr (kOp == Op::kAdd) {
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Add(acc[j], row.Get(j));
+      } else if constexpr (kOp == Op::kWeighted) {
         const typename V::R w = V::Set1(a.weights[i]);
-        for (int j = 0; j < kVecs; ++j) {
-          acc[j] = V::Fma(w, CompactLoad<V, T>(row, j * L, scale, bias), acc[j]);
-        }
-      } else if constexpr (kOp == Op::kAdd) {
-        for (int j = 0; j < kVecs; ++j) {
-          acc[j] = V::Add(acc[j], CompactLoad<V, T>(row, j * L, scale, bias));
-        }
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Fma(w, row.Get(j), acc[j]);
       } else {
-        for (int j = 0; j < kVecs; ++j) {
-          acc[j] = V::Max(acc[j], CompactLoad<V, T>(row, j * L, scale, bias));
-        }
+        for (int j = 0; j < kVecs; ++j) acc[j] = V::Max(acc[j], row.Get(j));
       }
     }
     if (count == 0) {
@@ -504,35 +438,48 @@ int64_t CompactPooledRows(const CompactRowView& t, const BagArgs& a, float* out)
   return kAllValid;
 }
 
-template <class V, RowType T, int kVecs>
-int64_t CompactPooledRowsFor(const CompactRowView& t, const BagArgs& a, float* out) {
-  if (a.mode == PoolingMode::kMax) return CompactPooledRows<V, T, kVecs, Op::kMax>(t, a, out);
-  if (a.weights != nullptr) return CompactPooledRows<V, T, kVecs, Op::kWeighted>(t, a, out);
-  return CompactPooledRows<V, T, kVecs, Op::kAdd>(t, a, out);
+template <class V, class Rows, int kVecs>
+int64_t PooledRowsFor(const typename Rows::View& t, const BagArgs& a, float* out) {
+  if (a.mode == PoolingMode::kMax) return PooledRows<V, Rows, kVecs, Op::kMax>(t, a, out);
+  if (a.weights != nullptr) return PooledRows<V, Rows, kVecs, Op::kWeighted>(t, a, out);
+  return PooledRows<V, Rows, kVecs, Op::kAdd>(t, a, out);
+}
+
+// The one-loop kernel for rows of 1-8 vectors, else blocked().
+template <class V, class Rows, class Blocked>
+int64_t PooledRowsOr(const typename Rows::View& t, const BagArgs& a, float* out, Blocked blocked) {
+  switch ((t.dim + V::kLanes - 1) / V::kLanes) {
+    case 1:
+      return PooledRowsFor<V, Rows, 1>(t, a, out);
+    case 2:
+      return PooledRowsFor<V, Rows, 2>(t, a, out);
+    case 3:
+      return PooledRowsFor<V, Rows, 3>(t, a, out);
+    case 4:
+      return PooledRowsFor<V, Rows, 4>(t, a, out);
+    case 5:
+      return PooledRowsFor<V, Rows, 5>(t, a, out);
+    case 6:
+      return PooledRowsFor<V, Rows, 6>(t, a, out);
+    case 7:
+      return PooledRowsFor<V, Rows, 7>(t, a, out);
+    case 8:
+      return PooledRowsFor<V, Rows, 8>(t, a, out);
+    default:
+      return blocked();
+  }
+}
+
+template <class V>
+int64_t SimdPooled(const RowView& t, const BagArgs& a, float* out) {
+  return PooledRowsOr<V, Float32Rows<V>>(t, a, out,
+                                         [&] { return SimdPooledBlocked<V>(t, a, out); });
 }
 
 template <class V, RowType T>
 int64_t CompactPooledFor(const CompactRowView& t, const BagArgs& a, float* out) {
-  switch ((t.dim + V::kLanes - 1) / V::kLanes) {
-    case 1:
-      return CompactPooledRowsFor<V, T, 1>(t, a, out);
-    case 2:
-      return CompactPooledRowsFor<V, T, 2>(t, a, out);
-    case 3:
-      return CompactPooledRowsFor<V, T, 3>(t, a, out);
-    case 4:
-      return CompactPooledRowsFor<V, T, 4>(t, a, out);
-    case 5:
-      return CompactPooledRowsFor<V, T, 5>(t, a, out);
-    case 6:
-      return CompactPooledRowsFor<V, T, 6>(t, a, out);
-    case 7:
-      return CompactPooledRowsFor<V, T, 7>(t, a, out);
-    case 8:
-      return CompactPooledRowsFor<V, T, 8>(t, a, out);
-    default:
-      return CompactPooledT<V, T>(t, a, out);
-  }
+  return PooledRowsOr<V, CompactRows<V, T>>(t, a, out,
+                                            [&] { return CompactPooledT<V, T>(t, a, out); });
 }
 
 template <class V>
