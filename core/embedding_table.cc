@@ -185,9 +185,7 @@ absl::Status EmbeddingTable::PersistTo(RowStore* store) {
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::string staged, StageTo(store));
-  absl::Status s = CommitTo(store, staged);
-  if (!s.ok()) store->AbortTable(staged);
-  return s;
+  return CommitTo(store, staged);
 }
 
 absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {

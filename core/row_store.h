@@ -66,9 +66,9 @@ class RowStore {
   // (slow: every row) without holding its own locks, and then publish them
   // (fast) under them. StageTable writes the records where no reader sees
   // them and returns a handle; CommitTable makes them the stored table
-  // `meta.spec.name` in one atomic write (dropping the old copy after);
-  // AbortTable discards them. A staged table that a crash leaves
-  // uncommitted is discarded when the store next opens.
+  // `meta.spec.name` in one atomic write (dropping the old copy after), and
+  // discards them if it fails; AbortTable discards them uncommitted. A staged table that a crash
+  // leaves uncommitted is discarded when the store next opens.
   virtual absl::StatusOr<std::string> StageTable(
       const StoredTable& meta, const std::function<void(int64_t, float*)>& record) = 0;
   virtual absl::Status CommitTable(const StoredTable& meta, const std::string& staged) = 0;

@@ -83,12 +83,7 @@ absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
     return absl::AlreadyExistsError(absl::StrCat("table '", name, "' is being created"));
   }
   const bool exists = it != tables_.end();
-  if (store_ != nullptr) {
-    if (absl::Status s = table->CommitTo(store_, staged); !s.ok()) {
-      store_->AbortTable(staged);
-      return s;
-    }
-  }
+  if (store_ != nullptr) RETURN_IF_ERROR(table->CommitTo(store_, staged));
   if (exists) {
     it->second->DetachStore();  // requests in flight on it write nowhere durable
     reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());

@@ -1,5 +1,7 @@
 #include "server/results_writer.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <cstring>
 #include <string>
 #include <utility>
@@ -12,20 +14,9 @@ constexpr char kResultsTag = (1 << 3) | 2;
 constexpr char kValuesTag = (2 << 3) | 2;
 
 void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+  uint8_t bytes[10];
+  const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(v, bytes);
+  out->append(reinterpret_cast<const char*>(bytes), end - bytes);
 }
 
 }  // namespace
@@ -36,7 +27,9 @@ std::string ResultsWriter::Header(absl::Span<const int64_t> shape, v1::ValueType
   fields.mutable_shape()->Assign(shape.begin(), shape.end());
   fields.set_dtype(dtype);
   const std::string body = fields.SerializeAsString();
-  const size_t result_bytes = body.size() + 1 + VarintSize(value_bytes) + value_bytes;
+  const size_t result_bytes = body.size() + 1 +
+                              google::protobuf::io::CodedOutputStream::VarintSize64(value_bytes) +
+                              value_bytes;
   std::string header;
   header.push_back(kResultsTag);
   AppendVarint(result_bytes, &header);
@@ -49,7 +42,6 @@ std::string ResultsWriter::Header(absl::Span<const int64_t> shape, v1::ValueType
 void ResultsWriter::Add(absl::Span<const int64_t> shape, v1::ValueType dtype, size_t value_bytes) {
   Result r;
   r.header = Header(shape, dtype, value_bytes);
-  r.value_bytes = value_bytes;
   r.values_offset = total_bytes_ + r.header.size();
   total_bytes_ = r.values_offset + value_bytes;
   results_.push_back(std::move(r));

@@ -49,7 +49,6 @@ class ResultsWriter {
  private:
   struct Result {
     std::string header;  // outer tag and length, the fields but values, values tag and length
-    size_t value_bytes = 0;
     size_t values_offset = 0;
   };
   std::vector<Result> results_;

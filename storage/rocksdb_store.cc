@@ -42,6 +42,11 @@ std::string TableOfFamily(absl::string_view family) {
 
 constexpr char kFamilyKey[] = "family=";
 
+// The metadata value: EncodeMeta plus the line naming the table's family.
+std::string MetaWithFamily(const StoredTable& meta, absl::string_view family) {
+  return absl::StrCat(EncodeMeta(meta), kFamilyKey, family, "\n");
+}
+
 // The family a metadata value names; rows/<table> for values written before
 // the family line existed.
 std::string FamilyOfMeta(absl::string_view value, absl::string_view table) {
@@ -316,7 +321,7 @@ RocksDbStore::~RocksDbStore() {
 
 absl::StatusOr<std::string> RocksDbStore::MetaValue(const StoredTable& meta) {
   ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
-  return absl::StrCat(EncodeMeta(meta), kFamilyKey, h->GetName(), "\n");
+  return MetaWithFamily(meta, h->GetName());
 }
 
 absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_view table) {
@@ -408,9 +413,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RocksDbStore::OpenCheckpoint(absl::str
 absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
                                        const std::function<void(int64_t, float*)>& record) {
   ASSIGN_OR_RETURN(std::string staged, StageTable(meta, record));
-  absl::Status s = CommitTable(meta, staged);
-  if (!s.ok()) AbortTable(staged);
-  return s;
+  return CommitTable(meta, staged);
 }
 
 absl::StatusOr<std::string> RocksDbStore::StageTable(
@@ -505,11 +508,13 @@ absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::strin
   // old copy (if any) is the table, after it the new one.
   rocksdb::WriteBatch batch;
   if (!meta.vocabulary.empty()) batch.Put(VocabKey(name), absl::StrJoin(meta.vocabulary, "\n"));
-  batch.Put(MetaKey(name), absl::StrCat(EncodeMeta(meta), kFamilyKey, staged, "\n"));
+  batch.Put(MetaKey(name), MetaWithFamily(meta, staged));
   rocksdb::WriteOptions final_write;
   final_write.sync = options_.sync;
-  RETURN_IF_ERROR(
-      FromRocksDb(db_->Write(final_write, &batch), absl::StrCat("write table '", name, "'")));
+  if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) {
+    AbortTable(staged);
+    return FromRocksDb(s, absl::StrCat("write table '", name, "'"));
+  }
   rocksdb::ColumnFamilyHandle* old = nullptr;
   {
     absl::MutexLock lock(&mu_);
