@@ -4,6 +4,7 @@
 // Pretrained embedding files, for nn.Embedding.from_pretrained-style loads.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,35 +23,69 @@ enum class PretrainedFormat {
   kRaw,             // little-endian float32, row-major, dim given
 };
 
-// A loaded matrix. For a float32 .npy the values are a view of the
-// memory-mapped file (nothing is read whole); other dtypes and the text
-// formats are converted into an owned buffer.
+// A loaded matrix: rows x dim float32 values, row-major, in a buffer it owns
+// (whatever the file's dtype). Immutable once loaded; thread-compatible.
 class PretrainedMatrix {
  public:
+  // REQUIRES: values.size() == rows * dim; words empty or words.size() == rows.
+  PretrainedMatrix(int64_t rows, int64_t dim, std::vector<float> values,
+                   std::vector<std::string> words)
+      : rows_(rows), dim_(dim), values_(std::move(values)), words_(std::move(words)) {}
+
   int64_t rows() const { return rows_; }
   int64_t dim() const { return dim_; }
   absl::Span<const float> values() const { return values_; }
   // One word per row for word2vec and GloVe files; empty otherwise.
   const std::vector<std::string>& words() const { return words_; }
-  ~PretrainedMatrix();
 
  private:
-  friend absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(const std::string&,
-                                                                          PretrainedFormat,
-                                                                          int64_t);
-  int64_t rows_ = 0, dim_ = 0;
-  absl::Span<const float> values_;
-  std::vector<float> owned_;
+  int64_t rows_, dim_;
+  std::vector<float> values_;
   std::vector<std::string> words_;
-  void* map_ = nullptr;
-  size_t map_bytes_ = 0;
 };
 
-// Loads `path`. `raw_dim` is the row width for kRaw (ignored otherwise).
-// NotFound: no such file. InvalidArgument: not this format, wrong dtype or
-// shape, a bad number. DataLoss: truncated. Every message names the file and
-// the byte offset (and line, for text) where it went wrong.
-absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(const std::string& path,
+struct LoadOptions {
+  // Row width of a kRaw file, in (0, kMaxEmbeddingDim]; ignored otherwise.
+  int64_t raw_dim = 0;
+  // A file larger than this many bytes is refused before anything is read
+  // (ResourceExhausted). 0 = no limit.
+  int64_t max_file_bytes = 0;
+  // Polled between chunks (about 1 MiB each) of the read; once it returns
+  // true the load stops with Cancelled. Empty = never cancelled. Called on
+  // the loading thread.
+  std::function<bool()> cancelled;
+};
+
+// Loads `path`: opens it once (without blocking: a FIFO is refused, not
+// waited on), checks that the descriptor is a regular file and reads through
+// that descriptor only, in bounded chunks, into buffers the matrix owns (the
+// file is never mapped, so a file truncated during the load cannot fault the
+// process). Every size derived from a header is checked for overflow and
+// against the file's size before anything is allocated, so a small file
+// never causes a large allocation. Thread-safe (loads share nothing).
+//
+// Errors (the message names the file, and where it went wrong the byte
+// offset and, for text, the line; it never quotes the file's contents):
+//   NotFound          no such file (or a path component is missing).
+//   PermissionDenied  the file cannot be opened for reading.
+//   InvalidArgument   not a regular file (FIFO, device, directory, socket);
+//                     not this format; wrong dtype or shape; a bad number; a
+//                     row count above kMaxNumEmbeddings or a dim above
+//                     kMaxEmbeddingDim (core/table_spec.h), naming the field;
+//                     a raw_dim out of range.
+//   DataLoss          the file is shorter than its header promises
+//                     ("truncated"), or it changed (size or mtime) or shrank
+//                     while it was being read ("changed while it was being
+//                     read"), or the OS reported a read error.
+//   ResourceExhausted the file is larger than options.max_file_bytes, or the
+//                     process is out of file descriptors.
+//   Cancelled         options.cancelled returned true.
+absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(absl::string_view path,
+                                                                 PretrainedFormat format,
+                                                                 const LoadOptions& options);
+
+// As above with only LoadOptions::raw_dim set.
+absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadPretrained(absl::string_view path,
                                                                  PretrainedFormat format,
                                                                  int64_t raw_dim = 0);
 
