@@ -1,0 +1,110 @@
+"""HTTP/2 rapid reset (CVE-2023-44487) and the concurrent-stream limit, with a
+raw HTTP/2 client (h2_raw.py, standard library only) on 127.0.0.1.
+
+Flood: for 5 s, open Lookup streams (HEADERS + a small request) and reset each
+at once with RST_STREAM(CANCEL), as fast as one Python thread can, while a
+gRPC client looks rows up on its own connection. The server must survive,
+its RSS must stay within +300 MiB of where it started (during the flood and
+2 s after), and lookups must keep answering (no errors; at least a few per
+second).
+
+Stream limit: open more streams on one connection than the server's
+SETTINGS_MAX_CONCURRENT_STREAMS, never resetting them; the server must
+advertise a limit and refuse the excess (RST_STREAM(REFUSED_STREAM) or
+GOAWAY).
+
+Bounded: ~15 s. Prints RSS and lookup p50/p99 before, during and after the
+flood (figures for docs/robustness.md).
+
+Run: /usr/bin/python3 tests/fault/rapid_reset_test.py --server build/server/embedserve \
+        --stubs build/python
+"""
+
+import threading
+import time
+
+import fault_harness as h
+import h2_raw
+
+FLOOD_S = 5.0
+RSS_BOUND_MIB = 300
+LOOKUP = h.SERVICE + "Lookup"
+
+
+class RapidResetTest(h.FaultTest):
+
+    def setUp(self):
+        self.server = self.start_server("")
+        self.server.stub.CreateTable(h.create_request("t", 100_000, 64), timeout=30)
+
+    def test_rapid_reset_flood(self):
+        server = self.server
+        before = h.measure_lookups(server, "t", 1.0)
+        base_rss = server.rss_mib()
+        message = h.lookup_request("t", range(64)).SerializeToString()
+
+        result = {}
+        flooder = threading.Thread(target=lambda: result.update(
+            h2_raw.rapid_reset(server.port, LOOKUP, message, FLOOD_S)))
+        probe = h.LatencyProbe(server, "t").start()
+        samples = []
+        t0 = time.monotonic()
+        flooder.start()
+        while flooder.is_alive():
+            samples.append((time.monotonic() - t0, server.rss_mib()))
+            time.sleep(0.25)
+        flooder.join()
+        probe.stop()
+        for _ in range(8):  # 2 s after the flood
+            samples.append((time.monotonic() - t0, server.rss_mib()))
+            time.sleep(0.25)
+        after = h.measure_lookups(server, "t", 1.0) if server.alive() else None
+
+        peak = max((r for _, r in samples if r is not None), default=0.0)
+        rate = result.get("streams", 0) / FLOOD_S
+        print("flood: %d streams reset in %.0f s (%.0f/s) on %d connection(s); GOAWAYs %s; "
+              "RST_STREAM from the server %s"
+              % (result.get("streams", 0), FLOOD_S, rate, result.get("connections", 0),
+                 result.get("goaways"), {h2_raw.ERROR_NAMES.get(k, k): n
+                                         for k, n in result.get("rst_codes", {}).items()}))
+        print("RSS: %.0f MiB before, peak %.0f MiB (+%.0f), %s MiB 2 s after"
+              % (base_rss, peak, peak - base_rss, samples[-1][1]))
+        print("RSS samples (s, MiB): " + ", ".join("%.1f:%.0f" % (t, r or 0) for t, r in samples))
+        print("lookups before:", before.summary())
+        print("lookups during:", probe.summary())
+        print("lookups after: ", after.summary() if after else "server gone")
+
+        self.assert_alive(server, "during a rapid-reset flood")
+        self.assertGreater(result.get("streams", 0), 1000, "the flood did not get going")
+        self.assertLess(peak - base_rss, RSS_BOUND_MIB,
+                        "RSS grew %.0f MiB (%.0f -> %.0f) during a %.0f s rapid-reset flood"
+                        % (peak - base_rss, base_rss, peak, FLOOD_S))
+        self.assertFalse(probe.errors, "lookups failed during the flood: %s" % probe.errors[:3])
+        self.assertGreaterEqual(len(probe.latencies), 5 * FLOOD_S,
+                                "lookups starved during the flood: " + probe.summary())
+        self.assertFalse(after.errors, "lookups failed after the flood: %s" % after.errors[:3])
+
+    def test_streams_over_the_limit_are_refused(self):
+        server = self.server
+        settings, rst, goaway, closed = h2_raw.open_streams(server.port, LOOKUP, 1)
+        limit = settings.get(h2_raw.SETTINGS_MAX_CONCURRENT_STREAMS)
+        count = (limit if limit is not None and limit < 10_000 else 1000) + 50
+        settings, rst, goaway, closed = h2_raw.open_streams(server.port, LOOKUP, count)
+        refused = rst.get(h2_raw.REFUSED_STREAM, 0)
+        print("server SETTINGS %s; opened %d streams: RST_STREAM %s, GOAWAY %s, closed %s"
+              % (settings, count, {h2_raw.ERROR_NAMES.get(k, k): n for k, n in rst.items()},
+                 goaway, closed))
+        self.assert_alive(server, "with %d streams open on one connection" % count)
+        self.assertIsNotNone(limit, "the server advertises no SETTINGS_MAX_CONCURRENT_STREAMS "
+                             "(one connection may open any number of streams); %d opened, "
+                             "%d refused" % (count, refused))
+        self.assertTrue(refused > 0 or goaway is not None,
+                        "%d streams over a limit of %d were neither refused nor answered "
+                        "with GOAWAY" % (count - limit, limit))
+        # And a well-behaved client still gets through.
+        got = server.stub.Lookup(h.lookup_request("t", [1, 2]), timeout=10)
+        self.assertEqual(list(got.results[0].shape), [2, 64])
+
+
+if __name__ == "__main__":
+    h.main(__doc__)
