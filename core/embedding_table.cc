@@ -40,7 +40,13 @@ int ShardShift(const TableSpec& spec, int64_t stride) {
 
 absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const int64_t> offsets,
                                                bool include_last_offset,
-                                               absl::Span<const int64_t> shape) {
+                                               absl::Span<const int64_t> shape,
+                                               int64_t max_bags) {
+  auto too_many = [&](int64_t bags) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the request asks for ", bags, " bags; the limit is ", max_bags,
+                     " (the response size limit over the row width)"));
+  };
   std::vector<int64_t> bounds;
   if (!offsets.empty()) {
     if (!shape.empty()) {
@@ -61,6 +67,8 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
                                                        "] = ", offsets[i - 1]));
       }
     }
+    const int64_t bags = static_cast<int64_t>(offsets.size()) - (include_last_offset ? 1 : 0);
+    if (bags > max_bags) return too_many(bags);
     bounds.assign(offsets.begin(), offsets.end());
     if (!include_last_offset) bounds.push_back(num_ids);
     if (bounds.size() < 2) {
@@ -76,6 +84,7 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
       return absl::InvalidArgumentError(absl::StrCat("shape [", absl::StrJoin(shape, ", "),
                                                      "] does not match ", num_ids, " ids"));
     }
+    if (shape[0] > max_bags) return too_many(shape[0]);
     bounds.resize(shape[0] + 1);
     for (int64_t b = 0; b <= shape[0]; ++b) bounds[b] = b * shape[1];
     return bounds;
@@ -634,6 +643,33 @@ absl::Status EmbeddingTable::CheckRowValues(absl::Span<const int64_t> ids,
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingTable::CheckRecords(absl::Span<const int64_t> ids,
+                                          absl::Span<const float> packed,
+                                          absl::string_view what) const {
+  const int64_t dim = spec_.embedding_dim, rf = record_floats();
+  for (size_t u = 0; u < ids.size(); ++u) {
+    const float* record = packed.data() + u * rf;
+    int64_t bad = FirstUnencodable(spec_.row_type, record, dim);
+    const char* part = "row";
+    if (bad < 0) {
+      for (int64_t j = dim; j < rf; ++j) {
+        if (!std::isfinite(record[j])) {
+          bad = j;
+          part = "optimizer state";
+          break;
+        }
+      }
+    }
+    if (bad >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", what, " would make the ", part, " of id ", ids[u], " not finite (element ", bad,
+          ": ", record[bad], spec_.row_type == RowType::kFloat32 ? "" : " or past its row type's range",
+          "); nothing was applied"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
                                                    absl::Span<const float> values) {
   const int64_t dim = spec_.embedding_dim;
@@ -653,6 +689,7 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
     PackRecord(unique[u], record);
     std::memcpy(record, values.data() + last[unique[u]] * dim, dim * sizeof(float));
   }
+  RETURN_IF_ERROR(CheckRecords(unique, packed, "assign"));
   return Commit(unique, packed, step_);
 }
 
@@ -694,6 +731,9 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
     return absl::FailedPreconditionError(
         absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
   }
+  // Only padding ids (or none): nothing to apply, so the optimizer's step
+  // does not advance either.
+  if (unique.empty()) return PushResult{version_.load(std::memory_order_relaxed), 0};
   const OptimizerKind kind = optimizer_.kind;
   const int64_t step = HasStepCount(kind) ? step_ + 1 : step_;
   const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step, 1));
@@ -708,6 +748,7 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
     ApplyRowStep(kind, k, sum.data() + u * dim, dim, record, s0 < 0 ? nullptr : record + s0,
                  s1 < 0 ? nullptr : record + s1, rs < 0 ? nullptr : record + rs);
   }
+  RETURN_IF_ERROR(CheckRecords(unique, packed, "push"));
   ASSIGN_OR_RETURN(const int64_t version, Commit(unique, packed, step));
   return PushResult{version, static_cast<int64_t>(unique.size())};
 }

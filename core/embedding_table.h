@@ -32,10 +32,13 @@ namespace embedserve {
 //  * shape given instead ([bags, bag_size]): fixed-size bags; the product
 //    must equal num_ids.
 //  * neither: InvalidArgument.
-// InvalidArgument names the offending field and position.
+// InvalidArgument names the offending field and position. ResourceExhausted
+// if there would be more than `max_bags` bags: checked before anything is
+// allocated (a 30-byte request can ask for [500000000, 0]).
 absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const int64_t> offsets,
                                                bool include_last_offset,
-                                               absl::Span<const int64_t> shape);
+                                               absl::Span<const int64_t> shape,
+                                               int64_t max_bags = int64_t{1} << 40);
 
 // One embedding table: num_embeddings rows of embedding_dim float32, with the
 // semantics of torch.nn.Embedding (see TableSpec).
@@ -172,7 +175,8 @@ class EmbeddingTable {
   // weight[ids[i]] = values[i*dim : (i+1)*dim], padding row included and on
   // frozen tables too. With duplicate ids the last one wins. Returns the new
   // version. InvalidArgument (nothing changed): bad id, wrong number of
-  // values, non-finite value (each named with its position).
+  // values, non-finite value (each named with its position), a value the row
+  // type cannot hold (float16 past 65504).
   absl::StatusOr<int64_t> AssignRows(absl::Span<const int64_t> ids, absl::Span<const float> values);
 
   // Applies one push of sparse gradients: grads[i*dim : (i+1)*dim] is the
@@ -184,7 +188,9 @@ class EmbeddingTable {
   // The whole push is validated before anything changes:
   // FailedPrecondition: the table is frozen. InvalidArgument: a bad id, a
   // wrong number of grads, a NaN or Inf gradient (each named with its
-  // position).
+  // position), or a step whose result (row or optimizer state) would not be
+  // finite (e.g. finite 3e38 gradients). A push of only padding ids applies
+  // nothing and does not advance the optimizer's step.
   struct PushResult {
     int64_t version = 0;       // the table's version after the push
     int64_t rows_applied = 0;  // distinct non-padding rows stepped
@@ -220,6 +226,11 @@ class EmbeddingTable {
   // `field` and the first bad position otherwise.
   absl::Status CheckRowValues(absl::Span<const int64_t> ids, absl::Span<const float> values,
                               absl::string_view field) const;
+  // OK if every packed record (record_floats() each, for `ids`) is finite
+  // and its row encodes finitely in the row type; else InvalidArgument
+  // naming the id ("the <what> would make ... not finite").
+  absl::Status CheckRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
+                            absl::string_view what) const;
   // Runs kernel() (returning kAllValid or a bad position) under the lock a
   // read needs: shared, or exclusive with the renorm first on max_norm tables.
   // `redo(positions)` recomputes the outputs of the ids at those positions

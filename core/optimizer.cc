@@ -1,6 +1,7 @@
 #include "core/optimizer.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -11,18 +12,24 @@ absl::StatusOr<OptimizerSpec> NormalizeOptimizerSpec(OptimizerSpec spec) {
   auto bad = [](const char* field, double v, const char* rule) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer ", field, " ", rule, ", got ", v));
   };
-  if (!(spec.lr >= 0) || !std::isfinite(spec.lr))
-    return bad("lr", spec.lr, "must be finite and >= 0");
+  // float32 scalars: a value past FLT_MAX would turn into inf on the way.
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  const bool adam = spec.kind == OptimizerKind::kSparseAdam;
+  if (!spec.lr.has_value()) spec.lr = adam ? 1e-3 : 1e-2;
+  if (adam ? !(*spec.lr > 0) : !(*spec.lr >= 0)) {
+    return bad("lr", *spec.lr, adam ? "must be > 0" : "must be >= 0");
+  }
+  if (!(*spec.lr <= kFloatMax)) return bad("lr", *spec.lr, "must be a finite float32");
   if (!(spec.lr_decay >= 0) || !std::isfinite(spec.lr_decay)) {
     return bad("lr_decay", spec.lr_decay, "must be finite and >= 0");
   }
-  if (!(spec.initial_accumulator_value >= 0) || !std::isfinite(spec.initial_accumulator_value)) {
+  if (!(spec.initial_accumulator_value >= 0) || !(spec.initial_accumulator_value <= kFloatMax)) {
     return bad("initial_accumulator_value", spec.initial_accumulator_value,
-               "must be finite and >= 0");
+               "must be a finite float32 >= 0");
   }
   if (!spec.eps.has_value()) spec.eps = spec.kind == OptimizerKind::kSparseAdam ? 1e-8 : 1e-10;
-  if (!(*spec.eps > 0) || !std::isfinite(*spec.eps)) {
-    return bad("eps", *spec.eps, "must be finite and > 0");
+  if (!(*spec.eps > 0) || !(*spec.eps <= kFloatMax)) {
+    return bad("eps", *spec.eps, "must be a finite float32 > 0");
   }
   if (!(spec.beta1 >= 0 && spec.beta1 < 1)) return bad("beta1", spec.beta1, "must be in [0, 1)");
   if (!(spec.beta2 >= 0 && spec.beta2 < 1)) return bad("beta2", spec.beta2, "must be in [0, 1)");
@@ -52,15 +59,15 @@ StepScalars ComputeStepScalars(const OptimizerSpec& spec, int64_t step) {
   switch (spec.kind) {
     case OptimizerKind::kSgd:
     case OptimizerKind::kRowWiseAdagrad:
-      k.lr = static_cast<float>(spec.lr);
+      k.lr = static_cast<float>(*spec.lr);
       break;
     case OptimizerKind::kAdagrad:
-      k.lr = static_cast<float>(spec.lr / (1 + (step - 1) * spec.lr_decay));
+      k.lr = static_cast<float>(*spec.lr / (1 + (step - 1) * spec.lr_decay));
       break;
     case OptimizerKind::kSparseAdam: {
       const double bc1 = 1 - std::pow(spec.beta1, static_cast<double>(step));
       const double bc2 = 1 - std::pow(spec.beta2, static_cast<double>(step));
-      k.neg_step_size = static_cast<float>(-(spec.lr * std::sqrt(bc2) / bc1));
+      k.neg_step_size = static_cast<float>(-(*spec.lr * std::sqrt(bc2) / bc1));
       k.one_minus_beta1 = static_cast<float>(1 - spec.beta1);
       k.one_minus_beta2 = static_cast<float>(1 - spec.beta2);
       break;

@@ -34,7 +34,9 @@ enum class OptimizerKind { kSgd, kAdagrad, kRowWiseAdagrad, kSparseAdam };
 
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::kSgd;
-  double lr = 0.01;                        // >= 0
+  // Defaults as PyTorch: 0.01 (SGD and the Adagrads), 0.001 for SparseAdam
+  // (torch.optim.SparseAdam's default). >= 0 (> 0 for SparseAdam, as torch).
+  std::optional<double> lr;
   double lr_decay = 0.0;                   // kAdagrad, >= 0
   double initial_accumulator_value = 0.0;  // kAdagrad, kRowWiseAdagrad, >= 0
   // Defaults as PyTorch: 1e-10 for the Adagrads, 1e-8 for SparseAdam.
@@ -43,7 +45,9 @@ struct OptimizerSpec {
   double beta2 = 0.999;  // kSparseAdam, in [0, 1)
 };
 
-// Validates (InvalidArgument naming the field) and fills eps's default.
+// Validates as torch.optim's constructors do (InvalidArgument naming the
+// field), and also that every value used as a float32 scalar fits a float
+// (lr = 1e300 would step rows to inf). Fills lr's and eps's defaults.
 absl::StatusOr<OptimizerSpec> NormalizeOptimizerSpec(OptimizerSpec spec);
 
 // Optimizer state floats per element of a row (Adagrad: 1, SparseAdam: 2)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace embedserve {
 namespace {
@@ -84,12 +85,24 @@ void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst) {
       }
       return;
     case RowType::kInt8Rowwise: {
+      // hi - lo of a row spanning +-3e38 overflows float: then the range is
+      // taken in double. The scale is capped so that scale * 255 + bias stays
+      // finite for every code (values past the top of such a row clamp to
+      // it): finite in, finite out, never NaN. Ordinary rows round as before.
       const float lo = *std::min_element(src, src + dim), hi = *std::max_element(src, src + dim);
-      const float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+      constexpr float kMaxScale = std::numeric_limits<float>::max() / 256.0f;
+      float scale = 1.0f;
+      if (hi > lo) {
+        const float range = hi - lo;
+        scale = std::isfinite(range)
+                    ? std::min(range / 255.0f, kMaxScale)
+                    : static_cast<float>(std::min((static_cast<double>(hi) - lo) / 255.0,
+                                                  static_cast<double>(kMaxScale)));
+      }
       std::memcpy(dst, &scale, 4);
       std::memcpy(dst + 4, &lo, 4);
       for (int64_t d = 0; d < dim; ++d) {
-        const float q = std::nearbyint((src[d] - lo) / scale);
+        const float q = std::nearbyint((src[d] - lo) / scale);  // inf clamps to 255
         dst[8 + d] = static_cast<uint8_t>(std::clamp(q, 0.0f, 255.0f));
       }
       return;
@@ -118,6 +131,24 @@ void DecodeRow(RowType type, const uint8_t* src, int64_t dim, float* dst) {
       return;
     }
   }
+}
+
+}  // namespace embedserve
+
+namespace embedserve {
+
+int64_t FirstUnencodable(RowType type, const float* src, int64_t dim) {
+  for (int64_t d = 0; d < dim; ++d) {
+    const float v = src[d];
+    bool ok = std::isfinite(v);
+    if (ok && type == RowType::kFloat16) {
+      ok = std::isfinite(HalfToFloat(FloatToHalf(v)));
+    } else if (ok && type == RowType::kBFloat16) {
+      ok = std::isfinite(BFloat16ToFloat(FloatToBFloat16(v)));
+    }
+    if (!ok) return d;
+  }
+  return -1;
 }
 
 }  // namespace embedserve

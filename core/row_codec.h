@@ -25,6 +25,11 @@ int64_t CompactRowStride(RowType type, int64_t dim);
 void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst);
 void DecodeRow(RowType type, const uint8_t* src, int64_t dim, float* dst);
 
+// The index of the first of `dim` values that is not finite, or would not be
+// once stored as `type` (float16 overflows past 65504, bfloat16 near
+// FLT_MAX); -1 if all are fine. int8 rows encode every finite row finitely.
+int64_t FirstUnencodable(RowType type, const float* src, int64_t dim);
+
 float HalfToFloat(uint16_t h);
 uint16_t FloatToHalf(float f);
 float BFloat16ToFloat(uint16_t b);

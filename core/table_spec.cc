@@ -1,6 +1,7 @@
 #include "core/table_spec.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -56,27 +57,34 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
   absl::StatusOr<OptimizerSpec> optimizer = NormalizeOptimizerSpec(spec.optimizer);
   if (!optimizer.ok()) return optimizer.status();
   spec.optimizer = *optimizer;
+  // The initializer's arguments, as torch.nn.init: every one must convert to
+  // float32 (torch: "value cannot be converted to type float without
+  // overflow"), std >= 0, a <= b.
   const InitializerSpec& init = spec.initializer;
-  auto finite = [](double v) { return std::isfinite(v); };
+  auto fits = [](double v) { return std::fabs(v) <= std::numeric_limits<float>::max(); };
+  auto bad = [](absl::string_view what, double v) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("initializer ", what, " must be a finite float32, got ", v));
+  };
   switch (init.kind) {
     case InitKind::kNormal:
-      if (!finite(init.mean) || !finite(init.std) || init.std < 0) {
+      if (!fits(init.mean)) return bad("mean", init.mean);
+      if (!fits(init.std)) return bad("std", init.std);
+      if (init.std < 0) {
         return absl::InvalidArgumentError(
-            absl::StrCat("normal initializer needs finite mean and std >= 0, got mean ", init.mean,
-                         " std ", init.std));
+            absl::StrCat("normal initializer needs std >= 0, got ", init.std));
       }
       break;
     case InitKind::kUniform:
-      if (!finite(init.a) || !finite(init.b) || init.a > init.b) {
+      if (!fits(init.a)) return bad("a", init.a);
+      if (!fits(init.b)) return bad("b", init.b);
+      if (init.a > init.b) {
         return absl::InvalidArgumentError(
-            absl::StrCat("uniform initializer needs finite a <= b, got a ", init.a, " b ", init.b));
+            absl::StrCat("uniform initializer needs a <= b, got a ", init.a, " b ", init.b));
       }
       break;
     case InitKind::kConstant:
-      if (!finite(init.value)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("constant initializer value must be finite, got ", init.value));
-      }
+      if (!fits(init.value)) return bad("value", init.value);
       break;
     case InitKind::kZeros:
     case InitKind::kXavierUniform:

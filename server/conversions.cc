@@ -125,7 +125,7 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
       o->set_kind(v1::OptimizerSpec::SPARSE_ADAM);
       break;
   }
-  o->set_lr(s.optimizer.lr);
+  if (s.optimizer.lr) o->set_lr(*s.optimizer.lr);
   o->set_lr_decay(s.optimizer.lr_decay);
   o->set_initial_accumulator_value(s.optimizer.initial_accumulator_value);
   if (s.optimizer.eps) o->set_eps(*s.optimizer.eps);

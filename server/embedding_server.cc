@@ -4,9 +4,15 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 
+#include <malloc.h>
+
 #include <chrono>
+#include <climits>
+
+#include "absl/time/time.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -21,7 +27,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   }
   std::unique_ptr<EmbeddingServer> server(new EmbeddingServer());
   server->registry_ = std::move(registry);
-  server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, options.limits);
+  server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, options.service);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -33,6 +39,24 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Transport limits: a client cannot hold unbounded streams, connections
+  // or ping traffic open, and the transport's buffers are bounded.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  auto ms = [](int s) { return s > 0 ? s * 1000 : INT_MAX; };
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(options.max_connection_idle_s));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(options.max_connection_age_s));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             ms(options.max_connection_age_grace_s));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(options.keepalive_time_s));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(options.keepalive_timeout_s));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             options.min_client_ping_interval_s * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (options.transport_memory_bytes > 0) {
+    grpc::ResourceQuota quota("embedserve-transport");
+    quota.Resize(static_cast<size_t>(options.transport_memory_bytes));
+    builder.SetResourceQuota(quota);
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -44,15 +68,29 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     health->SetServingStatus("embedserve.v1.EmbeddingService", true);
   }
   server->address_ = absl::StrCat(options.address.substr(0, colon), ":", server->port_);
+  if (options.memory_trim_interval_s > 0) {
+    EmbeddingServer* s = server.get();
+    const absl::Duration every = absl::Seconds(options.memory_trim_interval_s);
+    s->trimmer_ = std::thread([s, every] {
+      while (!s->stop_trimming_.WaitForNotificationWithTimeout(every)) malloc_trim(0);
+    });
+  }
   return server;
 }
 
-EmbeddingServer::~EmbeddingServer() { Shutdown(); }
+EmbeddingServer::~EmbeddingServer() {
+  Shutdown();
+  if (trimmer_.joinable()) {
+    stop_trimming_.Notify();
+    trimmer_.join();
+  }
+}
 
 void EmbeddingServer::Shutdown() {
   if (server_ == nullptr || shut_down_.exchange(true)) return;
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(false);
+  service_->Shutdown();  // answers queued slow calls; running loads give up
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 

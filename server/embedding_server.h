@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "core/table_registry.h"
 #include "server/embedding_service.h"
 
@@ -19,9 +21,32 @@ namespace embedserve {
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free one (see EmbeddingServer::port).
   std::string address = "127.0.0.1:50051";
-  RequestLimits limits;
+  // Request limits, lanes, upload staging (see ServiceOptions).
+  ServiceOptions service;
   // Largest request or response message gRPC accepts, bytes.
   int max_message_bytes = 512 << 20;
+  // Transport limits (HTTP/2 and connection policy):
+  // concurrent streams one connection may have open; more are refused.
+  int max_concurrent_streams = 100;
+  // A connection with no call for this long is closed (GOAWAY); 0 = never.
+  int max_connection_idle_s = 3600;
+  // A connection older than this is asked to reconnect (GOAWAY, then a
+  // grace of max_connection_age_grace_s for calls in flight); 0 = never.
+  int max_connection_age_s = 0;
+  int max_connection_age_grace_s = 60;
+  // The server pings an idle connection this often and drops it if no
+  // answer comes within keepalive_timeout_s; clients may not ping more
+  // often than every min_client_ping_interval_s (abusers get GOAWAY).
+  int keepalive_time_s = 120;
+  int keepalive_timeout_s = 20;
+  int min_client_ping_interval_s = 10;
+  // gRPC's resource quota: memory the transport may use for buffers (reads
+  // of requests, queued answers) before it pushes back; 0 = gRPC's default.
+  int64_t transport_memory_bytes = int64_t{1} << 30;
+  // Hands freed heap memory back to the kernel this often (malloc_trim), so
+  // that a burst (a large rejected message, a stream flood) does not stay in
+  // RSS; 0 = never.
+  int memory_trim_interval_s = 10;
   // Serve grpc.reflection.v1alpha (grpcurl, grpc_cli) and grpc.health.v1.
   bool enable_reflection = true;
 };
@@ -45,7 +70,9 @@ class EmbeddingServer {
   const std::string& address() const { return address_; }
   TableRegistry& registry() { return *registry_; }
 
-  // Stops accepting calls, lets calls in flight finish (up to 5 s). Idempotent.
+  // Stops the service's lanes (queued slow calls are answered UNAVAILABLE,
+  // running loads give up), stops accepting calls, lets calls in flight
+  // finish (up to 5 s). Idempotent.
   void Shutdown();
   // Blocks until Shutdown.
   void Wait();
@@ -58,6 +85,8 @@ class EmbeddingServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
+  absl::Notification stop_trimming_;
+  std::thread trimmer_;
   std::string address_;
 };
 

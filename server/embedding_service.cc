@@ -1,11 +1,16 @@
 #include "server/embedding_service.h"
 
+#include <fcntl.h>
 #include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,11 +27,7 @@
 namespace embedserve {
 namespace {
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
+using Raw = grpc::ByteBuffer;
 
 absl::Status WithQueryContext(const absl::Status& s, int q, const std::string& table) {
   if (s.ok()) return s;
@@ -47,49 +48,224 @@ absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits) {
   return absl::OkStatus();
 }
 
-absl::Status AddResponseBytes(int64_t rows, int64_t dim, const RequestLimits& limits,
-                              int64_t* total) {
-  *total += rows * dim * static_cast<int64_t>(sizeof(float));
-  if (*total > limits.max_response_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("the answer would take more than ",
-                                                     limits.max_response_bytes,
-                                                     " bytes (the response limit)"));
+absl::Status ResponseTooLarge(const RequestLimits& limits) {
+  return absl::ResourceExhaustedError(absl::StrCat("the answer would take more than ",
+                                                   limits.max_response_bytes,
+                                                   " bytes (the response limit, --max_response_bytes)"));
+}
+
+// Adds rows * width values of `value_bytes` each to *total; ResourceExhausted
+// past the response limit. Overflow-checked: every factor comes from the
+// request.
+absl::Status AddResponseBytes(int64_t rows, int64_t width, const RequestLimits& limits,
+                              int64_t* total, int64_t value_bytes = sizeof(float)) {
+  int64_t bytes;
+  if (rows < 0 || width < 0 || __builtin_mul_overflow(rows, width, &bytes) ||
+      __builtin_mul_overflow(bytes, value_bytes, &bytes) ||
+      __builtin_add_overflow(*total, bytes, total) || *total > limits.max_response_bytes) {
+    return ResponseTooLarge(limits);
   }
   return absl::OkStatus();
 }
 
 // Parses a raw method's request bytes.
 template <typename Message>
-absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* msg) {
-  grpc::ByteBuffer shared(bytes);  // shares the slices
+absl::Status ParseRequest(const Raw& bytes, Message* msg) {
+  Raw shared(bytes);  // shares the slices
   grpc::ProtoBufferReader reader(&shared);
   if (!msg->ParseFromZeroCopyStream(&reader)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the request is not a valid ", Message::descriptor()->full_name()));
+        absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(), " (",
+                     bytes.Length(), " bytes)"));
   }
   return absl::OkStatus();
 }
 
-// Answers a raw lookup method: parse, run, and on success hand the answer over.
-template <typename Message, typename Fn>
-grpc::ServerUnaryReactor* FinishRaw(grpc::CallbackServerContext* ctx,
-                                    const grpc::ByteBuffer* req_bytes, grpc::ByteBuffer* resp,
-                                    Fn run) {
-  Message req;
-  absl::Status s = ParseRequest(*req_bytes, &req);
-  ResultsWriter out;
-  if (s.ok()) s = run(req, &out);
-  if (s.ok()) *resp = out.Release();
-  return Finish(ctx, s);
+// Serializes an answer; ResourceExhausted past the response limit.
+absl::Status SerializeResponse(const google::protobuf::Message& msg, const RequestLimits& limits,
+                               Raw* out) {
+  const size_t size = msg.ByteSizeLong();
+  if (size > static_cast<size_t>(limits.max_response_bytes)) return ResponseTooLarge(limits);
+  std::string bytes;
+  msg.SerializeToString(&bytes);
+  grpc::Slice slice(std::move(bytes));
+  *out = Raw(&slice, 1);
+  return absl::OkStatus();
+}
+
+bool NeverCancelled() { return false; }
+
+// Indices into kUnaryMethods.
+enum UnaryIndex {
+  kCreateTable,
+  kDropTable,
+  kListTables,
+  kDescribeTable,
+  kLookup,
+  kLookupPooled,
+  kAssignRows,
+  kPushGradients,
+  kUpdateTable,
+  kGetOptimizerState,
+  kLoadTable,
+  kCreateCheckpoint,
+  kListCheckpoints,
+  kRestoreCheckpoint,
+  kNumUnary
+};
+
+internal::BoundedExecutor::Options LaneOptions(const char* name, int threads, int queue,
+                                               int nice) {
+  internal::BoundedExecutor::Options o;
+  o.name = name;
+  o.threads = threads > 0 ? threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.max_queue = queue;
+  o.nice = nice;
+  return o;
 }
 
 }  // namespace
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::CreateTable(grpc::CallbackServerContext* ctx,
-                                                            const v1::CreateTableRequest* req,
-                                                            v1::CreateTableResponse* resp) {
-  return Finish(ctx, DoCreateTable(*req, resp));
+const EmbeddingServiceImpl::UnaryMethod EmbeddingServiceImpl::kUnaryMethods[] = {
+    {"CreateTable", Lane::kAdmin,
+     &EmbeddingServiceImpl::Proto<v1::CreateTableRequest, v1::CreateTableResponse,
+                                  &EmbeddingServiceImpl::DoCreateTable>},
+    {"DropTable", Lane::kAdmin,
+     &EmbeddingServiceImpl::Proto<v1::DropTableRequest, v1::DropTableResponse,
+                                  &EmbeddingServiceImpl::DoDropTable>},
+    {"ListTables", Lane::kInline,
+     &EmbeddingServiceImpl::Proto<v1::ListTablesRequest, v1::ListTablesResponse,
+                                  &EmbeddingServiceImpl::DoListTables>},
+    {"DescribeTable", Lane::kInline,
+     &EmbeddingServiceImpl::Proto<v1::DescribeTableRequest, v1::DescribeTableResponse,
+                                  &EmbeddingServiceImpl::DoDescribeTable>},
+    {"Lookup", Lane::kInline, &EmbeddingServiceImpl::HandleLookup},
+    {"LookupPooled", Lane::kInline, &EmbeddingServiceImpl::HandleLookupPooled},
+    {"AssignRows", Lane::kPush,
+     &EmbeddingServiceImpl::Proto<v1::AssignRowsRequest, v1::AssignRowsResponse,
+                                  &EmbeddingServiceImpl::DoAssignRows>},
+    {"PushGradients", Lane::kPush,
+     &EmbeddingServiceImpl::Proto<v1::PushRequest, v1::PushResponse,
+                                  &EmbeddingServiceImpl::ApplyPush>},
+    {"UpdateTable", Lane::kInline,
+     &EmbeddingServiceImpl::Proto<v1::UpdateTableRequest, v1::UpdateTableResponse,
+                                  &EmbeddingServiceImpl::DoUpdateTable>},
+    {"GetOptimizerState", Lane::kInline,
+     &EmbeddingServiceImpl::Proto<v1::OptimizerStateRequest, v1::OptimizerStateResponse,
+                                  &EmbeddingServiceImpl::DoGetOptimizerState>},
+    {"LoadTable", Lane::kAdmin, &EmbeddingServiceImpl::HandleLoadTable},
+    {"CreateCheckpoint", Lane::kAdmin,
+     &EmbeddingServiceImpl::Proto<v1::CreateCheckpointRequest, v1::CreateCheckpointResponse,
+                                  &EmbeddingServiceImpl::DoCreateCheckpoint>},
+    {"ListCheckpoints", Lane::kAdmin,
+     &EmbeddingServiceImpl::Proto<v1::ListCheckpointsRequest, v1::ListCheckpointsResponse,
+                                  &EmbeddingServiceImpl::DoListCheckpoints>},
+    {"RestoreCheckpoint", Lane::kAdmin,
+     &EmbeddingServiceImpl::Proto<v1::RestoreCheckpointRequest, v1::RestoreCheckpointResponse,
+                                  &EmbeddingServiceImpl::DoRestoreCheckpoint>},
+};
+
+EmbeddingServiceImpl::EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry,
+                                           ServiceOptions options)
+    : registry_(std::move(registry)),
+      options_(std::move(options)),
+      push_lane_(
+          LaneOptions("push", options_.push_threads, options_.push_queue, options_.push_nice)),
+      admin_lane_(LaneOptions("admin", options_.admin_threads, options_.admin_queue,
+                              /*nice=*/std::max(options_.push_nice, 10))) {
+  static_assert(sizeof(kUnaryMethods) / sizeof(kUnaryMethods[0]) == kNumUnary,
+                "one entry per UnaryIndex");
 }
+
+EmbeddingServiceImpl::EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry,
+                                           RequestLimits limits)
+    : EmbeddingServiceImpl(std::move(registry), ServiceOptions{.limits = limits}) {}
+
+EmbeddingServiceImpl::~EmbeddingServiceImpl() { Shutdown(); }
+
+void EmbeddingServiceImpl::Shutdown() {
+  admin_lane_.Shutdown();
+  push_lane_.Shutdown();
+}
+
+template <typename Req, typename Resp, absl::Status (EmbeddingServiceImpl::*Do)(const Req&, Resp*)>
+absl::Status EmbeddingServiceImpl::Proto(const Raw& in, Raw* out, const Cancelled& cancelled) {
+  Req req;
+  RETURN_IF_ERROR(ParseRequest(in, &req));
+  Resp resp;
+  RETURN_IF_ERROR((this->*Do)(req, &resp));
+  return SerializeResponse(resp, options_.limits, out);
+}
+
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerContext* ctx,
+                                                       const Raw* in, Raw* out,
+                                                       const UnaryMethod& method) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (method.lane == Lane::kInline) {
+    reactor->Finish(ToGrpcStatus((this->*method.handler)(*in, out, NeverCancelled)));
+    return reactor;
+  }
+  internal::BoundedExecutor& lane = method.lane == Lane::kPush ? push_lane_ : admin_lane_;
+  const bool queued = lane.TrySubmit([this, ctx, in, out, reactor, &method, &lane](bool stopping) {
+    absl::Status s;
+    if (stopping) {
+      s = absl::UnavailableError("the server is shutting down; the call did not run");
+    } else if (ctx->IsCancelled()) {
+      s = absl::CancelledError("the call was cancelled before it ran; nothing changed");
+    } else {
+      s = (this->*method.handler)(*in, out,
+                                  [ctx, &lane] { return ctx->IsCancelled() || lane.stopping(); });
+    }
+    reactor->Finish(ToGrpcStatus(s));
+  });
+  if (!queued) {
+    reactor->Finish(ToGrpcStatus(
+        lane.stopping()
+            ? absl::UnavailableError("the server is shutting down")
+            : absl::ResourceExhaustedError(absl::StrCat(
+                  method.name, ": the ", method.lane == Lane::kPush ? "push" : "admin",
+                  " queue is full (", lane.max_queue(), " calls waiting); retry later"))));
+  }
+  return reactor;
+}
+
+absl::StatusOr<std::string> EmbeddingServiceImpl::CallForTest(absl::string_view method,
+                                                              absl::string_view request) {
+  for (const UnaryMethod& m : kUnaryMethods) {
+    if (method != m.name) continue;
+    grpc::Slice in_slice(request.data(), request.size());
+    Raw in(&in_slice, 1), out;
+    RETURN_IF_ERROR((this->*m.handler)(in, &out, NeverCancelled));
+    std::vector<grpc::Slice> slices;
+    if (!out.Dump(&slices).ok()) return absl::InternalError("cannot read the answer");
+    std::string bytes;
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    return bytes;
+  }
+  return absl::UnimplementedError(absl::StrCat("no unary method '", method, "'"));
+}
+
+#define EMBEDSERVE_UNARY(Name)                                                       \
+  grpc::ServerUnaryReactor* EmbeddingServiceImpl::Name(grpc::CallbackServerContext* ctx, \
+                                                       const Raw* req, Raw* resp) {      \
+    return Answer(ctx, req, resp, kUnaryMethods[k##Name]);                               \
+  }
+EMBEDSERVE_UNARY(CreateTable)
+EMBEDSERVE_UNARY(DropTable)
+EMBEDSERVE_UNARY(ListTables)
+EMBEDSERVE_UNARY(DescribeTable)
+EMBEDSERVE_UNARY(Lookup)
+EMBEDSERVE_UNARY(LookupPooled)
+EMBEDSERVE_UNARY(AssignRows)
+EMBEDSERVE_UNARY(PushGradients)
+EMBEDSERVE_UNARY(UpdateTable)
+EMBEDSERVE_UNARY(GetOptimizerState)
+EMBEDSERVE_UNARY(LoadTable)
+EMBEDSERVE_UNARY(CreateCheckpoint)
+EMBEDSERVE_UNARY(ListCheckpoints)
+EMBEDSERVE_UNARY(RestoreCheckpoint)
+#undef EMBEDSERVE_UNARY
 
 absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& req,
                                                  v1::CreateTableResponse* resp) {
@@ -105,41 +281,50 @@ absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& r
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::DropTable(grpc::CallbackServerContext* ctx,
-                                                          const v1::DropTableRequest* req,
-                                                          v1::DropTableResponse* resp) {
-  absl::Status s = registry_->Drop(req->name());
-  if (s.ok()) internal::LogInfo(absl::StrCat("dropped table '", req->name(), "'"));
-  return Finish(ctx, s);
+absl::Status EmbeddingServiceImpl::DoDropTable(const v1::DropTableRequest& req,
+                                               v1::DropTableResponse* resp) {
+  RETURN_IF_ERROR(registry_->Drop(req.name()));
+  internal::LogInfo(absl::StrCat("dropped table '", req.name(), "'"));
+  return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::ListTables(grpc::CallbackServerContext* ctx,
-                                                           const v1::ListTablesRequest* req,
-                                                           v1::ListTablesResponse* resp) {
+absl::Status EmbeddingServiceImpl::DoListTables(const v1::ListTablesRequest& req,
+                                                v1::ListTablesResponse* resp) {
   for (const auto& table : registry_->List()) TableInfoToProto(*table, resp->add_tables());
-  return Finish(ctx, absl::OkStatus());
+  return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::DescribeTable(grpc::CallbackServerContext* ctx,
-                                                              const v1::DescribeTableRequest* req,
-                                                              v1::DescribeTableResponse* resp) {
-  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(req->name());
-  if (table.ok()) TableInfoToProto(**table, resp->mutable_table());
-  return Finish(ctx, table.status());
+absl::Status EmbeddingServiceImpl::DoDescribeTable(const v1::DescribeTableRequest& req,
+                                                   v1::DescribeTableResponse* resp) {
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.name()));
+  TableInfoToProto(*table, resp->mutable_table());
+  return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::Lookup(grpc::CallbackServerContext* ctx,
-                                                       const grpc::ByteBuffer* req,
-                                                       grpc::ByteBuffer* resp) {
-  return FinishRaw<v1::LookupRequest>(
-      ctx, req, resp,
-      [this](const v1::LookupRequest& r, ResultsWriter* out) { return DoLookup(r, out); });
+absl::Status EmbeddingServiceImpl::HandleLookup(const Raw& in, Raw* out,
+                                                const Cancelled& cancelled) {
+  v1::LookupRequest req;
+  RETURN_IF_ERROR(ParseRequest(in, &req));
+  ResultsWriter writer;
+  RETURN_IF_ERROR(DoLookup(req, &writer));
+  *out = writer.Release();
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServiceImpl::HandleLookupPooled(const Raw& in, Raw* out,
+                                                      const Cancelled& cancelled) {
+  v1::PooledRequest req;
+  RETURN_IF_ERROR(ParseRequest(in, &req));
+  ResultsWriter writer;
+  RETURN_IF_ERROR(DoLookupPooled(req, &writer));
+  *out = writer.Release();
+  return absl::OkStatus();
 }
 
 absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, ResultsWriter* out) {
   int64_t total_ids = 0;
   for (const auto& q : req.queries()) total_ids += q.ids_size();
-  RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
+  RETURN_IF_ERROR(CheckTotalIds(total_ids, options_.limits));
   // Validate everything first: a failed request must change nothing.
   std::vector<std::shared_ptr<EmbeddingTable>> tables;
   // Queries by word, resolved to ids.
@@ -154,7 +339,7 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
         return WithQueryContext(absl::InvalidArgumentError("give ids or words, not both"), q,
                                 query.table());
       }
-      RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), limits_));
+      RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), options_.limits));
       absl::StatusOr<std::vector<int64_t>> ids = (*table)->IdsForWords(
           std::vector<std::string>(query.words().begin(), query.words().end()));
       RETURN_IF_ERROR(WithQueryContext(ids.status(), q, query.table()));
@@ -162,6 +347,13 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
     }
     const absl::Span<const int64_t> query_ids =
         query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
+    if (query.scalar() && (query.shape_size() > 0 || query_ids.size() != 1)) {
+      return WithQueryContext(
+          absl::InvalidArgumentError(absl::StrCat(
+              "a scalar query (a 0-d index) takes exactly one id and no shape, got ",
+              query_ids.size(), " ids and a shape of ", query.shape_size(), " dims")),
+          q, query.table());
+    }
     if (query.shape_size() > 0) {
       int64_t product = 1;
       for (int64_t d : query.shape()) {
@@ -183,7 +375,7 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
     }
     RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(query_ids), q, query.table()));
     RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(query_ids.size()), (*table)->dim(),
-                                     limits_, &response_bytes));
+                                     options_.limits, &response_bytes));
     tables.push_back(*std::move(table));
   }
   auto ids_of = [&](int q) {
@@ -194,7 +386,7 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
     const v1::LookupQuery& query = req.queries(q);
     const int64_t num_ids = static_cast<int64_t>(ids_of(q).size());
     std::vector<int64_t> shape(query.shape().begin(), query.shape().end());
-    if (shape.empty()) shape.push_back(num_ids);
+    if (shape.empty() && !query.scalar()) shape.push_back(num_ids);
     shape.push_back(tables[q]->dim());
     const bool half = query.output() == v1::FLOAT16;
     out->Add(shape, half ? v1::FLOAT16 : v1::FLOAT32,
@@ -222,19 +414,11 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::LookupPooled(grpc::CallbackServerContext* ctx,
-                                                             const grpc::ByteBuffer* req,
-                                                             grpc::ByteBuffer* resp) {
-  return FinishRaw<v1::PooledRequest>(
-      ctx, req, resp,
-      [this](const v1::PooledRequest& r, ResultsWriter* out) { return DoLookupPooled(r, out); });
-}
-
 absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
                                                   ResultsWriter* out) {
   int64_t total_ids = 0;
   for (const auto& q : req.queries()) total_ids += q.ids_size();
-  RETURN_IF_ERROR(CheckTotalIds(total_ids, limits_));
+  RETURN_IF_ERROR(CheckTotalIds(total_ids, options_.limits));
   struct Plan {
     std::shared_ptr<EmbeddingTable> table;
     std::vector<int64_t> bounds;
@@ -249,16 +433,20 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
     RETURN_IF_ERROR(ctx(table.status()));
     absl::StatusOr<PoolingMode> mode = PoolingModeFromProto(query.mode());
     RETURN_IF_ERROR(ctx(mode.status()));
+    // The bags this answer still has room for: checked before the bounds
+    // are built (a 30-byte request can ask for 500 M empty bags).
+    const int64_t max_bags = (options_.limits.max_response_bytes - response_bytes) /
+                             ((*table)->dim() * static_cast<int64_t>(sizeof(float)));
     absl::StatusOr<std::vector<int64_t>> bounds =
         BagBounds(query.ids_size(), IdSpan(query.offsets()), query.include_last_offset(),
-                  IdSpan(query.shape()));
+                  IdSpan(query.shape()), max_bags);
     RETURN_IF_ERROR(ctx(bounds.status()));
     RETURN_IF_ERROR(ctx(EmbeddingTable::CheckBagWeights(
         query.ids_size(), *mode,
         absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()))));
     RETURN_IF_ERROR(ctx((*table)->CheckIds(IdSpan(query.ids()))));
     RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(bounds->size()) - 1, (*table)->dim(),
-                                     limits_, &response_bytes));
+                                     options_.limits, &response_bytes));
     plans.push_back({*std::move(table), *std::move(bounds), *mode});
   }
   for (const Plan& plan : plans) {
@@ -280,94 +468,6 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
         q, query.table()));
   }
   return absl::OkStatus();
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::AssignRows(grpc::CallbackServerContext* ctx,
-                                                           const v1::AssignRowsRequest* req,
-                                                           v1::AssignRowsResponse* resp) {
-  return Finish(ctx, DoAssignRows(*req, resp));
-}
-
-absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req,
-                                                v1::AssignRowsResponse* resp) {
-  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
-  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
-  std::vector<float> scratch;
-  ASSIGN_OR_RETURN(absl::Span<const float> values,
-                   FloatsFromBytes(req.values(), "values", &scratch));
-  ASSIGN_OR_RETURN(int64_t version, table->AssignRows(IdSpan(req.ids()), values));
-  resp->set_version(version);
-  return absl::OkStatus();
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::PushGradients(grpc::CallbackServerContext* ctx,
-                                                              const v1::PushRequest* req,
-                                                              v1::PushResponse* resp) {
-  return Finish(ctx, ApplyPush(*req, resp));
-}
-
-absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp) {
-  resp->set_sequence(req.sequence());
-  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
-  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
-  std::vector<float> scratch;
-  ASSIGN_OR_RETURN(absl::Span<const float> grads, FloatsFromBytes(req.grads(), "grads", &scratch));
-  ASSIGN_OR_RETURN(EmbeddingTable::PushResult result,
-                   table->ApplyGradients(IdSpan(req.ids()), grads));
-  resp->set_version(result.version);
-  resp->set_rows_applied(result.rows_applied);
-  return absl::OkStatus();
-}
-
-namespace {
-
-class GradientStream final : public grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse> {
- public:
-  explicit GradientStream(EmbeddingServiceImpl* service) : service_(service) {
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side: every push has been answered
-      Finish(grpc::Status::OK);
-      return;
-    }
-    response_.Clear();
-    const absl::Status s = service_->ApplyPush(request_, &response_);
-    if (!s.ok()) {
-      response_.set_code(static_cast<int>(s.code()));
-      response_.set_error(std::string(s.message()));
-    }
-    StartWrite(&response_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  EmbeddingServiceImpl* const service_;
-  v1::PushRequest request_;
-  v1::PushResponse response_;
-};
-
-}  // namespace
-
-grpc::ServerBidiReactor<v1::PushRequest, v1::PushResponse>* EmbeddingServiceImpl::StreamGradients(
-    grpc::CallbackServerContext* ctx) {
-  return new GradientStream(this);
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::UpdateTable(grpc::CallbackServerContext* ctx,
-                                                            const v1::UpdateTableRequest* req,
-                                                            v1::UpdateTableResponse* resp) {
-  return Finish(ctx, DoUpdateTable(*req, resp));
 }
 
 absl::Status EmbeddingServiceImpl::DoUpdateTable(const v1::UpdateTableRequest& req,
@@ -394,45 +494,27 @@ absl::Status EmbeddingServiceImpl::DoUpdateTable(const v1::UpdateTableRequest& r
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::GetOptimizerState(
-    grpc::CallbackServerContext* ctx, const v1::OptimizerStateRequest* req,
-    v1::OptimizerStateResponse* resp) {
-  return Finish(ctx, DoGetOptimizerState(*req, resp));
-}
-
-absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateRequest& req,
-                                                       v1::OptimizerStateResponse* resp) {
-  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), limits_));
-  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
-  ASSIGN_OR_RETURN(std::vector<EmbeddingTable::StateSlot> slots,
-                   table->ReadOptimizerState(IdSpan(req.ids())));
-  for (const auto& slot : slots) {
-    auto* out = resp->add_slots();
-    out->set_name(slot.name);
-    out->add_shape(req.ids_size());
-    if (slot.width != 1) out->add_shape(slot.width);
-    out->set_values(slot.values.data(), slot.values.size() * sizeof(float));
-  }
-  resp->set_step(table->optimizer_step());
-  return absl::OkStatus();
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::LoadTable(grpc::CallbackServerContext* ctx,
-                                                          const v1::LoadTableRequest* req,
-                                                          v1::LoadTableResponse* resp) {
-  return Finish(ctx, DoLoadTable(*req, resp));
-}
-
 absl::Status EmbeddingServiceImpl::DoLoadTable(const v1::LoadTableRequest& req,
                                                v1::LoadTableResponse* resp,
+                                               const Cancelled& cancelled,
                                                const std::string& display_path) {
-  absl::Status s = LoadTableFrom(req, resp);
+  absl::Status s = LoadTableFrom(req, resp, cancelled);
   if (s.ok() || display_path.empty()) return s;
   return absl::Status(s.code(), absl::StrReplaceAll(s.message(), {{req.path(), display_path}}));
 }
 
+absl::Status EmbeddingServiceImpl::HandleLoadTable(const Raw& in, Raw* out,
+                                                   const Cancelled& cancelled) {
+  v1::LoadTableRequest req;
+  RETURN_IF_ERROR(ParseRequest(in, &req));
+  v1::LoadTableResponse resp;
+  RETURN_IF_ERROR(DoLoadTable(req, &resp, cancelled));
+  return SerializeResponse(resp, options_.limits, out);
+}
+
 absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req,
-                                                 v1::LoadTableResponse* resp) {
+                                                 v1::LoadTableResponse* resp,
+                                                 const Cancelled& cancelled) {
   PretrainedFormat format;
   switch (req.format()) {
     case v1::NPY:
@@ -464,6 +546,11 @@ absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req
   const auto started = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<PretrainedMatrix> matrix,
                    LoadPretrained(req.path(), format, req.raw_dim()));
+  // A call abandoned while the file was read stores nothing.
+  if (cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("loading ", req.path(), " was cancelled (client or shutdown); nothing stored"));
+  }
   spec.num_embeddings = matrix->rows();
   spec.embedding_dim = matrix->dim();
   spec.frozen = req.freeze();
@@ -482,81 +569,296 @@ absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req,
+                                                v1::AssignRowsResponse* resp) {
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  std::vector<float> scratch;
+  ASSIGN_OR_RETURN(absl::Span<const float> values,
+                   FloatsFromBytes(req.values(), "values", &scratch));
+  ASSIGN_OR_RETURN(int64_t version, table->AssignRows(IdSpan(req.ids()), values));
+  resp->set_version(version);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp) {
+  resp->set_sequence(req.sequence());
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  std::vector<float> scratch;
+  ASSIGN_OR_RETURN(absl::Span<const float> grads, FloatsFromBytes(req.grads(), "grads", &scratch));
+  ASSIGN_OR_RETURN(EmbeddingTable::PushResult result,
+                   table->ApplyGradients(IdSpan(req.ids()), grads));
+  resp->set_version(result.version);
+  resp->set_rows_applied(result.rows_applied);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateRequest& req,
+                                                       v1::OptimizerStateResponse* resp) {
+  RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
+  ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
+  // Sized before anything is read: state floats per id times ids.
+  const OptimizerKind kind = table->spec().optimizer.kind;
+  int64_t answer_bytes = 0;
+  RETURN_IF_ERROR(AddResponseBytes(req.ids_size(),
+                                   ElementStateSlots(kind) * table->dim() + RowStateSlots(kind),
+                                   options_.limits, &answer_bytes));
+  ASSIGN_OR_RETURN(std::vector<EmbeddingTable::StateSlot> slots,
+                   table->ReadOptimizerState(IdSpan(req.ids())));
+  for (const auto& slot : slots) {
+    auto* out = resp->add_slots();
+    out->set_name(slot.name);
+    out->add_shape(req.ids_size());
+    if (slot.width != 1) out->add_shape(slot.width);
+    out->set_values(slot.values.data(), slot.values.size() * sizeof(float));
+  }
+  resp->set_step(table->optimizer_step());
+  return absl::OkStatus();
+}
+
 namespace {
 
-// Receives an uploaded file into a temporary file, then loads it.
-class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
+void CheckpointToProto(const CheckpointInfo& info, v1::Checkpoint* p) {
+  p->set_name(info.name);
+  p->set_created_unix_ms(info.created_unix_ms);
+  p->set_bytes(info.bytes);
+  for (const auto& t : info.tables) p->add_tables(t);
+}
+
+}  // namespace
+
+absl::Status EmbeddingServiceImpl::DoCreateCheckpoint(const v1::CreateCheckpointRequest& req,
+                                                      v1::CreateCheckpointResponse* resp) {
+  RETURN_IF_ERROR(registry_->CreateCheckpoint(req.name()));
+  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> all, registry_->ListCheckpoints());
+  for (const auto& c : all) {
+    if (c.name == req.name()) CheckpointToProto(c, resp->mutable_checkpoint());
+  }
+  internal::LogInfo(absl::StrCat("created checkpoint '", req.name(), "'"));
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServiceImpl::DoListCheckpoints(const v1::ListCheckpointsRequest& req,
+                                                     v1::ListCheckpointsResponse* resp) {
+  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> all, registry_->ListCheckpoints());
+  for (const auto& c : all) CheckpointToProto(c, resp->add_checkpoints());
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServiceImpl::DoRestoreCheckpoint(const v1::RestoreCheckpointRequest& req,
+                                                       v1::RestoreCheckpointResponse* resp) {
+  std::vector<std::string> names(req.tables().begin(), req.tables().end());
+  ASSIGN_OR_RETURN(std::vector<std::shared_ptr<EmbeddingTable>> restored,
+                   registry_->RestoreCheckpoint(req.name(), names));
+  for (const auto& t : restored) TableInfoToProto(*t, resp->add_tables());
+  internal::LogInfo(
+      absl::StrCat("restored ", restored.size(), " tables from checkpoint '", req.name(), "'"));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// StreamGradients: one push in flight per stream, applied on the push lane,
+// answered in order.
+class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
  public:
-  ImportReader(EmbeddingServiceImpl* service, v1::LoadTableResponse* resp)
-      : service_(service), resp_(resp) {
-    StartRead(&chunk_);
+  explicit GradientStream(EmbeddingServiceImpl* service) : service_(service) { StartRead(&in_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side (or went away): every push has been answered
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ++received_;
+    response_.Clear();
+    request_.Clear();
+    if (absl::Status s = ParseRequest(in_, &request_); !s.ok()) {
+      // The pushes behind it are still read and applied.
+      Reply(absl::InvalidArgumentError(
+          absl::StrCat("message ", received_, " of the stream: ", s.message())));
+      return;
+    }
+    internal::BoundedExecutor& lane = service_->push_lane();
+    const bool queued = lane.TrySubmit([this](bool stopping) {
+      if (stopping) {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+        return;
+      }
+      Reply(service_->ApplyPush(request_, &response_));
+    });
+    if (!queued) {
+      if (lane.stopping()) {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+        return;
+      }
+      response_.set_sequence(request_.sequence());
+      Reply(absl::ResourceExhaustedError(absl::StrCat(
+          "the push queue is full (", lane.max_queue(), " pushes waiting); push not applied")));
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Reply(const absl::Status& s) {
+    if (!s.ok()) {
+      response_.set_code(static_cast<int>(s.code()));
+      response_.set_error(std::string(s.message()));
+    }
+    std::string bytes;
+    response_.SerializeToString(&bytes);
+    grpc::Slice slice(std::move(bytes));
+    out_ = Raw(&slice, 1);
+    StartWrite(&out_);
+  }
+
+  EmbeddingServiceImpl* const service_;
+  Raw in_, out_;
+  int64_t received_ = 0;
+  v1::PushRequest request_;
+  v1::PushResponse response_;
+};
+
+// ImportTable: stages the upload in a file of its own, then loads it on the
+// admin lane. The staged file is removed whatever happens (OnDone).
+class ImportReader final : public grpc::ServerReadReactor<Raw> {
+ public:
+  ImportReader(EmbeddingServiceImpl* service, grpc::CallbackServerContext* ctx, Raw* resp)
+      : service_(service), ctx_(ctx), resp_(resp) {
+    StartRead(&in_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // upload complete
-      Done();
+    if (!ok) {
+      if (ctx_->IsCancelled()) {  // an interrupted upload is never loaded
+        FinishWith(absl::CancelledError("the upload was cancelled; nothing stored"));
+      } else {
+        Load();
+      }
       return;
     }
-    if (first_) {
-      first_ = false;
-      request_ = chunk_.request();
+    ++received_;
+    v1::ImportChunk chunk;
+    if (absl::Status s = ParseRequest(in_, &chunk); !s.ok()) {
+      FinishWith(absl::InvalidArgumentError(
+          absl::StrCat("message ", received_, " of the upload: ", s.message())));
+      return;
+    }
+    if (received_ == 1) {
+      request_ = chunk.request();
       display_ = request_.path().empty() ? "upload" : request_.path();
-      char name[] = "/tmp/embedserve-import-XXXXXX";
-      fd_ = ::mkstemp(name);
-      if (fd_ < 0) {
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot create a temporary file"));
+      if (absl::Status s = CreateStagingFile(); !s.ok()) {
+        FinishWith(s);
         return;
       }
-      temp_ = name;
     }
-    const std::string& data = chunk_.data();
+    const std::string& data = chunk.data();
+    const int64_t limit = service_->options().limits.max_upload_bytes;
+    if (limit > 0 && bytes_ + static_cast<int64_t>(data.size()) > limit) {
+      FinishWith(absl::ResourceExhaustedError(absl::StrCat(
+          "the upload is larger than ", limit, " bytes (--max_upload_bytes); nothing stored")));
+      return;
+    }
     for (size_t done = 0; done < data.size();) {
       const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        Cleanup();
-        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            "cannot store the upload (disk full?)"));
+        const int err = n < 0 ? errno : ENOSPC;
+        FinishWith(absl::ResourceExhaustedError(absl::StrCat(
+            "cannot stage the upload: ", strerror(err), " (", bytes_ + done, " bytes written)")));
         return;
       }
       done += static_cast<size_t>(n);
     }
-    StartRead(&chunk_);
+    bytes_ += static_cast<int64_t>(data.size());
+    StartRead(&in_);
   }
 
   void OnDone() override {
-    Cleanup();
+    RemoveStagingFile();
     delete this;
   }
 
  private:
-  void Done() {
-    if (first_) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the import stream was empty"));
+  absl::Status CreateStagingFile() {
+    std::string dir = service_->options().upload_dir;
+    if (dir.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    }
+    std::string name = absl::StrCat(dir, "/embedserve-import-XXXXXX");
+    fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd_ < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot stage the upload in ", dir, ": ", strerror(errno)));
+    }
+    staged_ = name;
+    return absl::OkStatus();
+  }
+
+  void RemoveStagingFile() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!staged_.empty()) ::unlink(staged_.c_str());
+    staged_.clear();
+  }
+
+  void FinishWith(const absl::Status& s) {
+    RemoveStagingFile();
+    Finish(ToGrpcStatus(s));
+  }
+
+  void Load() {
+    if (received_ == 0) {
+      FinishWith(absl::InvalidArgumentError("the import stream was empty"));
       return;
     }
     ::close(fd_);
     fd_ = -1;
-    request_.set_path(temp_);
-    Finish(ToGrpcStatus(service_->DoLoadTable(request_, resp_, display_)));
-  }
-  void Cleanup() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    if (!temp_.empty()) ::unlink(temp_.c_str());
-    temp_.clear();
+    request_.set_path(staged_);
+    internal::BoundedExecutor& lane = service_->admin_lane();
+    const bool queued = lane.TrySubmit([this, &lane](bool stopping) {
+      if (stopping) {
+        FinishWith(absl::UnavailableError("the server is shutting down; nothing stored"));
+        return;
+      }
+      v1::LoadTableResponse resp;
+      absl::Status s = service_->DoLoadTable(
+          request_, &resp, [this, &lane] { return ctx_->IsCancelled() || lane.stopping(); },
+          display_);
+      if (s.ok()) s = SerializeResponse(resp, service_->options().limits, resp_);
+      FinishWith(s);
+    });
+    if (!queued) {
+      FinishWith(lane.stopping() ? absl::UnavailableError("the server is shutting down")
+                                 : absl::ResourceExhaustedError(absl::StrCat(
+                                       "the admin queue is full (", lane.max_queue(),
+                                       " calls waiting); retry the upload later")));
+    }
   }
 
   EmbeddingServiceImpl* const service_;
-  v1::LoadTableResponse* const resp_;
-  v1::ImportChunk chunk_;
+  grpc::CallbackServerContext* const ctx_;
+  Raw* const resp_;
+  Raw in_;
   v1::LoadTableRequest request_;
-  std::string display_, temp_;
-  bool first_ = true;
+  std::string display_, staged_;
+  int64_t received_ = 0, bytes_ = 0;
   int fd_ = -1;
 };
 
-// Streams a table's rows in chunks.
-class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
+// ExportTable: the table's rows in chunks, each read when the previous one
+// is sent (memory stays one chunk).
+class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
  public:
   ExportWriter(std::shared_ptr<EmbeddingTable> table, int64_t rows_per_chunk)
       : table_(std::move(table)), per_chunk_(rows_per_chunk) {
@@ -592,84 +894,54 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
       return;
     }
     row_ += n;
-    StartWrite(&chunk_);
+    std::string bytes;
+    chunk_.SerializeToString(&bytes);
+    grpc::Slice slice(std::move(bytes));
+    out_ = Raw(&slice, 1);
+    StartWrite(&out_);
   }
 
   const std::shared_ptr<EmbeddingTable> table_;
   const int64_t per_chunk_;
   int64_t row_ = 0;
   v1::ExportChunk chunk_;
+  Raw out_;
 };
 
-void CheckpointToProto(const CheckpointInfo& info, v1::Checkpoint* p) {
-  p->set_name(info.name);
-  p->set_created_unix_ms(info.created_unix_ms);
-  p->set_bytes(info.bytes);
-  for (const auto& t : info.tables) p->add_tables(t);
-}
+// A streaming call that fails before it starts.
+template <typename Reactor>
+class Failed final : public Reactor {
+ public:
+  explicit Failed(const absl::Status& s) { this->Finish(ToGrpcStatus(s)); }
+  void OnDone() override { delete this; }
+};
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::ImportChunk>* EmbeddingServiceImpl::ImportTable(
-    grpc::CallbackServerContext* ctx, v1::LoadTableResponse* resp) {
-  return new ImportReader(this, resp);
+grpc::ServerBidiReactor<Raw, Raw>* EmbeddingServiceImpl::StreamGradients(
+    grpc::CallbackServerContext* ctx) {
+  return new GradientStream(this);
 }
 
-grpc::ServerWriteReactor<v1::ExportChunk>* EmbeddingServiceImpl::ExportTable(
-    grpc::CallbackServerContext* ctx, const v1::ExportTableRequest* req) {
-  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(req->name());
-  if (!table.ok()) {
-    class Failed final : public grpc::ServerWriteReactor<v1::ExportChunk> {
-     public:
-      explicit Failed(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
-      void OnDone() override { delete this; }
-    };
-    return new Failed(table.status());
+grpc::ServerReadReactor<Raw>* EmbeddingServiceImpl::ImportTable(grpc::CallbackServerContext* ctx,
+                                                                Raw* resp) {
+  return new ImportReader(this, ctx, resp);
+}
+
+grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackServerContext* ctx,
+                                                                 const Raw* req) {
+  v1::ExportTableRequest request;
+  if (absl::Status s = ParseRequest(*req, &request); !s.ok()) {
+    return new Failed<grpc::ServerWriteReactor<Raw>>(s);
   }
-  const int64_t per_chunk = req->rows_per_chunk() > 0 ? req->rows_per_chunk() : 4096;
-  // Keep each chunk well inside the message limit.
-  const int64_t max_rows = std::max<int64_t>(
-      1, (int64_t{16} << 20) / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
+  absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(request.name());
+  if (!table.ok()) return new Failed<grpc::ServerWriteReactor<Raw>>(table.status());
+  const int64_t per_chunk = request.rows_per_chunk() > 0 ? request.rows_per_chunk() : 4096;
+  // Keep each chunk well inside the message and answer limits.
+  const int64_t chunk_bytes = std::min<int64_t>(int64_t{16} << 20, options_.limits.max_response_bytes);
+  const int64_t max_rows =
+      std::max<int64_t>(1, chunk_bytes / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
   return new ExportWriter(*std::move(table), std::min(per_chunk, max_rows));
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::CreateCheckpoint(
-    grpc::CallbackServerContext* ctx, const v1::CreateCheckpointRequest* req,
-    v1::CreateCheckpointResponse* resp) {
-  absl::Status s = registry_->CreateCheckpoint(req->name());
-  if (s.ok()) {
-    auto all = registry_->ListCheckpoints();
-    if (all.ok()) {
-      for (const auto& c : *all) {
-        if (c.name == req->name()) CheckpointToProto(c, resp->mutable_checkpoint());
-      }
-    }
-    internal::LogInfo(absl::StrCat("created checkpoint '", req->name(), "'"));
-  }
-  return Finish(ctx, s);
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::ListCheckpoints(
-    grpc::CallbackServerContext* ctx, const v1::ListCheckpointsRequest* req,
-    v1::ListCheckpointsResponse* resp) {
-  auto all = registry_->ListCheckpoints();
-  if (all.ok()) {
-    for (const auto& c : *all) CheckpointToProto(c, resp->add_checkpoints());
-  }
-  return Finish(ctx, all.status());
-}
-
-grpc::ServerUnaryReactor* EmbeddingServiceImpl::RestoreCheckpoint(
-    grpc::CallbackServerContext* ctx, const v1::RestoreCheckpointRequest* req,
-    v1::RestoreCheckpointResponse* resp) {
-  std::vector<std::string> names(req->tables().begin(), req->tables().end());
-  auto restored = registry_->RestoreCheckpoint(req->name(), names);
-  if (restored.ok()) {
-    for (const auto& t : *restored) TableInfoToProto(*t, resp->add_tables());
-    internal::LogInfo(
-        absl::StrCat("restored ", restored->size(), " tables from checkpoint '", req->name(), "'"));
-  }
-  return Finish(ctx, restored.status());
 }
 
 }  // namespace embedserve

@@ -47,6 +47,31 @@ ABSL_FLAG(int32_t, lookup_threads, 0,
           "split lookups of at least --parallel_min_ids ids across this many extra threads "
           "(0 = every lookup runs on its gRPC thread)");
 ABSL_FLAG(int64_t, parallel_min_ids, 16384, "smallest lookup that --lookup_threads splits");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{4} << 30,
+          "largest ImportTable upload, bytes; more is RESOURCE_EXHAUSTED (0 = no limit)");
+ABSL_FLAG(int32_t, admin_threads, 1,
+          "threads for slow calls (load, import, create, drop, checkpoints), run at low CPU "
+          "priority so that lookups come first");
+ABSL_FLAG(int32_t, admin_queue, 16,
+          "slow calls that may wait for an admin thread; more are RESOURCE_EXHAUSTED");
+ABSL_FLAG(int32_t, push_threads, 0,
+          "threads that apply pushes and assigns (0 = one per core)");
+ABSL_FLAG(int32_t, push_queue, 4096, "pushes that may wait; more are RESOURCE_EXHAUSTED");
+ABSL_FLAG(int32_t, push_nice, 10,
+          "nice value of the push threads (0-19): higher lets lookups take more of the CPU "
+          "while a trainer pushes flat out; 0 = pushes and lookups share equally");
+ABSL_FLAG(int32_t, max_concurrent_streams, 100,
+          "HTTP/2 streams one connection may have open at once; more are refused");
+ABSL_FLAG(int32_t, max_connection_idle_s, 3600,
+          "close a connection with no call for this long, seconds (0 = never)");
+ABSL_FLAG(int32_t, max_connection_age_s, 0,
+          "ask a connection older than this to reconnect, seconds (0 = never)");
+ABSL_FLAG(int32_t, keepalive_time_s, 120,
+          "ping an idle connection this often, seconds; dead peers are dropped");
+ABSL_FLAG(int64_t, transport_memory_bytes, int64_t{1} << 30,
+          "memory gRPC's transport may use for buffers before it pushes back (resource quota)");
+ABSL_FLAG(int32_t, memory_trim_interval_s, 10,
+          "hand freed heap memory back to the kernel this often, seconds (0 = never)");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -120,9 +145,30 @@ int Run() {
 
   embedserve::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
-  options.limits.max_ids_per_request = absl::GetFlag(FLAGS_max_ids_per_request);
-  options.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  embedserve::ServiceOptions& service = options.service;
+  service.limits.max_ids_per_request = absl::GetFlag(FLAGS_max_ids_per_request);
+  service.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  service.limits.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  service.admin_threads = absl::GetFlag(FLAGS_admin_threads);
+  service.admin_queue = absl::GetFlag(FLAGS_admin_queue);
+  service.push_threads = absl::GetFlag(FLAGS_push_threads);
+  service.push_queue = absl::GetFlag(FLAGS_push_queue);
+  service.push_nice = absl::GetFlag(FLAGS_push_nice);
+  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
+    auto uploads = embedserve::PrepareUploadDir(dir);
+    if (!uploads.ok()) {
+      LogError(std::string(uploads.status().message()));
+      return 1;
+    }
+    service.upload_dir = *uploads;
+  }
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.max_connection_idle_s = absl::GetFlag(FLAGS_max_connection_idle_s);
+  options.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
+  options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
+  options.transport_memory_bytes = absl::GetFlag(FLAGS_transport_memory_bytes);
+  options.memory_trim_interval_s = absl::GetFlag(FLAGS_memory_trim_interval_s);
 
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {

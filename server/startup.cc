@@ -32,6 +32,25 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& dat
   return store;
 }
 
+absl::StatusOr<std::string> PrepareUploadDir(const std::string& data_dir) {
+  const std::filesystem::path dir = std::filesystem::path(data_dir) / "uploads";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  }
+  int removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code ignored;
+    removed += std::filesystem::remove_all(entry.path(), ignored) > 0 ? 1 : 0;
+  }
+  if (removed > 0) {
+    internal::LogInfo(absl::StrCat("removed ", removed, " unfinished uploads from ", dir.string()));
+  }
+  return dir.string();
+}
+
 absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& import_path) {
   absl::StatusOr<int> restored = registry.LoadFromStore();
   if (!restored.ok()) {

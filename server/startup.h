@@ -32,6 +32,10 @@ void ReleaseFreedMemory();
 absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
                                                           const std::string& durability);
 
+// Makes <data_dir>/uploads, where ImportTable stages uploads, and removes
+// what a killed server left there. Returns its path.
+absl::StatusOr<std::string> PrepareUploadDir(const std::string& data_dir);
+
 // Restores the registry's stored tables, then copies in those of the RocksDB
 // at `import_path` (opened read-only; skipped when empty).
 absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& import_path);

@@ -144,7 +144,7 @@ std::string EncodeMeta(const StoredTable& m) {
   line("init_value", D(s.initializer.value));
   line("init_seed", absl::StrCat(s.initializer.seed));
   line("optimizer", OptimizerName(s.optimizer.kind));
-  line("lr", D(s.optimizer.lr));
+  line("lr", D(s.optimizer.lr.value_or(0.01)));
   line("lr_decay", D(s.optimizer.lr_decay));
   line("initial_accumulator_value", D(s.optimizer.initial_accumulator_value));
   if (s.optimizer.eps) line("eps", D(*s.optimizer.eps));
@@ -220,7 +220,9 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
         if (v == OptimizerName(kind)) s.optimizer.kind = kind, ok = true;
       }
     } else if (k == "lr") {
-      dbl(&s.optimizer.lr);
+      double x = 0;
+      dbl(&x);
+      s.optimizer.lr = x;
     } else if (k == "lr_decay") {
       dbl(&s.optimizer.lr_decay);
     } else if (k == "initial_accumulator_value") {
@@ -304,6 +306,17 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
   for (rocksdb::ColumnFamilyHandle* h : orphans) {
     if (!options.read_only) db->DropColumnFamily(h);
     db->DestroyColumnFamilyHandle(h);
+  }
+  if (!options.read_only) {
+    // SST staging folders of loads that a kill interrupted (their families
+    // were orphans above): nothing refers to them any more.
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(options.path, ec)) {
+      if (entry.path().filename().string().rfind("ingest-", 0) == 0) {
+        std::error_code ignored;
+        std::filesystem::remove_all(entry.path(), ignored);
+      }
+    }
   }
   return store;
 }

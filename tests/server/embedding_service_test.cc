@@ -43,8 +43,8 @@ class EmbeddingServiceTest : public ::testing::Test {
   void SetUp() override {
     ServerOptions options;
     options.address = "127.0.0.1:0";
-    options.limits.max_ids_per_request = 1000;
-    options.limits.max_response_bytes = 64 * 1024;
+    options.service.limits.max_ids_per_request = 1000;
+    options.service.limits.max_response_bytes = 64 * 1024;
     auto server = EmbeddingServer::Start(options, std::make_shared<TableRegistry>(1 << 24));
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);

@@ -46,8 +46,8 @@ float WildFloat(std::mt19937_64& rng) {
 TEST(RobustnessTest, RandomRequestsGetCleanStatusesAndTheServerKeepsServing) {
   ServerOptions options;
   options.address = "127.0.0.1:0";
-  options.limits.max_ids_per_request = 5000;
-  options.limits.max_response_bytes = 1 << 20;
+  options.service.limits.max_ids_per_request = 5000;
+  options.service.limits.max_response_bytes = 1 << 20;
   auto server = EmbeddingServer::Start(options, std::make_shared<TableRegistry>(int64_t{1} << 28));
   ASSERT_TRUE(server.ok());
   auto client = EmbeddingClient::Connect((*server)->address(), absl::Seconds(20));
