@@ -16,7 +16,6 @@ import glob
 import os
 import random
 import subprocess
-import threading
 import time
 
 import numpy as np

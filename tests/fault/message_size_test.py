@@ -1,0 +1,98 @@
+"""An oversized request is refused without keeping its memory: with
+--max_message_bytes=64 MiB, a 100 MiB Lookup request (3 times) must get
+RESOURCE_EXHAUSTED, the server must stay up, and a second after each
+refusal its RSS must be back within 48 MiB of where it was before.
+
+Bounded: three 100 MiB sends over loopback, ~10 s.
+
+Run: /usr/bin/python3 tests/fault/message_size_test.py --server build/server/embedserve \
+        --stubs build/python
+"""
+
+import threading
+import time
+
+import fault_harness as h
+
+LIMIT = 64 << 20
+SEND = 100 << 20
+RSS_SLACK_MIB = 48
+ROUNDS = 3
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def oversized_lookup(table, size):
+    """A LookupRequest of about `size` bytes: one query whose packed ids are
+    all 1 (one byte each), built directly in the wire format."""
+    name = table.encode()
+    head = b"\x0a" + varint(len(name)) + name
+    n = size - len(head) - 16
+    query = head + b"\x12" + varint(n) + b"\x01" * n
+    return b"\x0a" + varint(len(query)) + query
+
+
+class MessageSizeTest(h.FaultTest):
+
+    def test_refused_message_does_not_keep_memory(self):
+        server = self.start_server("", "--max_message_bytes=%d" % LIMIT)
+        server.stub.CreateTable(h.create_request("t", 1000, 16), timeout=30)
+        for _ in range(20):
+            server.stub.Lookup(h.lookup_request("t", range(100)), timeout=10)
+        time.sleep(0.5)
+        base = server.rss_mib()
+        payload = oversized_lookup("t", SEND)
+        channel = server.new_channel()
+        self.addCleanup(channel.close)
+        raw_lookup = channel.unary_unary(h.SERVICE + "Lookup")  # bytes in, bytes out
+
+        report, kept = [], []
+        for k in range(ROUNDS):
+            peak = [base]
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    r = server.rss_mib()
+                    if r is not None:
+                        peak[0] = max(peak[0], r)
+                    stop.wait(0.05)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            try:
+                raw_lookup(payload, timeout=60)
+                code, details = "OK", ""
+            except h.grpc.RpcError as e:
+                code, details = e.code().name, e.details()
+            time.sleep(1.0)
+            stop.set()
+            sampler.join()
+            self.assert_alive(server, "after a %d MiB request" % (SEND >> 20))
+            now = server.rss_mib()
+            report.append("send %d: %s (%s); RSS %.0f MiB before, peak %.0f, %.0f a second "
+                          "after" % (k, code, details[:80], base, peak[0], now))
+            print(report[-1])
+            self.assertEqual(code, "RESOURCE_EXHAUSTED",
+                             "a %d MiB request over a %d MiB limit: %s %s"
+                             % (SEND >> 20, LIMIT >> 20, code, details))
+            kept.append(now - base)
+        self.assertLess(max(kept), RSS_SLACK_MIB,
+                        "RSS stays up to %.0f MiB above its level a second after a refusal:\n%s"
+                        % (max(kept), "\n".join(report)))
+        got = server.stub.Lookup(h.lookup_request("t", [1, 2]), timeout=10)
+        self.assertEqual(list(got.results[0].shape), [2, 16])
+
+
+if __name__ == "__main__":
+    h.main(__doc__)
