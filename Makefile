@@ -8,7 +8,7 @@ ADDRESS ?= 127.0.0.1:50051
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps configure build run test bench clean
+.PHONY: deps configure build run test bench fuzz clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -31,6 +31,19 @@ bench: build
 	bash bench/run_kernel_bench.sh $(BUILD_DIR)
 	bash bench/run_train_bench.sh $(BUILD_DIR)
 	bash bench/run_storage_bench.sh $(BUILD_DIR)
+
+# libFuzzer + ASan/UBSan (clang) in their own build dir; each target runs
+# FUZZ_SECONDS over a scratch copy of its corpus (README "Fuzzing").
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_TARGETS ?= pretrained_fuzz meta_codec_fuzz table_spec_fuzz
+
+fuzz:
+	bash deploy/install-deps.sh --fuzz
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEMBEDSERVE_FUZZ=ON
+	cmake --build $(FUZZ_BUILD_DIR) -j$(JOBS) --target $(FUZZ_TARGETS)
+	bash fuzz/run_fuzzers.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -6,6 +6,7 @@
 #   deploy/install-deps.sh            build + test + runtime dependencies
 #   deploy/install-deps.sh --runtime  only what the server binary needs to run
 #   deploy/install-deps.sh --bench    also what `make bench` compares against
+#   deploy/install-deps.sh --fuzz     also clang and libFuzzer for `make fuzz`
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -25,11 +26,15 @@ RUNTIME_PKGS=(
 )
 
 BENCH_PKGS=(redis-server gnuplot-nox bc linux-perf)
+# clang-14 with libFuzzer (-fsanitize=fuzzer) and the ASan/UBSan runtimes.
+FUZZ_PKGS=(clang libfuzzer-14-dev)
 
 if [[ "${1:-}" == "--runtime" ]]; then
   PKGS=("${RUNTIME_PKGS[@]}")
 elif [[ "${1:-}" == "--bench" ]]; then
   PKGS=("${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}")
+elif [[ "${1:-}" == "--fuzz" ]]; then
+  PKGS=("${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}")
 else
   PKGS=("${BUILD_PKGS[@]}")
 fi
