@@ -544,8 +544,11 @@ absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req
   *proto.mutable_optimizer() = req.optimizer();
   ASSIGN_OR_RETURN(TableSpec spec, SpecFromProto(proto));
   const auto started = absl::Now();
+  LoadOptions load;
+  load.raw_dim = req.raw_dim();
+  load.cancelled = cancelled;
   ASSIGN_OR_RETURN(std::unique_ptr<PretrainedMatrix> matrix,
-                   LoadPretrained(req.path(), format, req.raw_dim()));
+                   LoadPretrained(req.path(), format, load));
   // A call abandoned while the file was read stores nothing.
   if (cancelled()) {
     return absl::CancelledError(

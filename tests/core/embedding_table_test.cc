@@ -388,5 +388,113 @@ TEST(EmbeddingTableTrainingTest, BadPushesChangeNothingBitForBit) {
   EXPECT_EQ((*t)->spec().optimizer.lr, 0.01);
 }
 
+TEST(EmbeddingTableTrainingTest, PushWhoseResultIsNotFiniteAppliesNothing) {
+  for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdagrad,
+                             OptimizerKind::kRowWiseAdagrad, OptimizerKind::kSparseAdam}) {
+    TableSpec s = Spec(3, 2);
+    s.optimizer.kind = kind;
+    s.optimizer.lr = 1.0;
+    auto t = EmbeddingTable::Create(s, {1, 1, 1, 1, 1, 1});
+    ASSERT_THAT(t, IsOk());
+    const std::vector<float> before = Rows(**t, {0, 1, 2});
+    // Finite gradients whose square (the Adagrads' and Adam's state) or
+    // whose step (SGD: w - 3e38 - 3e38 summed over duplicates) overflows.
+    EXPECT_THAT((*t)->ApplyGradients({0, 1, 1}, {1, 1, -3e38f, -3e38f, -3e38f, -3e38f}),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not finite")))
+        << static_cast<int>(kind);
+    EXPECT_EQ(Rows(**t, {0, 1, 2}), before);
+    EXPECT_EQ((*t)->version(), 0);
+    EXPECT_EQ((*t)->optimizer_step(), 0);
+  }
+}
+
+TEST(EmbeddingTableTrainingTest, HugeLearningRateIsRejectedAsTorchWouldOverflow) {
+  TableSpec s = Spec(2, 2);
+  s.optimizer.lr = 1e300;  // finite double, inf as the float32 scalar it is used as
+  EXPECT_THAT(EmbeddingTable::Create(s),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lr")));
+  s.optimizer.lr = 0.1;
+  auto t = EmbeddingTable::Create(s);
+  ASSERT_THAT(t, IsOk());
+  EXPECT_THAT((*t)->UpdateSettings({.lr = 1e300}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lr")));
+  EXPECT_THAT((*t)->UpdateSettings({.eps = 1e39}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("eps")));
+  EXPECT_EQ((*t)->spec().optimizer.lr, 0.1);
+}
+
+TEST(EmbeddingTableTrainingTest, SparseAdamDefaultLrIsTorchs) {
+  TableSpec s = Spec(2, 2);
+  s.optimizer.kind = OptimizerKind::kSparseAdam;
+  auto t = EmbeddingTable::Create(s);
+  ASSERT_THAT(t, IsOk());
+  EXPECT_EQ((*t)->spec().optimizer.lr, 0.001);  // torch.optim.SparseAdam
+  s.optimizer.kind = OptimizerKind::kAdagrad;
+  EXPECT_EQ((*EmbeddingTable::Create(s))->spec().optimizer.lr, 0.01);  // torch.optim.Adagrad
+  s.optimizer.kind = OptimizerKind::kSparseAdam;
+  s.optimizer.lr = 0.0;  // torch: "Invalid learning rate: 0.0"
+  EXPECT_THAT(EmbeddingTable::Create(s),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lr")));
+}
+
+TEST(EmbeddingTableTrainingTest, PushOfOnlyPaddingIdsDoesNotStep) {
+  for (OptimizerKind kind : {OptimizerKind::kAdagrad, OptimizerKind::kSparseAdam}) {
+    TableSpec s = Spec(3, 2);
+    s.optimizer.kind = kind;
+    s.padding_idx = 2;
+    auto t = EmbeddingTable::Create(s);
+    ASSERT_THAT(t, IsOk());
+    auto r = (*t)->ApplyGradients({2, 2}, {1, 1, 1, 1});
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->rows_applied, 0);
+    EXPECT_EQ((*t)->optimizer_step(), 0);
+    EXPECT_EQ((*t)->version(), 0);
+    ASSERT_THAT((*t)->ApplyGradients({}, {}), IsOk());
+    EXPECT_EQ((*t)->optimizer_step(), 0);
+    ASSERT_THAT((*t)->ApplyGradients({0, 2}, {1, 1, 1, 1}), IsOk());
+    EXPECT_EQ((*t)->optimizer_step(), 1);
+  }
+}
+
+TEST(EmbeddingTableTest, AssignPastTheRowTypesRangeIsRejected) {
+  TableSpec s = Spec(2, 2);
+  s.row_type = RowType::kFloat16;
+  auto t = EmbeddingTable::Create(s, {1, 2, 3, 4});
+  ASSERT_THAT(t, IsOk());
+  EXPECT_THAT((*t)->AssignRows({1}, {1, 70000}),  // float16 tops out at 65504
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("id 1 not finite")));
+  EXPECT_EQ(Rows(**t, {1}), (std::vector<float>{3, 4}));
+  EXPECT_THAT((*t)->AssignRows({1}, {1, 65504}), IsOk());
+}
+
+TEST(TableSpecTest, InitializerArgumentsMustFitFloat32AsInTorch) {
+  // torch.nn.init.constant_(w, 1e39) and uniform_(w, -1e39, 1) raise.
+  TableSpec s = Spec(2, 2);
+  s.initializer.kind = InitKind::kConstant;
+  s.initializer.value = 1e39;
+  EXPECT_THAT(NormalizeTableSpec(s),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("initializer value")));
+  s.initializer.value = 3e38;
+  EXPECT_THAT(NormalizeTableSpec(s), IsOk());
+  s.initializer.kind = InitKind::kUniform;
+  s.initializer.a = -1e39;
+  EXPECT_THAT(NormalizeTableSpec(s),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("initializer a")));
+  s.initializer.kind = InitKind::kNormal;
+  s.initializer.mean = 1e39;
+  EXPECT_THAT(NormalizeTableSpec(s),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("initializer mean")));
+}
+
+TEST(BagBoundsTest, TooManyBagsIsResourceExhaustedBeforeAllocating) {
+  // A 30-byte request: shape [500000000, 0], no ids.
+  EXPECT_THAT(BagBounds(0, {}, false, {500000000, 0}, /*max_bags=*/1000),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("500000000 bags")));
+  EXPECT_THAT(BagBounds(0, {}, false, {1000, 0}, /*max_bags=*/1000), IsOk());
+  EXPECT_THAT(BagBounds(3, {0, 0, 0, 3}, false, {}, /*max_bags=*/3),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("bags")));
+  EXPECT_THAT(BagBounds(3, {0, 0, 0, 3}, true, {}, /*max_bags=*/3), IsOk());
+}
+
 }  // namespace
 }  // namespace embedserve

@@ -57,5 +57,27 @@ TEST(RowCodecTest, DecodedRowsStayWithinTheDocumentedBounds) {
   EXPECT_EQ(out, c);
 }
 
+TEST(RowCodecTest, Int8RowsSpanningTheWholeFloatRangeStayFinite) {
+  // hi - lo overflows float here; the codec must not produce NaN or inf.
+  const std::vector<float> row = {-3e38f, 3e38f, 0.0f, 1.0f, -3.4e38f, 3.4e38f, 1e30f};
+  const int64_t dim = static_cast<int64_t>(row.size());
+  std::vector<uint8_t> bytes(CompactRowStride(RowType::kInt8Rowwise, dim));
+  EncodeRow(RowType::kInt8Rowwise, row.data(), dim, bytes.data());
+  std::vector<float> back(dim);
+  DecodeRow(RowType::kInt8Rowwise, bytes.data(), dim, back.data());
+  for (int64_t d = 0; d < dim; ++d) EXPECT_TRUE(std::isfinite(back[d])) << d << ": " << back[d];
+  EXPECT_EQ(back[4], -3.4e38f);  // the bottom of the row is exact
+  EXPECT_EQ(FirstUnencodable(RowType::kInt8Rowwise, row.data(), dim), -1);
+}
+
+TEST(RowCodecTest, FirstUnencodableFindsOverflowsOfTheRowType) {
+  const float row[] = {1.0f, 65504.0f, 70000.0f};
+  EXPECT_EQ(FirstUnencodable(RowType::kFloat16, row, 3), 2);
+  EXPECT_EQ(FirstUnencodable(RowType::kFloat32, row, 3), -1);
+  EXPECT_EQ(FirstUnencodable(RowType::kBFloat16, row, 3), -1);
+  const float nan_row[] = {1.0f, NAN};
+  EXPECT_EQ(FirstUnencodable(RowType::kFloat32, nan_row, 2), 1);
+}
+
 }  // namespace
 }  // namespace embedserve

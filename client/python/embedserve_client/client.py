@@ -176,11 +176,14 @@ class EmbeddingClient:
             timeout=self.timeout).tables)
 
     def lookup(self, table, ids, output="float32"):
-        """F.embedding: an array of shape ids.shape + (dim,); output="float16"
+        """F.embedding: an array of shape ids.shape + (dim,) (a 0-d index
+        gives (dim,), as torch); output="float16"
         asks for half the bytes on the wire (returned as float16)."""
         ids = np.asarray(ids, dtype=np.int64)
+        # A 0-d index (emb(torch.tensor(3))) gives (dim,): asked for as a
+        # scalar query, since an empty shape means "flat".
         query = pb.LookupQuery(table=table, ids=ids.reshape(-1).tolist(),
-                               shape=list(ids.shape),
+                               shape=list(ids.shape), scalar=ids.ndim == 0,
                                output=pb.ValueType.Value(output.upper()))
         resp = self._stub.Lookup(pb.LookupRequest(queries=[query]), timeout=self.timeout)
         return _to_array(resp.results[0])
