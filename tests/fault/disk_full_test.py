@@ -62,7 +62,7 @@ class DiskFullTest(h.FaultTest):
             except h.grpc.RpcError as e:
                 errors.append((name, rows, e.code().name, e.details()))
                 self.assert_alive(server, "after create %d (%d rows) failed with %s: %s"
-                                  % (i, rows, e.code().name, e.details()))
+                                  % (i, rows, e.code().name, e.details()), grace=1.0)
                 if rows == 1 and len(errors) >= 3:
                     break
                 rows = max(1, rows // 4)
@@ -85,7 +85,7 @@ class DiskFullTest(h.FaultTest):
             except h.grpc.RpcError as e:
                 self.assertIn(e.code().name, CLEAN_CODES + ("FAILED_PRECONDITION",),
                               "assign on a full disk: %s" % e.details())
-            self.assert_alive(server, "after an assign on the full disk")
+            self.assert_alive(server, "after an assign on the full disk", grace=0.5)
         got = h.rows_of(stub.Lookup(h.lookup_request("keep", range(2, 10)), timeout=10), 16)
         self.assertEqual(got.tolist(), expected.tolist())
         self.assertIn("keep", h.table_names(stub))
@@ -109,7 +109,8 @@ class DiskFullTest(h.FaultTest):
                 return True
             except h.grpc.RpcError as e:
                 last[0] = "%s: %s" % (e.code().name, e.details())
-                self.assert_alive(server, "on a create after space was freed (%s)" % last[0])
+                self.assert_alive(server, "on a create after space was freed (%s)" % last[0],
+                                  grace=1.0)
                 return False
 
         self.assertTrue(h.wait_until(create_again, timeout=20, step=1.0),

@@ -187,7 +187,15 @@ class FaultTest(unittest.TestCase):
         self.addCleanup(s.stop)
         return s
 
-    def assert_alive(self, server, what):
+    def assert_alive(self, server, what, grace=0.0):
+        """Fails, with the server's last output, if it has exited. After an
+        error answer pass a grace (s): a dying server's socket closes a
+        little before its process is gone."""
+        if grace > 0:
+            try:
+                server.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
         if not server.alive():
             self.fail("the server died %s (%s); its last output:\n%s"
                       % (what, server.exit_description(), server.log_tail()))
@@ -215,7 +223,8 @@ def table_names(stub, timeout=10):
 
 class LatencyProbe:
     """Looks up a few rows of `table` over its own channel, back to back (with
-    `pause` s between calls), until stop(); keeps every latency and error."""
+    `pause` s between calls), until stop(); keeps every call's latency
+    (failed ones too) and every error."""
 
     def __init__(self, server, table, ids=(0, 1, 2, 3), pause=0.002, timeout=5.0):
         self._channel = server.new_channel()
@@ -233,6 +242,9 @@ class LatencyProbe:
                 self._stub.Lookup(self._req, timeout=self._timeout)
                 self.latencies.append(time.monotonic() - t)
             except grpc.RpcError as e:
+                # A failed call counts in the percentiles with the time it took
+                # (a deadline is a latency of at least the timeout).
+                self.latencies.append(time.monotonic() - t)
                 self.errors.append("%s: %s" % (e.code().name, e.details()))
             self._stop.wait(self._pause)
 

@@ -20,6 +20,8 @@ Run: /usr/bin/python3 tests/fault/rapid_reset_test.py --server build/server/embe
         --stubs build/python
 """
 
+import os
+EXTRA_FLAGS = [f for f in os.environ.get("ES_FLAGS", "").split() if f]
 import threading
 import time
 
@@ -34,7 +36,7 @@ LOOKUP = h.SERVICE + "Lookup"
 class RapidResetTest(h.FaultTest):
 
     def setUp(self):
-        self.server = self.start_server("")
+        self.server = self.start_server("", *EXTRA_FLAGS)
         self.server.stub.CreateTable(h.create_request("t", 100_000, 64), timeout=30)
 
     def test_rapid_reset_flood(self):
@@ -71,7 +73,7 @@ class RapidResetTest(h.FaultTest):
               % (base_rss, peak, peak - base_rss, samples[-1][1]))
         print("RSS samples (s, MiB): " + ", ".join("%.1f:%.0f" % (t, r or 0) for t, r in samples))
         print("lookups before:", before.summary())
-        print("lookups during:", probe.summary())
+        print("lookups during:", probe.summary(), probe.errors[:2])
         print("lookups after: ", after.summary() if after else "server gone")
 
         self.assert_alive(server, "during a rapid-reset flood")
@@ -80,7 +82,7 @@ class RapidResetTest(h.FaultTest):
                         "RSS grew %.0f MiB (%.0f -> %.0f) during a %.0f s rapid-reset flood"
                         % (peak - base_rss, base_rss, peak, FLOOD_S))
         self.assertFalse(probe.errors, "lookups failed during the flood: %s" % probe.errors[:3])
-        self.assertGreaterEqual(len(probe.latencies), 5 * FLOOD_S,
+        self.assertGreaterEqual(len(probe.latencies) - len(probe.errors), 5 * FLOOD_S,
                                 "lookups starved during the flood: " + probe.summary())
         self.assertFalse(after.errors, "lookups failed after the flood: %s" % after.errors[:3])
 
@@ -98,9 +100,11 @@ class RapidResetTest(h.FaultTest):
         self.assertIsNotNone(limit, "the server advertises no SETTINGS_MAX_CONCURRENT_STREAMS "
                              "(one connection may open any number of streams); %d opened, "
                              "%d refused" % (count, refused))
-        self.assertTrue(refused > 0 or goaway is not None,
+        # Refused one by one, or the connection told to go (GOAWAY) or
+        # closed outright: any of them keeps the streams bounded.
+        self.assertTrue(refused > 0 or goaway is not None or closed,
                         "%d streams over a limit of %d were neither refused nor answered "
-                        "with GOAWAY" % (count - limit, limit))
+                        "with GOAWAY, and the connection stayed open" % (count - limit, limit))
         # And a well-behaved client still gets through.
         got = server.stub.Lookup(h.lookup_request("t", [1, 2]), timeout=10)
         self.assertEqual(list(got.results[0].shape), [2, 64])
