@@ -150,7 +150,7 @@ class FileReader {
     }
     char* out = static_cast<char*>(dst);
     const int64_t from_window = std::min<int64_t>(n, window_.size() - head_);
-    std::memcpy(out, window_.data() + head_, from_window);
+    if (from_window > 0) std::memcpy(out, window_.data() + head_, from_window);
     head_ += from_window;
     if (n > from_window) {
       RETURN_IF_ERROR(PreadFully(out + from_window, n - from_window, window_end_));
@@ -177,7 +177,10 @@ class FileReader {
                                           bool* found) {
     size_t scanned = head_;
     while (true) {
-      const void* hit = std::memchr(window_.data() + scanned, delim, window_.size() - scanned);
+      // (memchr must not see the null data() of an empty window.)
+      const void* hit = scanned == window_.size() ? nullptr
+                                                  : std::memchr(window_.data() + scanned, delim,
+                                                                window_.size() - scanned);
       if (hit != nullptr) {
         const size_t at = static_cast<const char*>(hit) - window_.data();
         if (static_cast<int64_t>(at - head_) > max_len) break;
