@@ -1,5 +1,7 @@
 #include "storage/rocksdb_store.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -360,8 +362,29 @@ bool ValidCheckpointName(absl::string_view name) {
 
 }  // namespace
 
+absl::Status RocksDbStore::CheckSpace(int64_t bytes, absl::string_view what) {
+  struct statvfs fs;
+  if (::statvfs(options_.path.c_str(), &fs) != 0) return absl::OkStatus();  // cannot tell
+  const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  const int64_t total = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+  // Memtables not yet flushed become SST files: they need room too.
+  uint64_t memtables = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  const int64_t reserve = std::clamp<int64_t>(total / 16, int64_t{1} << 20, int64_t{256} << 20);
+  const int64_t need = bytes + static_cast<int64_t>(memtables) + reserve;
+  if (free_bytes < need) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": the data directory ", options_.path, " has ", free_bytes,
+        " bytes free; this write needs about ", bytes, " plus ", memtables,
+        " for unflushed writes and a reserve of ", reserve,
+        " (RocksDB cannot recover from a full disk, so writes stop before it)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RocksDbStore::CreateCheckpoint(absl::string_view name) {
   if (options_.read_only) return absl::FailedPreconditionError("this store is read-only");
+  RETURN_IF_ERROR(CheckSpace(int64_t{4} << 20, absl::StrCat("checkpoint '", name, "'")));
   if (!ValidCheckpointName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint name '", name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
@@ -436,6 +459,10 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
     return absl::FailedPreconditionError(
         absl::StrCat("create table '", name, "': the store is read-only"));
   }
+  // SST files: the records, plus keys and block overhead (~5%).
+  RETURN_IF_ERROR(CheckSpace(
+      meta.spec.num_embeddings * (meta.floats_per_record * 4 + 16) / 20 * 21 + (64 << 10),
+      absl::StrCat("store table '", name, "'")));
   const rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
   std::string family;
   {
@@ -575,6 +602,9 @@ absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const 
                                       absl::Span<const float> packed) {
   ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
   const int64_t rf = meta.floats_per_record;
+  // The WAL record now and the SST a flush writes later.
+  RETURN_IF_ERROR(CheckSpace(2 * static_cast<int64_t>(ids.size()) * (rf * 4 + 16) + 4096,
+                             absl::StrCat("write table '", meta.spec.name, "'")));
   rocksdb::WriteBatch batch;
   for (size_t i = 0; i < ids.size(); ++i) {
     batch.Put(
@@ -592,6 +622,7 @@ absl::Status RocksDbStore::PutMeta(const StoredTable& meta) {
   rocksdb::WriteOptions w;
   w.sync = options_.sync;
   ASSIGN_OR_RETURN(std::string meta_value, MetaValue(meta));
+  RETURN_IF_ERROR(CheckSpace(4096, absl::StrCat("write table '", meta.spec.name, "' metadata")));
   return FromRocksDb(db_->Put(w, MetaKey(meta.spec.name), meta_value),
                      absl::StrCat("write table '", meta.spec.name, "' metadata"));
 }

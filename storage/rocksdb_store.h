@@ -66,6 +66,12 @@ class RocksDbStore final : public RowStore {
  private:
   RocksDbStore() = default;
   absl::StatusOr<rocksdb::ColumnFamilyHandle*> Family(absl::string_view table);
+  // OK if the data directory's file system has room for `bytes` more, plus
+  // the unflushed memtables and a reserve (1/16 of the file system, 1 MiB to
+  // 256 MiB); else ResourceExhausted naming `what` and the figures. Debian's
+  // RocksDB aborts (an assertion) when a file writer is used after a failed
+  // write, so a full disk must never reach it.
+  absl::Status CheckSpace(int64_t bytes, absl::string_view what);
   // The metadata value written for `meta`: EncodeMeta plus the family line.
   absl::StatusOr<std::string> MetaValue(const StoredTable& meta);
 
