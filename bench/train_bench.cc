@@ -6,6 +6,7 @@
 // lookups of 512 ids.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -34,9 +35,11 @@ struct Fixture {
   std::vector<v1::PushRequest> pushes;  // per optimizer table, prebuilt
 
   // durability: "" = memory only, "async" or "sync" = RocksDB in a temp dir.
-  explicit Fixture(const std::string& durability) {
+  // push_nice: the server's push lane priority (ServiceOptions::push_nice).
+  explicit Fixture(const std::string& durability, int push_nice = 10) {
     ServerOptions options;
     options.address = "127.0.0.1:0";
+    options.service.push_nice = push_nice;
     if (!durability.empty()) {
       const std::string dir = std::filesystem::temp_directory_path() /
                               ("embedserve-train-bench-" + durability);
@@ -74,6 +77,13 @@ Fixture& F() {
   return *f;
 }
 
+// The same server with pushes at lookups' priority (push_nice 0): the
+// baseline of the lookups-first change.
+Fixture& EqualPriority() {
+  static Fixture* f = new Fixture("", /*push_nice=*/0);
+  return *f;
+}
+
 // Tables persisted in RocksDB; only the SGD table is pushed to.
 Fixture& Durable(bool sync) {
   static Fixture* async_fixture = new Fixture("async");
@@ -98,7 +108,8 @@ void BM_PushUnary(benchmark::State& state) {
 
 // Streams `n` pushes with up to `window` unanswered; returns false on error.
 bool StreamPushes(Fixture& f, const std::string& table, int64_t n, int window,
-                  const std::atomic<bool>* stop = nullptr) {
+                  const std::atomic<bool>* stop = nullptr,
+                  std::atomic<int64_t>* applied = nullptr) {
   grpc::ClientContext ctx;
   auto stream = f.client->stub()->StreamGradients(&ctx);
   v1::PushResponse resp;
@@ -113,6 +124,7 @@ bool StreamPushes(Fixture& f, const std::string& table, int64_t n, int window,
     if (sent - answered >= window) {
       if (!stream->Read(&resp) || resp.code() != 0) ok = false;
       ++answered;
+      if (applied != nullptr && resp.code() == 0) *applied += kPush;
     }
   }
   stream->WritesDone();
@@ -147,14 +159,18 @@ void BM_PushStreamDurable(benchmark::State& state) {
 }
 
 void BM_LookupGrpc(benchmark::State& state) {
-  Fixture& f = F();
+  Fixture& f = state.range(1) == 0 ? EqualPriority() : F();
+  state.SetLabel(state.range(1) == 0 ? "pushes at lookup priority" : "pushes niced (default)");
   std::atomic<bool> stop{false};
+  std::atomic<int64_t> pushed{0};
   std::thread pusher;
   const int64_t rate = state.range(0);  // pushed rows per second; -1 = flat out
   if (rate != 0) {
     pusher = std::thread([&] {
       if (rate < 0) {
-        while (!stop) StreamPushes(f, "SGD", 1 << 30, 8, &stop);
+        while (!stop) {
+          if (StreamPushes(f, "SGD", 1 << 30, 8, &stop, &pushed) == false && !stop) break;
+        }
         return;
       }
       // Paced unary pushes: rate / kPush pushes a second.
@@ -165,7 +181,7 @@ void BM_LookupGrpc(benchmark::State& state) {
         req.set_table("SGD");
         v1::PushResponse resp;
         grpc::ClientContext ctx;
-        f.client->stub()->PushGradients(&ctx, req, &resp);
+        if (f.client->stub()->PushGradients(&ctx, req, &resp).ok()) pushed += kPush;
         next += period;
         std::this_thread::sleep_until(next);
       }
@@ -179,17 +195,32 @@ void BM_LookupGrpc(benchmark::State& state) {
     for (int64_t id : bench::UniformIds(kLookup, kRows, 900 + s)) q->add_ids(id);
     requests.push_back(std::move(req));
   }
+  std::vector<double> latency_us;
   size_t i = 0;
+  const int64_t pushed_before = pushed.load();
+  const auto started = std::chrono::steady_clock::now();
   for (auto _ : state) {
     v1::LookupResponse resp;
     grpc::ClientContext ctx;
+    const auto t0 = std::chrono::steady_clock::now();
     if (!f.client->stub()->Lookup(&ctx, requests[i++ % requests.size()], &resp).ok()) {
       state.SkipWithError("lookup");
     }
+    latency_us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int64_t pushed_rows = pushed.load() - pushed_before;
   stop = true;
   if (pusher.joinable()) pusher.join();
   state.SetItemsProcessed(state.iterations() * kLookup);
+  std::sort(latency_us.begin(), latency_us.end());
+  if (!latency_us.empty()) {
+    state.counters["p50_us"] = latency_us[latency_us.size() / 2];
+    state.counters["p99_us"] = latency_us[latency_us.size() * 99 / 100];
+  }
+  state.counters["push_rows_per_s"] = seconds > 0 ? pushed_rows / seconds : 0;
 }
 
 BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -198,11 +229,13 @@ BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMill
 // a busy trainer); -1 = a stream pushing as fast as the server applies.
 BENCHMARK(BM_PushStreamDurable)->ArgName("sync")->Arg(0)->Arg(1)->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+// push_nice 0: pushes at lookups' priority (the baseline); 10: the default.
 BENCHMARK(BM_LookupGrpc)
-    ->ArgName("push_rows_per_s")
-    ->Arg(0)
-    ->Arg(250'000)
-    ->Arg(-1)
+    ->ArgNames({"push_rows_per_s", "push_nice"})
+    ->Args({0, 10})
+    ->Args({250'000, 10})
+    ->Args({-1, 0})
+    ->Args({-1, 10})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
