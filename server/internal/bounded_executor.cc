@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 
@@ -42,7 +43,9 @@ void BoundedExecutor::Work(int index) {
   if (options_.nice != 0) {
     // Linux applies a nice value to the one thread whose tid is named.
     const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), options_.nice);
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(19, current + options_.nice));
   }
   for (;;) {
     Task task;

@@ -34,7 +34,7 @@ class BoundedExecutor {
     std::string name = "lane";  // thread names: <name>-<i> (15 chars max)
     int threads = 1;            // >= 1
     int max_queue = 16;         // tasks waiting (not counting running ones)
-    int nice = 0;               // added to each worker's nice value
+    int nice = 0;               // added to the workers' inherited nice value (max 19)
   };
 
   explicit BoundedExecutor(const Options& options);
