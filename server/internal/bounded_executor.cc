@@ -22,7 +22,9 @@ BoundedExecutor::~BoundedExecutor() { Shutdown(); }
 
 bool BoundedExecutor::TrySubmit(Task task) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || static_cast<int>(queue_.size()) >= options_.max_queue) return false;
+  if (stopping_ || static_cast<int>(queue_.size()) >= std::max(1, options_.max_queue)) {
+    return false;
+  }
   queue_.push_back(std::move(task));
   return true;
 }

@@ -33,7 +33,7 @@ class BoundedExecutor {
   struct Options {
     std::string name = "lane";  // thread names: <name>-<i> (15 chars max)
     int threads = 1;            // >= 1
-    int max_queue = 16;         // tasks waiting (not counting running ones)
+    int max_queue = 16;         // tasks waiting, not counting running ones (>= 1)
     int nice = 0;               // added to the workers' inherited nice value (max 19)
   };
 
