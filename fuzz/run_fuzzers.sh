@@ -29,9 +29,11 @@ for t in "$@"; do
   echo "== $t: ${seconds}s"
   # -timeout: one input may take at most 10 s; -rss_limit_mb: a load that
   # allocates past 2 GiB is a finding (small inputs must not cause big
-  # allocations); -malloc_limit_mb: the same for one allocation.
+  # allocations); -malloc_limit_mb: the same for one allocation;
+  # -close_fd_mask=2: the target's own stderr (the service's operator log)
+  # is dropped, sanitizer and libFuzzer reports still reach the log.
   "$bin" "$work/corpus" -max_total_time="$seconds" -print_final_stats=1 \
-    -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+    -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -close_fd_mask=2 \
     -artifact_prefix="$work/" >"$work/log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
