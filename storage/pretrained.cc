@@ -40,7 +40,6 @@ const char* FileKind(mode_t mode) {
   if (S_ISCHR(mode)) return "a character device";
   if (S_ISBLK(mode)) return "a block device";
   if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISLNK(mode)) return "a symbolic link";
   return "not a regular file";
 }
 
@@ -90,6 +89,10 @@ class FileReader {
  public:
   static absl::StatusOr<std::unique_ptr<FileReader>> Open(absl::string_view path,
                                                           const LoadOptions& options) {
+    if (path.find('\0') != absl::string_view::npos) {
+      // open() would stop at the NUL: a different file than the one named.
+      return absl::InvalidArgumentError("the path contains a NUL byte");
+    }
     auto r = std::unique_ptr<FileReader>(new FileReader(path, options));
     // O_NONBLOCK: opening a FIFO with no writer would otherwise block forever.
     r->fd_ = ::open(r->path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);

@@ -72,7 +72,9 @@ struct LoadOptions {
 //                     not this format; wrong dtype or shape; a bad number; a
 //                     row count above kMaxNumEmbeddings or a dim above
 //                     kMaxEmbeddingDim (core/table_spec.h), naming the field;
-//                     a raw_dim out of range.
+//                     a raw_dim out of range; a word2vec binary header line
+//                     over 256 bytes or a word over 64 KiB; a path with a
+//                     NUL byte.
 //   DataLoss          the file is shorter than its header promises
 //                     ("truncated"), or it changed (size or mtime) or shrank
 //                     while it was being read ("changed while it was being

@@ -237,6 +237,13 @@ TEST_F(PretrainedTest, MissingFileIsNotFound) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("cannot open")));
 }
 
+TEST_F(PretrainedTest, PathWithNulByteIsInvalidArgument) {
+  // open() would stop at the NUL and read another file than the one named.
+  const std::string path = Write("w.f32", Floats(kValues));
+  EXPECT_THAT(LoadPretrained(path + std::string("\0.npy", 5), PretrainedFormat::kRaw, 3),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+}
+
 TEST_F(PretrainedTest, TruncatedBetweenHeaderAndDataIsDataLoss) {
   const std::string npy = Npy("<f4", "(2, 3)", Floats(kValues));
   const std::string header_only = npy.substr(0, npy.size() - kValues.size() * 4);
