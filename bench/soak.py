@@ -7,14 +7,14 @@ of 8), pushes of 64 rows (Adagrad), and an admin thread that creates, looks
 up and drops small tables, and now and then loads or imports a .npy
 (dropped again) or takes a checkpoint.
 
-Flat: the largest RSS of the last half of the run is within
-max(32 MiB, 10%) of the first sample after warm-up (20% of the run, at least
-10 s). Exit status 0 if flat, the server alive and no unexpected errors (a
+Flat: over the last half of the run, RSS's maximum and mean are within
+max(32 MiB, 10%) of those between warm-up (20% of the run, at least 10 s)
+and the middle; a linear trend (MiB/min) is printed too. Exit status 0 if flat, the server alive and no unexpected errors (a
 RESOURCE_EXHAUSTED from a busy admin lane is expected and counted).
 
 Run: /usr/bin/python3 bench/soak.py --server build/server/embedserve \
         --stubs build/python --seconds 600 --csv soak.csv
-(bench/soak.sh BUILD_DIR [SECONDS] does this.)
+(bench/soak.sh BUILD_DIR [SECONDS] does this; --judge re-reads a CSV.)
 """
 
 import argparse
@@ -66,13 +66,47 @@ class Counters:
         return out
 
 
+def judge(samples, seconds):
+    """Prints and returns whether RSS is flat after warm-up. The allocator's
+    periodic trim makes RSS a sawtooth, so one sample is a poor reference:
+    the last half of the run is compared with the part between warm-up and
+    the middle, by maximum and by mean, and a linear fit gives the trend."""
+    warm = max(10.0, 0.2 * seconds)
+    end = samples[-1][0]
+    first = [r for t, r in samples if warm <= t < end / 2 and r is not None]
+    last = [r for t, r in samples if t >= end / 2 and r is not None]
+    if len(first) < 2 or len(last) < 2:
+        print("too short a run to judge flatness")
+        return False
+    ref_max, ref_mean = max(first), sum(first) / len(first)
+    top, mean = max(last), sum(last) / len(last)
+    bound = max(32.0, 0.10 * ref_max)
+    post = [(t, r) for t, r in samples if t >= warm and r is not None]
+    slope = np.polyfit([t for t, _ in post], [r for _, r in post], 1)[0] * 60
+    flat = top - ref_max <= bound and mean - ref_mean <= bound
+    print("after warm-up (t >= %.0f s): RSS max %.1f -> %.1f MiB (%+.1f), mean %.1f -> %.1f MiB "
+          "(%+.1f), trend %+.2f MiB/min; bound %.0f MiB: %s"
+          % (warm, ref_max, top, top - ref_max, ref_mean, mean, mean - ref_mean, slope, bound,
+             "FLAT" if flat else "GROWING"))
+    return flat
+
+
+def judge_csv(path, seconds):
+    rows = np.genfromtxt(path, delimiter=",", names=True)
+    return judge(list(zip(rows["t_s"].tolist(), rows["rss_mib"].tolist())), seconds)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", required=True)
     p.add_argument("--stubs", required=True)
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--csv", default="soak.csv")
+    p.add_argument("--judge", action="store_true",
+                   help="only judge the samples already in --csv (no server)")
     a = p.parse_args()
+    if a.judge:
+        return 0 if judge_csv(a.csv, a.seconds) else 1
     os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(a.stubs)
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(here, "..", "client", "python"))
@@ -188,19 +222,7 @@ def main():
                 print("%6.0f  %7.1f  %13.2f  %13.2f" % (t, rss or -1, p50, p99))
         print("operations: %s" % dict(c.ops))
         print("errors: %s" % (dict(c.errors) or "none"))
-        warm = max(10.0, 0.2 * a.seconds)
-        after = [(t, r) for t, r, _, _ in samples if t >= warm and r is not None]
-        half = [r for t, r, _, _ in samples if t >= samples[-1][0] / 2 and r is not None]
-        if len(after) >= 2 and half:
-            ref, top = after[0][1], max(half)
-            bound = max(32.0, 0.10 * ref)
-            flat = top - ref <= bound
-            print("after warm-up (t >= %.0f s): first %.1f MiB, last half max %.1f MiB "
-                  "(%+.1f MiB, bound %.0f): %s"
-                  % (warm, ref, top, top - ref, bound, "FLAT" if flat else "GROWING"))
-        else:
-            flat = False
-            print("too short a run to judge flatness")
+        flat = judge([(t, r) for t, r, _, _ in samples], a.seconds)
         unexpected = {k: v for k, v in c.errors.items() if "RESOURCE_EXHAUSTED" not in k}
         if not alive:
             print("the server died:\n" + server.log()[-3000:])
