@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer binary of a -DEMBEDSERVE_FUZZ=ON build for a while over
 # a scratch copy of its seed corpus (the committed corpus is never written),
-# then prints executions and crashes per target.
+# then prints executions and findings per target.
 #
 #   fuzz/run_fuzzers.sh BUILD_DIR SECONDS TARGET...
 #
-# Artifacts (crash-*, leak-*, timeout-*, oom-*) and each run's log land in
-# BUILD_DIR/fuzz-runs/<target>/. Exits 1 if any target found something.
+# FUZZ_KEEP_GOING=1 (the default) runs libFuzzer in fork mode and goes on
+# after a crash, leak, timeout or OOM, so that one known bug (a crasher kept
+# in the seed corpus until it is fixed) does not stop the search for others;
+# FUZZ_KEEP_GOING=0 stops at the first finding. Artifacts (crash-*, leak-*,
+# timeout-*, oom-*) and each run's log land in BUILD_DIR/fuzz-runs/<target>/;
+# every artifact is replayed once to print the sanitizer's one-line summary,
+# and distinct summaries are distinct bugs. Exits 1 if anything was found.
 set -uo pipefail
 
 build=${1:?build dir}
 seconds=${2:?seconds per target}
 shift 2
 src=$(cd "$(dirname "$0")" && pwd)
+keep_going=${FUZZ_KEEP_GOING:-1}
 
 summary=()
 failed=0
@@ -26,31 +32,47 @@ for t in "$@"; do
   rm -rf "$work"
   mkdir -p "$work/corpus"
   cp "$src/corpus/$t/"* "$work/corpus/"
+  mode=()
+  if [[ "$keep_going" == 1 ]]; then
+    mode=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  fi
   echo "== $t: ${seconds}s"
-  # -timeout: one input may take at most 10 s; -rss_limit_mb: a load that
+  # -timeout: one input may take at most 10 s; -rss_limit_mb: a run that
   # allocates past 2 GiB is a finding (small inputs must not cause big
   # allocations); -malloc_limit_mb: the same for one allocation;
   # -close_fd_mask=2: the target's own stderr (the service's operator log)
   # is dropped, sanitizer and libFuzzer reports still reach the log.
-  "$bin" "$work/corpus" -max_total_time="$seconds" -print_final_stats=1 \
+  "$bin" "$work/corpus" "${mode[@]}" -max_total_time="$seconds" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -close_fd_mask=2 \
     -artifact_prefix="$work/" >"$work/log" 2>&1
   rc=$?
+  # Executions: the final stats (one process), the last fork-mode status
+  # line ("#N: cov: ..."), or the "#N DONE" line.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
+  [[ -z "$execs" ]] && execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$work/log" | tail -1)
   [[ -z "$execs" ]] && execs=$(sed -n 's/^#\([0-9]*\).*DONE.*/\1/p' "$work/log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)
-  artifacts=$(find "$work" -maxdepth 1 -type f \
+  mapfile -t artifacts < <(find "$work" -maxdepth 1 -type f \
     \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | sort)
-  crashes=$(printf '%s' "$artifacts" | grep -c . || true)
-  if [[ $rc -ne 0 || $crashes -ne 0 ]]; then
+  bugs=()
+  for a in "${artifacts[@]}"; do
+    line=$(UBSAN_OPTIONS=print_stacktrace=1 timeout 60 "$bin" -close_fd_mask=2 "$a" 2>&1 |
+      grep -m1 -E '^SUMMARY|runtime error|ERROR: libFuzzer' | sed 's/^.*SUMMARY: //')
+    bugs+=("${line:-$(basename "$a"): (no summary; see the log)}")
+  done
+  distinct=0
+  if [[ ${#artifacts[@]} -gt 0 ]]; then
     failed=1
-    echo "   FOUND (rc $rc): ${artifacts:-see $work/log}"
-    grep -m1 -E '^==[0-9]+==ERROR|runtime error|^SUMMARY' "$work/log" || true
+    echo "   found ${#artifacts[@]} artifact(s):"
+    printf '%s\n' "${bugs[@]}" | sort | uniq -c | sed 's/^/   /'
+    distinct=$(printf '%s\n' "${bugs[@]}" | sort -u | wc -l)
+  elif [[ $rc -ne 0 ]]; then
+    failed=1
+    echo "   libFuzzer exited $rc without an artifact: see $work/log"
   fi
-  summary+=("$(printf '%-18s %14s %10s %8s' "$t" "${execs:-?}" "${rate:-?}" "$crashes")")
+  summary+=("$(printf '%-18s %14s %8s %8s' "$t" "${execs:-?}" "${#artifacts[@]}" "$distinct")")
 done
 
 echo
-printf '%-18s %14s %10s %8s\n' target executions exec/s crashes
+printf '%-18s %14s %8s %8s\n' target executions crashes distinct
 printf '%s\n' "${summary[@]}"
 exit $failed
