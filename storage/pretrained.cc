@@ -1,6 +1,8 @@
 #include "storage/pretrained.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +82,38 @@ absl::StatusOr<int64_t> CheckedMatrixBytes(absl::string_view path, int64_t offse
   return bytes;
 }
 
+// Opens `path` (relative) beneath the directory `root`: the kernel resolves
+// it and refuses any step out of root and any symbolic link. Returns the
+// descriptor, -1 with errno set for ordinary open errors, or
+// PermissionDenied for a path that is not confined.
+absl::StatusOr<int> OpenBeneath(const std::string& root, const std::string& path) {
+  if (path.empty() || path[0] == '/') {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "'", path, "' is not a path relative to the load directory (absolute paths are refused)"));
+  }
+  const int dir = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the load directory ", root, " cannot be opened: ", std::strerror(errno)));
+  }
+  struct open_how how;
+  std::memset(&how, 0, sizeof(how));
+  how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const int fd = static_cast<int>(::syscall(SYS_openat2, dir, path.c_str(), &how, sizeof(how)));
+  const int err = errno;
+  ::close(dir);
+  if (fd < 0 && (err == EXDEV || err == ELOOP)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "'", path, "' leaves the load directory or goes through a symbolic link; refused"));
+  }
+  if (fd < 0 && err == ENOSYS) {
+    return absl::FailedPreconditionError("this kernel has no openat2 (Linux >= 5.6 is needed)");
+  }
+  errno = err;
+  return fd;
+}
+
 // A regular file read through one descriptor, sequentially, in bounded
 // chunks. Everything read lands either in a small window buffer (headers and
 // text) or straight in the caller's buffer (Read). The file's size is taken
@@ -95,7 +129,11 @@ class FileReader {
     }
     auto r = std::unique_ptr<FileReader>(new FileReader(path, options));
     // O_NONBLOCK: opening a FIFO with no writer would otherwise block forever.
-    r->fd_ = ::open(r->path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (options.root.empty()) {
+      r->fd_ = ::open(r->path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    } else {
+      ASSIGN_OR_RETURN(r->fd_, OpenBeneath(options.root, r->path_));
+    }
     if (r->fd_ < 0) {
       const int err = errno;
       const std::string what = absl::StrCat("cannot open ", r->path_, ": ", std::strerror(err));

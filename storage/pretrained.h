@@ -54,6 +54,13 @@ struct LoadOptions {
   // true the load stops with Cancelled. Empty = never cancelled. Called on
   // the loading thread.
   std::function<bool()> cancelled;
+  // Confinement: when set, `path` must be relative and is resolved beneath
+  // this directory by the kernel (openat2 RESOLVE_BENEATH), with no symbolic
+  // link followed anywhere on the way (RESOLVE_NO_SYMLINKS): an absolute
+  // path, a ".." that climbs out, a symlink or a symlinked folder is
+  // PermissionDenied and nothing is read. The resolved descriptor is the one
+  // checked and read.
+  std::string root;
 };
 
 // Loads `path`: opens it once (without blocking: a FIFO is refused, not
