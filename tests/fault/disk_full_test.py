@@ -2,10 +2,13 @@
 with tables. Every call must get a clean gRPC error (RESOURCE_EXHAUSTED or
 UNAVAILABLE, with a message), the server must stay up and keep answering
 lookups of the tables it has, and once space is freed (tables dropped, a
-filler file removed) creates must work again.
+filler file removed) creates must work again. A second case fills the disk
+from another process, at ~20 MB/s to its last byte, while creates and
+assigns run (three times): the same clean answers, then writes work again.
 
 Needs root (mount -t tmpfs); skipped with a message where mount is not
-permitted. Bounded: at most ~40 creates of 2 MiB and 20 s of waiting.
+permitted. Bounded: at most 60 creates of <= 2 MiB, three fills of 64 MiB,
+and 20 s of waiting per case (~20 s in all).
 
 Run: /usr/bin/python3 tests/fault/disk_full_test.py --server build/server/embedserve \
         --stubs build/python
@@ -13,6 +16,7 @@ Run: /usr/bin/python3 tests/fault/disk_full_test.py --server build/server/embeds
 
 import os
 import subprocess
+import threading
 import time
 
 import fault_harness as h
@@ -119,6 +123,76 @@ class DiskFullTest(h.FaultTest):
         got = h.rows_of(stub.Lookup(h.lookup_request("keep", range(2, 10)), timeout=10), 16)
         self.assertEqual(got.tolist(), expected.tolist())
         self.assertIsNotNone(server.terminate(timeout=15), "SIGTERM did not stop the server")
+
+    def test_disk_filled_by_another_process_during_writes(self):
+        # A check of free space before each write cannot see a disk that
+        # another process fills between the check and the write: fill the
+        # tmpfs to its last byte while creates and assigns run, three times.
+        data_dir = os.path.join(self.mnt, "data")
+        server = self.start_server(data_dir)
+        stub = server.stub
+        stub.CreateTable(h.create_request("keep", 1000, 16, seed=7), timeout=30)
+        expected = h.rows_of(stub.Lookup(h.lookup_request("keep", range(2, 10)), timeout=10), 16)
+        seen = {}
+        for rnd in range(3):
+            filler = os.path.join(self.mnt, "filler%d" % rnd)
+            done = threading.Event()
+
+            def fill():
+                try:
+                    with open(filler, "wb") as f:
+                        chunk = b"\0" * (64 << 10)
+                        while True:  # ~20 MB/s: the server's writes land all along
+                            f.write(chunk)
+                            f.flush()
+                            time.sleep(0.003)
+                except OSError:
+                    pass  # ENOSPC: the disk is full to the last byte
+                finally:
+                    done.set()
+
+            writer = threading.Thread(target=fill)
+            writer.start()
+            k = on_full_disk = 0
+            while on_full_disk < 10:  # writes while it fills, then 10 on the full disk
+                k += 1
+                on_full_disk += done.is_set()
+                try:
+                    if k % 2:
+                        stub.CreateTable(h.create_request("r%d_%d" % (rnd, k), 2048, 16),
+                                         timeout=30)
+                        stub.DropTable(h.pb.DropTableRequest(name="r%d_%d" % (rnd, k)),
+                                       timeout=30)
+                    else:
+                        stub.AssignRows(h.pb.AssignRowsRequest(table="keep", ids=[1],
+                                                               values=b"\0" * 64), timeout=10)
+                    seen["OK"] = seen.get("OK", 0) + 1
+                except h.grpc.RpcError as e:
+                    seen[e.code().name] = seen.get(e.code().name, 0) + 1
+                    self.assert_alive(server, "round %d: a write failed with %s: %s"
+                                      % (rnd, e.code().name, e.details()), grace=1.0)
+                    self.assertIn(e.code().name, CLEAN_CODES, e.details())
+            writer.join()
+            got = h.rows_of(stub.Lookup(h.lookup_request("keep", range(2, 10)), timeout=10), 16)
+            self.assertEqual(got.tolist(), expected.tolist())
+            os.unlink(filler)
+        print("answers while the disk filled: %s" % seen)
+        self.assert_alive(server, "after the disk was filled three times")
+        last = [None]
+
+        def assign_again():
+            try:
+                stub.AssignRows(h.pb.AssignRowsRequest(table="keep", ids=[1],
+                                                       values=b"\0" * 64), timeout=10)
+                stub.CreateTable(h.create_request("after", 2048, 16), timeout=30)
+                return True
+            except h.grpc.RpcError as e:
+                last[0] = "%s: %s" % (e.code().name, e.details())
+                self.assert_alive(server, "on a write after space was freed", grace=1.0)
+                return False
+
+        self.assertTrue(h.wait_until(assign_again, timeout=20, step=1.0),
+                        "writes still fail 20 s after space was freed: %s" % last[0])
 
 
 if __name__ == "__main__":
