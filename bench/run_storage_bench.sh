@@ -26,7 +26,7 @@ now() { date +%s.%N; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 start_server() {  # start_server DATA_DIR
   rm -f "$WORK/port"
-  "$BUILD/server/embedserve" --address=127.0.0.1:0 --port_file="$WORK/port" --data_dir="$1" \
+  "$BUILD/server/embedserve" --address=127.0.0.1:0 --port_file="$WORK/port" --data_dir="$1" --load_dir="$WORK" \
     2>>"$WORK/server.log" &
   PID=$!
   while [[ ! -s "$WORK/port" ]]; do sleep 0.01; done
@@ -40,14 +40,14 @@ CAT=$(echo "$t1 - $t0" | bc -l)
 
 start_server ""
 RSS0=$(rss_kb "$PID")
-t0=$(now); "${CTL[@]}" load big --path="$WORK/big.npy" > /dev/null; t1=$(now)
+t0=$(now); "${CTL[@]}" load big --path=big.npy > /dev/null; t1=$(now)
 LOAD_MEM=$(echo "$t1 - $t0" | bc -l)
 RSS1=$(rss_kb "$PID")
 USED=$("${CTL[@]}" describe big | awk '/bytes_used/ {print $2}')
 stop_server
 
 start_server "$WORK/data"
-t0=$(now); "${CTL[@]}" load big --path="$WORK/big.npy" > /dev/null; t1=$(now)
+t0=$(now); "${CTL[@]}" load big --path=big.npy > /dev/null; t1=$(now)
 LOAD_DUR=$(echo "$t1 - $t0" | bc -l)
 stop_server
 t0=$(now); start_server "$WORK/data"; t1=$(now)

@@ -121,7 +121,7 @@ def main():
     work = tempfile.TemporaryDirectory(prefix="embedserve-soak-")
     npy = os.path.join(work.name, "vectors.npy")
     np.save(npy, np.random.default_rng(0).standard_normal((20_000, 32), dtype=np.float32))
-    server = ServerProcess(a.server)
+    server = ServerProcess(a.server, "--load_dir=" + work.name)
     c = Counters()
     samples = []          # (t, rss, p50 ms, p99 ms, ops so far)
     ok = True
@@ -168,7 +168,7 @@ def main():
                 admin_state["next_heavy"] = time.monotonic() + 20
                 heavy = n % 3
                 if heavy == 0:
-                    client.load_table("loaded", npy)
+                    client.load_table("loaded", "vectors.npy")
                     client.drop_table("loaded")
                     c.op("load")
                 elif heavy == 1:

@@ -10,13 +10,58 @@
 #include <malloc.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <climits>
 
 #include "absl/time/time.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace embedserve {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is not a PEM file"));
+  }
+  return text.str();
+}
+
+// The listening credentials: TLS (and mTLS) from the options, else plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty() && o.tls_client_ca_file.empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls_cert and --tls_key");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.private_key, ReadPem(o.tls_key_file, "the TLS key"));
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(o.tls_cert_file, "the TLS certificate"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!o.tls_client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(o.tls_client_ca_file, "the client CA"));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     const ServerOptions& options, std::shared_ptr<TableRegistry> registry) {
@@ -25,6 +70,17 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("address '", options.address, "' is not host:port"));
   }
+  const bool tls = !options.tls_cert_file.empty();
+  const bool tokens = options.service.authorizer != nullptr;
+  const std::string host = options.address.substr(0, colon);
+  if (!IsLoopbackHost(host) && !(tls && tokens) && !options.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", options.address, " without ",
+        tls ? "tokens (--tokens_file)" : tokens ? "TLS (--tls_cert, --tls_key)" : "TLS and tokens",
+        ": anyone who reaches the port could read and change every table. Turn security on "
+        "(README, Security), listen on 127.0.0.1, or pass --insecure to accept the risk"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
   std::unique_ptr<EmbeddingServer> server(new EmbeddingServer());
   server->registry_ = std::move(registry);
   server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, options.service);
@@ -32,7 +88,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.address, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   // Without this, gRPC sets SO_REUSEPORT and a second server on a busy port
   // "starts" silently and steals part of the traffic.

@@ -47,8 +47,19 @@ struct ServerOptions {
   // that a burst (a large rejected message, a stream flood) does not stay in
   // RSS; 0 = never.
   int memory_trim_interval_s = 10;
-  // Serve grpc.reflection.v1alpha (grpcurl, grpc_cli) and grpc.health.v1.
-  bool enable_reflection = true;
+  // Serve grpc.reflection.v1alpha (grpcurl, grpc_cli without the .proto).
+  // Off by default: reflection is not behind the tokens. grpc.health.v1 is
+  // always served, to anyone.
+  bool enable_reflection = false;
+  // TLS: PEM files of the server's certificate chain and private key. With
+  // tls_client_ca_file too, clients must present a certificate signed by
+  // that CA (mTLS). All empty: plaintext.
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  // Secure by default: Start refuses to listen on anything but loopback
+  // unless the server has TLS and tokens (service.authorizer), or this is
+  // set (the operator accepts that anyone who reaches the port may do
+  // anything, and read the traffic).
+  bool insecure = false;
 };
 
 // A running embedserve gRPC server: EmbeddingService, grpc.health.v1 (status
@@ -58,7 +69,10 @@ struct ServerOptions {
 class EmbeddingServer {
  public:
   // Binds and starts serving `registry`. Unavailable if the address cannot be
-  // bound, InvalidArgument if it is malformed.
+  // bound, InvalidArgument if it is malformed, FailedPrecondition if it is
+  // not loopback and the server would run without TLS or tokens (see
+  // ServerOptions::insecure), NotFound/InvalidArgument for TLS files that
+  // cannot be read.
   static absl::StatusOr<std::unique_ptr<EmbeddingServer>> Start(
       const ServerOptions& options, std::shared_ptr<TableRegistry> registry);
 

@@ -128,40 +128,40 @@ internal::BoundedExecutor::Options LaneOptions(const char* name, int threads, in
 }  // namespace
 
 const EmbeddingServiceImpl::UnaryMethod EmbeddingServiceImpl::kUnaryMethods[] = {
-    {"CreateTable", Lane::kAdmin,
+    {"CreateTable", Lane::kAdmin, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::CreateTableRequest, v1::CreateTableResponse,
                                   &EmbeddingServiceImpl::DoCreateTable>},
-    {"DropTable", Lane::kAdmin,
+    {"DropTable", Lane::kAdmin, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::DropTableRequest, v1::DropTableResponse,
                                   &EmbeddingServiceImpl::DoDropTable>},
-    {"ListTables", Lane::kInline,
+    {"ListTables", Lane::kInline, Role::kReader,
      &EmbeddingServiceImpl::Proto<v1::ListTablesRequest, v1::ListTablesResponse,
                                   &EmbeddingServiceImpl::DoListTables>},
-    {"DescribeTable", Lane::kInline,
+    {"DescribeTable", Lane::kInline, Role::kReader,
      &EmbeddingServiceImpl::Proto<v1::DescribeTableRequest, v1::DescribeTableResponse,
                                   &EmbeddingServiceImpl::DoDescribeTable>},
-    {"Lookup", Lane::kInline, &EmbeddingServiceImpl::HandleLookup},
-    {"LookupPooled", Lane::kInline, &EmbeddingServiceImpl::HandleLookupPooled},
-    {"AssignRows", Lane::kPush,
+    {"Lookup", Lane::kInline, Role::kReader, &EmbeddingServiceImpl::HandleLookup},
+    {"LookupPooled", Lane::kInline, Role::kReader, &EmbeddingServiceImpl::HandleLookupPooled},
+    {"AssignRows", Lane::kPush, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::AssignRowsRequest, v1::AssignRowsResponse,
                                   &EmbeddingServiceImpl::DoAssignRows>},
-    {"PushGradients", Lane::kPush,
+    {"PushGradients", Lane::kPush, Role::kTrainer,
      &EmbeddingServiceImpl::Proto<v1::PushRequest, v1::PushResponse,
                                   &EmbeddingServiceImpl::ApplyPush>},
-    {"UpdateTable", Lane::kInline,
+    {"UpdateTable", Lane::kInline, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::UpdateTableRequest, v1::UpdateTableResponse,
                                   &EmbeddingServiceImpl::DoUpdateTable>},
-    {"GetOptimizerState", Lane::kInline,
+    {"GetOptimizerState", Lane::kInline, Role::kTrainer,
      &EmbeddingServiceImpl::Proto<v1::OptimizerStateRequest, v1::OptimizerStateResponse,
                                   &EmbeddingServiceImpl::DoGetOptimizerState>},
-    {"LoadTable", Lane::kAdmin, &EmbeddingServiceImpl::HandleLoadTable},
-    {"CreateCheckpoint", Lane::kAdmin,
+    {"LoadTable", Lane::kAdmin, Role::kAdmin, &EmbeddingServiceImpl::HandleLoadTable},
+    {"CreateCheckpoint", Lane::kAdmin, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::CreateCheckpointRequest, v1::CreateCheckpointResponse,
                                   &EmbeddingServiceImpl::DoCreateCheckpoint>},
-    {"ListCheckpoints", Lane::kAdmin,
+    {"ListCheckpoints", Lane::kAdmin, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::ListCheckpointsRequest, v1::ListCheckpointsResponse,
                                   &EmbeddingServiceImpl::DoListCheckpoints>},
-    {"RestoreCheckpoint", Lane::kAdmin,
+    {"RestoreCheckpoint", Lane::kAdmin, Role::kAdmin,
      &EmbeddingServiceImpl::Proto<v1::RestoreCheckpointRequest, v1::RestoreCheckpointResponse,
                                   &EmbeddingServiceImpl::DoRestoreCheckpoint>},
 };
@@ -202,6 +202,10 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerConte
                                                        const Raw* in, Raw* out,
                                                        const UnaryMethod& method) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = Authorize(ctx, method.name, method.role); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
   if (method.lane == Lane::kInline) {
     reactor->Finish(ToGrpcStatus((this->*method.handler)(*in, out, NeverCancelled)));
     return reactor;
@@ -228,6 +232,23 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerConte
                   " queue is full (", lane.max_queue(), " calls waiting); retry later"))));
   }
   return reactor;
+}
+
+absl::Status EmbeddingServiceImpl::Authorize(grpc::CallbackServerContext* ctx,
+                                             absl::string_view method, Role need) const {
+  if (options_.authorizer == nullptr) return absl::OkStatus();
+  const auto& metadata = ctx->client_metadata();
+  const auto it = metadata.find("authorization");
+  const absl::string_view value =
+      it == metadata.end() ? absl::string_view()
+                           : absl::string_view(it->second.data(), it->second.size());
+  ASSIGN_OR_RETURN(TokenAuthorizer::Identity who, options_.authorizer->Authenticate(value));
+  if (who.role < need) {
+    return absl::PermissionDeniedError(absl::StrCat("role '", RoleName(who.role), "' (",
+                                                    who.name, ") may not call ", method,
+                                                    "; it needs '", RoleName(need), "'"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> EmbeddingServiceImpl::CallForTest(absl::string_view method,
@@ -496,9 +517,9 @@ absl::Status EmbeddingServiceImpl::DoUpdateTable(const v1::UpdateTableRequest& r
 
 absl::Status EmbeddingServiceImpl::DoLoadTable(const v1::LoadTableRequest& req,
                                                v1::LoadTableResponse* resp,
-                                               const Cancelled& cancelled,
+                                               const Cancelled& cancelled, bool confined,
                                                const std::string& display_path) {
-  absl::Status s = LoadTableFrom(req, resp, cancelled);
+  absl::Status s = LoadTableFrom(req, resp, cancelled, confined);
   if (s.ok() || display_path.empty()) return s;
   return absl::Status(s.code(), absl::StrReplaceAll(s.message(), {{req.path(), display_path}}));
 }
@@ -508,13 +529,18 @@ absl::Status EmbeddingServiceImpl::HandleLoadTable(const Raw& in, Raw* out,
   v1::LoadTableRequest req;
   RETURN_IF_ERROR(ParseRequest(in, &req));
   v1::LoadTableResponse resp;
-  RETURN_IF_ERROR(DoLoadTable(req, &resp, cancelled));
+  RETURN_IF_ERROR(DoLoadTable(req, &resp, cancelled, /*confined=*/true));
   return SerializeResponse(resp, options_.limits, out);
 }
 
 absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req,
                                                  v1::LoadTableResponse* resp,
-                                                 const Cancelled& cancelled) {
+                                                 const Cancelled& cancelled, bool confined) {
+  if (confined && options_.load_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "LoadTable is off: the server reads files only beneath --load_dir, which is not set "
+        "(ImportTable uploads a file instead)");
+  }
   PretrainedFormat format;
   switch (req.format()) {
     case v1::NPY:
@@ -547,6 +573,7 @@ absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req
   LoadOptions load;
   load.raw_dim = req.raw_dim();
   load.cancelled = cancelled;
+  if (confined) load.root = options_.load_dir;
   ASSIGN_OR_RETURN(std::unique_ptr<PretrainedMatrix> matrix,
                    LoadPretrained(req.path(), format, load));
   // A call abandoned while the file was read stores nothing.
@@ -837,7 +864,7 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
       v1::LoadTableResponse resp;
       absl::Status s = service_->DoLoadTable(
           request_, &resp, [this, &lane] { return ctx_->IsCancelled() || lane.stopping(); },
-          display_);
+          /*confined=*/false, display_);
       if (s.ok()) s = SerializeResponse(resp, service_->options().limits, resp_);
       FinishWith(s);
     });
@@ -923,16 +950,25 @@ class Failed final : public Reactor {
 
 grpc::ServerBidiReactor<Raw, Raw>* EmbeddingServiceImpl::StreamGradients(
     grpc::CallbackServerContext* ctx) {
+  if (absl::Status s = Authorize(ctx, "StreamGradients", Role::kTrainer); !s.ok()) {
+    return new Failed<grpc::ServerBidiReactor<Raw, Raw>>(s);
+  }
   return new GradientStream(this);
 }
 
 grpc::ServerReadReactor<Raw>* EmbeddingServiceImpl::ImportTable(grpc::CallbackServerContext* ctx,
                                                                 Raw* resp) {
+  if (absl::Status s = Authorize(ctx, "ImportTable", Role::kAdmin); !s.ok()) {
+    return new Failed<grpc::ServerReadReactor<Raw>>(s);
+  }
   return new ImportReader(this, ctx, resp);
 }
 
 grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackServerContext* ctx,
                                                                  const Raw* req) {
+  if (absl::Status s = Authorize(ctx, "ExportTable", Role::kAdmin); !s.ok()) {
+    return new Failed<grpc::ServerWriteReactor<Raw>>(s);
+  }
   v1::ExportTableRequest request;
   if (absl::Status s = ParseRequest(*req, &request); !s.ok()) {
     return new Failed<grpc::ServerWriteReactor<Raw>>(s);

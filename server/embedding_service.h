@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "core/table_registry.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
+#include "server/auth.h"
 #include "server/internal/bounded_executor.h"
 #include "server/results_writer.h"
 
@@ -27,6 +28,14 @@ struct RequestLimits {
 
 struct ServiceOptions {
   RequestLimits limits;
+  // Who may call what (see server/auth.h). Null: no tokens are asked for and
+  // every caller may do everything (only allowed on loopback, or with
+  // --insecure: see ServerOptions).
+  std::shared_ptr<const TokenAuthorizer> authorizer;
+  // LoadTable reads files only beneath this directory (paths relative to it,
+  // no symbolic links). Empty: LoadTable is off (ImportTable uploads still
+  // work).
+  std::string load_dir;
   // Where ImportTable stages uploads (a file per upload, removed when the
   // call ends, whatever the outcome). Empty: $TMPDIR or /tmp.
   std::string upload_dir;
@@ -162,8 +171,11 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
 
   // Loads a pretrained file (LoadTable, and ImportTable once uploaded);
   // error messages name `display_path` instead of the path read.
+  // `confined`: the path comes from the client and is read beneath
+  // ServiceOptions::load_dir; false for a file the server staged itself.
   absl::Status DoLoadTable(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp,
-                           const Cancelled& cancelled, const std::string& display_path = "");
+                           const Cancelled& cancelled, bool confined,
+                           const std::string& display_path = "");
   // One push (shared by the unary and the streaming RPC).
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
 
@@ -175,8 +187,14 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   struct UnaryMethod {
     const char* name;
     Lane lane;
+    Role role;  // the least role that may call it
     Handler handler;
   };
+  // OK if the call's token (when tokens are configured) has at least `need`;
+  // Unauthenticated (no or unknown token) or PermissionDenied naming the
+  // role and the call otherwise. The one place where calls are authorized.
+  absl::Status Authorize(grpc::CallbackServerContext* ctx, absl::string_view method,
+                         Role need) const;
   // Every unary method (defined in the .cc; indexed by its enum there).
   static const UnaryMethod kUnaryMethods[];
   // Answers a unary call: inline, or queued on the method's lane.
@@ -190,7 +208,7 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   absl::Status HandleLookupPooled(const Raw& in, Raw* out, const Cancelled& cancelled);
   absl::Status HandleLoadTable(const Raw& in, Raw* out, const Cancelled& cancelled);
   absl::Status LoadTableFrom(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp,
-                             const Cancelled& cancelled);
+                             const Cancelled& cancelled, bool confined);
 
   absl::Status DoCreateTable(const v1::CreateTableRequest& req, v1::CreateTableResponse* resp);
   absl::Status DoDropTable(const v1::DropTableRequest& req, v1::DropTableResponse* resp);

@@ -16,6 +16,7 @@
 #include "core/embedding_table.h"
 #include "core/gather.h"
 #include "core/table_registry.h"
+#include "server/auth.h"
 #include "server/embedding_server.h"
 #include "server/internal/log.h"
 #include "server/startup.h"
@@ -72,6 +73,21 @@ ABSL_FLAG(int64_t, transport_memory_bytes, int64_t{1} << 30,
           "memory gRPC's transport may use for buffers before it pushes back (resource quota)");
 ABSL_FLAG(int32_t, memory_trim_interval_s, 10,
           "hand freed heap memory back to the kernel this often, seconds (0 = never)");
+ABSL_FLAG(std::string, load_dir, "",
+          "LoadTable reads files only beneath this directory (relative paths, no symbolic "
+          "links); empty = LoadTable is off (ImportTable uploads still work)");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens and their roles, one '<reader|trainer|admin> <token> [name]' a line; "
+          "clients send 'authorization: Bearer <token>'. Empty = no tokens asked for");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: clients must present a certificate it signed (mutual TLS)");
+ABSL_FLAG(bool, insecure, false,
+          "allow listening on a non-loopback address without TLS and tokens (anyone who "
+          "reaches the port may read and change every table)");
+ABSL_FLAG(bool, reflection, false,
+          "serve gRPC server reflection (grpcurl without the .proto); it is not behind tokens");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
 
 namespace {
@@ -162,6 +178,21 @@ int Run() {
     }
     service.upload_dir = *uploads;
   }
+  service.load_dir = absl::GetFlag(FLAGS_load_dir);
+  if (const std::string tokens = absl::GetFlag(FLAGS_tokens_file); !tokens.empty()) {
+    auto authorizer = embedserve::TokenAuthorizer::FromFile(tokens);
+    if (!authorizer.ok()) {
+      LogError(std::string(authorizer.status().message()));
+      return 2;
+    }
+    service.authorizer = *std::move(authorizer);
+    LogInfo(absl::StrCat("tokens: ", service.authorizer->size(), " from ", tokens));
+  }
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
+  options.enable_reflection = absl::GetFlag(FLAGS_reflection);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_connection_idle_s = absl::GetFlag(FLAGS_max_connection_idle_s);
@@ -173,8 +204,13 @@ int Run() {
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {
     LogError(std::string(server.status().message()));
-    return 1;
+    return server.status().code() == absl::StatusCode::kFailedPrecondition ? 2 : 1;
   }
+  LogInfo(absl::StrCat(
+      "security: ", options.tls_cert_file.empty() ? "plaintext" : "TLS",
+      options.tls_client_ca_file.empty() ? "" : " with client certificates", ", ",
+      service.authorizer ? "tokens required" : "no tokens", ", LoadTable ",
+      service.load_dir.empty() ? std::string("off") : "beneath " + service.load_dir));
   LogInfo(absl::StrCat("serving embedserve.v1.EmbeddingService on ", (*server)->address()));
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";

@@ -18,9 +18,9 @@ class Server:
     client = None
 
 
-def start():
+def start(*server_args):
     from embedserve_client import EmbeddingClient, ServerProcess
-    Server.process = ServerProcess(ARGS.server)
+    Server.process = ServerProcess(ARGS.server, *server_args)
     try:
         Server.client = EmbeddingClient(Server.process.address)
         Server.client.wait_for_ready()

@@ -25,8 +25,9 @@ DIR = None
 
 def setUpModule():
     global CLIENT, DIR
-    CLIENT = harness.start()
+    # LoadTable reads only beneath --load_dir, by paths relative to it.
     DIR = tempfile.TemporaryDirectory(prefix="embedserve-pretrained-")
+    CLIENT = harness.start("--load_dir=" + DIR.name)
 
 
 def tearDownModule():
@@ -36,6 +37,11 @@ def tearDownModule():
 
 def path(name):
     return os.path.join(DIR.name, name)
+
+
+def rel(p):
+    """The path LoadTable is given: relative to the server's --load_dir."""
+    return os.path.relpath(p, DIR.name)
 
 
 def read_bytes(p):
@@ -91,7 +97,7 @@ class PretrainedFormats(unittest.TestCase):
             arr = w.astype(dtype)
             np.save(p, arr)
             name = "npy_" + dtype[1:]
-            info = CLIENT.load_table(name, p, "npy")
+            info = CLIENT.load_table(name, rel(p), "npy")
             self.assertEqual((info.num_rows, info.spec.embedding_dim), (50, 9))
             # torch converts the same file's array to float32 the same way.
             self.check_like_torch(name, arr.astype(np.float32))
@@ -99,7 +105,7 @@ class PretrainedFormats(unittest.TestCase):
     def test_raw(self):
         w = np.random.default_rng(1).normal(size=(20, 4)).astype("<f4")
         w.tofile(path("w.f32"))
-        CLIENT.load_table("raw", path("w.f32"), "raw_f32", raw_dim=4)
+        CLIENT.load_table("raw", rel(path("w.f32")), "raw_f32", raw_dim=4)
         self.check_like_torch("raw", w)
 
     def test_word_formats_keep_the_vocabulary(self):
@@ -108,7 +114,7 @@ class PretrainedFormats(unittest.TestCase):
                             ("glove_text", write_glove)):
             p = path("vectors." + fmt)
             writer(p)
-            info = CLIENT.load_table("w_" + fmt, p, fmt)
+            info = CLIENT.load_table("w_" + fmt, rel(p), fmt)
             self.assertTrue(info.has_vocabulary)
             self.check_like_torch("w_" + fmt, VECS, exact=(fmt == "word2vec_binary"))
             got = CLIENT.lookup_words("w_" + fmt, ["queen", "king"])
@@ -121,7 +127,7 @@ class PretrainedFormats(unittest.TestCase):
     def test_freeze_and_padding_idx_as_from_pretrained(self):
         w = np.random.default_rng(2).normal(size=(10, 3)).astype("<f4")
         np.save(path("f.npy"), w)
-        CLIENT.load_table("frozen", path("f.npy"), freeze=True, padding_idx=-1)
+        CLIENT.load_table("frozen", rel(path("f.npy")), freeze=True, padding_idx=-1)
         info = CLIENT.describe_table("frozen")
         self.assertTrue(info.spec.frozen)
         self.assertEqual(info.spec.padding_idx, 9)
@@ -135,11 +141,11 @@ class PretrainedFormats(unittest.TestCase):
         from embedserve_client import EmbeddingClient, ServerProcess
         write_word2vec_binary(path("r.bin"))
         with tempfile.TemporaryDirectory() as data:
-            with ServerProcess(harness.ARGS.server, data_dir=data) as s:
+            with ServerProcess(harness.ARGS.server, "--load_dir=" + DIR.name, data_dir=data) as s:
                 c = EmbeddingClient(s.address)
-                c.load_table("wv", path("r.bin"), "word2vec_binary")
+                c.load_table("wv", rel(path("r.bin")), "word2vec_binary")
                 c.close()
-            with ServerProcess(harness.ARGS.server, data_dir=data) as s:
+            with ServerProcess(harness.ARGS.server, "--load_dir=" + DIR.name, data_dir=data) as s:
                 c = EmbeddingClient(s.address)
                 np.testing.assert_array_equal(c.lookup_words("wv", ["paris"]), VECS[[4]])
                 c.close()
@@ -197,9 +203,9 @@ class BadFiles(unittest.TestCase):
 
     def expect_error(self, p, fmt, codes, text, **kw):
         with self.assertRaises(grpc.RpcError) as cm:
-            CLIENT.load_table("bad", p, fmt, **kw)
+            CLIENT.load_table("bad", rel(p), fmt, **kw)
         self.assertIn(cm.exception.code(), codes)
-        self.assertIn(p, cm.exception.details())
+        self.assertIn(rel(p), cm.exception.details())
         self.assertIn(text, cm.exception.details())
 
     def test_corrupt_truncated_and_wrong_files(self):
@@ -232,18 +238,59 @@ class BadFiles(unittest.TestCase):
         w2 = np.full((6, 2), 2.0, np.float32)
         np.save(path("v1.npy"), w1)
         np.save(path("v2.npy"), w2)
-        CLIENT.load_table("swap", path("v1.npy"))
+        CLIENT.load_table("swap", rel(path("v1.npy")))
         with self.assertRaises(grpc.RpcError) as cm:
-            CLIENT.load_table("swap", path("v2.npy"))
+            CLIENT.load_table("swap", rel(path("v2.npy")))
         self.assertEqual(cm.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
         write_bytes(path("v3.npy"), read_bytes(path("v2.npy"))[:-3])
         with self.assertRaises(grpc.RpcError):
-            CLIENT.load_table("swap", path("v3.npy"), replace=True)
+            CLIENT.load_table("swap", rel(path("v3.npy")), replace=True)
         np.testing.assert_array_equal(CLIENT.lookup("swap", np.arange(4)), w1)
-        info = CLIENT.load_table("swap", path("v2.npy"), replace=True)
+        info = CLIENT.load_table("swap", rel(path("v2.npy")), replace=True)
         self.assertEqual(info.num_rows, 6)
         np.testing.assert_array_equal(CLIENT.lookup("swap", np.arange(6)), w2)
 
+
+
+class Confinement(unittest.TestCase):
+    """LoadTable reads only beneath --load_dir: every way out is refused
+    before anything is read, and the message does not echo the file."""
+
+    def test_paths_that_leave_the_load_dir_are_refused(self):
+        outside = tempfile.TemporaryDirectory(prefix="embedserve-outside-")
+        self.addCleanup(outside.cleanup)
+        secret = os.path.join(outside.name, "secret.npy")
+        np.save(secret, np.full((2, 3), 7, np.float32))
+        os.makedirs(path("sub"), exist_ok=True)
+        os.symlink(secret, path("link.npy"))               # a symlink to a file outside
+        os.symlink(outside.name, path("linked_dir"))       # a symlinked folder
+        os.symlink(path("sub"), path("inside_link"))       # even one that stays inside
+        np.save(path("sub/ok.npy"), np.ones((2, 3), np.float32))
+        for bad in [secret,                                 # absolute
+                    os.path.relpath(secret, DIR.name),      # ../ out of it
+                    "sub/../../" + os.path.basename(outside.name) + "/secret.npy",
+                    "link.npy", "linked_dir/secret.npy", "inside_link/ok.npy"]:
+            with self.subTest(path=bad):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    CLIENT.load_table("escaped", bad)
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED,
+                                 cm.exception.details())
+                self.assertNotIn("escaped", [t.spec.name for t in CLIENT.list_tables()])
+        # A plain relative path beneath it loads.
+        np.testing.assert_array_equal(
+            CLIENT.lookup(CLIENT.load_table("confined_ok", "sub/ok.npy").spec.name, [0, 1]),
+            np.ones((2, 3), np.float32))
+
+    def test_load_table_is_off_without_a_load_dir(self):
+        from embedserve_client import EmbeddingClient, ServerProcess
+        with ServerProcess(harness.ARGS.server, data_dir="") as s:
+            c = EmbeddingClient(s.address)
+            np.save(path("off.npy"), np.ones((2, 2), np.float32))
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.load_table("off", path("off.npy"))
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+            self.assertIn("--load_dir", cm.exception.details())
+            c.close()
 
 if __name__ == "__main__":
     harness.main(__doc__)

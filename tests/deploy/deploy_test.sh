@@ -42,7 +42,8 @@ done
 # 2. The container entrypoint starts the demo tables.
 EMBEDSERVE_BIN_DIR="$BUILD/server" EMBEDSERVE_ADDRESS=127.0.0.1:0 \
   EMBEDSERVE_CONFIG="$ROOT/deploy/demo_tables.txtpb" EMBEDSERVE_DATA_DIR="$WORK/data" \
-  bash "$ROOT/deploy/docker-entrypoint.sh" --port_file="$WORK/port" 2>"$WORK/server.log" &
+  bash "$ROOT/deploy/docker-entrypoint.sh" --port_file="$WORK/port" --load_dir="$WORK" \
+  2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
 check "entrypoint serves" test -s "$WORK/port"
@@ -71,7 +72,7 @@ check "embedctl push + state + freeze" bash -c "
   ! \"\$@\" push trained --ids=1 --grads=1,1 2>&1 | grep -vq FAILED_PRECONDITION" _ "${CTL[@]}"
 printf "3 2\nking 0.5 1.5\nqueen 2 3\nman 4 5\n" > "$WORK/vectors.txt"
 check "embedctl load + lookup --words" bash -c "
-  \"\$@\" load wv --path='$WORK/vectors.txt' --format=word2vec_text | grep -q 'loaded table wv' &&
+  \"\$@\" load wv --path=vectors.txt --format=word2vec_text | grep -q 'loaded table wv' &&
   \"\$@\" lookup wv --words=queen,king | grep -q 'queen: \[2, 3\]' &&
   ! \"\$@\" lookup wv --words=prince 2>&1 | grep -vq \"NOT_FOUND.*'prince'\"" _ "${CTL[@]}"
 check "embedctl export + import + checkpoints" bash -c "

@@ -27,7 +27,7 @@ class FifoLoadTest(h.FaultTest):
         tmp = self.temp_dir("embedserve-fifo-")
         fifo = os.path.join(tmp, "vectors.npy")
         os.mkfifo(fifo)
-        server = self.start_server("")
+        server = self.start_server("", "--load_dir=" + tmp)
         stub = server.stub
         stub.CreateTable(h.create_request("t", 1000, 32), timeout=30)
 
@@ -40,7 +40,7 @@ class FifoLoadTest(h.FaultTest):
         def load(k):
             t = time.monotonic()
             try:
-                stub.LoadTable(h.pb.LoadTableRequest(name="fifo%d" % k, path=fifo,
+                stub.LoadTable(h.pb.LoadTableRequest(name="fifo%d" % k, path="vectors.npy",
                                                      format=h.pb.NPY), timeout=DEADLINE_S)
                 answers[k] = ("OK", "", time.monotonic() - t)
             except h.grpc.RpcError as e:

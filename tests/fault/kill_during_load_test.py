@@ -43,6 +43,7 @@ class KillDuringLoadTest(h.FaultTest):
 
     def setUp(self):
         tmp = self.temp_dir("embedserve-kill-")
+        self.load_dir = tmp
         self.data_dir = os.path.join(tmp, "data")
         self.npy = os.path.join(tmp, "big.npy")
         self.weights = np.random.default_rng(5).standard_normal((LOAD_ROWS, LOAD_DIM),
@@ -52,7 +53,7 @@ class KillDuringLoadTest(h.FaultTest):
         self.create_probe = [0, 1, CREATE_ROWS // 2, CREATE_ROWS - 1]
 
     def load_req(self, name):
-        return h.pb.LoadTableRequest(name=name, path=self.npy, format=h.pb.NPY)
+        return h.pb.LoadTableRequest(name=name, path="big.npy", format=h.pb.NPY)
 
     def create_req(self, name):
         return h.create_request(name, CREATE_ROWS, CREATE_DIM, seed=42)
@@ -90,7 +91,7 @@ class KillDuringLoadTest(h.FaultTest):
     def test_kill_during_durable_writes(self):
         self.uploads_before = set(glob.glob("/tmp/embedserve-import-*"))
         self.problems = []
-        server = self.start_server(self.data_dir)
+        server = self.start_server(self.data_dir, "--load_dir=" + self.load_dir)
         # Reference: how long each write takes, and the rows a create gives.
         t = time.monotonic()
         server.stub.LoadTable(self.load_req("ref_load"), timeout=120)
@@ -123,7 +124,7 @@ class KillDuringLoadTest(h.FaultTest):
                 staged = h.leftover_staging(self.data_dir)
                 server.stop()
                 t = time.monotonic()
-                server = self.start_server(self.data_dir)
+                server = self.start_server(self.data_dir, "--load_dir=" + self.load_dir)
                 restart_s = time.monotonic() - t
                 what = "round %d, kill %.2f s into a %s (%s)" % (r, delay, kind, outcome)
                 report.append("%s: staging at the kill %d, restart %.2f s, tables %s"
@@ -133,7 +134,7 @@ class KillDuringLoadTest(h.FaultTest):
 
         # Every table is dropped now; the killed writes must not keep space.
         server.stop()
-        server = self.start_server(self.data_dir)
+        server = self.start_server(self.data_dir, "--load_dir=" + self.load_dir)
         self.assertEqual(h.table_names(server.stub), [])
         server.stop()
         size = dir_mib(self.data_dir)

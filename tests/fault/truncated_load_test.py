@@ -32,14 +32,14 @@ class TruncatedLoadTest(h.FaultTest):
         rng = np.random.default_rng(3)
         weights = rng.standard_normal((ROWS, DIM), dtype=np.float32)
         probe_ids = [0, 1, ROWS // 2, ROWS - 1]
-        server = self.start_server("")
+        server = self.start_server("", "--load_dir=" + tmp)
         stub = server.stub
         stub.CreateTable(h.create_request("small", 100, 8), timeout=30)
 
         # How long a whole load takes, so truncations land inside one.
         np.save(path, weights)
         t = time.monotonic()
-        stub.LoadTable(h.pb.LoadTableRequest(name="whole", path=path, format=h.pb.NPY),
+        stub.LoadTable(h.pb.LoadTableRequest(name="whole", path="big.npy", format=h.pb.NPY),
                        timeout=120)
         load_s = time.monotonic() - t
         stub.DropTable(h.pb.DropTableRequest(name="whole"), timeout=30)
@@ -54,7 +54,7 @@ class TruncatedLoadTest(h.FaultTest):
             name = "t%d" % k
             timer.start()
             try:
-                info = stub.LoadTable(h.pb.LoadTableRequest(name=name, path=path,
+                info = stub.LoadTable(h.pb.LoadTableRequest(name=name, path="big.npy",
                                                             format=h.pb.NPY), timeout=60).table
                 outcome = "OK"
             except h.grpc.RpcError as e:
