@@ -46,7 +46,7 @@ struct ServerOptions {
   // Hands freed heap memory back to the kernel this often (malloc_trim), so
   // that a burst (a large rejected message, a stream flood) does not stay in
   // RSS; 0 = never.
-  int memory_trim_interval_s = 10;
+  int memory_trim_interval_s = 1;
   // Serve grpc.reflection.v1alpha (grpcurl, grpc_cli without the .proto).
   // Off by default: reflection is not behind the tokens. grpc.health.v1 is
   // always served, to anyone.

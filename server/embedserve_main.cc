@@ -71,7 +71,7 @@ ABSL_FLAG(int32_t, keepalive_time_s, 120,
           "ping an idle connection this often, seconds; dead peers are dropped");
 ABSL_FLAG(int64_t, transport_memory_bytes, int64_t{1} << 30,
           "memory gRPC's transport may use for buffers before it pushes back (resource quota)");
-ABSL_FLAG(int32_t, memory_trim_interval_s, 10,
+ABSL_FLAG(int32_t, memory_trim_interval_s, 1,
           "hand freed heap memory back to the kernel this often, seconds (0 = never)");
 ABSL_FLAG(std::string, load_dir, "",
           "LoadTable reads files only beneath this directory (relative paths, no symbolic "
