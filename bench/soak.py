@@ -9,8 +9,9 @@ up and drops small tables, and now and then loads or imports a .npy
 
 Flat: over the last half of the run, RSS's maximum and mean are within
 max(32 MiB, 10%) of those between warm-up (20% of the run, at least 10 s)
-and the middle; a linear trend (MiB/min) is printed too. Exit status 0 if flat, the server alive and no unexpected errors (a
-RESOURCE_EXHAUSTED from a busy admin lane is expected and counted).
+and the middle; a linear trend (MiB/min) is printed too. Exit status 0 if
+flat, the server alive and no unexpected errors (a RESOURCE_EXHAUSTED from a
+busy admin lane is expected and counted).
 
 Run: /usr/bin/python3 bench/soak.py --server build/server/embedserve \
         --stubs build/python --seconds 600 --csv soak.csv

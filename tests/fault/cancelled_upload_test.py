@@ -114,7 +114,7 @@ class CancelledUploadTest(h.FaultTest):
             took = time.monotonic() - t
             print("garbage header: %s: %s (%.2f s)" % (e.code().name, e.details(), took))
             self.assert_alive(self.server, "on a garbage word2vec header (answer %s: %s)"
-                              % (e.code().name, e.details()), grace=1.0)
+                              % (e.code().name, e.details()), grace=h.grace_for(e))
             self.assertIn(e.code().name, ("INVALID_ARGUMENT", "DATA_LOSS", "RESOURCE_EXHAUSTED"),
                           e.details())
             self.assertLess(took, PROMPT_S, "the refusal took %.1f s" % took)

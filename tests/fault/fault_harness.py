@@ -207,6 +207,13 @@ class FaultTest(unittest.TestCase):
                       % (what, server.exit_description(), server.log_tail()))
 
 
+def grace_for(error):
+    """How long to wait for a server to die after this error answer: an
+    UNAVAILABLE may be its socket closing as it crashes; other codes are
+    answers it gave."""
+    return 1.0 if error.code() == grpc.StatusCode.UNAVAILABLE else 0.0
+
+
 def create_request(name, rows, dim, seed=0):
     spec = pb.TableSpec(name=name, num_embeddings=rows, embedding_dim=dim)
     spec.initializer.kind = pb.Initializer.NORMAL

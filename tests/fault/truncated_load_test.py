@@ -60,7 +60,7 @@ class TruncatedLoadTest(h.FaultTest):
             except h.grpc.RpcError as e:
                 outcome = "%s: %s" % (e.code().name, e.details())
                 self.assert_alive(server, "after a load whose file was truncated after %.3f s "
-                                  "(answer %s)" % (delay, outcome), grace=1.0)
+                                  "(answer %s)" % (delay, outcome), grace=h.grace_for(e))
                 self.assertIn(e.code().name, ACCEPTED,
                               "round %d (truncated after %.3f s): %s" % (k, delay, outcome))
             finally:
