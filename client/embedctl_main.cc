@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,6 +26,17 @@
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout, 30, "seconds per call");
+// Security (README, Security); every call, streams included, uses them.
+ABSL_FLAG(std::string, token_file, "",
+          "file whose first line is the bearer token to send (servers with --tokens_file); "
+          "default: the EMBEDSERVE_TOKEN environment variable, if set");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA that signed the server's certificate: connect with TLS");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate (with --tls_key) for servers that require one (mutual TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "verify the server's certificate against this name instead of --address's host");
 // lookup, lookup-pooled, assign
 ABSL_FLAG(std::string, ids, "", "comma-separated row ids, e.g. 1,2,3");
 ABSL_FLAG(std::string, shape, "", "lookup: shape of ids, e.g. 2,3; lookup-pooled: bags,bag_size");
@@ -83,6 +96,10 @@ constexpr char kUsage[] =
     "\n"
     "  embedctl [--address=HOST:PORT] COMMAND [ARGS] [FLAGS]\n"
     "\n"
+    "secured servers (README, Security):\n"
+    "  --token_file=FILE (or EMBEDSERVE_TOKEN=...)   bearer token of a reader, trainer or admin\n"
+    "  --tls_ca=CA.pem [--tls_cert=CLIENT.pem --tls_key=CLIENT.key] [--tls_server_name=NAME]\n"
+    "\n"
     "commands:\n"
     "  health [SERVICE]                  grpc.health.v1 status; exit 0 if SERVING\n"
     "  list                              tables and their sizes\n"
@@ -109,7 +126,7 @@ constexpr char kUsage[] =
     "  state TABLE --ids=1,2                     optimizer state of rows\n"
     "\n"
     "Exit status: 0 on success, 1 on a server error (printed with its gRPC code),\n"
-    "2 on a usage error.";
+    "2 on a usage error (including a token or TLS file that cannot be read).";
 
 template <typename T>
 bool ParseList(const std::string& text, std::vector<T>* out, const char* flag) {
@@ -305,6 +322,7 @@ int Import(EmbeddingClient& client, const std::string& table) {
   req->set_replace(absl::GetFlag(FLAGS_replace));
   if (!PaddingIdxFlag([&](int64_t i) { req->set_padding_idx(i); })) return 2;
   grpc::ClientContext ctx;
+  client.PrepareContext(&ctx, /*deadline=*/false);  // a large upload may take long
   v1::LoadTableResponse resp;
   auto writer = client.stub()->ImportTable(&ctx, &resp);
   bool ok = writer->Write(first);
@@ -334,6 +352,7 @@ int Export(EmbeddingClient& client, const std::string& table) {
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (out_path.empty()) return Usage("export needs --out=FILE.npy");
   grpc::ClientContext ctx;
+  client.PrepareContext(&ctx, /*deadline=*/false);  // a large download may take long
   v1::ExportTableRequest req;
   req.set_name(table);
   auto reader = client.stub()->ExportTable(&ctx, req);
@@ -448,13 +467,40 @@ int Create(EmbeddingClient& client, const std::string& name) {
   return 0;
 }
 
+// The one client of this run, from --address, --timeout and the security
+// flags; null (after a message) if they are unusable.
+std::unique_ptr<EmbeddingClient> MakeClient() {
+  embedserve::ClientOptions options;
+  options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout));
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    absl::StatusOr<std::string> token = embedserve::ReadTokenFile(path);
+    if (!token.ok()) {
+      std::cerr << "embedctl: " << token.status().message() << "\n";
+      return nullptr;
+    }
+    options.token = *std::move(token);
+  } else if (const char* env = std::getenv("EMBEDSERVE_TOKEN"); env != nullptr) {
+    options.token = std::string(absl::StripAsciiWhitespace(env));
+  }
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address), options);
+  if (!client.ok()) {
+    std::cerr << "embedctl: " << client.status().message() << "\n";
+    return nullptr;
+  }
+  return *std::move(client);
+}
+
 int Run(const std::vector<char*>& args) {
   if (args.size() < 2) return Usage("missing COMMAND");
   const std::string cmd = args[1];
   const std::string table = args.size() > 2 ? args[2] : "";
   if (cmd == "checkpoint") {
-    auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
-                                           absl::Seconds(absl::GetFlag(FLAGS_timeout)));
+    auto client = MakeClient();
+    if (client == nullptr) return 2;
     return Checkpoint(*client, table, args.size() > 3 ? args[3] : "");
   }
   if (args.size() > 3) return Usage("unexpected argument '" + std::string(args[3]) + "'");
@@ -476,8 +522,8 @@ int Run(const std::vector<char*>& args) {
       !ParseList(absl::GetFlag(FLAGS_grads), &grads, "grads")) {
     return 2;
   }
-  auto client = EmbeddingClient::Connect(absl::GetFlag(FLAGS_address),
-                                         absl::Seconds(absl::GetFlag(FLAGS_timeout)));
+  auto client = MakeClient();
+  if (client == nullptr) return 2;
   if (cmd == "health") {
     auto health = client->CheckHealth(table);
     if (!health.ok()) return Fail(health.status());

@@ -9,14 +9,44 @@
 #include <grpcpp/security/credentials.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/row_codec.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 
 namespace embedserve {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  ASSIGN_OR_RETURN(std::string pem, ReadFile(path, what));
+  if (pem.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is not a PEM file"));
+  }
+  return pem;
+}
+
+grpc::ChannelArguments BaseChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the server enforces its own limits
+  args.SetMaxSendMessageSize(-1);
+  return args;
+}
+
+}  // namespace
 
 EmbeddingClient::EmbeddingClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
     : channel_(std::move(channel)),
@@ -25,15 +55,62 @@ EmbeddingClient::EmbeddingClient(std::shared_ptr<grpc::Channel> channel, absl::D
 
 std::unique_ptr<EmbeddingClient> EmbeddingClient::Connect(const std::string& address,
                                                           absl::Duration timeout) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);  // the server enforces its own limits
-  args.SetMaxSendMessageSize(-1);
   return std::make_unique<EmbeddingClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), timeout);
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                BaseChannelArguments()),
+      timeout);
 }
 
-void EmbeddingClient::Prepare(grpc::ClientContext* ctx) const {
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+absl::StatusOr<std::unique_ptr<EmbeddingClient>> EmbeddingClient::Connect(
+    const std::string& address, const ClientOptions& options) {
+  for (const char c : options.token) {
+    if (c <= ' ' || c > '~') {
+      return absl::InvalidArgumentError(
+          "the token must be printable ASCII without spaces (check the token file)");
+    }
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs both its certificate and its key (--tls_cert, --tls_key)");
+  }
+  grpc::ChannelArguments args = BaseChannelArguments();
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.tls_ca_file.empty() && options.tls_cert_file.empty() &&
+      options.tls_server_name.empty()) {
+    credentials = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.tls_ca_file.empty()) {
+      ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.tls_ca_file, "the TLS CA file"));
+    }
+    if (!options.tls_cert_file.empty()) {
+      ASSIGN_OR_RETURN(ssl.pem_cert_chain,
+                       ReadPem(options.tls_cert_file, "the TLS client certificate"));
+      ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem(options.tls_key_file, "the TLS client key"));
+    }
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  auto client = std::make_unique<EmbeddingClient>(
+      grpc::CreateCustomChannel(address, credentials, args), options.timeout);
+  if (!options.token.empty()) client->authorization_ = absl::StrCat("Bearer ", options.token);
+  return client;
+}
+
+void EmbeddingClient::PrepareContext(grpc::ClientContext* ctx, bool deadline) const {
+  if (deadline) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  if (!authorization_.empty()) ctx->AddMetadata("authorization", authorization_);
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path, "the token file"));
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && line.front() != '#') return std::string(line);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("the token file ", path, " holds no token"));
 }
 
 absl::Status EmbeddingClient::WaitForReady(absl::Duration timeout) {
@@ -61,7 +138,7 @@ absl::StatusOr<std::string> EmbeddingClient::CheckHealth(absl::string_view servi
   grpc::ByteBuffer req(&slice, 1), resp;
   grpc::GenericStub stub(channel_);
   grpc::ClientContext ctx;
-  Prepare(&ctx);
+  PrepareContext(&ctx);
   grpc::CompletionQueue cq;
   auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
   call->StartCall();

@@ -5,6 +5,11 @@
 // server's status unchanged (code and message) as an absl::Status.
 //
 // Thread-safe: one client may be shared by many threads (gRPC channels are).
+//
+// Security (README, Security): ClientOptions carries the bearer token and
+// the TLS files. Every call this client makes, streams and the health check
+// included, gets its grpc::ClientContext from PrepareContext, the one place
+// where the token is attached.
 
 #include <grpcpp/channel.h>
 
@@ -39,15 +44,48 @@ struct BagQuery {
   std::vector<float> per_sample_weights;
 };
 
+// How a client reaches a server. Plain struct; the defaults give a
+// plaintext channel without a token (a loopback server without
+// --tokens_file).
+struct ClientOptions {
+  // Deadline of each call (not of streams prepared with deadline = false).
+  absl::Duration timeout = absl::Seconds(30);
+  // Sent as "authorization: Bearer <token>" metadata on every call, for a
+  // server started with --tokens_file. Empty: no token. Printable ASCII
+  // without spaces (gRPC refuses other metadata values).
+  std::string token;
+  // TLS is used when any of the four tls_* fields is set.
+  // PEM file of the CA(s) to verify the server's certificate with; empty
+  // with TLS: gRPC's default roots (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else
+  // its bundled list).
+  std::string tls_ca_file;
+  // PEM files of this client's certificate chain and private key, for a
+  // server that asks for client certificates (--tls_client_ca, mutual TLS).
+  // Both or neither.
+  std::string tls_cert_file, tls_key_file;
+  // Verify the server's certificate against this name instead of the
+  // address's host (tests; a server reached by an address its certificate
+  // does not name).
+  std::string tls_server_name;
+};
+
 class EmbeddingClient {
  public:
-  // `timeout` applies to each call.
+  // `timeout` applies to each call; no token (see Connect with
+  // ClientOptions for one).
   explicit EmbeddingClient(std::shared_ptr<grpc::Channel> channel,
                            absl::Duration timeout = absl::Seconds(30));
-  // An insecure channel to host:port (embedserve listens on loopback by
-  // default; put TLS in front of it for anything else).
+  // A plaintext channel to host:port without a token: for a server on
+  // loopback without --tokens_file (tests, benchmarks, the demo).
   static std::unique_ptr<EmbeddingClient> Connect(const std::string& address,
                                                   absl::Duration timeout = absl::Seconds(30));
+  // A channel to host:port as `options` say (TLS, client certificate,
+  // token). Connects lazily: a server that refuses the handshake shows as
+  // Unavailable on the first call (or WaitForReady). NotFound if a TLS file
+  // cannot be read, InvalidArgument if one is not PEM, if only one of
+  // tls_cert_file and tls_key_file is given, or if the token is malformed.
+  static absl::StatusOr<std::unique_ptr<EmbeddingClient>> Connect(const std::string& address,
+                                                                  const ClientOptions& options);
 
   // Waits until the channel is connected; Unavailable after `timeout`.
   absl::Status WaitForReady(absl::Duration timeout);
@@ -84,8 +122,16 @@ class EmbeddingClient {
   absl::StatusOr<v1::TableInfo> UpdateTable(const v1::UpdateTableRequest& request);
   absl::StatusOr<v1::OptimizerStateResponse> GetOptimizerState(absl::string_view table,
                                                                absl::Span<const int64_t> ids);
-  // The stub, for streaming calls (StreamGradients).
+  // The stub, for streaming calls (StreamGradients, ImportTable,
+  // ExportTable). Prepare each call's context with PrepareContext, or the
+  // server will not see the token.
   v1::EmbeddingService::Stub* stub() { return stub_.get(); }
+
+  // Readies `ctx` for one call on this client's channel: the bearer token
+  // (if any) and, when `deadline` is true, the client's per-call timeout.
+  // Long transfers (imports, exports, gradient streams) pass false.
+  // REQUIRES: `ctx` has not been used for a call yet.
+  void PrepareContext(grpc::ClientContext* ctx, bool deadline = true) const;
 
   // Raw multi-query calls, answers unparsed.
   absl::StatusOr<v1::LookupResponse> Lookup(const v1::LookupRequest& request);
@@ -99,19 +145,25 @@ class EmbeddingClient {
       const Req& request) {
     Resp response;
     grpc::ClientContext ctx;
-    Prepare(&ctx);
+    PrepareContext(&ctx);
     const absl::Status status = FromGrpcStatus((stub_.get()->*method)(&ctx, request, &response));
     if (!status.ok()) return status;
     return response;
   }
 
  private:
-  void Prepare(grpc::ClientContext* ctx) const;
-
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::EmbeddingService::Stub> stub_;
   absl::Duration timeout_;
+  // "Bearer <token>", or empty for no authorization metadata.
+  std::string authorization_;
 };
+
+// The token of a client token file, for the CLIs' --token_file: the first
+// line that is neither blank nor a '#' comment, without surrounding
+// whitespace. NotFound if the file cannot be read, InvalidArgument if it
+// holds no token. Messages name the file, never its contents.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 // Decodes a LookupResult (little-endian float32, or float16 when its dtype
 // says so) into a float32 Tensor. DataLoss if the byte count does not match
