@@ -25,6 +25,7 @@
 #include <iostream>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,8 +33,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "bench/bench_ids.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
 
@@ -56,11 +59,91 @@ ABSL_FLAG(bool, setup, false, "create the table (embedserve) or fill Redis, then
 ABSL_FLAG(int, server_pid, 0, "measure this process's CPU time too");
 ABSL_FLAG(std::string, csv, "", "append one result line to this CSV file");
 ABSL_FLAG(std::string, label, "", "label for the CSV line");
+// A secured embedserve (README, Security); not for the echo or Redis targets.
+ABSL_FLAG(std::string, token_file, "",
+          "embedserve: file whose first line is the bearer token (default: $EMBEDSERVE_TOKEN)");
+ABSL_FLAG(std::string, tls_ca, "", "embedserve: PEM CA of the server's certificate: use TLS");
+ABSL_FLAG(std::string, tls_cert, "", "embedserve: PEM client certificate (mutual TLS)");
+ABSL_FLAG(std::string, tls_key, "", "embedserve: PEM private key of --tls_cert");
 
 namespace {
 
 namespace v1 = embedserve::v1;
 using Clock = std::chrono::steady_clock;
+
+// How every channel and call of this run is secured, from the flags (the
+// same rules as embedserve::ClientOptions; this tool links only the protos,
+// so it builds them itself).
+struct Security {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string authorization;  // "Bearer <token>", or empty
+};
+Security& TheSecurity() {
+  static Security security;
+  return security;
+}
+
+// Reads a whole file; false (after a message naming it) if it cannot.
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "embedbench: cannot read " << path << "\n";
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  *out = text.str();
+  return true;
+}
+
+// Fills TheSecurity() from the flags; false (after a message) on a bad one.
+bool SetUpSecurity() {
+  Security& s = TheSecurity();
+  std::string token;
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    std::string text;
+    if (!ReadFile(path, &text)) return false;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!line.empty() && line.front() != '#') {
+        token = std::string(line);
+        break;
+      }
+    }
+    if (token.empty()) {
+      std::cerr << "embedbench: the token file " << path << " holds no token\n";
+      return false;
+    }
+  } else if (const char* env = std::getenv("EMBEDSERVE_TOKEN"); env != nullptr) {
+    token = std::string(absl::StripAsciiWhitespace(env));
+  }
+  if (!token.empty()) s.authorization = absl::StrCat("Bearer ", token);
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca), cert = absl::GetFlag(FLAGS_tls_cert),
+                    key = absl::GetFlag(FLAGS_tls_key);
+  if (cert.empty() != key.empty()) {
+    std::cerr << "embedbench: --tls_cert and --tls_key go together\n";
+    return false;
+  }
+  if (ca.empty() && cert.empty()) {
+    s.credentials = grpc::InsecureChannelCredentials();
+    return true;
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!ca.empty() && !ReadFile(ca, &ssl.pem_root_certs)) return false;
+  if (!cert.empty() &&
+      (!ReadFile(cert, &ssl.pem_cert_chain) || !ReadFile(key, &ssl.pem_private_key))) {
+    return false;
+  }
+  s.credentials = grpc::SslCredentials(ssl);
+  return true;
+}
+
+// Every call's context: the token, if any.
+void PrepareContext(grpc::ClientContext* ctx) {
+  if (!TheSecurity().authorization.empty()) {
+    ctx->AddMetadata("authorization", TheSecurity().authorization);
+  }
+}
 
 bool Loopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 ||
@@ -119,12 +202,13 @@ class GrpcConn final : public Conn {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);
     args.SetInt("embedbench.connection", index);  // a channel (TCP connection) of its own
-    stub_ = v1::EmbeddingService::NewStub(grpc::CreateCustomChannel(
-        absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials(), args));
+    stub_ = v1::EmbeddingService::NewStub(
+        grpc::CreateCustomChannel(absl::GetFlag(FLAGS_address), TheSecurity().credentials, args));
     grads_.assign(size_t(absl::GetFlag(FLAGS_batch)) * absl::GetFlag(FLAGS_dim), 1e-6f);
   }
   bool Send(const std::vector<int64_t>& ids, bool push) override {
     grpc::ClientContext ctx;
+    PrepareContext(&ctx);
     if (push) {
       v1::PushRequest req;
       req.set_table(absl::GetFlag(FLAGS_table));
@@ -220,7 +304,7 @@ int Setup() {
     return 0;
   }
   auto stub = v1::EmbeddingService::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_address), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(absl::GetFlag(FLAGS_address), TheSecurity().credentials));
   v1::CreateTableRequest req;
   req.mutable_spec()->set_name(absl::GetFlag(FLAGS_table));
   req.mutable_spec()->set_num_embeddings(rows);
@@ -228,6 +312,7 @@ int Setup() {
   req.mutable_spec()->mutable_initializer()->set_kind(v1::Initializer::UNIFORM);
   v1::CreateTableResponse resp;
   grpc::ClientContext ctx;
+  PrepareContext(&ctx);
   const grpc::Status s = stub->CreateTable(&ctx, req, &resp);
   if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
     std::cerr << "embedbench: create table: " << s.error_message() << "\n";
@@ -256,13 +341,15 @@ double ProcessCpuSeconds(int pid) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "embedbench: closed- or open-loop load against embedserve, the gRPC echo ceiling or "
-      "Redis MGET, on loopback. --setup creates the table / fills Redis.");
+      "Redis MGET, on loopback. --setup creates the table / fills Redis. A secured embedserve: "
+      "--token_file (or EMBEDSERVE_TOKEN), --tls_ca, --tls_cert, --tls_key.");
   absl::ParseCommandLine(argc, argv);
   if (!Loopback(absl::GetFlag(FLAGS_address))) {
     std::cerr << "embedbench: refusing " << absl::GetFlag(FLAGS_address)
               << ": only loopback addresses (127.x, localhost, [::1]) are targets\n";
     return 2;
   }
+  if (!SetUpSecurity()) return 2;
   if (absl::GetFlag(FLAGS_setup)) return Setup();
   const int conns = absl::GetFlag(FLAGS_connections);
   const int batch = absl::GetFlag(FLAGS_batch);
