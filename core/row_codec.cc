@@ -99,6 +99,9 @@ void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst) {
                     : static_cast<float>(std::min((static_cast<double>(hi) - lo) / 255.0,
                                                   static_cast<double>(kMaxScale)));
       }
+      // A denormal range can divide down to 0: keep the scale positive so that
+      // (x - lo) / scale is never 0 / 0 (NaN, and UB when cast to a code).
+      if (!(scale > 0.0f)) scale = std::numeric_limits<float>::denorm_min();
       std::memcpy(dst, &scale, 4);
       std::memcpy(dst + 4, &lo, 4);
       for (int64_t d = 0; d < dim; ++d) {

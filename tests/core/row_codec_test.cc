@@ -1,6 +1,8 @@
 #include "core/row_codec.h"
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -68,6 +70,21 @@ TEST(RowCodecTest, Int8RowsSpanningTheWholeFloatRangeStayFinite) {
   for (int64_t d = 0; d < dim; ++d) EXPECT_TRUE(std::isfinite(back[d])) << d << ": " << back[d];
   EXPECT_EQ(back[4], -3.4e38f);  // the bottom of the row is exact
   EXPECT_EQ(FirstUnencodable(RowType::kInt8Rowwise, row.data(), dim), -1);
+}
+
+TEST(RowCodecTest, Int8RowsWithADenormalRangeEncodeWithoutNaN) {
+  // hi - lo = 2 denormal steps: range / 255 underflows to 0.
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  const std::vector<float> row = {0.0f, tiny, 2 * tiny};
+  std::vector<uint8_t> bytes(CompactRowStride(RowType::kInt8Rowwise, 3));
+  EncodeRow(RowType::kInt8Rowwise, row.data(), 3, bytes.data());
+  float scale;
+  std::memcpy(&scale, bytes.data(), 4);
+  EXPECT_GT(scale, 0.0f);
+  std::vector<float> back(3);
+  DecodeRow(RowType::kInt8Rowwise, bytes.data(), 3, back.data());
+  for (float v : back) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_EQ(back[0], 0.0f);
 }
 
 TEST(RowCodecTest, FirstUnencodableFindsOverflowsOfTheRowType) {
