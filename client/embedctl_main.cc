@@ -118,7 +118,8 @@ constexpr char kUsage[] =
     "         [--mode=sum|mean|max] [--weights=...] [--include_last_offset]\n"
     "  import TABLE --path=LOCAL_FILE [--format=...] [--raw_dim --frozen --padding_idx --replace]\n"
     "                                    upload a file and load it (progress on stderr)\n"
-    "  export TABLE --out=FILE.npy       download the rows as float32 .npy (progress on stderr)\n"
+    "  export TABLE --out=FILE.npy       download the rows as float32 .npy (progress on stderr;\n"
+    "                                    FILE.npy is replaced only by a complete export)\n"
     "  checkpoint create NAME | checkpoint list | checkpoint restore NAME [--tables=a,b]\n"
     "  assign TABLE --ids=0 --values=v1,v2,...   set whole rows\n"
     "  push TABLE --ids=1,1 --grads=g1,g2,...    apply one gradient push\n"
@@ -351,13 +352,16 @@ int Import(EmbeddingClient& client, const std::string& table) {
 int Export(EmbeddingClient& client, const std::string& table) {
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (out_path.empty()) return Usage("export needs --out=FILE.npy");
+  // Written beside --out and renamed over it once complete, so that a
+  // refused or broken export leaves an existing file as it was.
+  const std::string part_path = out_path + ".part";
+  std::ofstream out(part_path, std::ios::binary);
+  if (!out) return Usage("cannot write " + part_path);
   grpc::ClientContext ctx;
   client.PrepareContext(&ctx, /*deadline=*/false);  // a large download may take long
   v1::ExportTableRequest req;
   req.set_name(table);
   auto reader = client.stub()->ExportTable(&ctx, req);
-  std::ofstream out(out_path, std::ios::binary);
-  if (!out) return Usage("cannot write --out=" + out_path);
   v1::ExportChunk chunk;
   std::unique_ptr<Progress> progress;
   int64_t rows = 0, total = 0;
@@ -383,9 +387,16 @@ int Export(EmbeddingClient& client, const std::string& table) {
     if (progress) progress->Update(rows);
   }
   if (progress) progress->Done(rows);
-  const absl::Status s = embedserve::FromGrpcStatus(reader->Finish());
-  if (!s.ok()) return Fail(s);
-  if (!out.flush()) return Fail(absl::UnavailableError("cannot write " + out_path));
+  absl::Status s = embedserve::FromGrpcStatus(reader->Finish());
+  if (s.ok() && !out.flush()) s = absl::UnavailableError("cannot write " + part_path);
+  out.close();
+  if (s.ok() && std::rename(part_path.c_str(), out_path.c_str()) != 0) {
+    s = absl::UnavailableError("cannot rename " + part_path + " to " + out_path);
+  }
+  if (!s.ok()) {
+    std::remove(part_path.c_str());
+    return Fail(s);
+  }
   std::cout << "exported " << rows << " rows of " << table << " to " << out_path << "\n";
   return 0;
 }
