@@ -1,8 +1,18 @@
 """EmbeddingClient: typed calls over embedserve.v1.EmbeddingService.
 
 Errors are grpc.RpcError with the server's code and message, unchanged.
+
+A secured server (README, Security) is reached with a bearer token and TLS:
+
+    from embedserve_client.client import read_token_file
+    client = EmbeddingClient("embed.example:50051",
+                             token=read_token_file("reader.token"),
+                             root_certificates="ca.pem",        # verify the server
+                             certificate_chain="client.pem",    # mutual TLS only
+                             private_key="client.key")
 """
 
+import collections
 import os
 import signal
 import subprocess
@@ -37,20 +47,102 @@ def _to_array(result):
     return np.frombuffer(result.values, dtype=dtype).reshape(shape).copy()
 
 
-class EmbeddingClient:
-    """A client for one server address. Thread-safe (gRPC channels are)."""
+def read_token_file(path):
+    """The token of a client token file: its first line that is neither blank
+    nor a '#' comment, stripped. ValueError if there is none."""
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                return line
+    raise ValueError("the token file %s holds no token" % path)
 
-    def __init__(self, address, timeout=30.0):
+
+def _pem(value, what):
+    """PEM bytes from bytes (returned as they are) or a file path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        with open(value, "rb") as f:
+            return f.read()
+    raise TypeError("%s must be PEM bytes or a file path, not %s" % (what, type(value).__name__))
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds "authorization: Bearer <token>" to every call, streams included."""
+
+    def __init__(self, token):
+        self._metadata = ("authorization", "Bearer " + token)
+
+    def _details(self, d):
+        return _CallDetails(d.method, d.timeout, list(d.metadata or ()) + [self._metadata],
+                            d.credentials, getattr(d, "wait_for_ready", None),
+                            getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class EmbeddingClient:
+    """A client for one server address. Thread-safe (gRPC channels are).
+
+    timeout: seconds per call.
+    token: the bearer token of a reader, trainer or admin (servers started
+        with --tokens_file), sent on every call; None or "" sends none.
+        read_token_file (in this module) reads one from a file.
+    root_certificates, certificate_chain, private_key: PEM, each as bytes or
+        as the path of a file. Giving any of them (or server_name) connects
+        with TLS; root_certificates verifies the server (None: gRPC's default
+        roots); certificate_chain and private_key are this client's
+        certificate, for servers started with --tls_client_ca (mutual TLS).
+    server_name: verify the server's certificate against this name instead
+        of the address's host.
+    Without any of these the channel is plaintext, for a server on loopback.
+    """
+
+    def __init__(self, address, timeout=30.0, token=None, root_certificates=None,
+                 private_key=None, certificate_chain=None, server_name=None):
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[("grpc.max_receive_message_length", -1),
-                     ("grpc.max_send_message_length", -1)])
+        options = [("grpc.max_receive_message_length", -1),
+                   ("grpc.max_send_message_length", -1)]
+        if (private_key is None) != (certificate_chain is None):
+            raise ValueError("a client certificate needs both certificate_chain and private_key")
+        if token and any(not ("!" <= c <= "~") for c in token):
+            raise ValueError("the token must be printable ASCII without spaces")
+        if (root_certificates, private_key, certificate_chain, server_name) == (None,) * 4:
+            self._raw_channel = grpc.insecure_channel(address, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_pem(root_certificates, "root_certificates"),
+                private_key=_pem(private_key, "private_key"),
+                certificate_chain=_pem(certificate_chain, "certificate_chain"))
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._raw_channel = grpc.secure_channel(address, credentials, options=options)
+        self._channel = self._raw_channel
+        if token:
+            self._channel = grpc.intercept_channel(self._raw_channel, _BearerToken(token))
         self._stub = pb_grpc.EmbeddingServiceStub(self._channel)
 
     def close(self):
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self):
         return self
@@ -59,7 +151,7 @@ class EmbeddingClient:
         self.close()
 
     def wait_for_ready(self, timeout=10.0):
-        grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        grpc.channel_ready_future(self._raw_channel).result(timeout=timeout)
 
     def create_table(self, name, num_embeddings=None, embedding_dim=None, *,
                      weights=None, padding_idx=None, max_norm=None,

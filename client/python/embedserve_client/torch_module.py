@@ -29,12 +29,22 @@ class _RemoteLookup(torch.autograd.Function):
 class RemoteEmbedding(torch.nn.Module):
     """nn.Embedding backed by a server table.
 
-    client: an EmbeddingClient; table: the table's name (it must exist, e.g.
-    created with client.create_table(..., optimizer="adagrad")).
+    client: an EmbeddingClient, or a server address from which one is made
+    with `client_args` (timeout, token, root_certificates, certificate_chain,
+    private_key, server_name: see EmbeddingClient), e.g.
+    RemoteEmbedding("embed:50051", "users", token=..., root_certificates="ca.pem").
+    Training needs a trainer (or admin) token: backward pushes gradients.
+    table: the table's name (it must exist, e.g. created with
+    client.create_table(..., optimizer="adagrad")).
     """
 
-    def __init__(self, client, table):
+    def __init__(self, client, table, **client_args):
         super().__init__()
+        if isinstance(client, str):
+            from .client import EmbeddingClient
+            client = EmbeddingClient(client, **client_args)
+        elif client_args:
+            raise TypeError("client_args are for a client made from an address; got a client")
         self.client = client
         self.table = table
         info = client.describe_table(table)
