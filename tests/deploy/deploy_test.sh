@@ -100,5 +100,67 @@ check "SIGTERM exits 0" wait "$SERVER_PID"
 SERVER_PID=
 check "server log says it stopped" grep -q "I stopped" "$WORK/server.log"
 
+# 5. Secure by default: the container's non-loopback address without TLS
+# and tokens does not start and says how to fix it; EMBEDSERVE_INSECURE=1,
+# or TLS and tokens from the entrypoint's variables, start it.
+printf 'tables { name: "tiny" num_embeddings: 4 embedding_dim: 2 }\n' > "$WORK/tiny.txtpb"
+ENTRY=(env EMBEDSERVE_BIN_DIR="$BUILD/server" EMBEDSERVE_ADDRESS=0.0.0.0:0
+       EMBEDSERVE_CONFIG="$WORK/tiny.txtpb" EMBEDSERVE_DATA_DIR="$WORK/data2"
+       bash "$ROOT/deploy/docker-entrypoint.sh" --port_file="$WORK/port2")
+start_entry() {  # start_entry VAR=VALUE...: the entrypoint in the background
+  rm -f "$WORK/port2"
+  env "$@" "${ENTRY[@]}" 2>"$WORK/server2.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do [[ -s "$WORK/port2" ]] && break; sleep 0.05; done
+  test -s "$WORK/port2"
+}
+stop_entry() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; SERVER_PID=; }
+check "0.0.0.0 without TLS and tokens refused, both fixes shown" bash -c "
+  \"\$@\" 2>'$WORK/refusal'; [[ \$? -eq 2 ]] &&
+  grep -q 'docker run -p 50051:50051 -e EMBEDSERVE_INSECURE=1 embedserve' '$WORK/refusal' &&
+  grep -q 'EMBEDSERVE_TLS_CERT=.*EMBEDSERVE_TLS_KEY=' '$WORK/refusal' &&
+  grep -q 'EMBEDSERVE_TOKENS_FILE=' '$WORK/refusal'" _ "${ENTRY[@]}"
+check "the server itself refuses too (flags past the entrypoint)" bash -c "
+  '$BUILD/server/embedserve' --address=0.0.0.0:0 --data_dir= 2>&1 | grep -q 'pass --insecure'"
+if start_entry EMBEDSERVE_INSECURE=1; then
+  check "EMBEDSERVE_INSECURE=1 serves on 0.0.0.0" bash -c "
+    '$CTL_BIN' --address=127.0.0.1:\$(cat '$WORK/port2') list | grep -q '^tiny '"
+  stop_entry
+else
+  check "EMBEDSERVE_INSECURE=1 serves on 0.0.0.0" cat "$WORK/server2.log"
+fi
+# One self-signed certificate serves as the server's, the client's and
+# both CAs; a tokens file with a reader.
+(cd "$WORK" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null)
+TOKEN=$(openssl rand -hex 32)
+echo "reader $TOKEN deploy-test" > "$WORK/tokens"
+echo "$TOKEN" > "$WORK/reader.token"
+if start_entry EMBEDSERVE_TLS_CERT="$WORK/tls.pem" EMBEDSERVE_TLS_KEY="$WORK/tls.key" \
+     EMBEDSERVE_TLS_CLIENT_CA="$WORK/tls.pem" EMBEDSERVE_TOKENS_FILE="$WORK/tokens" \
+     EMBEDSERVE_LOAD_DIR="$WORK"; then
+  SECURE=("$CTL_BIN" "--address=127.0.0.1:$(cat "$WORK/port2")" --timeout=5
+          --tls_ca="$WORK/tls.pem" --tls_cert="$WORK/tls.pem" --tls_key="$WORK/tls.key")
+  check "TLS + tokens from the entrypoint's variables" bash -c "
+    \"\$@\" --token_file='$WORK/reader.token' list | grep -q '^tiny ' &&
+    { out=\$(\"\$@\" list 2>&1); [[ \$? -eq 1 ]] && grep -q UNAUTHENTICATED <<<\"\$out\"; } &&
+    { out=\$(\"\$@\" --token_file='$WORK/reader.token' load x --path=vectors.txt \
+        --format=word2vec_text 2>&1); [[ \$? -eq 1 ]] &&
+      grep -q \"PERMISSION_DENIED: role 'reader' (deploy-test) may not call LoadTable\" <<<\"\$out\"; }" \
+    _ "${SECURE[@]}"
+  check "EMBEDSERVE_TLS_CLIENT_CA asks for a client certificate" bash -c "
+    out=\$('$CTL_BIN' --address=127.0.0.1:\$(cat '$WORK/port2') --timeout=5 \
+      --tls_ca='$WORK/tls.pem' --token_file='$WORK/reader.token' list 2>&1)
+    [[ \$? -eq 1 ]] && grep -q UNAVAILABLE <<<\"\$out\""
+  check "server log names the security settings" grep -q \
+    "security: TLS with client certificates, tokens required, LoadTable beneath $WORK" \
+    "$WORK/server2.log"
+  check "the token is not in the server log" bash -c "! grep -q '$TOKEN' '$WORK/server2.log'"
+  stop_entry
+else
+  check "TLS + tokens from the entrypoint's variables" cat "$WORK/server2.log"
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
