@@ -30,8 +30,7 @@ ABSL_FLAG(double, timeout, 30, "seconds per call");
 ABSL_FLAG(std::string, token_file, "",
           "file whose first line is the bearer token to send (servers with --tokens_file); "
           "default: the EMBEDSERVE_TOKEN environment variable, if set");
-ABSL_FLAG(std::string, tls_ca, "",
-          "PEM CA that signed the server's certificate: connect with TLS");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA that signed the server's certificate: connect with TLS");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate (with --tls_key) for servers that require one (mutual TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");

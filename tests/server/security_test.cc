@@ -66,10 +66,10 @@ struct Pki {
 
   // A CA `name`.pem / `name`.key.
   void MakeCa(const std::string& name) const {
-    Shell(dir, absl::StrCat(
-                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                   "-keyout ",
-                   name, ".key -out ", name, ".pem -days 2 -subj '/CN=", name, "'"));
+    Shell(dir,
+          absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                       "-keyout ",
+                       name, ".key -out ", name, ".pem -days 2 -subj '/CN=", name, "'"));
   }
   // A certificate `name`.pem / `name`.key signed by CA `ca`, with the
   // extensions of `ext` (an openssl extension file's lines).
@@ -78,9 +78,9 @@ struct Pki {
     Shell(dir, absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
                             "-keyout ",
                             name, ".key -out ", name, ".csr -subj '/CN=", name, "'"));
-    Shell(dir, absl::StrCat("openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
-                            ".key -CAcreateserial -days 2 -out ", name, ".pem -extfile ", name,
-                            ".ext"));
+    Shell(dir,
+          absl::StrCat("openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
+                       ".key -CAcreateserial -days 2 -out ", name, ".pem -extfile ", name, ".ext"));
   }
 };
 
@@ -106,13 +106,14 @@ class SecurityTest : public ::testing::Test {
                    "extendedKeyUsage=serverAuth\n");
     pki_->MakeCert("client", "ca", "extendedKeyUsage=clientAuth\n");
     pki_->MakeCert("other_client", "other_ca", "extendedKeyUsage=clientAuth\n");
-    WriteFile(pki_->Path("tokens"), absl::StrCat("# role token name\n",      //
-                                                 "reader ", kReaderToken, " alice\n",
-                                                 "trainer ", kTrainerToken, " trainer-job\n",
-                                                 "admin ", kAdminToken, " ops\n"));
+    WriteFile(pki_->Path("tokens"),
+              absl::StrCat("# role token name\n",  //
+                           "reader ", kReaderToken, " alice\n", "trainer ", kTrainerToken,
+                           " trainer-job\n", "admin ", kAdminToken, " ops\n"));
     // 4 x 2 float32 rows for LoadTable (beneath load_dir) and ImportTable.
     const float rows[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    WriteFile(pki_->Path("rows.f32"), std::string(reinterpret_cast<const char*>(rows), sizeof rows));
+    WriteFile(pki_->Path("rows.f32"),
+              std::string(reinterpret_cast<const char*>(rows), sizeof rows));
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(pki_->dir);
@@ -241,7 +242,9 @@ std::vector<Method> SecurityTest::Methods() {
       {"DescribeTable", Role::kReader,
        [](EmbeddingClient& c, EmbeddingClient&) { return c.DescribeTable("t").status(); }},
       {"Lookup", Role::kReader,
-       [](EmbeddingClient& c, EmbeddingClient&) { return c.Lookup("t", {0, 3}).status(); }},
+       [](EmbeddingClient& c, EmbeddingClient&) {
+         return c.Lookup("t", {0, 3}).status();
+       }},
       {"LookupPooled", Role::kReader,
        [](EmbeddingClient& c, EmbeddingClient&) {
          BagQuery q;
@@ -288,9 +291,7 @@ std::vector<Method> SecurityTest::Methods() {
          return c.UpdateTable(req).status();
        }},
       {"GetOptimizerState", Role::kTrainer,
-       [](EmbeddingClient& c, EmbeddingClient&) {
-         return c.GetOptimizerState("t", {1}).status();
-       }},
+       [](EmbeddingClient& c, EmbeddingClient&) { return c.GetOptimizerState("t", {1}).status(); }},
       {"LoadTable", Role::kAdmin,
        [](EmbeddingClient& c, EmbeddingClient&) {
          v1::LoadTableRequest req;
@@ -381,9 +382,8 @@ TEST_F(SecurityTest, EachRoleMayCallExactlyItsMethods) {
       } else {
         EXPECT_THAT(s, StatusIs(Code::kPermissionDenied,
                                 HasSubstr(absl::StrCat("role '", RoleName(caller.role), "' (",
-                                                       caller.token_name, ") may not call ",
-                                                       m.name, "; it needs '",
-                                                       RoleName(m.need), "'"))));
+                                                       caller.token_name, ") may not call ", m.name,
+                                                       "; it needs '", RoleName(m.need), "'"))));
       }
     }
   }
@@ -412,7 +412,8 @@ TEST_F(SecurityTest, NoOrUnknownTokenIsUnauthenticatedForEveryMethod) {
   EXPECT_THAT(s, StatusIs(Code::kUnauthenticated, HasSubstr("unknown token")));
   messages.emplace_back(s.message());
   const std::string log = ::testing::internal::GetCapturedStderr();
-  for (const std::string& secret : {kUnknownToken, near, kReaderToken, kTrainerToken, kAdminToken}) {
+  for (const std::string& secret :
+       {kUnknownToken, near, kReaderToken, kTrainerToken, kAdminToken}) {
     EXPECT_THAT(log, Not(HasSubstr(secret)));
     for (const std::string& message : messages) EXPECT_THAT(message, Not(HasSubstr(secret)));
   }
@@ -422,11 +423,10 @@ TEST_F(SecurityTest, MalformedAuthorizationIsUnauthenticated) {
   auto stub = RawStub();
   ::testing::internal::CaptureStderr();
   std::vector<std::string> messages;
-  for (const std::string& value :
-       {kAdminToken,                            // no scheme
-        absl::StrCat("Basic ", kAdminToken),    // another scheme
-        std::string("Bearer"), std::string("Bearer "),  // no token
-        absl::StrCat("Bearer  x", kAdminToken)}) {      // not the token
+  for (const std::string& value : {kAdminToken,                                    // no scheme
+                                   absl::StrCat("Basic ", kAdminToken),            // another scheme
+                                   std::string("Bearer"), std::string("Bearer "),  // no token
+                                   absl::StrCat("Bearer  x", kAdminToken)}) {      // not the token
     SCOPED_TRACE(value);
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", value);
@@ -529,8 +529,8 @@ TEST_F(SecurityTest, TlsWithoutClientCertificates) {
   auto client = EmbeddingClient::Connect((*server)->address(), o);
   ASSERT_THAT(client, IsOk());
   EXPECT_THAT((*client)->ListTables(), IsOk());
-  EXPECT_THAT((*client)->CreateTable(Spec("x")), StatusIs(Code::kPermissionDenied,
-                                                          HasSubstr("needs 'admin'")));
+  EXPECT_THAT((*client)->CreateTable(Spec("x")),
+              StatusIs(Code::kPermissionDenied, HasSubstr("needs 'admin'")));
   (*server)->Shutdown();
 }
 
