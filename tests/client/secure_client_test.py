@@ -125,7 +125,7 @@ class SecureClientTest(unittest.TestCase):
         np.testing.assert_array_equal(self.client("reader").lookup("t", [5, 0]),
                                       WEIGHTS[[5, 0]])
 
-    def test_pems_as_bytes(self):
+    def test_pems_as_bytes_or_text(self):
         pems = {}
         for key, name in (("root_certificates", "ca.pem"), ("certificate_chain", "client.pem"),
                           ("private_key", "client.key")):
@@ -133,6 +133,9 @@ class SecureClientTest(unittest.TestCase):
                 pems[key] = f.read()
         np.testing.assert_array_equal(self.client("reader", **pems).lookup("t", [1]),
                                       WEIGHTS[[1]])
+        text = {key: pem.decode() for key, pem in pems.items()}
+        np.testing.assert_array_equal(self.client("reader", **text).lookup("t", [2]),
+                                      WEIGHTS[[2]])
 
     def test_without_or_with_an_unknown_token_unauthenticated(self):
         self.assertIn("no token", self.assertCode("UNAUTHENTICATED", self.client(None).lookup,

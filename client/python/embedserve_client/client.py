@@ -59,9 +59,11 @@ def read_token_file(path):
 
 
 def _pem(value, what):
-    """PEM bytes from bytes (returned as they are) or a file path."""
+    """PEM bytes from bytes (returned as they are), PEM text, or a file path."""
     if value is None or isinstance(value, bytes):
         return value
+    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        return value.encode("ascii")
     if isinstance(value, (str, os.PathLike)):
         with open(value, "rb") as f:
             return f.read()
@@ -106,8 +108,8 @@ class EmbeddingClient:
     token: the bearer token of a reader, trainer or admin (servers started
         with --tokens_file), sent on every call; None or "" sends none.
         read_token_file (in this module) reads one from a file.
-    root_certificates, certificate_chain, private_key: PEM, each as bytes or
-        as the path of a file. Giving any of them (or server_name) connects
+    root_certificates, certificate_chain, private_key: PEM, each as bytes,
+        as text, or as the path of a file. Giving any of them (or server_name) connects
         with TLS; root_certificates verifies the server (None: gRPC's default
         roots); certificate_chain and private_key are this client's
         certificate, for servers started with --tls_client_ca (mutual TLS).
