@@ -152,19 +152,21 @@ class Connection:
         self._reader.join(timeout=5)
 
 
-def rapid_reset(port, path, message, seconds, batch=50):
+def rapid_reset(port, path, message, seconds, batch=50, stop=None):
     """Opens streams (HEADERS, then DATA with `message` and END_STREAM while
     the connection window lasts) and resets each at once with
-    RST_STREAM(CANCEL), as fast as it can, for `seconds`; opens a new
-    connection when the server closes one. Returns a dict of counts."""
+    RST_STREAM(CANCEL), as fast as it can, for `seconds` or until the
+    threading.Event `stop` is set; opens a new connection when the server
+    closes one. Returns a dict of counts."""
     authority = "127.0.0.1:%d" % port
     block = grpc_headers(authority, path)
     body = grpc_message(message)
     stats = {"streams": 0, "with_data": 0, "connections": 0, "goaways": [], "rst_codes": {},
              "send_errors": 0}
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     conn = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         if conn is None or conn.closed.is_set() or conn.goaway is not None:
             if conn is not None:
                 if conn.goaway is not None:
@@ -199,6 +201,7 @@ def rapid_reset(port, path, message, seconds, batch=50):
         for code, n in conn.rst_codes.items():
             stats["rst_codes"][code] = stats["rst_codes"].get(code, 0) + n
         conn.close()
+    stats["seconds"] = time.monotonic() - started
     return stats
 
 
