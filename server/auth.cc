@@ -81,6 +81,9 @@ absl::StatusOr<std::shared_ptr<const TokenAuthorizer>> TokenAuthorizer::FromText
       return bad(absl::StrCat("a token must have ", kMinTokenLength, " to ", kMaxTokenLength,
                               " characters (e.g. openssl rand -hex 32)"));
     }
+    for (char c : e.token) {
+      if (c < '!' || c > '~') return bad("a token must be printable ASCII without spaces");
+    }
     for (const auto& other : authorizer->entries_) {
       if (other.token == e.token) return bad("this token is listed twice");
     }
@@ -103,8 +106,7 @@ absl::StatusOr<TokenAuthorizer::Identity> TokenAuthorizer::Authenticate(
   if (!absl::StartsWithIgnoreCase(authorization, kBearer)) {
     return absl::UnauthenticatedError("the authorization metadata is not 'Bearer <token>'");
   }
-  const absl::string_view token =
-      absl::StripAsciiWhitespace(authorization.substr(kBearer.size()));
+  const absl::string_view token = absl::StripAsciiWhitespace(authorization.substr(kBearer.size()));
   const Entry* found = nullptr;
   for (const Entry& e : entries_) {  // no early exit: every token is compared
     if (ConstantTimeEquals(e.token, token)) found = &e;

@@ -1,23 +1,23 @@
 #include "server/embedding_server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
-#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
-
 #include <malloc.h>
+#include <netinet/in.h>
 
 #include <chrono>
+#include <climits>
 #include <fstream>
 #include <sstream>
-#include <climits>
-
-#include "absl/time/time.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/status_macros.h"
 
 namespace embedserve {
@@ -58,10 +58,33 @@ bool IsLoopbackHost(absl::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+  if (host == "localhost") return true;
+  const std::string literal(host);
+  in_addr v4;
+  if (inet_pton(AF_INET, literal.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  return inet_pton(AF_INET6, literal.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 }  // namespace
+
+absl::Status EmbeddingServer::CheckExposure(const ServerOptions& options) {
+  const bool tls = !options.tls_cert_file.empty();
+  const bool tokens = options.service.authorizer != nullptr;
+  const size_t colon = options.address.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? options.address : options.address.substr(0, colon);
+  if (!IsLoopbackHost(host) && !(tls && tokens) && !options.insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", options.address, " without ",
+        tls      ? "tokens (--tokens_file)"
+        : tokens ? "TLS (--tls_cert, --tls_key)"
+                 : "TLS and tokens",
+        ": anyone who reaches the port could read and change every table. Turn security on "
+        "(README, Security), listen on 127.0.0.1, or pass --insecure to accept the risk"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     const ServerOptions& options, std::shared_ptr<TableRegistry> registry) {
@@ -70,16 +93,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("address '", options.address, "' is not host:port"));
   }
-  const bool tls = !options.tls_cert_file.empty();
-  const bool tokens = options.service.authorizer != nullptr;
-  const std::string host = options.address.substr(0, colon);
-  if (!IsLoopbackHost(host) && !(tls && tokens) && !options.insecure) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ", options.address, " without ",
-        tls ? "tokens (--tokens_file)" : tokens ? "TLS (--tls_cert, --tls_key)" : "TLS and tokens",
-        ": anyone who reaches the port could read and change every table. Turn security on "
-        "(README, Security), listen on 127.0.0.1, or pass --insecure to accept the risk"));
-  }
+  RETURN_IF_ERROR(CheckExposure(options));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
   std::unique_ptr<EmbeddingServer> server(new EmbeddingServer());
   server->registry_ = std::move(registry);

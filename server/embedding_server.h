@@ -63,7 +63,8 @@ struct ServerOptions {
 };
 
 // A running embedserve gRPC server: EmbeddingService, grpc.health.v1 (status
-// SERVING for "" and "embedserve.v1.EmbeddingService") and reflection.
+// SERVING for "" and "embedserve.v1.EmbeddingService"; open to anyone) and,
+// with enable_reflection, server reflection.
 //
 // Thread-safe. Destroying it shuts it down.
 class EmbeddingServer {
@@ -75,6 +76,12 @@ class EmbeddingServer {
   // cannot be read.
   static absl::StatusOr<std::unique_ptr<EmbeddingServer>> Start(
       const ServerOptions& options, std::shared_ptr<TableRegistry> registry);
+
+  // The secure-by-default rule Start applies, for a main to check before it
+  // opens anything: FailedPrecondition if options.address is not a loopback
+  // address (127.0.0.0/8, ::1, localhost) and the server would run without
+  // TLS and tokens, unless options.insecure.
+  static absl::Status CheckExposure(const ServerOptions& options);
 
   ~EmbeddingServer();
 

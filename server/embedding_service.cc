@@ -49,9 +49,9 @@ absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits) {
 }
 
 absl::Status ResponseTooLarge(const RequestLimits& limits) {
-  return absl::ResourceExhaustedError(absl::StrCat("the answer would take more than ",
-                                                   limits.max_response_bytes,
-                                                   " bytes (the response limit, --max_response_bytes)"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the answer would take more than ", limits.max_response_bytes,
+                   " bytes (the response limit, --max_response_bytes)"));
 }
 
 // Adds rows * width values of `value_bytes` each to *total; ResourceExhausted
@@ -74,9 +74,9 @@ absl::Status ParseRequest(const Raw& bytes, Message* msg) {
   Raw shared(bytes);  // shares the slices
   grpc::ProtoBufferReader reader(&shared);
   if (!msg->ParseFromZeroCopyStream(&reader)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request is not a valid ", Message::descriptor()->full_name(), " (",
-                     bytes.Length(), " bytes)"));
+    return absl::InvalidArgumentError(absl::StrCat("the request is not a valid ",
+                                                   Message::descriptor()->full_name(), " (",
+                                                   bytes.Length(), " bytes)"));
   }
   return absl::OkStatus();
 }
@@ -114,12 +114,11 @@ enum UnaryIndex {
   kNumUnary
 };
 
-internal::BoundedExecutor::Options LaneOptions(const char* name, int threads, int queue,
-                                               int nice) {
+internal::BoundedExecutor::Options LaneOptions(const char* name, int threads, int queue, int nice) {
   internal::BoundedExecutor::Options o;
   o.name = name;
-  o.threads = threads > 0 ? threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.threads =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   o.max_queue = queue;
   o.nice = nice;
   return o;
@@ -239,14 +238,14 @@ absl::Status EmbeddingServiceImpl::Authorize(grpc::CallbackServerContext* ctx,
   if (options_.authorizer == nullptr) return absl::OkStatus();
   const auto& metadata = ctx->client_metadata();
   const auto it = metadata.find("authorization");
-  const absl::string_view value =
-      it == metadata.end() ? absl::string_view()
-                           : absl::string_view(it->second.data(), it->second.size());
+  const absl::string_view value = it == metadata.end()
+                                      ? absl::string_view()
+                                      : absl::string_view(it->second.data(), it->second.size());
   ASSIGN_OR_RETURN(TokenAuthorizer::Identity who, options_.authorizer->Authenticate(value));
   if (who.role < need) {
-    return absl::PermissionDeniedError(absl::StrCat("role '", RoleName(who.role), "' (",
-                                                    who.name, ") may not call ", method,
-                                                    "; it needs '", RoleName(need), "'"));
+    return absl::PermissionDeniedError(absl::StrCat("role '", RoleName(who.role), "' (", who.name,
+                                                    ") may not call ", method, "; it needs '",
+                                                    RoleName(need), "'"));
   }
   return absl::OkStatus();
 }
@@ -261,13 +260,14 @@ absl::StatusOr<std::string> EmbeddingServiceImpl::CallForTest(absl::string_view 
     std::vector<grpc::Slice> slices;
     if (!out.Dump(&slices).ok()) return absl::InternalError("cannot read the answer");
     std::string bytes;
-    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     return bytes;
   }
   return absl::UnimplementedError(absl::StrCat("no unary method '", method, "'"));
 }
 
-#define EMBEDSERVE_UNARY(Name)                                                       \
+#define EMBEDSERVE_UNARY(Name)                                                           \
   grpc::ServerUnaryReactor* EmbeddingServiceImpl::Name(grpc::CallbackServerContext* ctx, \
                                                        const Raw* req, Raw* resp) {      \
     return Answer(ctx, req, resp, kUnaryMethods[k##Name]);                               \
@@ -370,9 +370,9 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
         query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
     if (query.scalar() && (query.shape_size() > 0 || query_ids.size() != 1)) {
       return WithQueryContext(
-          absl::InvalidArgumentError(absl::StrCat(
-              "a scalar query (a 0-d index) takes exactly one id and no shape, got ",
-              query_ids.size(), " ids and a shape of ", query.shape_size(), " dims")),
+          absl::InvalidArgumentError(
+              absl::StrCat("a scalar query (a 0-d index) takes exactly one id and no shape, got ",
+                           query_ids.size(), " ids and a shape of ", query.shape_size(), " dims")),
           q, query.table());
     }
     if (query.shape_size() > 0) {
@@ -578,8 +578,8 @@ absl::Status EmbeddingServiceImpl::LoadTableFrom(const v1::LoadTableRequest& req
                    LoadPretrained(req.path(), format, load));
   // A call abandoned while the file was read stores nothing.
   if (cancelled()) {
-    return absl::CancelledError(
-        absl::StrCat("loading ", req.path(), " was cancelled (client or shutdown); nothing stored"));
+    return absl::CancelledError(absl::StrCat(
+        "loading ", req.path(), " was cancelled (client or shutdown); nothing stored"));
   }
   spec.num_embeddings = matrix->rows();
   spec.embedding_dim = matrix->dim();
@@ -723,8 +723,8 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
         return;
       }
       response_.set_sequence(request_.sequence());
-      Reply(absl::ResourceExhaustedError(absl::StrCat(
-          "the push queue is full (", lane.max_queue(), " pushes waiting); push not applied")));
+      Reply(absl::ResourceExhaustedError(absl::StrCat("the push queue is full (", lane.max_queue(),
+                                                      " pushes waiting); push not applied")));
     }
   }
 
@@ -870,9 +870,9 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
     });
     if (!queued) {
       FinishWith(lane.stopping() ? absl::UnavailableError("the server is shutting down")
-                                 : absl::ResourceExhaustedError(absl::StrCat(
-                                       "the admin queue is full (", lane.max_queue(),
-                                       " calls waiting); retry the upload later")));
+                                 : absl::ResourceExhaustedError(
+                                       absl::StrCat("the admin queue is full (", lane.max_queue(),
+                                                    " calls waiting); retry the upload later")));
     }
   }
 
@@ -977,7 +977,8 @@ grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackS
   if (!table.ok()) return new Failed<grpc::ServerWriteReactor<Raw>>(table.status());
   const int64_t per_chunk = request.rows_per_chunk() > 0 ? request.rows_per_chunk() : 4096;
   // Keep each chunk well inside the message and answer limits.
-  const int64_t chunk_bytes = std::min<int64_t>(int64_t{16} << 20, options_.limits.max_response_bytes);
+  const int64_t chunk_bytes =
+      std::min<int64_t>(int64_t{16} << 20, options_.limits.max_response_bytes);
   const int64_t max_rows =
       std::max<int64_t>(1, chunk_bytes / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
   return new ExportWriter(*std::move(table), std::min(per_chunk, max_rows));

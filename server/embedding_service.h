@@ -96,8 +96,7 @@ using RawEmbeddingService = Stack<
     Service::WithRawCallbackMethod_StreamGradients, Service::WithRawCallbackMethod_UpdateTable,
     Service::WithRawCallbackMethod_GetOptimizerState, Service::WithRawCallbackMethod_LoadTable,
     Service::WithRawCallbackMethod_ImportTable, Service::WithRawCallbackMethod_ExportTable,
-    Service::WithRawCallbackMethod_CreateCheckpoint,
-    Service::WithRawCallbackMethod_ListCheckpoints,
+    Service::WithRawCallbackMethod_CreateCheckpoint, Service::WithRawCallbackMethod_ListCheckpoints,
     Service::WithRawCallbackMethod_RestoreCheckpoint>::Of<Service::Service>;
 
 }  // namespace internal
@@ -139,8 +138,7 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   // The upload is staged in ServiceOptions::upload_dir (at most
   // max_upload_bytes), then loaded on the admin lane. A cancelled upload
   // stores nothing; the staged file is removed in every case.
-  grpc::ServerReadReactor<Raw>* ImportTable(grpc::CallbackServerContext* ctx,
-                                            Raw* resp) override;
+  grpc::ServerReadReactor<Raw>* ImportTable(grpc::CallbackServerContext* ctx, Raw* resp) override;
   grpc::ServerWriteReactor<Raw>* ExportTable(grpc::CallbackServerContext* ctx,
                                              const Raw* req) override;
   grpc::ServerUnaryReactor* CreateCheckpoint(grpc::CallbackServerContext* ctx, const Raw* req,
@@ -201,7 +199,8 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, const Raw* in, Raw* out,
                                    const UnaryMethod& method);
   // A Handler made of a proto Do* method.
-  template <typename Req, typename Resp, absl::Status (EmbeddingServiceImpl::*Do)(const Req&, Resp*)>
+  template <typename Req, typename Resp,
+            absl::Status (EmbeddingServiceImpl::*Do)(const Req&, Resp*)>
   absl::Status Proto(const Raw& in, Raw* out, const Cancelled& cancelled);
 
   absl::Status HandleLookup(const Raw& in, Raw* out, const Cancelled& cancelled);

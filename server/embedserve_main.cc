@@ -55,8 +55,7 @@ ABSL_FLAG(int32_t, admin_threads, 1,
           "priority so that lookups come first");
 ABSL_FLAG(int32_t, admin_queue, 16,
           "slow calls that may wait for an admin thread; more are RESOURCE_EXHAUSTED");
-ABSL_FLAG(int32_t, push_threads, 0,
-          "threads that apply pushes and assigns (0 = one per core)");
+ABSL_FLAG(int32_t, push_threads, 0, "threads that apply pushes and assigns (0 = one per core)");
 ABSL_FLAG(int32_t, push_queue, 4096, "pushes that may wait; more are RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, push_nice, 10,
           "nice value of the push threads (0-19): higher lets lookups take more of the CPU "
@@ -123,42 +122,6 @@ int Run() {
   LogInfo(absl::StrCat("gather kernels: ",
                        embedserve::SimdLevelName(embedserve::ActiveKernels().level)));
 
-  int64_t max_table_bytes = absl::GetFlag(FLAGS_max_table_bytes);
-  if (max_table_bytes < 0) {
-    // A create that the machine cannot hold must fail cleanly, not get the
-    // server OOM-killed while it fills the rows.
-    max_table_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) / 5 * 4;
-  }
-  LogInfo(absl::StrCat("table memory limit: ", max_table_bytes == 0
-                                                   ? std::string("none")
-                                                   : absl::StrCat(max_table_bytes, " bytes")));
-  std::unique_ptr<embedserve::RocksDbStore> store;
-  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
-    auto opened = embedserve::OpenDataDir(dir, absl::GetFlag(FLAGS_durability));
-    if (!opened.ok()) {
-      LogError(std::string(opened.status().message()));
-      return opened.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-    }
-    store = *std::move(opened);
-  } else {
-    LogInfo("no --data_dir: tables live in memory only");
-  }
-  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
-  if (absl::Status s =
-          embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
-      !s.ok()) {
-    LogError(std::string(s.message()));
-    return 1;
-  }
-  if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
-    if (absl::Status s = embedserve::CreateConfigTables(*registry, config); !s.ok()) {
-      LogError(std::string(s.message()));
-      return 2;
-    }
-  }
-
-  embedserve::ReleaseFreedMemory();
-
   embedserve::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   embedserve::ServiceOptions& service = options.service;
@@ -170,14 +133,6 @@ int Run() {
   service.push_threads = absl::GetFlag(FLAGS_push_threads);
   service.push_queue = absl::GetFlag(FLAGS_push_queue);
   service.push_nice = absl::GetFlag(FLAGS_push_nice);
-  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
-    auto uploads = embedserve::PrepareUploadDir(dir);
-    if (!uploads.ok()) {
-      LogError(std::string(uploads.status().message()));
-      return 1;
-    }
-    service.upload_dir = *uploads;
-  }
   service.load_dir = absl::GetFlag(FLAGS_load_dir);
   if (const std::string tokens = absl::GetFlag(FLAGS_tokens_file); !tokens.empty()) {
     auto authorizer = embedserve::TokenAuthorizer::FromFile(tokens);
@@ -200,17 +155,66 @@ int Run() {
   options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
   options.transport_memory_bytes = absl::GetFlag(FLAGS_transport_memory_bytes);
   options.memory_trim_interval_s = absl::GetFlag(FLAGS_memory_trim_interval_s);
+  // Before anything is opened or written: a refused start changes nothing.
+  if (absl::Status s = embedserve::EmbeddingServer::CheckExposure(options); !s.ok()) {
+    LogError(std::string(s.message()));
+    return 2;
+  }
+
+  int64_t max_table_bytes = absl::GetFlag(FLAGS_max_table_bytes);
+  if (max_table_bytes < 0) {
+    // A create that the machine cannot hold must fail cleanly, not get the
+    // server OOM-killed while it fills the rows.
+    max_table_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) / 5 * 4;
+  }
+  LogInfo(absl::StrCat("table memory limit: ", max_table_bytes == 0
+                                                   ? std::string("none")
+                                                   : absl::StrCat(max_table_bytes, " bytes")));
+  std::unique_ptr<embedserve::RocksDbStore> store;
+  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
+    auto opened = embedserve::OpenDataDir(dir, absl::GetFlag(FLAGS_durability));
+    if (!opened.ok()) {
+      LogError(std::string(opened.status().message()));
+      return opened.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    store = *std::move(opened);
+  } else {
+    LogInfo("no --data_dir: tables live in memory only");
+  }
+  if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
+    auto uploads = embedserve::PrepareUploadDir(dir);
+    if (!uploads.ok()) {
+      LogError(std::string(uploads.status().message()));
+      return 1;
+    }
+    options.service.upload_dir = *uploads;
+  }
+  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
+  if (absl::Status s =
+          embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
+      !s.ok()) {
+    LogError(std::string(s.message()));
+    return 1;
+  }
+  if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
+    if (absl::Status s = embedserve::CreateConfigTables(*registry, config); !s.ok()) {
+      LogError(std::string(s.message()));
+      return 2;
+    }
+  }
+
+  embedserve::ReleaseFreedMemory();
 
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {
     LogError(std::string(server.status().message()));
     return server.status().code() == absl::StatusCode::kFailedPrecondition ? 2 : 1;
   }
-  LogInfo(absl::StrCat(
-      "security: ", options.tls_cert_file.empty() ? "plaintext" : "TLS",
-      options.tls_client_ca_file.empty() ? "" : " with client certificates", ", ",
-      service.authorizer ? "tokens required" : "no tokens", ", LoadTable ",
-      service.load_dir.empty() ? std::string("off") : "beneath " + service.load_dir));
+  LogInfo(absl::StrCat("security: ", options.tls_cert_file.empty() ? "plaintext" : "TLS",
+                       options.tls_client_ca_file.empty() ? "" : " with client certificates", ", ",
+                       options.service.authorizer ? "tokens required" : "no tokens", ", LoadTable ",
+                       options.service.load_dir.empty() ? std::string("off")
+                                                        : "beneath " + options.service.load_dir));
   LogInfo(absl::StrCat("serving embedserve.v1.EmbeddingService on ", (*server)->address()));
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";

@@ -54,9 +54,8 @@ void BoundedExecutor::Work(int index) {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](BoundedExecutor* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return e->stopping_ || !e->queue_.empty();
-          },
+          +[](BoundedExecutor* e)
+               ABSL_NO_THREAD_SAFETY_ANALYSIS { return e->stopping_ || !e->queue_.empty(); },
           this));
       if (queue_.empty()) return;  // stopping, nothing left
       task = std::move(queue_.front());

@@ -561,6 +561,31 @@ TEST_F(SecurityTest, NonLoopbackAddressNeedsTlsAndTokensOrInsecure) {
   EXPECT_THAT(start(plain), IsOk());
 }
 
+TEST(ExposureTest, OnlyLoopbackLiteralsCountAsLoopback) {
+  auto check = [](const std::string& address) {
+    ServerOptions o;
+    o.address = address;
+    return EmbeddingServer::CheckExposure(o);
+  };
+  for (const char* ok : {"127.0.0.1:0", "127.1.2.3:50051", "[::1]:0", "localhost:0"}) {
+    EXPECT_THAT(check(ok), IsOk()) << ok;
+  }
+  // A hostname that merely starts with "127." resolves to anything.
+  for (const char* exposed : {"127.corp.example:0", "0.0.0.0:0", "[::]:0", "10.0.0.1:0",
+                              "128.0.0.1:0", "example.com:0"}) {
+    EXPECT_THAT(check(exposed), StatusIs(Code::kFailedPrecondition, HasSubstr("refusing")))
+        << exposed;
+  }
+}
+
+TEST(TokenFileTest, TokensMustBePrintableAscii) {
+  EXPECT_THAT(TokenAuthorizer::FromText("reader abcdefghijklmnop\x01qrs\n", "t"),
+              StatusIs(Code::kInvalidArgument, HasSubstr("printable ASCII")));
+  EXPECT_THAT(TokenAuthorizer::FromText("reader abcdefghijklmnop\xc3\xa9\n", "t"),
+              StatusIs(Code::kInvalidArgument, HasSubstr("line 1")));
+  EXPECT_THAT(TokenAuthorizer::FromText("reader abcdefghijklmnopqrs\n", "t"), IsOk());
+}
+
 TEST(ClientOptionsTest, ConnectChecksItsOptions) {
   ClientOptions o;
   o.tls_cert_file = "/nonexistent/client.pem";
