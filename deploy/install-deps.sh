@@ -18,6 +18,8 @@ BUILD_PKGS=(
   libhiredis-dev
   # The PyTorch oracle for the conformance tests and the benchmark script.
   python3-torch python3-numpy python3-grpcio python3-protobuf
+  # The security tests make their certificates with the openssl CLI.
+  openssl
 )
 # What the embedserve and embedctl binaries link (the Dockerfile's runtime
 # stage); tests/deploy/deploy_test.sh checks these names against the build.
