@@ -67,9 +67,10 @@ TableSpec Spec(const char* name, int64_t dim) {
 struct Fixture {
   Fixture() {
     grpc_init();
-    // 64 MiB for all tables: a CreateTable asking for more is
-    // ResourceExhausted, as on a server with a memory limit.
-    registry = std::make_shared<embedserve::TableRegistry>(int64_t{64} << 20);
+    // 4 MiB for all tables: a CreateTable asking for more is
+    // ResourceExhausted, as on a server with a memory limit (and the fuzzer
+    // does not spend its time filling big tables).
+    registry = std::make_shared<embedserve::TableRegistry>(int64_t{4} << 20);
     service =
         std::make_unique<embedserve::EmbeddingServiceImpl>(registry, embedserve::RequestLimits{});
   }
