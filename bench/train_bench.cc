@@ -36,13 +36,15 @@ struct Fixture {
 
   // durability: "" = memory only, "async" or "sync" = RocksDB in a temp dir.
   // push_nice: the server's push lane priority (ServiceOptions::push_nice).
-  explicit Fixture(const std::string& durability, int push_nice = 10) {
+  // push_share: ServiceOptions::push_share_under_lookups.
+  explicit Fixture(const std::string& durability, int push_nice = 10, double push_share = 0.5) {
     ServerOptions options;
     options.address = "127.0.0.1:0";
     options.service.push_nice = push_nice;
+    options.service.push_share_under_lookups = push_share;
     if (!durability.empty()) {
-      const std::string dir = std::filesystem::temp_directory_path() /
-                              ("embedserve-train-bench-" + durability);
+      const std::string dir =
+          std::filesystem::temp_directory_path() / ("embedserve-train-bench-" + durability);
       std::filesystem::remove_all(dir);
       store = *RocksDbStore::Open({dir, durability == "sync"});
     }
@@ -77,10 +79,10 @@ Fixture& F() {
   return *f;
 }
 
-// The same server with pushes at lookups' priority (push_nice 0): the
-// baseline of the lookups-first change.
+// The same server with pushes at lookups' priority (push_nice 0, no pause
+// between pushes): the baseline of the lookups-first change.
 Fixture& EqualPriority() {
-  static Fixture* f = new Fixture("", /*push_nice=*/0);
+  static Fixture* f = new Fixture("", /*push_nice=*/0, /*push_share=*/1.0);
   return *f;
 }
 
@@ -160,7 +162,8 @@ void BM_PushStreamDurable(benchmark::State& state) {
 
 void BM_LookupGrpc(benchmark::State& state) {
   Fixture& f = state.range(1) == 0 ? EqualPriority() : F();
-  state.SetLabel(state.range(1) == 0 ? "pushes at lookup priority" : "pushes niced (default)");
+  state.SetLabel(state.range(1) == 0 ? "pushes at lookup priority"
+                                     : "lookups first (default: niced, paced pushes)");
   std::atomic<bool> stop{false};
   std::atomic<int64_t> pushed{0};
   std::thread pusher;
@@ -227,7 +230,11 @@ BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
 // push_rows_per_s: 0 = no push load; 250,000 (61 pushes of 4,096 a second,
 // a busy trainer); -1 = a stream pushing as fast as the server applies.
-BENCHMARK(BM_PushStreamDurable)->ArgName("sync")->Arg(0)->Arg(1)->UseRealTime()
+BENCHMARK(BM_PushStreamDurable)
+    ->ArgName("sync")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 // push_nice 0: pushes at lookups' priority (the baseline); 10: the default.
 BENCHMARK(BM_LookupGrpc)

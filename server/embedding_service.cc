@@ -1,6 +1,7 @@
 #include "server/embedding_service.h"
 
 #include <fcntl.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
 #include <unistd.h>
@@ -322,8 +323,23 @@ absl::Status EmbeddingServiceImpl::DoDescribeTable(const v1::DescribeTableReques
   return absl::OkStatus();
 }
 
+void EmbeddingServiceImpl::NoteLookup() {
+  last_lookup_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
+}
+
+absl::Duration EmbeddingServiceImpl::PushPause(absl::Duration push_took) const {
+  const double share = options_.push_share_under_lookups;
+  if (share <= 0 || share >= 1) return absl::ZeroDuration();
+  const int64_t since =
+      absl::GetCurrentTimeNanos() - last_lookup_ns_.load(std::memory_order_relaxed);
+  if (since > 20'000'000) return absl::ZeroDuration();  // no lookup in the last 20 ms
+  // Busy `push_took`, then idle so that busy / (busy + idle) = share.
+  return std::min(push_took * ((1 - share) / share), absl::Milliseconds(50));
+}
+
 absl::Status EmbeddingServiceImpl::HandleLookup(const Raw& in, Raw* out,
                                                 const Cancelled& cancelled) {
+  NoteLookup();
   v1::LookupRequest req;
   RETURN_IF_ERROR(ParseRequest(in, &req));
   ResultsWriter writer;
@@ -334,6 +350,7 @@ absl::Status EmbeddingServiceImpl::HandleLookup(const Raw& in, Raw* out,
 
 absl::Status EmbeddingServiceImpl::HandleLookupPooled(const Raw& in, Raw* out,
                                                       const Cancelled& cancelled) {
+  NoteLookup();
   v1::PooledRequest req;
   RETURN_IF_ERROR(ParseRequest(in, &req));
   ResultsWriter writer;
@@ -701,18 +718,21 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
       return;
     }
     ++received_;
-    response_.Clear();
-    request_.Clear();
-    if (absl::Status s = ParseRequest(in_, &request_); !s.ok()) {
-      // The pushes behind it are still read and applied.
-      Reply(absl::InvalidArgumentError(
-          absl::StrCat("message ", received_, " of the stream: ", s.message())));
-      return;
-    }
+    started_ = absl::Now();
+    // Parsed and applied on the push lane: a 1 MiB push message costs
+    // about a millisecond to parse, which lookups should not wait behind.
     internal::BoundedExecutor& lane = service_->push_lane();
     const bool queued = lane.TrySubmit([this](bool stopping) {
       if (stopping) {
         Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+        return;
+      }
+      response_.Clear();
+      request_.Clear();
+      if (absl::Status s = ParseRequest(in_, &request_); !s.ok()) {
+        // The pushes behind it are still read and applied.
+        Reply(absl::InvalidArgumentError(
+            absl::StrCat("message ", received_, " of the stream: ", s.message())));
         return;
       }
       Reply(service_->ApplyPush(request_, &response_));
@@ -722,7 +742,7 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
         Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
         return;
       }
-      response_.set_sequence(request_.sequence());
+      response_.Clear();
       Reply(absl::ResourceExhaustedError(absl::StrCat("the push queue is full (", lane.max_queue(),
                                                       " pushes waiting); push not applied")));
     }
@@ -733,7 +753,16 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
       return;
     }
-    StartRead(&in_);
+    // Lookups first: while they are coming in, this stream reads its next
+    // push only after a pause in proportion to what the last one took, so
+    // that HTTP/2 flow control slows the trainer down (and its transport
+    // work with it) instead of the lookups.
+    const absl::Duration pause = service_->PushPause(absl::Now() - started_);
+    if (pause <= absl::ZeroDuration()) {
+      StartRead(&in_);
+      return;
+    }
+    alarm_.Set(absl::ToChronoTime(absl::Now() + pause), [this](bool) { StartRead(&in_); });
   }
 
   void OnDone() override { delete this; }
@@ -754,6 +783,8 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
   EmbeddingServiceImpl* const service_;
   Raw in_, out_;
   int64_t received_ = 0;
+  absl::Time started_;
+  grpc::Alarm alarm_;
   v1::PushRequest request_;
   v1::PushResponse response_;
 };

@@ -1,6 +1,7 @@
 #ifndef EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
 #define EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "core/table_registry.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
 #include "server/auth.h"
@@ -50,6 +52,11 @@ struct ServiceOptions {
   int push_threads = 0;
   int push_queue = 4096;
   int push_nice = 10;
+  // While lookups are coming in (one in the last 20 ms), a push stream
+  // reads its next push only after a pause that keeps it busy at most this
+  // share of the time; HTTP/2 flow control then slows the trainer. 1 = no
+  // pause (pushes compete with lookups as equals).
+  double push_share_under_lookups = 0.5;
 };
 
 // embedserve.v1.EmbeddingService on gRPC's callback API. Every method is raw
@@ -180,6 +187,9 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   const ServiceOptions& options() const { return options_; }
   internal::BoundedExecutor& push_lane() { return push_lane_; }
   internal::BoundedExecutor& admin_lane() { return admin_lane_; }
+  // How long a push stream whose last push took `push_took` (read to
+  // answer) waits before reading the next one (see push_share_under_lookups).
+  absl::Duration PushPause(absl::Duration push_took) const;
 
  private:
   struct UnaryMethod {
@@ -227,8 +237,11 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   absl::Status DoRestoreCheckpoint(const v1::RestoreCheckpointRequest& req,
                                    v1::RestoreCheckpointResponse* resp);
 
+  void NoteLookup();  // a lookup came in now
+
   const std::shared_ptr<TableRegistry> registry_;
   const ServiceOptions options_;
+  std::atomic<int64_t> last_lookup_ns_{0};  // absl::GetCurrentTimeNanos of the last lookup
   internal::BoundedExecutor push_lane_;
   internal::BoundedExecutor admin_lane_;
 };

@@ -60,6 +60,9 @@ ABSL_FLAG(int32_t, push_queue, 4096, "pushes that may wait; more are RESOURCE_EX
 ABSL_FLAG(int32_t, push_nice, 10,
           "nice value of the push threads (0-19): higher lets lookups take more of the CPU "
           "while a trainer pushes flat out; 0 = pushes and lookups share equally");
+ABSL_FLAG(double, push_share_under_lookups, 0.5,
+          "while lookups come in, a push stream is kept busy at most this share of the time "
+          "(it pauses between pushes; flow control slows the trainer); 1 = no pause");
 ABSL_FLAG(int32_t, max_concurrent_streams, 100,
           "HTTP/2 streams one connection may have open at once; more are refused");
 ABSL_FLAG(int32_t, max_connection_idle_s, 3600,
@@ -133,6 +136,7 @@ int Run() {
   service.push_threads = absl::GetFlag(FLAGS_push_threads);
   service.push_queue = absl::GetFlag(FLAGS_push_queue);
   service.push_nice = absl::GetFlag(FLAGS_push_nice);
+  service.push_share_under_lookups = absl::GetFlag(FLAGS_push_share_under_lookups);
   service.load_dir = absl::GetFlag(FLAGS_load_dir);
   if (const std::string tokens = absl::GetFlag(FLAGS_tokens_file); !tokens.empty()) {
     auto authorizer = embedserve::TokenAuthorizer::FromFile(tokens);

@@ -1,7 +1,7 @@
 """An oversized request is refused without keeping its memory: with
 --max_message_bytes=64 MiB, a 100 MiB Lookup request (3 times) must get
-RESOURCE_EXHAUSTED, the server must stay up, two seconds after each refusal
-its RSS must be below its level before plus one message (the message itself
+RESOURCE_EXHAUSTED, the server must stay up, after each refusal
+its RSS (lowest within 5 s) must be below its level before plus one message (the message itself
 is not kept), and refusals must not accumulate (the last leaves at most 48 MiB
 more than the first). gRPC 1.51 buffers the whole message before it refuses
 it; what the periodic trim cannot return is heap fragmentation, measured at
@@ -80,12 +80,20 @@ class MessageSizeTest(h.FaultTest):
                 code, details = "OK", ""
             except h.grpc.RpcError as e:
                 code, details = e.code().name, e.details()
-            time.sleep(2.0)
+            # The lowest RSS within 5 s (the trim runs every second; a busy
+            # machine may delay it).
+            now = float("inf")
+            for _ in range(20):
+                time.sleep(0.25)
+                r = server.rss_mib()
+                if r is not None:
+                    now = min(now, r)
+                if now - base < RSS_SLACK_MIB:
+                    break
             stop.set()
             sampler.join()
             self.assert_alive(server, "after a %d MiB request" % (SEND >> 20))
-            now = server.rss_mib()
-            report.append("send %d: %s (%s); RSS %.0f MiB before, peak %.0f, %.0f 2 s "
+            report.append("send %d: %s (%s); RSS %.0f MiB before, peak %.0f, %.0f lowest within 5 s "
                           "after" % (k, code, details[:80], base, peak[0], now))
             print(report[-1])
             self.assertEqual(code, "RESOURCE_EXHAUSTED",
