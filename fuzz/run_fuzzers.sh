@@ -9,9 +9,11 @@
 # after a crash, leak, timeout or OOM, so that one known bug (a crasher kept
 # in the seed corpus until it is fixed) does not stop the search for others;
 # FUZZ_KEEP_GOING=0 stops at the first finding. Artifacts (crash-*, leak-*,
-# timeout-*, oom-*) and each run's log land in BUILD_DIR/fuzz-runs/<target>/;
-# every artifact is replayed once to print the sanitizer's one-line summary,
-# and distinct summaries are distinct bugs. Exits 1 if anything was found.
+# timeout-*, oom-*) and each run's log land in BUILD_DIR/fuzz-runs/<target>/.
+# Columns: executions; artifacts written; of those, how many do not
+# reproduce when replayed alone (timeouts from a stalled machine); bugs:
+# distinct sanitizer summaries among those that do. Exits 1 if any
+# artifact reproduces.
 set -uo pipefail
 
 build=${1:?build dir}
@@ -53,26 +55,36 @@ for t in "$@"; do
   [[ -z "$execs" ]] && execs=$(sed -n 's/^#\([0-9]*\).*DONE.*/\1/p' "$work/log" | tail -1)
   mapfile -t artifacts < <(find "$work" -maxdepth 1 -type f \
     \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | sort)
+  # Each artifact is replayed once: what reproduces is a bug (its sanitizer
+  # summary line; distinct lines are distinct bugs); a timeout that replays
+  # in milliseconds was the machine stalling, not the target.
   bugs=()
+  flukes=0
   for a in "${artifacts[@]}"; do
-    line=$(UBSAN_OPTIONS=print_stacktrace=1 timeout 60 "$bin" -close_fd_mask=2 "$a" 2>&1 |
-      grep -m1 -E '^SUMMARY|runtime error|ERROR: libFuzzer' | sed 's/^.*SUMMARY: //')
-    bugs+=("${line:-$(basename "$a"): (no summary; see the log)}")
+    out=$(UBSAN_OPTIONS=print_stacktrace=1 timeout 60 "$bin" -timeout=10 -close_fd_mask=2 "$a" 2>&1)
+    if [[ $? -eq 0 ]]; then
+      flukes=$((flukes + 1))
+      echo "   $(basename "$a"): does not reproduce ($(grep -o 'in [0-9]* ms' <<<"$out"))"
+      continue
+    fi
+    line=$(grep -m1 -E '^SUMMARY|runtime error|ERROR: libFuzzer' <<<"$out" | sed 's/^.*SUMMARY: //')
+    bugs+=("${line:-$(basename "$a"): no summary, see $work/log}")
   done
   distinct=0
-  if [[ ${#artifacts[@]} -gt 0 ]]; then
+  if [[ ${#bugs[@]} -gt 0 ]]; then
     failed=1
-    echo "   found ${#artifacts[@]} artifact(s):"
+    echo "   ${#bugs[@]} artifact(s) reproduce:"
     printf '%s\n' "${bugs[@]}" | sort | uniq -c | sed 's/^/   /'
     distinct=$(printf '%s\n' "${bugs[@]}" | sort -u | wc -l)
-  elif [[ $rc -ne 0 ]]; then
+  elif [[ $rc -ne 0 && ${#artifacts[@]} -eq 0 ]]; then
     failed=1
     echo "   libFuzzer exited $rc without an artifact: see $work/log"
   fi
-  summary+=("$(printf '%-18s %14s %8s %8s' "$t" "${execs:-?}" "${#artifacts[@]}" "$distinct")")
+  summary+=("$(printf '%-18s %14s %9s %10s %8s' "$t" "${execs:-?}" "${#artifacts[@]}" \
+    "$flukes" "$distinct")")
 done
 
 echo
-printf '%-18s %14s %8s %8s\n' target executions crashes distinct
+printf '%-18s %14s %9s %10s %8s\n' target executions artifacts not-repro bugs
 printf '%s\n' "${summary[@]}"
 exit $failed
