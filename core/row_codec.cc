@@ -106,7 +106,9 @@ void EncodeRow(RowType type, const float* src, int64_t dim, uint8_t* dst) {
       std::memcpy(dst + 4, &lo, 4);
       for (int64_t d = 0; d < dim; ++d) {
         const float q = std::nearbyint((src[d] - lo) / scale);  // inf clamps to 255
-        dst[8 + d] = static_cast<uint8_t>(std::clamp(q, 0.0f, 255.0f));
+        // A non-finite row (an initializer that overflowed, inf - inf) gives
+        // NaN here: code 0, never a NaN cast (undefined behaviour).
+        dst[8 + d] = q >= 0.0f ? static_cast<uint8_t>(std::min(q, 255.0f)) : 0;
       }
       return;
     }
