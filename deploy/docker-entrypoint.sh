@@ -13,6 +13,10 @@
 #                             (--tls_client_ca, mutual TLS)
 #   EMBEDSERVE_LOAD_DIR       LoadTable reads files only beneath it (--load_dir; unset: off)
 #   EMBEDSERVE_INSECURE=1     serve a non-loopback address without TLS and tokens (--insecure)
+# Operations:
+#   EMBEDSERVE_HEALTH_ADDRESS  plaintext port serving only grpc.health.v1 (--health_address),
+#                             for probes that cannot speak TLS
+#   EMBEDSERVE_METRICS_ADDRESS Prometheus text format at /metrics (--metrics_address)
 # Secure by default: on an address other than loopback (the container's
 # 0.0.0.0) the server starts only with TLS and tokens, or EMBEDSERVE_INSECURE=1.
 # Extra arguments are passed to embedserve (e.g. --max_table_bytes=...).
@@ -39,6 +43,8 @@ flag_from EMBEDSERVE_TLS_CERT tls_cert
 flag_from EMBEDSERVE_TLS_KEY tls_key
 flag_from EMBEDSERVE_TLS_CLIENT_CA tls_client_ca
 flag_from EMBEDSERVE_LOAD_DIR load_dir
+flag_from EMBEDSERVE_HEALTH_ADDRESS health_address
+flag_from EMBEDSERVE_METRICS_ADDRESS metrics_address
 case "${EMBEDSERVE_INSECURE:-}" in
   1 | true | yes) args+=(--insecure) ; insecure=1 ;;
   "" | 0 | false | no) insecure=0 ;;
