@@ -20,6 +20,8 @@ BUILD_PKGS=(
   python3-torch python3-numpy python3-grpcio python3-protobuf
   # The security tests make their certificates with the openssl CLI.
   openssl
+  # The metrics test checks a scrape with promtool and queries a real prometheus.
+  prometheus
 )
 # What the embedserve and embedctl binaries link (the Dockerfile's runtime
 # stage); tests/deploy/deploy_test.sh checks these names against the build.
