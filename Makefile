@@ -8,7 +8,7 @@ ADDRESS ?= 127.0.0.1:50051
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps configure build run test bench fuzz clean
+.PHONY: deps configure build run test deb bench fuzz clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -24,6 +24,11 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+# Debian packages in $(BUILD_DIR)/packages: embedserve (server, embedctl,
+# systemd unit) and libembedserve-client-dev (README, Install).
+deb: build
+	cpack --config $(BUILD_DIR)/CPackConfig.cmake
 
 bench: build
 	bash deploy/install-deps.sh --bench

@@ -4,7 +4,7 @@
 #   EMBEDSERVE_CONFIG   tables to create at start (default: the demo tables)
 #   EMBEDSERVE_DATA_DIR where tables are kept (RocksDB; default /var/lib/embedserve/data)
 #   EMBEDSERVE_DURABILITY async (default) or sync
-#   EMBEDSERVE_BIN_DIR  where embedserve is (default /usr/local/bin)
+#   EMBEDSERVE_BIN_DIR  where embedserve is (default /usr/bin, where the .deb puts it)
 # Security (README, Security); each maps to the embedserve flag named:
 #   EMBEDSERVE_TOKENS_FILE    bearer tokens and their roles (--tokens_file)
 #   EMBEDSERVE_TLS_CERT, EMBEDSERVE_TLS_KEY  PEM certificate chain and key: serve TLS
@@ -21,7 +21,7 @@
 # 0.0.0.0) the server starts only with TLS and tokens, or EMBEDSERVE_INSECURE=1.
 # Extra arguments are passed to embedserve (e.g. --max_table_bytes=...).
 set -euo pipefail
-BIN_DIR=${EMBEDSERVE_BIN_DIR:-/usr/local/bin}
+BIN_DIR=${EMBEDSERVE_BIN_DIR:-/usr/bin}
 ADDRESS=${EMBEDSERVE_ADDRESS:-0.0.0.0:50051}
 CONFIG=${EMBEDSERVE_CONFIG:-/etc/embedserve/tables.txtpb}
 args=(--address="$ADDRESS" --data_dir="${EMBEDSERVE_DATA_DIR:-/var/lib/embedserve/data}"

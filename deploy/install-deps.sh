@@ -3,16 +3,26 @@
 # Idempotent: packages already installed are skipped, and apt is not touched at
 # all when nothing is missing. Runs as root (or through sudo when available).
 #
-#   deploy/install-deps.sh            build + test + runtime dependencies
-#   deploy/install-deps.sh --runtime  only what the server binary needs to run
+#   deploy/install-deps.sh            build + test dependencies (make test)
+#   deploy/install-deps.sh --package  only what building the server, embedctl and
+#                                     the .deb packages needs (the image's build stage)
+#   deploy/install-deps.sh --image    also Docker, mmdebstrap and docker-compose
+#                                     (deploy/test-image.sh, run by .ci/run)
 #   deploy/install-deps.sh --bench    also what `make bench` compares against
 #   deploy/install-deps.sh --fuzz     also clang and libFuzzer for `make fuzz`
 set -euo pipefail
 
-BUILD_PKGS=(
-  build-essential cmake make pkg-config ccache
+# Compile the installed targets and package them (cpack: dpkg-shlibdeps
+# from dpkg-dev, file).
+PACKAGE_PKGS=(
+  build-essential cmake make pkg-config ccache dpkg-dev file
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev
+)
+BUILD_PKGS=(
+  "${PACKAGE_PKGS[@]}"
+  # install_test checks the packaged systemd unit with systemd-analyze.
+  systemd
   libgtest-dev libgmock-dev libbenchmark-dev
   # embedbench's Redis client (the benchmark compares against Redis MGET).
   libhiredis-dev
@@ -23,18 +33,19 @@ BUILD_PKGS=(
   # The metrics test checks a scrape with promtool and queries a real prometheus.
   prometheus
 )
-# What the embedserve and embedctl binaries link (the Dockerfile's runtime
-# stage); tests/deploy/deploy_test.sh checks these names against the build.
-RUNTIME_PKGS=(
-  libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
-)
+# What the binaries need at run time is not listed here: the embedserve .deb
+# declares it (dpkg-shlibdeps), and the image installs that .deb.
+# A private Docker engine, base images made from Debian's archive, compose.
+IMAGE_PKGS=(docker.io mmdebstrap docker-compose)
 
 BENCH_PKGS=(redis-server gnuplot-nox bc linux-perf)
 # clang-14 with libFuzzer (-fsanitize=fuzzer) and the ASan/UBSan runtimes.
 FUZZ_PKGS=(clang libfuzzer-14-dev)
 
-if [[ "${1:-}" == "--runtime" ]]; then
-  PKGS=("${RUNTIME_PKGS[@]}")
+if [[ "${1:-}" == "--package" ]]; then
+  PKGS=("${PACKAGE_PKGS[@]}")
+elif [[ "${1:-}" == "--image" ]]; then
+  PKGS=("${BUILD_PKGS[@]}" "${IMAGE_PKGS[@]}")
 elif [[ "${1:-}" == "--bench" ]]; then
   PKGS=("${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}")
 elif [[ "${1:-}" == "--fuzz" ]]; then

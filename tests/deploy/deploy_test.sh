@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The deployment path, as far as this machine can run it (no Docker engine):
-# the runtime package list the Dockerfile installs, the container entrypoint,
+# The deployment path without Docker (deploy/test-image.sh runs the image):
+# the build stage's package list, the container entrypoint,
 # the HEALTHCHECK command, and the README's embedctl examples against a real
 # server process on 127.0.0.1 (a free port).
 #   tests/deploy/deploy_test.sh BUILD_DIR
@@ -27,11 +27,12 @@ check() {  # check NAME COMMAND...: the command must succeed
 }
 contains() { grep -q -- "$1" "$WORK/out"; }
 
-# 1. The Dockerfile's runtime stage installs exactly these packages; on a
-# machine that built embedserve they are all present, so the script must not
-# need apt (it would fail on a misspelt name).
-check "install-deps --runtime names real packages" \
-  bash -c "bash '$ROOT/deploy/install-deps.sh' --runtime | grep -q 'all .* packages present'"
+# 1. On a machine that built embedserve, the image build stage's package
+# list is all present, so the script must not need apt (it would fail on a
+# misspelt name). The runtime image gets its libraries from the .deb's
+# Depends (tests/deploy/install_test.sh, deploy/test-image.sh).
+check "install-deps --package names real packages" \
+  bash -c "bash '$ROOT/deploy/install-deps.sh' --package | grep -q 'all .* packages present'"
 # Every shared library embedserve needs is owned by an installed package.
 check "runtime libraries resolve" bash -c "! ldd '$BUILD/server/embedserve' | grep -q 'not found'"
 # The files the Dockerfile copies exist.
@@ -50,7 +51,14 @@ check "entrypoint serves" test -s "$WORK/port"
 CTL=("$CTL_BIN" "--address=127.0.0.1:$(cat "$WORK/port")" --timeout=10)
 
 # 3. HEALTHCHECK and the README examples.
-check "healthcheck (the Dockerfile's command)" bash -c "\"\$@\" health | grep -qx SERVING" _ "${CTL[@]}"
+# The image's HEALTHCHECK script follows EMBEDSERVE_ADDRESS when no health
+# port is set, on loopback for a wildcard host; a wrong port fails it.
+PORT=$(cat "$WORK/port")
+check "healthcheck script follows EMBEDSERVE_ADDRESS" env PATH="$BUILD/client:$PATH" \
+  EMBEDSERVE_ADDRESS="0.0.0.0:$PORT" EMBEDSERVE_HEALTH_ADDRESS= sh "$ROOT/deploy/healthcheck.sh"
+check "healthcheck script fails on a port nobody serves" bash -c "
+  ! env PATH='$BUILD/client:$PATH' EMBEDSERVE_ADDRESS=127.0.0.1:1 EMBEDSERVE_HEALTH_ADDRESS= \
+    sh '$ROOT/deploy/healthcheck.sh'"
 check "embedctl list" bash -c "\"\$@\" list > '$WORK/out' && grep -q '^user  *100000  *64' '$WORK/out' && grep -q '^item  *50000  *64' '$WORK/out'" _ "${CTL[@]}"
 check "embedctl describe user" bash -c "\"\$@\" describe user | grep -q 'padding_idx     0'" _ "${CTL[@]}"
 check "embedctl lookup" bash -c "\"\$@\" lookup user --ids=0,1,2 > '$WORK/out' && grep -q 'shape \[3, 64\]' '$WORK/out' && grep -q 'row 0 (id 0): \[0, 0, 0' '$WORK/out'" _ "${CTL[@]}"
