@@ -32,6 +32,8 @@ BUILD_PKGS=(
   openssl
   # The metrics test checks a scrape with promtool and queries a real prometheus.
   prometheus
+  # tests/deploy/k8s_manifests_test.py loads the manifests into the Kubernetes models.
+  python3-kubernetes python3-yaml
 )
 # What the binaries need at run time is not listed here: the embedserve .deb
 # declares it (dpkg-shlibdeps), and the image installs that .deb.
