@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -21,6 +22,7 @@
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
 #include "rocksdb/sst_file_writer.h"
+#include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
@@ -321,6 +323,52 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
     }
   }
   return store;
+}
+
+StoreStats RocksDbStore::Stats() const {
+  StoreStats stats;
+  rocksdb::DB* db = db_.get();
+  if (db == nullptr) return stats;
+  auto db_wide = [db](const std::string& property) -> int64_t {
+    uint64_t v = 0;
+    return db->GetIntProperty(property, &v) ? static_cast<int64_t>(v) : 0;
+  };
+  // Per column family figures, summed over all of them (one per table).
+  auto all_families = [db](const std::string& property) -> int64_t {
+    uint64_t v = 0;
+    return db->GetAggregatedIntProperty(property, &v) ? static_cast<int64_t>(v) : 0;
+  };
+  using P = rocksdb::DB::Properties;
+  stats.delayed_write_rate = db_wide(P::kActualDelayedWriteRate);
+  stats.write_stopped = db_wide(P::kIsWriteStopped) != 0;
+  stats.running_compactions = db_wide(P::kNumRunningCompactions);
+  stats.running_flushes = db_wide(P::kNumRunningFlushes);
+  stats.background_errors = db_wide(P::kBackgroundErrors);
+  stats.compactions_pending = all_families(P::kCompactionPending);
+  stats.pending_compaction_bytes = all_families(P::kEstimatePendingCompactionBytes);
+  stats.sst_files_bytes = all_families(P::kTotalSstFilesSize);
+  stats.memtable_bytes = all_families(P::kCurSizeAllMemTables);
+  // The DB-wide cumulative counters (rocksdb.dbstats as a map).
+  std::map<std::string, std::string> db_stats;
+  if (db->GetMapProperty(P::kDBStats, &db_stats)) {
+    auto counter = [&db_stats](const char* key) -> int64_t {
+      const auto it = db_stats.find(key);
+      int64_t v = 0;
+      return it != db_stats.end() && absl::SimpleAtoi(it->second, &v) ? v : 0;
+    };
+    stats.write_stall_micros = counter("db.user_write_stall_micros");
+    stats.wal_bytes_written = counter("db.wal_bytes_written");
+    stats.wal_syncs = counter("db.wal_syncs");
+  }
+  rocksdb::VectorLogPtr wal_files;
+  if (db->GetSortedWalFiles(wal_files).ok()) {
+    for (const auto& f : wal_files) {
+      if (f->Type() != rocksdb::kAliveLogFile) continue;
+      ++stats.wal_files;
+      stats.wal_files_bytes += static_cast<int64_t>(f->SizeFileBytes());
+    }
+  }
+  return stats;
 }
 
 RocksDbStore::~RocksDbStore() {

@@ -32,6 +32,34 @@ struct StoreOptions {
   int64_t ingest_file_bytes = int64_t{256} << 20;
 };
 
+// Figures an operator watches, read from RocksDB's properties on demand
+// (for monitoring; storage knows nothing of how they are shown). Cumulative
+// fields count since the store was opened.
+struct StoreStats {
+  // Write stalls: the rate writes are held to while RocksDB delays them
+  // (bytes/s; 0 = not delayed), whether writes are stopped, and the time
+  // writes spent stalled.
+  int64_t delayed_write_rate = 0;
+  bool write_stopped = false;
+  int64_t write_stall_micros = 0;
+  // The write-ahead log: bytes written and fsyncs (cumulative), and the
+  // live WAL files now.
+  int64_t wal_bytes_written = 0;
+  int64_t wal_syncs = 0;
+  int64_t wal_files = 0;
+  int64_t wal_files_bytes = 0;
+  // Compactions and flushes running now; column families waiting for a
+  // compaction, and the bytes compaction estimates it must rewrite.
+  int64_t running_compactions = 0;
+  int64_t running_flushes = 0;
+  int64_t compactions_pending = 0;
+  int64_t pending_compaction_bytes = 0;
+  // Sizes over all column families: SST files (all versions), memtables.
+  int64_t sst_files_bytes = 0;
+  int64_t memtable_bytes = 0;
+  int64_t background_errors = 0;  // cumulative
+};
+
 // Thread-safe.
 class RocksDbStore final : public RowStore {
  public:
@@ -45,6 +73,11 @@ class RocksDbStore final : public RowStore {
   absl::Status CreateCheckpoint(absl::string_view name) override;
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() override;
   absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) override;
+
+  // Reads the figures of StoreStats (a few property reads and a listing of
+  // the WAL directory; for a scrape, not for a hot path). A figure RocksDB
+  // cannot give stays 0.
+  StoreStats Stats() const;
 
   absl::Status CreateTable(const StoredTable& meta,
                            const std::function<void(int64_t, float*)>& record) override;
