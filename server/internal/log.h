@@ -9,6 +9,7 @@
 namespace embedserve::internal {
 
 void LogInfo(absl::string_view message);
+void LogWarning(absl::string_view message);
 void LogError(absl::string_view message);
 
 }  // namespace embedserve::internal
