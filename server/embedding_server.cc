@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
@@ -19,6 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
+#include "server/internal/http_exposer.h"
+#include "server/metrics.h"
+#include "server/server_metrics.h"
 
 namespace embedserve {
 namespace {
@@ -66,15 +70,66 @@ bool IsLoopbackHost(absl::string_view host) {
   return inet_pton(AF_INET6, literal.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+// Removes every builder plugin: the health port must not pick up server
+// reflection, which InitProtoReflectionServerBuilderPlugin adds to every
+// builder of the process once --reflection turned it on.
+class NoPlugins final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+};
+
+// The plaintext port that serves only grpc.health.v1 (ServerOptions::
+// health_address): no service of ours is registered, so the default health
+// service is all there is; `unimplemented` (gRPC's generic service, whose
+// every call ends UNIMPLEMENTED at once) answers any other method (without
+// a callback service gRPC refuses to start the server, and a call nobody
+// handles would hang until its deadline). Messages and streams are kept
+// tiny.
+std::unique_ptr<grpc::Server> StartHealthServer(const std::string& address,
+                                                grpc::CallbackGenericService* unimplemented,
+                                                int* port) {
+  grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<NoPlugins>());
+  builder.RegisterCallbackGenericService(unimplemented);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(4096);
+  builder.SetMaxSendMessageSize(4096);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 8);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  grpc::ResourceQuota quota("embedserve-health");
+  quota.Resize(size_t{32} << 20);
+  builder.SetResourceQuota(quota);
+  return builder.BuildAndStart();
+}
+
+void SetHealth(grpc::Server* server, bool serving) {
+  if (server == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health == nullptr) return;
+  if (!serving) {
+    health->SetServingStatus(false);  // every service name
+    return;
+  }
+  health->SetServingStatus(true);
+  health->SetServingStatus("embedserve.v1.EmbeddingService", true);
+}
+
 }  // namespace
+
+bool EmbeddingServer::IsLoopbackAddress(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  return IsLoopbackHost(colon == absl::string_view::npos ? address : address.substr(0, colon));
+}
 
 absl::Status EmbeddingServer::CheckExposure(const ServerOptions& options) {
   const bool tls = !options.tls_cert_file.empty();
   const bool tokens = options.service.authorizer != nullptr;
-  const size_t colon = options.address.rfind(':');
-  const std::string host =
-      colon == std::string::npos ? options.address : options.address.substr(0, colon);
-  if (!IsLoopbackHost(host) && !(tls && tokens) && !options.insecure) {
+  if (!IsLoopbackAddress(options.address) && !(tls && tokens) && !options.insecure) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to listen on ", options.address, " without ",
         tls      ? "tokens (--tokens_file)"
@@ -97,7 +152,9 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
   std::unique_ptr<EmbeddingServer> server(new EmbeddingServer());
   server->registry_ = std::move(registry);
-  server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, options.service);
+  ServiceOptions service_options = options.service;
+  service_options.enable_metrics = service_options.enable_metrics || !options.metrics_address.empty();
+  server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, service_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -132,12 +189,43 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, " (in use, or not a local address?)"));
   }
-  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus(true);
-    health->SetServingStatus("embedserve.v1.EmbeddingService", true);
-  }
   server->address_ = absl::StrCat(options.address.substr(0, colon), ":", server->port_);
+  if (!options.health_address.empty()) {
+    const size_t health_colon = options.health_address.rfind(':');
+    if (health_colon == std::string::npos || health_colon == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("health address '", options.health_address, "' is not host:port"));
+    }
+    server->health_unimplemented_ = std::make_unique<grpc::CallbackGenericService>();
+    server->health_server_ = StartHealthServer(
+        options.health_address, server->health_unimplemented_.get(), &server->health_port_);
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_address,
+                                                 " (health port; in use, or not a local "
+                                                 "address?)"));
+    }
+  }
+  if (!options.metrics_address.empty()) {
+    server->metrics_ = std::make_unique<MetricsRegistry>();
+    EmbeddingServer* s = server.get();
+    const RocksDbStore* store = options.store;
+    s->metrics_->AddCollector([s](std::vector<MetricFamily>* out) {
+      s->service_->metrics()->Collect(out);
+      CollectTableMetrics(*s->registry_, out);
+    });
+    if (store != nullptr) {
+      s->metrics_->AddCollector(
+          [store](std::vector<MetricFamily>* out) { CollectStoreMetrics(store->Stats(), out); });
+    }
+    s->metrics_->AddCollector(CollectProcessMetrics);
+    s->metrics_->AddCollector(CollectBuildInfo);
+    ASSIGN_OR_RETURN(s->exposer_,
+                     internal::HttpExposer::Start(
+                         options.metrics_address, [s] { return s->metrics_->Scrape(); }, {}));
+    s->metrics_port_ = s->exposer_->port();
+  }
+  SetHealth(server->server_.get(), true);
+  SetHealth(server->health_server_.get(), true);
   if (options.memory_trim_interval_s > 0) {
     EmbeddingServer* s = server.get();
     const absl::Duration every = absl::Seconds(options.memory_trim_interval_s);
@@ -158,10 +246,19 @@ EmbeddingServer::~EmbeddingServer() {
 
 void EmbeddingServer::Shutdown() {
   if (server_ == nullptr || shut_down_.exchange(true)) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health != nullptr) health->SetServingStatus(false);
+  SetHealth(server_.get(), false);
+  SetHealth(health_server_.get(), false);
   service_->Shutdown();  // answers queued slow calls; running loads give up
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // Probes saw NOT_SERVING and scrapes went on while calls drained.
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  }
+  exposer_.reset();
+}
+
+std::string EmbeddingServer::ScrapeMetrics() const {
+  return metrics_ != nullptr ? metrics_->Scrape() : std::string();
 }
 
 void EmbeddingServer::Wait() {

@@ -11,12 +11,19 @@
 #include "absl/synchronization/notification.h"
 #include "core/table_registry.h"
 #include "server/embedding_service.h"
+#include "storage/rocksdb_store.h"
 
 namespace grpc {
+class CallbackGenericService;
 class Server;
-}
+}  // namespace grpc
 
 namespace embedserve {
+
+class MetricsRegistry;
+namespace internal {
+class HttpExposer;
+}
 
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free one (see EmbeddingServer::port).
@@ -60,11 +67,33 @@ struct ServerOptions {
   // set (the operator accepts that anyone who reaches the port may do
   // anything, and read the traffic).
   bool insecure = false;
+
+  // Operator endpoints, both off when empty; host:port, port 0 picks a free
+  // one (see metrics_port, health_port).
+  //
+  // Prometheus metrics over plain HTTP: GET /metrics (README, Metrics). It
+  // shows table names, row counts, sizes and call counts, never rows or
+  // tokens; allowed on any address (the main calls it out in its log when
+  // not loopback). Turns on ServiceOptions::enable_metrics.
+  std::string metrics_address;
+  // A second gRPC port, always plaintext, that serves only grpc.health.v1
+  // with the main port's status (SERVING for "" and
+  // "embedserve.v1.EmbeddingService" once started, NOT_SERVING from the
+  // start of Shutdown): for probes that cannot speak TLS (Docker's
+  // HEALTHCHECK, Kubernetes' gRPC probes). Nothing else is served there (no
+  // EmbeddingService, no reflection) and its messages are limited to a few
+  // KiB, so it needs neither TLS nor tokens on any address: it reveals
+  // only whether the server is up.
+  std::string health_address;
+  // The store behind the registry, for the RocksDB figures of the metrics;
+  // not owned, must outlive the server. Null: none shown.
+  const RocksDbStore* store = nullptr;
 };
 
 // A running embedserve gRPC server: EmbeddingService, grpc.health.v1 (status
 // SERVING for "" and "embedserve.v1.EmbeddingService"; open to anyone) and,
-// with enable_reflection, server reflection.
+// with enable_reflection, server reflection; and, when asked for, the
+// metrics endpoint and the plaintext health port (ServerOptions).
 //
 // Thread-safe. Destroying it shuts it down.
 class EmbeddingServer {
@@ -73,7 +102,8 @@ class EmbeddingServer {
   // bound, InvalidArgument if it is malformed, FailedPrecondition if it is
   // not loopback and the server would run without TLS or tokens (see
   // ServerOptions::insecure), NotFound/InvalidArgument for TLS files that
-  // cannot be read.
+  // cannot be read. The metrics and health addresses fail the same way as
+  // the main one (InvalidArgument, Unavailable); nothing is left listening.
   static absl::StatusOr<std::unique_ptr<EmbeddingServer>> Start(
       const ServerOptions& options, std::shared_ptr<TableRegistry> registry);
 
@@ -82,6 +112,9 @@ class EmbeddingServer {
   // address (127.0.0.0/8, ::1, localhost) and the server would run without
   // TLS and tokens, unless options.insecure.
   static absl::Status CheckExposure(const ServerOptions& options);
+  // True if the host of `address` (host:port) is a loopback address (the
+  // rule of CheckExposure).
+  static bool IsLoopbackAddress(absl::string_view address);
 
   ~EmbeddingServer();
 
@@ -89,11 +122,17 @@ class EmbeddingServer {
   int port() const { return port_; }
   // "host:port" with the bound port, for clients.
   const std::string& address() const { return address_; }
+  // The bound ports of the metrics endpoint and the health port; 0 when off.
+  int metrics_port() const { return metrics_port_; }
+  int health_port() const { return health_port_; }
+  // What GET /metrics answers now (empty when metrics are off).
+  std::string ScrapeMetrics() const;
   TableRegistry& registry() { return *registry_; }
 
-  // Stops the service's lanes (queued slow calls are answered UNAVAILABLE,
-  // running loads give up), stops accepting calls, lets calls in flight
-  // finish (up to 5 s). Idempotent.
+  // Turns the health status NOT_SERVING (on both ports), stops the service's
+  // lanes (queued slow calls are answered UNAVAILABLE, running loads give
+  // up), stops accepting calls, lets calls in flight finish (up to 5 s), then
+  // closes the health port and the metrics endpoint. Idempotent.
   void Shutdown();
   // Blocks until Shutdown.
   void Wait();
@@ -104,7 +143,13 @@ class EmbeddingServer {
   std::shared_ptr<TableRegistry> registry_;
   std::unique_ptr<EmbeddingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::CallbackGenericService> health_unimplemented_;  // outlives health_server_
+  std::unique_ptr<grpc::Server> health_server_;  // null unless health_address
+  std::unique_ptr<MetricsRegistry> metrics_;     // null unless metrics_address
+  std::unique_ptr<internal::HttpExposer> exposer_;
   int port_ = 0;
+  int metrics_port_ = 0;
+  int health_port_ = 0;
   std::atomic<bool> shut_down_{false};
   absl::Notification stop_trimming_;
   std::thread trimmer_;

@@ -23,6 +23,7 @@
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/internal/log.h"
+#include "server/server_metrics.h"
 #include "storage/pretrained.h"
 
 namespace embedserve {
@@ -170,12 +171,36 @@ EmbeddingServiceImpl::EmbeddingServiceImpl(std::shared_ptr<TableRegistry> regist
                                            ServiceOptions options)
     : registry_(std::move(registry)),
       options_(std::move(options)),
+      metrics_(options_.enable_metrics ? std::make_unique<ServiceMetrics>(RpcNames()) : nullptr),
       push_lane_(
           LaneOptions("push", options_.push_threads, options_.push_queue, options_.push_nice)),
       admin_lane_(LaneOptions("admin", options_.admin_threads, options_.admin_queue,
                               /*nice=*/std::max(options_.push_nice, 10))) {
   static_assert(sizeof(kUnaryMethods) / sizeof(kUnaryMethods[0]) == kNumUnary,
                 "one entry per UnaryIndex");
+  static_assert(static_cast<int>(kStreamGradientsRpc) == static_cast<int>(kNumUnary),
+                "streams are numbered after the unary methods");
+}
+
+std::vector<std::string> EmbeddingServiceImpl::RpcNames() {
+  std::vector<std::string> names;
+  for (const UnaryMethod& m : kUnaryMethods) names.push_back(m.name);
+  names.push_back("StreamGradients");
+  names.push_back("ImportTable");
+  names.push_back("ExportTable");
+  return names;
+}
+
+void EmbeddingServiceImpl::RecordStream(int rpc, grpc::StatusCode code, Clock::time_point started) {
+  if (metrics_ != nullptr) metrics_->RecordRpc(rpc, code, Clock::now() - started);
+}
+
+void EmbeddingServiceImpl::FinishUnary(grpc::ServerUnaryReactor* reactor, int rpc,
+                                       Clock::time_point started, const absl::Status& s) {
+  const grpc::Status status = ToGrpcStatus(s);
+  // Counted before Finish: after it the call (and this reactor) may be gone.
+  if (metrics_ != nullptr) metrics_->RecordRpc(rpc, status.error_code(), Clock::now() - started);
+  reactor->Finish(status);
 }
 
 EmbeddingServiceImpl::EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry,
@@ -201,17 +226,21 @@ absl::Status EmbeddingServiceImpl::Proto(const Raw& in, Raw* out, const Cancelle
 grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerContext* ctx,
                                                        const Raw* in, Raw* out,
                                                        const UnaryMethod& method) {
+  // With metrics off, no clock is read: the hot path pays the null check.
+  const Clock::time_point started = metrics_ != nullptr ? Clock::now() : Clock::time_point();
+  const int rpc = static_cast<int>(&method - kUnaryMethods);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (absl::Status s = Authorize(ctx, method.name, method.role); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
+    FinishUnary(reactor, rpc, started, s);
     return reactor;
   }
   if (method.lane == Lane::kInline) {
-    reactor->Finish(ToGrpcStatus((this->*method.handler)(*in, out, NeverCancelled)));
+    FinishUnary(reactor, rpc, started, (this->*method.handler)(*in, out, NeverCancelled));
     return reactor;
   }
   internal::BoundedExecutor& lane = method.lane == Lane::kPush ? push_lane_ : admin_lane_;
-  const bool queued = lane.TrySubmit([this, ctx, in, out, reactor, &method, &lane](bool stopping) {
+  const bool queued = lane.TrySubmit([this, ctx, in, out, reactor, &method, &lane, rpc,
+                                      started](bool stopping) {
     absl::Status s;
     if (stopping) {
       s = absl::UnavailableError("the server is shutting down; the call did not run");
@@ -221,15 +250,15 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerConte
       s = (this->*method.handler)(*in, out,
                                   [ctx, &lane] { return ctx->IsCancelled() || lane.stopping(); });
     }
-    reactor->Finish(ToGrpcStatus(s));
+    FinishUnary(reactor, rpc, started, s);
   });
   if (!queued) {
-    reactor->Finish(ToGrpcStatus(
-        lane.stopping()
-            ? absl::UnavailableError("the server is shutting down")
-            : absl::ResourceExhaustedError(absl::StrCat(
-                  method.name, ": the ", method.lane == Lane::kPush ? "push" : "admin",
-                  " queue is full (", lane.max_queue(), " calls waiting); retry later"))));
+    FinishUnary(reactor, rpc, started,
+                lane.stopping()
+                    ? absl::UnavailableError("the server is shutting down")
+                    : absl::ResourceExhaustedError(absl::StrCat(
+                          method.name, ": the ", method.lane == Lane::kPush ? "push" : "admin",
+                          " queue is full (", lane.max_queue(), " calls waiting); retry later")));
   }
   return reactor;
 }
@@ -449,6 +478,11 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
     RETURN_IF_ERROR(
         WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(values, n)), q, query.table()));
   }
+  if (metrics_ != nullptr) {
+    for (int q = 0; q < req.queries_size(); ++q) {
+      metrics_->AddRowsLookedUp(tables[q]->name(), static_cast<int64_t>(ids_of(q).size()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -504,6 +538,11 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
             absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()),
             absl::MakeSpan(values, n)),
         q, query.table()));
+  }
+  if (metrics_ != nullptr) {
+    for (int q = 0; q < req.queries_size(); ++q) {
+      metrics_->AddRowsLookedUp(plans[q].table->name(), req.queries(q).ids_size());
+    }
   }
   return absl::OkStatus();
 }
@@ -638,6 +677,7 @@ absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::Pus
                    table->ApplyGradients(IdSpan(req.ids()), grads));
   resp->set_version(result.version);
   resp->set_rows_applied(result.rows_applied);
+  if (metrics_ != nullptr) metrics_->AddRowsPushed(table->name(), req.ids_size());
   return absl::OkStatus();
 }
 
@@ -710,11 +750,14 @@ namespace {
 // answered in order.
 class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
  public:
-  explicit GradientStream(EmbeddingServiceImpl* service) : service_(service) { StartRead(&in_); }
+  explicit GradientStream(EmbeddingServiceImpl* service)
+      : service_(service), rpc_started_(EmbeddingServiceImpl::Clock::now()) {
+    StartRead(&in_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side (or went away): every push has been answered
-      Finish(grpc::Status::OK);
+      End(grpc::Status::OK);
       return;
     }
     ++received_;
@@ -724,7 +767,7 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
     internal::BoundedExecutor& lane = service_->push_lane();
     const bool queued = lane.TrySubmit([this](bool stopping) {
       if (stopping) {
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+        End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
         return;
       }
       response_.Clear();
@@ -739,7 +782,7 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
     });
     if (!queued) {
       if (lane.stopping()) {
-        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
+        End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down"));
         return;
       }
       response_.Clear();
@@ -750,7 +793,7 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed while answering"));
       return;
     }
     // Lookups first: while they are coming in, this stream reads its next
@@ -765,9 +808,17 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
     alarm_.Set(absl::ToChronoTime(absl::Now() + pause), [this](bool) { StartRead(&in_); });
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->RecordStream(EmbeddingServiceImpl::kStreamGradientsRpc, code_, rpc_started_);
+    delete this;
+  }
 
  private:
+  void End(const grpc::Status& s) {
+    code_ = s.error_code();
+    Finish(s);
+  }
+
   void Reply(const absl::Status& s) {
     if (!s.ok()) {
       response_.set_code(static_cast<int>(s.code()));
@@ -781,6 +832,8 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
   }
 
   EmbeddingServiceImpl* const service_;
+  const EmbeddingServiceImpl::Clock::time_point rpc_started_;
+  grpc::StatusCode code_ = grpc::StatusCode::OK;
   Raw in_, out_;
   int64_t received_ = 0;
   absl::Time started_;
@@ -794,7 +847,10 @@ class GradientStream final : public grpc::ServerBidiReactor<Raw, Raw> {
 class ImportReader final : public grpc::ServerReadReactor<Raw> {
  public:
   ImportReader(EmbeddingServiceImpl* service, grpc::CallbackServerContext* ctx, Raw* resp)
-      : service_(service), ctx_(ctx), resp_(resp) {
+      : service_(service),
+        ctx_(ctx),
+        resp_(resp),
+        rpc_started_(EmbeddingServiceImpl::Clock::now()) {
     StartRead(&in_);
   }
 
@@ -846,6 +902,7 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
 
   void OnDone() override {
     RemoveStagingFile();
+    service_->RecordStream(EmbeddingServiceImpl::kImportTableRpc, code_, rpc_started_);
     delete this;
   }
 
@@ -875,7 +932,9 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
 
   void FinishWith(const absl::Status& s) {
     RemoveStagingFile();
-    Finish(ToGrpcStatus(s));
+    const grpc::Status status = ToGrpcStatus(s);
+    code_ = status.error_code();
+    Finish(status);
   }
 
   void Load() {
@@ -910,6 +969,8 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
   EmbeddingServiceImpl* const service_;
   grpc::CallbackServerContext* const ctx_;
   Raw* const resp_;
+  const EmbeddingServiceImpl::Clock::time_point rpc_started_;
+  grpc::StatusCode code_ = grpc::StatusCode::OK;
   Raw in_;
   v1::LoadTableRequest request_;
   std::string display_, staged_;
@@ -921,28 +982,40 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
 // is sent (memory stays one chunk).
 class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
  public:
-  ExportWriter(std::shared_ptr<EmbeddingTable> table, int64_t rows_per_chunk)
-      : table_(std::move(table)), per_chunk_(rows_per_chunk) {
+  ExportWriter(EmbeddingServiceImpl* service, std::shared_ptr<EmbeddingTable> table,
+               int64_t rows_per_chunk)
+      : service_(service),
+        rpc_started_(EmbeddingServiceImpl::Clock::now()),
+        table_(std::move(table)),
+        per_chunk_(rows_per_chunk) {
     TableInfoToProto(*table_, chunk_.mutable_table());
     Next();
   }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled"));
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled"));
       return;
     }
     chunk_.clear_table();
     Next();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    service_->RecordStream(EmbeddingServiceImpl::kExportTableRpc, code_, rpc_started_);
+    delete this;
+  }
 
  private:
+  void End(const grpc::Status& s) {
+    code_ = s.error_code();
+    Finish(s);
+  }
+
   void Next() {
     const int64_t n = std::min(per_chunk_, table_->num_rows() - row_);
     if (n <= 0) {
-      Finish(grpc::Status::OK);
+      End(grpc::Status::OK);
       return;
     }
     chunk_.set_first_row(row_);
@@ -951,7 +1024,7 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
     values->resize(static_cast<size_t>(n * table_->dim()) * sizeof(float));
     const absl::Status s = table_->CopyRows(row_, n, reinterpret_cast<float*>(values->data()));
     if (!s.ok()) {
-      Finish(ToGrpcStatus(s));
+      End(ToGrpcStatus(s));
       return;
     }
     row_ += n;
@@ -962,6 +1035,9 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
     StartWrite(&out_);
   }
 
+  EmbeddingServiceImpl* const service_;
+  const EmbeddingServiceImpl::Clock::time_point rpc_started_;
+  grpc::StatusCode code_ = grpc::StatusCode::OK;
   const std::shared_ptr<EmbeddingTable> table_;
   const int64_t per_chunk_;
   int64_t row_ = 0;
@@ -973,8 +1049,22 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
 template <typename Reactor>
 class Failed final : public Reactor {
  public:
-  explicit Failed(const absl::Status& s) { this->Finish(ToGrpcStatus(s)); }
-  void OnDone() override { delete this; }
+  Failed(EmbeddingServiceImpl* service, int rpc, const absl::Status& s)
+      : service_(service), rpc_(rpc), started_(EmbeddingServiceImpl::Clock::now()) {
+    const grpc::Status status = ToGrpcStatus(s);
+    code_ = status.error_code();
+    this->Finish(status);
+  }
+  void OnDone() override {
+    service_->RecordStream(rpc_, code_, started_);
+    delete this;
+  }
+
+ private:
+  EmbeddingServiceImpl* const service_;
+  const int rpc_;
+  const EmbeddingServiceImpl::Clock::time_point started_;
+  grpc::StatusCode code_;
 };
 
 }  // namespace
@@ -982,7 +1072,7 @@ class Failed final : public Reactor {
 grpc::ServerBidiReactor<Raw, Raw>* EmbeddingServiceImpl::StreamGradients(
     grpc::CallbackServerContext* ctx) {
   if (absl::Status s = Authorize(ctx, "StreamGradients", Role::kTrainer); !s.ok()) {
-    return new Failed<grpc::ServerBidiReactor<Raw, Raw>>(s);
+    return new Failed<grpc::ServerBidiReactor<Raw, Raw>>(this, kStreamGradientsRpc, s);
   }
   return new GradientStream(this);
 }
@@ -990,7 +1080,7 @@ grpc::ServerBidiReactor<Raw, Raw>* EmbeddingServiceImpl::StreamGradients(
 grpc::ServerReadReactor<Raw>* EmbeddingServiceImpl::ImportTable(grpc::CallbackServerContext* ctx,
                                                                 Raw* resp) {
   if (absl::Status s = Authorize(ctx, "ImportTable", Role::kAdmin); !s.ok()) {
-    return new Failed<grpc::ServerReadReactor<Raw>>(s);
+    return new Failed<grpc::ServerReadReactor<Raw>>(this, kImportTableRpc, s);
   }
   return new ImportReader(this, ctx, resp);
 }
@@ -998,21 +1088,21 @@ grpc::ServerReadReactor<Raw>* EmbeddingServiceImpl::ImportTable(grpc::CallbackSe
 grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackServerContext* ctx,
                                                                  const Raw* req) {
   if (absl::Status s = Authorize(ctx, "ExportTable", Role::kAdmin); !s.ok()) {
-    return new Failed<grpc::ServerWriteReactor<Raw>>(s);
+    return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, s);
   }
   v1::ExportTableRequest request;
   if (absl::Status s = ParseRequest(*req, &request); !s.ok()) {
-    return new Failed<grpc::ServerWriteReactor<Raw>>(s);
+    return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, s);
   }
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(request.name());
-  if (!table.ok()) return new Failed<grpc::ServerWriteReactor<Raw>>(table.status());
+  if (!table.ok()) return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, table.status());
   const int64_t per_chunk = request.rows_per_chunk() > 0 ? request.rows_per_chunk() : 4096;
   // Keep each chunk well inside the message and answer limits.
   const int64_t chunk_bytes =
       std::min<int64_t>(int64_t{16} << 20, options_.limits.max_response_bytes);
   const int64_t max_rows =
       std::max<int64_t>(1, chunk_bytes / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
-  return new ExportWriter(*std::move(table), std::min(per_chunk, max_rows));
+  return new ExportWriter(this, *std::move(table), std::min(per_chunk, max_rows));
 }
 
 }  // namespace embedserve

@@ -2,10 +2,12 @@
 #define EMBEDSERVE_SERVER_EMBEDDING_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -17,6 +19,8 @@
 #include "server/results_writer.h"
 
 namespace embedserve {
+
+class ServiceMetrics;
 
 // Per-request limits; a request over one gets RESOURCE_EXHAUSTED before
 // anything is allocated for its answer.
@@ -57,6 +61,10 @@ struct ServiceOptions {
   // share of the time; HTTP/2 flow control then slows the trainer. 1 = no
   // pause (pushes compete with lookups as equals).
   double push_share_under_lookups = 0.5;
+  // Count calls (per method and status, with latency) and rows looked up
+  // and pushed per table (see ServiceMetrics and metrics()). Off: the hot
+  // path pays one null check.
+  bool enable_metrics = false;
 };
 
 // embedserve.v1.EmbeddingService on gRPC's callback API. Every method is raw
@@ -185,6 +193,16 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
 
   const ServiceOptions& options() const { return options_; }
+  // The service's counters; null unless ServiceOptions::enable_metrics.
+  const ServiceMetrics* metrics() const { return metrics_.get(); }
+  // The names the counters are kept under, indexed by RPC number: the unary
+  // methods (as in kUnaryMethods), then the streams (kStreamRpcs).
+  static std::vector<std::string> RpcNames();
+  enum StreamRpc { kStreamGradientsRpc = 14, kImportTableRpc, kExportTableRpc };
+  using Clock = std::chrono::steady_clock;
+  // A stream of RPC number `rpc`, started at `started`, ended with `code`
+  // (when metrics are on; else nothing).
+  void RecordStream(int rpc, grpc::StatusCode code, Clock::time_point started);
   internal::BoundedExecutor& push_lane() { return push_lane_; }
   internal::BoundedExecutor& admin_lane() { return admin_lane_; }
   // How long a push stream whose last push took `push_took` (read to
@@ -208,6 +226,9 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   // Answers a unary call: inline, or queued on the method's lane.
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, const Raw* in, Raw* out,
                                    const UnaryMethod& method);
+  // Counts the call (with metrics on), then answers it with `s`.
+  void FinishUnary(grpc::ServerUnaryReactor* reactor, int rpc, Clock::time_point started,
+                   const absl::Status& s);
   // A Handler made of a proto Do* method.
   template <typename Req, typename Resp,
             absl::Status (EmbeddingServiceImpl::*Do)(const Req&, Resp*)>
@@ -241,6 +262,7 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
 
   const std::shared_ptr<TableRegistry> registry_;
   const ServiceOptions options_;
+  const std::unique_ptr<ServiceMetrics> metrics_;  // null: metrics off
   std::atomic<int64_t> last_lookup_ns_{0};  // absl::GetCurrentTimeNanos of the last lookup
   internal::BoundedExecutor push_lane_;
   internal::BoundedExecutor admin_lane_;
