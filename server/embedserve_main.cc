@@ -91,11 +91,33 @@ ABSL_FLAG(bool, insecure, false,
 ABSL_FLAG(bool, reflection, false,
           "serve gRPC server reflection (grpcurl without the .proto); it is not behind tokens");
 ABSL_FLAG(std::string, simd, "auto", "gather kernels: auto, scalar, avx2 or avx512");
+ABSL_FLAG(std::string, metrics_address, "",
+          "host:port to serve Prometheus metrics on (plain HTTP, GET /metrics; port 0 picks a "
+          "free port, see --metrics_port_file); empty = off. They show table names and counts, "
+          "never rows");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "if set, write the bound metrics port to this file once serving");
+ABSL_FLAG(std::string, health_address, "",
+          "host:port of a second, plaintext gRPC port serving only grpc.health.v1 (for probes "
+          "that cannot speak TLS); port 0 picks a free port (see --health_port_file); empty = "
+          "off");
+ABSL_FLAG(std::string, health_port_file, "",
+          "if set, write the bound health port to this file once serving");
 
 namespace {
 
 using embedserve::internal::LogError;
 using embedserve::internal::LogInfo;
+using embedserve::internal::LogWarning;
+
+// Writes `port` to `path` (if set) through a rename: readers never see a
+// partial file.
+void WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::rename(tmp.c_str(), path.c_str());
+}
 
 int Run() {
   embedserve::TuneMallocForServing();
@@ -159,6 +181,8 @@ int Run() {
   options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
   options.transport_memory_bytes = absl::GetFlag(FLAGS_transport_memory_bytes);
   options.memory_trim_interval_s = absl::GetFlag(FLAGS_memory_trim_interval_s);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.health_address = absl::GetFlag(FLAGS_health_address);
   // Before anything is opened or written: a refused start changes nothing.
   if (absl::Status s = embedserve::EmbeddingServer::CheckExposure(options); !s.ok()) {
     LogError(std::string(s.message()));
@@ -194,6 +218,7 @@ int Run() {
     options.service.upload_dir = *uploads;
   }
   auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
+  options.store = store.get();
   if (absl::Status s =
           embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
       !s.ok()) {
@@ -220,11 +245,26 @@ int Run() {
                        options.service.load_dir.empty() ? std::string("off")
                                                         : "beneath " + options.service.load_dir));
   LogInfo(absl::StrCat("serving embedserve.v1.EmbeddingService on ", (*server)->address()));
-  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());  // readers never see a partial file
+  auto bound = [](const std::string& address, int port) {
+    return absl::StrCat(address.substr(0, address.rfind(':')), ":", port);
+  };
+  if (!options.metrics_address.empty()) {
+    const std::string where = bound(options.metrics_address, (*server)->metrics_port());
+    LogInfo(absl::StrCat("serving Prometheus metrics on http://", where, "/metrics"));
+    if (!embedserve::EmbeddingServer::IsLoopbackAddress(options.metrics_address)) {
+      LogWarning(absl::StrCat("metrics on ", where,
+                              " are not on loopback: anyone who reaches the port sees table "
+                              "names, sizes and call counts (never rows or tokens)"));
+    }
+    WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
   }
+  if (!options.health_address.empty()) {
+    LogInfo(absl::StrCat("serving grpc.health.v1 only, plaintext, on ",
+                         bound(options.health_address, (*server)->health_port())));
+    WritePortFile(absl::GetFlag(FLAGS_health_port_file), (*server)->health_port());
+  }
+  // Last: a test that waits for the port file finds every endpoint up.
+  WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
