@@ -82,7 +82,9 @@ std::string FormatMetricValue(double value) {
     return absl::StrCat(static_cast<int64_t>(value));
   }
   char buf[64];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  // Shortest round trip in %g style (as Go's FormatFloat(v, 'g', -1) of the
+  // Prometheus clients): 0.0005, 2.5e-05.
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general);
   return std::string(buf, end);
 }
 
