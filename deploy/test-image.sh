@@ -161,11 +161,14 @@ PORT=$(free_port)
 HEALTH_PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 CTL=("$CTL_BIN" "--address=$ADDR" --timeout=10)
-run_server() {  # run_server NAME [docker run options...]: the image on the volume
+run_server() {  # run_server NAME [docker run options...] [-- server args...]: the image on the volume
   local name=$1; shift
+  local opts=()
+  while [[ $# -gt 0 && $1 != -- ]]; do opts+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
   $DOCKER run -d --name "$name" --label "embedserve-image-test=$TAG" --network host \
     -v "$VOLUME:/var/lib/embedserve/data" -e EMBEDSERVE_ADDRESS="$ADDR" \
-    -e EMBEDSERVE_HEALTH_ADDRESS="127.0.0.1:$HEALTH_PORT" "$@" "$IMAGE" >/dev/null
+    -e EMBEDSERVE_HEALTH_ADDRESS="127.0.0.1:$HEALTH_PORT" "${opts[@]}" "$IMAGE" "$@" >/dev/null
 }
 
 run_server "$TAG-a"
@@ -209,11 +212,22 @@ TOKEN=$(openssl rand -hex 32)
 echo "admin $TOKEN image-test" > "$RUN/secrets/tokens"
 echo "$TOKEN" > "$RUN/token"
 chmod 0644 "$RUN/secrets/"*  # readable by uid 10001 in the container
+# This container also runs under the Kubernetes pod's constraints
+# (deploy/k8s/statefulset.yaml: read-only root file system with /tmp as the
+# only scratch, no capabilities, no privilege escalation) and with its args.
+mapfile -t K8S_ARGS < <(/usr/bin/python3 -c '
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc.get("kind") == "StatefulSet":
+        print("\n".join(doc["spec"]["template"]["spec"]["containers"][0].get("args", [])))
+' "$ROOT/deploy/k8s/statefulset.yaml")
+check "the StatefulSet's server args were read" test "${#K8S_ARGS[@]}" -gt 0
 run_server "$TAG-tls" -v "$RUN/secrets:/secrets:ro" -e EMBEDSERVE_TLS_CERT=/secrets/server.pem \
   -e EMBEDSERVE_TLS_KEY=/secrets/server.key -e EMBEDSERVE_TOKENS_FILE=/secrets/tokens \
-  --health-interval=1s
+  --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+  --health-interval=1s -- "${K8S_ARGS[@]}"
 check "TLS on the main port: the HEALTHCHECK turns healthy" wait_healthy "$TAG-tls" 30
-check "TLS on the main port: a client with the CA and token lists the tables" bash -c "
+check "TLS, pod constraints and args: a client with the CA and token lists the tables" bash -c "
   '$CTL_BIN' --address=$ADDR --timeout=10 --tls_ca='$RUN/secrets/server.pem' \
     --token_file='$RUN/token' list | grep -q '^trained '"
 $DOCKER rm -f "$TAG-tls" >/dev/null
