@@ -68,10 +68,10 @@ void AddSingle(std::vector<MetricFamily>* out, std::string name, std::string hel
 
 }  // namespace
 
-ServiceMetrics::ServiceMetrics(std::vector<std::string> methods)
+ServiceMetrics::ServiceMetrics(std::vector<std::string> methods, size_t shards)
     : methods_(std::move(methods)),
-      rpcs_(methods_.size() * kNumCodes * kCellsPerPair),
-      rows_(2 * (kMaxTables + 1)),
+      rpcs_(methods_.size() * kNumCodes * kCellsPerPair, shards),
+      rows_(2 * (kMaxTables + 1), shards),
       slots_(new std::atomic<const TableEntry*>[kSlots]) {
   for (size_t i = 0; i < kSlots; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
 }

@@ -42,7 +42,9 @@ class ServiceMetrics {
   static constexpr int kNumCodes = 17;  // gRPC status codes 0..16
 
   // `methods`: the RPC names, indexed by the `method` argument of RecordRpc.
-  explicit ServiceMetrics(std::vector<std::string> methods);
+  // `shards`: copies of the counters (internal::ShardedCounters); 0 =
+  // automatic, 1 = every thread adds to the same copy (for benchmarks).
+  explicit ServiceMetrics(std::vector<std::string> methods, size_t shards = 0);
   ~ServiceMetrics();
 
   // One call answered with status `code` (a grpc::StatusCode; out of range

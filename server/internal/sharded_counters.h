@@ -46,11 +46,16 @@ class ShardedCounters {
   static_assert(sizeof(Line) == 64);
 
   // This thread's shard number (all arrays use the same one), given out
-  // round robin on a thread's first call.
+  // round robin on a thread's first call. The thread_local is constant-
+  // initialized, so reading it is one load (no TLS init guard).
   static size_t ThreadShard() {
-    thread_local const size_t shard = next_shard_.fetch_add(1, std::memory_order_relaxed);
+    static thread_local size_t shard = kNoShard;
+    if (__builtin_expect(shard == kNoShard, 0)) {
+      shard = next_shard_.fetch_add(1, std::memory_order_relaxed) & ~kNoShard;
+    }
     return shard;
   }
+  static constexpr size_t kNoShard = ~(~size_t{0} >> 1);  // the top bit
   static std::atomic<size_t> next_shard_;
 
   size_t cells_;
