@@ -36,6 +36,7 @@ bench: build
 	bash bench/run_kernel_bench.sh $(BUILD_DIR)
 	bash bench/run_train_bench.sh $(BUILD_DIR)
 	bash bench/run_storage_bench.sh $(BUILD_DIR)
+	bash bench/run_metrics_bench.sh $(BUILD_DIR)
 
 # libFuzzer + ASan/UBSan (clang) in their own build dir; each target runs
 # FUZZ_SECONDS over a scratch copy of its corpus (README "Fuzzing").

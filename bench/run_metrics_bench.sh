@@ -10,11 +10,15 @@
 set -euo pipefail
 BUILD_DIR=${1:-build}
 OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
-"$BUILD_DIR/bench/metrics_bench" --benchmark_repetitions="${REPS:-15}" \
+LOG=$(mktemp)
+trap 'rm -f "$OUT" "$LOG"' EXIT
+if ! "$BUILD_DIR/bench/metrics_bench" --benchmark_repetitions="${REPS:-15}" \
   --benchmark_min_time="${MIN_TIME:-1}" --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_out="$OUT" \
-  --benchmark_out_format=json >/dev/null 2>&1
+  --benchmark_out_format=json >"$LOG" 2>&1; then
+  tail -20 "$LOG" >&2
+  exit 1
+fi
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["benchmarks"]
