@@ -153,7 +153,8 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   std::unique_ptr<EmbeddingServer> server(new EmbeddingServer());
   server->registry_ = std::move(registry);
   ServiceOptions service_options = options.service;
-  service_options.enable_metrics = service_options.enable_metrics || !options.metrics_address.empty();
+  service_options.enable_metrics =
+      service_options.enable_metrics || !options.metrics_address.empty();
   server->service_ = std::make_unique<EmbeddingServiceImpl>(server->registry_, service_options);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -220,8 +221,8 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     s->metrics_->AddCollector(CollectProcessMetrics);
     s->metrics_->AddCollector(CollectBuildInfo);
     ASSIGN_OR_RETURN(s->exposer_,
-                     internal::HttpExposer::Start(
-                         options.metrics_address, [s] { return s->metrics_->Scrape(); }, {}));
+                     internal::HttpExposer::Start(options.metrics_address,
+                                                  [s] { return s->metrics_->Scrape(); }, {}));
     s->metrics_port_ = s->exposer_->port();
   }
   SetHealth(server->server_.get(), true);
@@ -255,10 +256,6 @@ void EmbeddingServer::Shutdown() {
     health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }
   exposer_.reset();
-}
-
-std::string EmbeddingServer::ScrapeMetrics() const {
-  return metrics_ != nullptr ? metrics_->Scrape() : std::string();
 }
 
 void EmbeddingServer::Wait() {

@@ -125,8 +125,6 @@ class EmbeddingServer {
   // The bound ports of the metrics endpoint and the health port; 0 when off.
   int metrics_port() const { return metrics_port_; }
   int health_port() const { return health_port_; }
-  // What GET /metrics answers now (empty when metrics are off).
-  std::string ScrapeMetrics() const;
   TableRegistry& registry() { return *registry_; }
 
   // Turns the health status NOT_SERVING (on both ports), stops the service's

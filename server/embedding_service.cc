@@ -239,19 +239,19 @@ grpc::ServerUnaryReactor* EmbeddingServiceImpl::Answer(grpc::CallbackServerConte
     return reactor;
   }
   internal::BoundedExecutor& lane = method.lane == Lane::kPush ? push_lane_ : admin_lane_;
-  const bool queued = lane.TrySubmit([this, ctx, in, out, reactor, &method, &lane, rpc,
-                                      started](bool stopping) {
-    absl::Status s;
-    if (stopping) {
-      s = absl::UnavailableError("the server is shutting down; the call did not run");
-    } else if (ctx->IsCancelled()) {
-      s = absl::CancelledError("the call was cancelled before it ran; nothing changed");
-    } else {
-      s = (this->*method.handler)(*in, out,
-                                  [ctx, &lane] { return ctx->IsCancelled() || lane.stopping(); });
-    }
-    FinishUnary(reactor, rpc, started, s);
-  });
+  const bool queued =
+      lane.TrySubmit([this, ctx, in, out, reactor, &method, &lane, rpc, started](bool stopping) {
+        absl::Status s;
+        if (stopping) {
+          s = absl::UnavailableError("the server is shutting down; the call did not run");
+        } else if (ctx->IsCancelled()) {
+          s = absl::CancelledError("the call was cancelled before it ran; nothing changed");
+        } else {
+          s = (this->*method.handler)(
+              *in, out, [ctx, &lane] { return ctx->IsCancelled() || lane.stopping(); });
+        }
+        FinishUnary(reactor, rpc, started, s);
+      });
   if (!queued) {
     FinishUnary(reactor, rpc, started,
                 lane.stopping()
@@ -1095,7 +1095,9 @@ grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackS
     return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, s);
   }
   absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(request.name());
-  if (!table.ok()) return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, table.status());
+  if (!table.ok()) {
+    return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, table.status());
+  }
   const int64_t per_chunk = request.rows_per_chunk() > 0 ? request.rows_per_chunk() : 4096;
   // Keep each chunk well inside the message and answer limits.
   const int64_t chunk_bytes =

@@ -263,6 +263,7 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
   const std::shared_ptr<TableRegistry> registry_;
   const ServiceOptions options_;
   const std::unique_ptr<ServiceMetrics> metrics_;  // null: metrics off
+
   std::atomic<int64_t> last_lookup_ns_{0};  // absl::GetCurrentTimeNanos of the last lookup
   internal::BoundedExecutor push_lane_;
   internal::BoundedExecutor admin_lane_;

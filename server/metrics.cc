@@ -94,7 +94,8 @@ std::string RenderMetricsText(absl::Span<const MetricFamily> families) {
     absl::StrAppend(&out, "# HELP ", f.name, " ", EscapeHelp(f.help), "\n");
     absl::StrAppend(&out, "# TYPE ", f.name, " ", TypeName(f.type), "\n");
     if (f.type != MetricType::kHistogram) {
-      for (const MetricSample& s : f.samples) AppendSample(&out, f.name, s.labels, nullptr, s.value);
+      for (const MetricSample& s : f.samples)
+        AppendSample(&out, f.name, s.labels, nullptr, s.value);
       continue;
     }
     const std::string bucket = absl::StrCat(f.name, "_bucket");

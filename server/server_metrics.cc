@@ -22,23 +22,10 @@ namespace embedserve {
 namespace {
 
 constexpr const char* kCodeNames[ServiceMetrics::kNumCodes] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 constexpr auto BoundsNs() {
   std::array<int64_t, ServiceMetrics::kLatencyBounds.size()> ns{};
@@ -60,7 +47,7 @@ MetricFamily Family(std::string name, std::string help, MetricType type) {
 }
 
 void AddSingle(std::vector<MetricFamily>* out, std::string name, std::string help, double value,
-              MetricType type = MetricType::kGauge) {
+               MetricType type = MetricType::kGauge) {
   MetricFamily f = Family(std::move(name), std::move(help), type);
   f.samples.push_back({{}, value});
   out->push_back(std::move(f));
@@ -126,10 +113,10 @@ void ServiceMetrics::Collect(std::vector<MetricFamily>* out) const {
       Family("embedserve_rpc_requests_total",
              "RPCs answered, by method and gRPC status code (a stream counts once, when it ends).",
              MetricType::kCounter);
-  MetricFamily latency = Family(
-      "embedserve_rpc_duration_seconds",
-      "Time from a call's arrival at the service to its answer; for a stream, its lifetime.",
-      MetricType::kHistogram);
+  MetricFamily latency =
+      Family("embedserve_rpc_duration_seconds",
+             "Time from a call's arrival at the service to its answer; for a stream, its lifetime.",
+             MetricType::kHistogram);
   const std::vector<double> bounds(kLatencyBounds.begin(), kLatencyBounds.end());
   for (size_t m = 0; m < methods_.size(); ++m) {
     for (int c = 0; c < kNumCodes; ++c) {
@@ -153,10 +140,9 @@ void ServiceMetrics::Collect(std::vector<MetricFamily>* out) const {
                                   "Rows gathered for Lookup and LookupPooled answers (ids of "
                                   "successful requests), by table.",
                                   MetricType::kCounter);
-  MetricFamily pushed =
-      Family("embedserve_table_rows_pushed_total",
-             "Gradient rows (ids) of pushes applied, unary and streamed, by table.",
-             MetricType::kCounter);
+  MetricFamily pushed = Family(
+      "embedserve_table_rows_pushed_total",
+      "Gradient rows (ids) of pushes applied, unary and streamed, by table.", MetricType::kCounter);
   auto add = [&](const std::string& name, int index) {
     looked_up.samples.push_back({{{"table", name}}, static_cast<double>(rows_.Sum(2 * index))});
     pushed.samples.push_back({{{"table", name}}, static_cast<double>(rows_.Sum(2 * index + 1))});
@@ -175,14 +161,14 @@ void ServiceMetrics::Collect(std::vector<MetricFamily>* out) const {
 void CollectTableMetrics(const TableRegistry& registry, std::vector<MetricFamily>* out) {
   const std::vector<std::shared_ptr<EmbeddingTable>> tables = registry.List();
   AddSingle(out, "embedserve_tables", "Tables served.", static_cast<double>(tables.size()));
-  MetricFamily rows = Family("embedserve_table_rows", "Rows (num_embeddings) of the table.",
-                             MetricType::kGauge);
+  MetricFamily rows =
+      Family("embedserve_table_rows", "Rows (num_embeddings) of the table.", MetricType::kGauge);
   MetricFamily bytes =
       Family("embedserve_table_memory_bytes",
              "Memory the table's rows and optimizer state take, bytes.", MetricType::kGauge);
-  MetricFamily version = Family("embedserve_table_version",
-                                "The table's version: bumped by every change of its rows.",
-                                MetricType::kGauge);
+  MetricFamily version =
+      Family("embedserve_table_version", "The table's version: bumped by every change of its rows.",
+             MetricType::kGauge);
   for (const auto& t : tables) {
     const MetricLabels labels = {{"table", t->name()}};
     rows.samples.push_back({labels, static_cast<double>(t->num_rows())});
@@ -198,44 +184,44 @@ void CollectStoreMetrics(const StoreStats& s, std::vector<MetricFamily>* out) {
   const auto d = [](int64_t v) { return static_cast<double>(v); };
   const MetricType kCounter = MetricType::kCounter, kGauge = MetricType::kGauge;
   AddSingle(out, "embedserve_rocksdb_write_stopped",
-           "1 while RocksDB stops writes (too many memtables or L0 files, or pending "
-           "compaction bytes over the hard limit), else 0.",
-           s.write_stopped ? 1 : 0);
+            "1 while RocksDB stops writes (too many memtables or L0 files, or pending "
+            "compaction bytes over the hard limit), else 0.",
+            s.write_stopped ? 1 : 0);
   AddSingle(out, "embedserve_rocksdb_delayed_write_rate_bytes_per_second",
-           "The rate RocksDB holds writes to while it delays them (a write stall); 0 when "
-           "writes are not delayed.",
-           d(s.delayed_write_rate));
+            "The rate RocksDB holds writes to while it delays them (a write stall); 0 when "
+            "writes are not delayed.",
+            d(s.delayed_write_rate));
   AddSingle(out, "embedserve_rocksdb_write_stall_seconds_total",
-           "Time writes spent stalled (delayed or stopped) since the store was opened.",
-           d(s.write_stall_micros) * 1e-6, kCounter);
+            "Time writes spent stalled (delayed or stopped) since the store was opened.",
+            d(s.write_stall_micros) * 1e-6, kCounter);
   AddSingle(out, "embedserve_rocksdb_wal_written_bytes_total",
-           "Bytes written to the write-ahead log since the store was opened.",
-           d(s.wal_bytes_written), kCounter);
+            "Bytes written to the write-ahead log since the store was opened.",
+            d(s.wal_bytes_written), kCounter);
   AddSingle(out, "embedserve_rocksdb_wal_syncs_total",
-           "fsyncs of the write-ahead log since the store was opened (--durability=sync).",
-           d(s.wal_syncs), kCounter);
+            "fsyncs of the write-ahead log since the store was opened (--durability=sync).",
+            d(s.wal_syncs), kCounter);
   AddSingle(out, "embedserve_rocksdb_wal_files", "Live write-ahead log files.", d(s.wal_files),
-           kGauge);
+            kGauge);
   AddSingle(out, "embedserve_rocksdb_wal_files_bytes", "Bytes of the live write-ahead log files.",
-           d(s.wal_files_bytes), kGauge);
+            d(s.wal_files_bytes), kGauge);
   AddSingle(out, "embedserve_rocksdb_running_compactions", "Compactions running now.",
-           d(s.running_compactions));
+            d(s.running_compactions));
   AddSingle(out, "embedserve_rocksdb_running_flushes", "Memtable flushes running now.",
-           d(s.running_flushes));
+            d(s.running_flushes));
   AddSingle(out, "embedserve_rocksdb_compactions_pending",
-           "Column families (one per table) that wait for a compaction.",
-           d(s.compactions_pending));
+            "Column families (one per table) that wait for a compaction.",
+            d(s.compactions_pending));
   AddSingle(out, "embedserve_rocksdb_pending_compaction_bytes",
-           "Bytes RocksDB estimates compaction must rewrite to bring every level under its "
-           "target size; writes stall when it grows past the soft limit.",
-           d(s.pending_compaction_bytes));
+            "Bytes RocksDB estimates compaction must rewrite to bring every level under its "
+            "target size; writes stall when it grows past the soft limit.",
+            d(s.pending_compaction_bytes));
   AddSingle(out, "embedserve_rocksdb_sst_files_bytes", "Bytes of all SST files, all versions.",
-           d(s.sst_files_bytes));
+            d(s.sst_files_bytes));
   AddSingle(out, "embedserve_rocksdb_memtable_bytes",
-           "Bytes of the memtables (active, unflushed and pinned).", d(s.memtable_bytes));
+            "Bytes of the memtables (active, unflushed and pinned).", d(s.memtable_bytes));
   AddSingle(out, "embedserve_rocksdb_background_errors_total",
-           "Background errors (failed flushes or compactions) since the store was opened.",
-           d(s.background_errors), kCounter);
+            "Background errors (failed flushes or compactions) since the store was opened.",
+            d(s.background_errors), kCounter);
 }
 
 void CollectProcessMetrics(std::vector<MetricFamily>* out) {
@@ -258,9 +244,9 @@ void CollectProcessMetrics(std::vector<MetricFamily>* out) {
     const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
     const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
     AddSingle(out, "process_cpu_seconds_total", "User and system CPU time spent, seconds.",
-             (field(14) + field(15)) / ticks, MetricType::kCounter);
+              (field(14) + field(15)) / ticks, MetricType::kCounter);
     AddSingle(out, "process_resident_memory_bytes", "Resident memory (RSS), bytes.",
-             field(24) * page);
+              field(24) * page);
     AddSingle(out, "process_virtual_memory_bytes", "Virtual memory size, bytes.", field(23));
     AddSingle(out, "process_threads", "Threads of the process.", field(20));
     double boot = 0;
@@ -270,8 +256,8 @@ void CollectProcessMetrics(std::vector<MetricFamily>* out) {
     }
     if (boot > 0) {
       AddSingle(out, "process_start_time_seconds",
-               "Start time of the process since the Unix epoch, seconds.",
-               boot + field(22) / ticks);
+                "Start time of the process since the Unix epoch, seconds.",
+                boot + field(22) / ticks);
     }
   }
   if (DIR* dir = opendir("/proc/self/fd"); dir != nullptr) {
@@ -287,7 +273,7 @@ void CollectProcessMetrics(std::vector<MetricFamily>* out) {
   rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     AddSingle(out, "process_max_fds", "The limit of open file descriptors (RLIMIT_NOFILE).",
-             limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<double>(limit.rlim_cur));
+              limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<double>(limit.rlim_cur));
   }
 }
 

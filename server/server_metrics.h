@@ -35,7 +35,7 @@ class ServiceMetrics {
   // Histogram bucket upper bounds, seconds (+Inf is implied).
   static constexpr std::array<double, 16> kLatencyBounds = {
       25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
-      10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 1,      2.5,    10};
+      10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 1,    2.5,    10};
   // Distinct table names counted; the rows of tables named after that are
   // counted under table="(other)" (not a valid table name).
   static constexpr int kMaxTables = 1024;
@@ -79,8 +79,8 @@ class ServiceMetrics {
   int InsertTable(absl::string_view table, size_t hash) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::vector<std::string> methods_;
-  internal::ShardedCounters rpcs_;  // [method][code][kCellsPerPair]
-  internal::ShardedCounters rows_;  // [table index][looked up, pushed]
+  internal::ShardedCounters rpcs_;                           // [method][code][kCellsPerPair]
+  internal::ShardedCounters rows_;                           // [table index][looked up, pushed]
   std::unique_ptr<std::atomic<const TableEntry*>[]> slots_;  // kSlots
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<TableEntry>> tables_ ABSL_GUARDED_BY(mu_);  // by index

@@ -31,9 +31,9 @@ constexpr size_t kLingerBytes = 64 << 10;
 
 std::string Response(int code, absl::string_view reason, absl::string_view content_type,
                      absl::string_view body, bool head_only, absl::string_view extra = "") {
-  std::string out = absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", content_type,
-                                 "\r\nContent-Length: ", body.size(), "\r\n", extra,
-                                 "Connection: close\r\n\r\n");
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", content_type,
+                   "\r\nContent-Length: ", body.size(), "\r\n", extra, "Connection: close\r\n\r\n");
   if (!head_only) out.append(body.data(), body.size());
   return out;
 }
@@ -79,8 +79,9 @@ struct HttpExposer::Connection {
   absl::Time deadline;
 };
 
-absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(
-    absl::string_view address, std::function<std::string()> render, const Options& options) {
+absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(absl::string_view address,
+                                                                std::function<std::string()> render,
+                                                                const Options& options) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not host:port"));
@@ -91,8 +92,8 @@ absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(
     host = host.substr(1, host.size() - 2);
   }
   int port_number = -1;
-  if (port.empty() || port.size() > 5 || !absl::SimpleAtoi(port, &port_number) ||
-      port_number < 0 || port_number > 65535 ||
+  if (port.empty() || port.size() > 5 || !absl::SimpleAtoi(port, &port_number) || port_number < 0 ||
+      port_number > 65535 ||
       !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return absl::InvalidArgumentError(
         absl::StrCat("address '", address, "': the port must be a number 0-65535"));
@@ -102,17 +103,16 @@ absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (const int err = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints,
-                                  &found);
+  if (const int err =
+          getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
       err != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address '", address, "': ", gai_strerror(err)));
+    return absl::InvalidArgumentError(absl::StrCat("address '", address, "': ", gai_strerror(err)));
   }
   std::unique_ptr<HttpExposer> exposer(new HttpExposer());
   std::string last_error = "no address";
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            a->ai_protocol);
+    const int fd =
+        ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) {
       last_error = strerror(errno);
       continue;
@@ -136,9 +136,9 @@ absl::StatusOr<std::unique_ptr<HttpExposer>> HttpExposer::Start(
   if (getsockname(exposer->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
     return absl::UnavailableError(absl::StrCat("getsockname: ", strerror(errno)));
   }
-  exposer->port_ = ntohs(bound.ss_family == AF_INET6
-                             ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
-                             : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+  exposer->port_ =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
   exposer->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (exposer->wake_fd_ < 0) {
     return absl::UnavailableError(absl::StrCat("eventfd: ", strerror(errno)));
@@ -167,8 +167,8 @@ void HttpExposer::Serve() {
   std::vector<pollfd> fds;
   for (;;) {
     const absl::Time now = absl::Now();
-    const bool accepting = static_cast<int>(conns.size()) < options_.max_connections &&
-                           now >= accept_paused_until;
+    const bool accepting =
+        static_cast<int>(conns.size()) < options_.max_connections && now >= accept_paused_until;
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});  // -1: ignored by poll
@@ -177,15 +177,15 @@ void HttpExposer::Serve() {
       wake_at = absl::InfiniteFuture();  // a connection closing wakes the loop
     }
     for (const auto& c : conns) {
-      fds.push_back({c->fd, static_cast<short>(c->state == Connection::State::kWriting ? POLLOUT
-                                                                                        : POLLIN),
+      fds.push_back({c->fd,
+                     static_cast<short>(c->state == Connection::State::kWriting ? POLLOUT : POLLIN),
                      0});
       wake_at = std::min(wake_at, c->deadline);
     }
     int timeout_ms = -1;
     if (wake_at != absl::InfiniteFuture()) {
-      timeout_ms = static_cast<int>(std::clamp<int64_t>(
-          absl::ToInt64Milliseconds(wake_at - now) + 1, 0, 60'000));
+      timeout_ms = static_cast<int>(
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(wake_at - now) + 1, 0, 60'000));
     }
     const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) break;  // cannot happen with valid fds; stop serving
@@ -261,7 +261,8 @@ bool HttpExposer::OnReadable(Connection& c) {
 
 bool HttpExposer::OnWritable(Connection& c) {
   while (c.written < c.out.size()) {
-    const ssize_t n = ::send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
     c.written += static_cast<size_t>(n);

@@ -115,10 +115,9 @@ TEST_F(HttpExposerTest, AnythingElseIsAnErrorAndTheServerStaysUp) {
               StartsWith("HTTP/1.1 400"));
   // A head that never ends: refused once it passes the bound.
   EXPECT_THAT(Exchange(port(), std::string(20000, 'A')), StartsWith("HTTP/1.1 431"));
-  EXPECT_THAT(
-      Exchange(port(), absl::StrCat("GET /metrics HTTP/1.1\r\nX: ", std::string(9000, 'b'),
-                                    "\r\n\r\n")),
-      StartsWith("HTTP/1.1 431"));
+  EXPECT_THAT(Exchange(port(), absl::StrCat("GET /metrics HTTP/1.1\r\nX: ", std::string(9000, 'b'),
+                                            "\r\n\r\n")),
+              StartsWith("HTTP/1.1 431"));
   // A client that connects and leaves, or sends half a request and leaves.
   ::close(Connect(port()));
   {
@@ -194,10 +193,9 @@ TEST(HttpExposerStartTest, BadAddressesAreRefused) {
   auto first = HttpExposer::Start("127.0.0.1:0", render, {});
   ASSERT_TRUE(first.ok());
   // The port is taken: Unavailable, not a second listener.
-  EXPECT_EQ(HttpExposer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), render, {})
-                .status()
-                .code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(
+      HttpExposer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), render, {}).status().code(),
+      absl::StatusCode::kUnavailable);
   auto v6 = HttpExposer::Start("[::1]:0", render, {});
   if (v6.ok()) {  // hosts without IPv6 cannot bind ::1
     EXPECT_GT((*v6)->port(), 0);

@@ -32,13 +32,12 @@ TEST(MetricsTextTest, CounterAndGaugeHaveHelpTypeAndLabels) {
   counter.samples.push_back({{{"method", "Lookup"}, {"code", "NOT_FOUND"}}, 1});
   MetricFamily gauge{"demo_tables", "Tables.", MetricType::kGauge, {{{}, 2}}, {}};
   const MetricFamily families[] = {counter, gauge};
-  EXPECT_THAT(Lines(RenderMetricsText(families)),
-              ElementsAre("# HELP demo_requests_total Requests.",
-                          "# TYPE demo_requests_total counter",
-                          "demo_requests_total{method=\"Lookup\",code=\"OK\"} 3",
-                          "demo_requests_total{method=\"Lookup\",code=\"NOT_FOUND\"} 1",
-                          "# HELP demo_tables Tables.", "# TYPE demo_tables gauge",
-                          "demo_tables 2"));
+  EXPECT_THAT(
+      Lines(RenderMetricsText(families)),
+      ElementsAre("# HELP demo_requests_total Requests.", "# TYPE demo_requests_total counter",
+                  "demo_requests_total{method=\"Lookup\",code=\"OK\"} 3",
+                  "demo_requests_total{method=\"Lookup\",code=\"NOT_FOUND\"} 1",
+                  "# HELP demo_tables Tables.", "# TYPE demo_tables gauge", "demo_tables 2"));
 }
 
 TEST(MetricsTextTest, LabelValuesAndHelpAreEscaped) {
@@ -155,12 +154,12 @@ std::string Render(const ServiceMetrics& m) {
 TEST(ServiceMetricsTest, CountsCallsPerMethodAndCodeInTheRightBuckets) {
   ServiceMetrics m({"Lookup", "PushGradients"});
   using std::chrono::microseconds;
-  m.RecordRpc(0, 0, microseconds(20));       // <= 25 us
-  m.RecordRpc(0, 0, microseconds(25));       // <= 25 us (le is inclusive)
-  m.RecordRpc(0, 0, microseconds(700));      // <= 1 ms
-  m.RecordRpc(0, 5, microseconds(30));       // NOT_FOUND, <= 50 us
+  m.RecordRpc(0, 0, microseconds(20));          // <= 25 us
+  m.RecordRpc(0, 0, microseconds(25));          // <= 25 us (le is inclusive)
+  m.RecordRpc(0, 0, microseconds(700));         // <= 1 ms
+  m.RecordRpc(0, 5, microseconds(30));          // NOT_FOUND, <= 50 us
   m.RecordRpc(1, 0, std::chrono::seconds(30));  // past the last bound: +Inf only
-  m.RecordRpc(1, 99, microseconds(1));       // not a code: UNKNOWN
+  m.RecordRpc(1, 99, microseconds(1));          // not a code: UNKNOWN
   const std::string text = Render(m);
   EXPECT_EQ(Value(text, R"(embedserve_rpc_requests_total{method="Lookup",code="OK"})"), 3);
   EXPECT_EQ(Value(text, R"(embedserve_rpc_requests_total{method="Lookup",code="NOT_FOUND"})"), 1);
