@@ -4,17 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
@@ -25,86 +22,15 @@
 #include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
+#include "storage/internal/key_layout.h"
+#include "storage/internal/meta_codec.h"
 #include "storage/rocksdb_status.h"
 
 namespace embedserve {
 namespace {
 
-constexpr char kMetaPrefix[] = "table/";
-constexpr char kRowsPrefix[] = "rows/";
-
-std::string MetaKey(absl::string_view table) { return absl::StrCat(kMetaPrefix, table); }
-std::string VocabKey(absl::string_view table) { return absl::StrCat("vocab/", table); }
-std::string FamilyName(absl::string_view table) { return absl::StrCat(kRowsPrefix, table); }
-
-// The table a rows family belongs to: rows/<table> or rows/<table>#<gen>
-// (table names never hold '#').
-std::string TableOfFamily(absl::string_view family) {
-  absl::string_view rest = family.substr(sizeof(kRowsPrefix) - 1);
-  return std::string(rest.substr(0, rest.find('#')));
-}
-
-constexpr char kFamilyKey[] = "family=";
-
-// The metadata value: EncodeMeta plus the line naming the table's family.
-std::string MetaWithFamily(const StoredTable& meta, absl::string_view family) {
-  return absl::StrCat(EncodeMeta(meta), kFamilyKey, family, "\n");
-}
-
-// The family a metadata value names; rows/<table> for values written before
-// the family line existed.
-std::string FamilyOfMeta(absl::string_view value, absl::string_view table) {
-  for (absl::string_view line : absl::StrSplit(value, '\n', absl::SkipEmpty())) {
-    if (absl::StartsWith(line, kFamilyKey)) return std::string(line.substr(sizeof(kFamilyKey) - 1));
-  }
-  return FamilyName(table);
-}
-
-// Row ids are big-endian so that RocksDB's byte order is id order.
-std::string RowKey(int64_t id) {
-  std::string key(8, '\0');
-  const uint64_t v = static_cast<uint64_t>(id);
-  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(v >> (56 - 8 * i));
-  return key;
-}
-
-int64_t DecodeRowKey(const rocksdb::Slice& key) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(key[i]);
-  return static_cast<int64_t>(v);
-}
-
-const char* InitName(InitKind k) {
-  switch (k) {
-    case InitKind::kNormal:
-      return "normal";
-    case InitKind::kUniform:
-      return "uniform";
-    case InitKind::kZeros:
-      return "zeros";
-    case InitKind::kConstant:
-      return "constant";
-    case InitKind::kXavierUniform:
-      return "xavier_uniform";
-  }
-  return "?";
-}
-
-const char* OptimizerName(OptimizerKind k) {
-  switch (k) {
-    case OptimizerKind::kSgd:
-      return "sgd";
-    case OptimizerKind::kAdagrad:
-      return "adagrad";
-    case OptimizerKind::kRowWiseAdagrad:
-      return "rowwise_adagrad";
-    case OptimizerKind::kSparseAdam:
-      return "sparse_adam";
-  }
-  return "?";
-}
-
-std::string D(double v) { return absl::StrFormat("%.17g", v); }
+using internal::MetaKey;
+using internal::VocabKey;
 
 rocksdb::ColumnFamilyOptions FamilyOptions(const rocksdb::Options& base) {
   rocksdb::ColumnFamilyOptions o(base);
@@ -123,140 +49,6 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const rocksdb::Options& base) {
 }
 
 }  // namespace
-
-std::string EncodeMeta(const StoredTable& m) {
-  const TableSpec& s = m.spec;
-  std::string out;
-  auto line = [&out](absl::string_view k, absl::string_view v) {
-    absl::StrAppend(&out, k, "=", v, "\n");
-  };
-  line("format", "1");
-  line("name", s.name);
-  line("num_embeddings", absl::StrCat(s.num_embeddings));
-  line("embedding_dim", absl::StrCat(s.embedding_dim));
-  if (s.padding_idx) line("padding_idx", absl::StrCat(*s.padding_idx));
-  if (s.max_norm) line("max_norm", D(*s.max_norm));
-  line("norm_type", D(s.norm_type));
-  line("frozen", s.frozen ? "1" : "0");
-  line("scale_grad_by_freq", s.scale_grad_by_freq ? "1" : "0");
-  line("num_shards", absl::StrCat(s.num_shards));
-  line("init", InitName(s.initializer.kind));
-  line("init_mean", D(s.initializer.mean));
-  line("init_std", D(s.initializer.std));
-  line("init_a", D(s.initializer.a));
-  line("init_b", D(s.initializer.b));
-  line("init_value", D(s.initializer.value));
-  line("init_seed", absl::StrCat(s.initializer.seed));
-  line("optimizer", OptimizerName(s.optimizer.kind));
-  line("lr", D(s.optimizer.lr.value_or(0.01)));
-  line("lr_decay", D(s.optimizer.lr_decay));
-  line("initial_accumulator_value", D(s.optimizer.initial_accumulator_value));
-  if (s.optimizer.eps) line("eps", D(*s.optimizer.eps));
-  line("beta1", D(s.optimizer.beta1));
-  line("beta2", D(s.optimizer.beta2));
-  line("version", absl::StrCat(m.version));
-  line("step", absl::StrCat(m.step));
-  line("floats_per_record", absl::StrCat(m.floats_per_record));
-  line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
-  return out;
-}
-
-absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
-  StoredTable m;
-  TableSpec& s = m.spec;
-  bool have_name = false;
-  for (absl::string_view raw : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    const size_t eq = raw.find('=');
-    if (eq == absl::string_view::npos) {
-      return absl::DataLossError(absl::StrCat("metadata line '", raw, "' has no '='"));
-    }
-    const absl::string_view k = raw.substr(0, eq), v = raw.substr(eq + 1);
-    bool ok = true;
-    auto i64 = [&](int64_t* out) { ok = absl::SimpleAtoi(v, out); };
-    auto dbl = [&](double* out) { ok = absl::SimpleAtod(v, out); };
-    if (k == "format") {
-      ok = v == "1";
-    } else if (k == "name") {
-      s.name = std::string(v);
-      have_name = true;
-    } else if (k == "num_embeddings") {
-      i64(&s.num_embeddings);
-    } else if (k == "embedding_dim") {
-      i64(&s.embedding_dim);
-    } else if (k == "padding_idx") {
-      int64_t p = 0;
-      i64(&p);
-      s.padding_idx = p;
-    } else if (k == "max_norm") {
-      double x = 0;
-      dbl(&x);
-      s.max_norm = x;
-    } else if (k == "norm_type") {
-      dbl(&s.norm_type);
-    } else if (k == "frozen") {
-      s.frozen = v == "1";
-    } else if (k == "scale_grad_by_freq") {
-      s.scale_grad_by_freq = v == "1";
-    } else if (k == "num_shards") {
-      ok = absl::SimpleAtoi(v, &s.num_shards);
-    } else if (k == "init") {
-      ok = false;
-      for (InitKind kind : {InitKind::kNormal, InitKind::kUniform, InitKind::kZeros,
-                            InitKind::kConstant, InitKind::kXavierUniform}) {
-        if (v == InitName(kind)) s.initializer.kind = kind, ok = true;
-      }
-    } else if (k == "init_mean") {
-      dbl(&s.initializer.mean);
-    } else if (k == "init_std") {
-      dbl(&s.initializer.std);
-    } else if (k == "init_a") {
-      dbl(&s.initializer.a);
-    } else if (k == "init_b") {
-      dbl(&s.initializer.b);
-    } else if (k == "init_value") {
-      dbl(&s.initializer.value);
-    } else if (k == "init_seed") {
-      ok = absl::SimpleAtoi(v, &s.initializer.seed);
-    } else if (k == "optimizer") {
-      ok = false;
-      for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdagrad,
-                                 OptimizerKind::kRowWiseAdagrad, OptimizerKind::kSparseAdam}) {
-        if (v == OptimizerName(kind)) s.optimizer.kind = kind, ok = true;
-      }
-    } else if (k == "lr") {
-      double x = 0;
-      dbl(&x);
-      s.optimizer.lr = x;
-    } else if (k == "lr_decay") {
-      dbl(&s.optimizer.lr_decay);
-    } else if (k == "initial_accumulator_value") {
-      dbl(&s.optimizer.initial_accumulator_value);
-    } else if (k == "eps") {
-      double x = 0;
-      dbl(&x);
-      s.optimizer.eps = x;
-    } else if (k == "beta1") {
-      dbl(&s.optimizer.beta1);
-    } else if (k == "beta2") {
-      dbl(&s.optimizer.beta2);
-    } else if (k == "version") {
-      i64(&m.version);
-    } else if (k == "step") {
-      i64(&m.step);
-    } else if (k == "floats_per_record") {
-      i64(&m.floats_per_record);
-    } else if (k == "row_type") {
-      int64_t t = 0;
-      i64(&t);
-      ok = ok && t >= 0 && t <= 3;
-      s.row_type = static_cast<RowType>(t);
-    }  // unknown keys are ignored: newer writers may add fields
-    if (!ok)
-      return absl::DataLossError(absl::StrCat("metadata field ", k, "='", v, "' is invalid"));
-  }
-  if (!have_name) return absl::DataLossError("metadata has no name");
-  return m;
-}
 
 absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOptions& options) {
   std::unique_ptr<RocksDbStore> store(new RocksDbStore());
@@ -291,14 +83,14 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
         store->default_family_ = h;
         continue;
       }
-      if (name.rfind(kRowsPrefix, 0) != 0) {
+      if (!internal::IsRowsFamily(name)) {
         db->DestroyColumnFamilyHandle(h);
         continue;
       }
-      const std::string table = TableOfFamily(name);
+      const std::string table = internal::TableOfRowsFamily(name);
       std::string meta;
       if (db->Get(rocksdb::ReadOptions(), MetaKey(table), &meta).IsNotFound() ||
-          FamilyOfMeta(meta, table) != name) {
+          internal::FamilyOfMetaRecord(meta, table) != name) {
         // A create or drop that did not finish, a staged table never
         // committed, or the old copy of a replaced one.
         orphans.push_back(h);
@@ -384,7 +176,7 @@ RocksDbStore::~RocksDbStore() {
 
 absl::StatusOr<std::string> RocksDbStore::MetaValue(const StoredTable& meta) {
   ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
-  return MetaWithFamily(meta, h->GetName());
+  return internal::EncodeMetaRecord(meta, h->GetName());
 }
 
 absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_view table) {
@@ -421,11 +213,11 @@ absl::Status RocksDbStore::CheckSpace(int64_t bytes, absl::string_view what) {
   const int64_t reserve = std::clamp<int64_t>(total / 16, int64_t{1} << 20, int64_t{256} << 20);
   const int64_t need = bytes + static_cast<int64_t>(memtables) + reserve;
   if (free_bytes < need) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        what, ": the data directory ", options_.path, " has ", free_bytes,
-        " bytes free; this write needs about ", bytes, " plus ", memtables,
-        " for unflushed writes and a reserve of ", reserve,
-        " (RocksDB cannot recover from a full disk, so writes stop before it)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": the data directory ", options_.path, " has ", free_bytes,
+                     " bytes free; this write needs about ", bytes, " plus ", memtables,
+                     " for unflushed writes and a reserve of ", reserve,
+                     " (RocksDB cannot recover from a full disk, so writes stop before it)"));
   }
   return absl::OkStatus();
 }
@@ -520,7 +312,7 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
     }
-    family = absl::StrCat(FamilyName(name), "#", next_generation_++);
+    family = internal::StagedRowsFamily(name, next_generation_++);
   }
   rocksdb::ColumnFamilyHandle* h = nullptr;
   RETURN_IF_ERROR(FromRocksDb(db_->CreateColumnFamily(family_options, family, &h),
@@ -532,7 +324,7 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
   // so ingestion moves them) and are removed whatever happens.
   const std::filesystem::path staging =
       std::filesystem::path(options_.path) /
-      absl::StrCat("ingest-", family.substr(sizeof(kRowsPrefix) - 1));
+      absl::StrCat("ingest-", family.substr(internal::kRowsFamilyPrefix.size()));
   std::error_code ec;
   std::filesystem::remove_all(staging, ec);
   std::filesystem::create_directories(staging, ec);
@@ -561,8 +353,9 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
     rocksdb::Status s = writer.Open(files.back());
     for (int64_t r = first; s.ok() && r < last; ++r) {
       record(r, buffer.data());
-      s = writer.Put(RowKey(r), rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()),
-                                               static_cast<size_t>(record_bytes)));
+      s = writer.Put(internal::RowKey(r),
+                     rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()),
+                                    static_cast<size_t>(record_bytes)));
     }
     if (s.ok()) s = writer.Finish();
     if (!s.ok()) return fail(FromRocksDb(s, absl::StrCat("write table '", name, "'")));
@@ -586,7 +379,7 @@ absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::strin
   {
     absl::MutexLock lock(&mu_);
     auto it = staged_.find(staged);
-    if (it == staged_.end() || TableOfFamily(staged) != name) {
+    if (it == staged_.end() || internal::TableOfRowsFamily(staged) != name) {
       return absl::InternalError(
           absl::StrCat("commit table '", name, "': no staged copy '", staged, "'"));
     }
@@ -596,7 +389,7 @@ absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::strin
   // old copy (if any) is the table, after it the new one.
   rocksdb::WriteBatch batch;
   if (!meta.vocabulary.empty()) batch.Put(VocabKey(name), absl::StrJoin(meta.vocabulary, "\n"));
-  batch.Put(MetaKey(name), MetaWithFamily(meta, staged));
+  batch.Put(MetaKey(name), internal::EncodeMetaRecord(meta, staged));
   rocksdb::WriteOptions final_write;
   final_write.sync = options_.sync;
   if (rocksdb::Status s = db_->Write(final_write, &batch); !s.ok()) {
@@ -656,7 +449,7 @@ absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const 
   rocksdb::WriteBatch batch;
   for (size_t i = 0; i < ids.size(); ++i) {
     batch.Put(
-        h, RowKey(ids[i]),
+        h, internal::RowKey(ids[i]),
         rocksdb::Slice(reinterpret_cast<const char*>(packed.data() + i * rf), rf * sizeof(float)));
   }
   ASSIGN_OR_RETURN(std::string meta_value, MetaValue(meta));
@@ -678,8 +471,9 @@ absl::Status RocksDbStore::PutMeta(const StoredTable& meta) {
 absl::StatusOr<std::vector<StoredTable>> RocksDbStore::ListTables() {
   std::vector<StoredTable> tables;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(kMetaPrefix); it->Valid() && it->key().starts_with(kMetaPrefix); it->Next()) {
-    absl::StatusOr<StoredTable> meta = DecodeMeta(it->value().ToString());
+  const rocksdb::Slice prefix(internal::kMetaKeyPrefix.data(), internal::kMetaKeyPrefix.size());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    absl::StatusOr<StoredTable> meta = internal::DecodeMeta(it->value().ToString());
     if (!meta.ok()) {
       return absl::DataLossError(
           absl::StrCat("key '", it->key().ToString(), "': ", meta.status().message()));
@@ -707,13 +501,14 @@ absl::Status RocksDbStore::ReadRecords(
   scan.readahead_size = 8 << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, h));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != 8 || it->value().size() != bytes) {
+    if (it->key().size() != internal::kRowKeyBytes || it->value().size() != bytes) {
       return absl::DataLossError(
           absl::StrCat("table '", meta.spec.name, "': record with a ", it->key().size(),
                        "-byte key and ", it->value().size(), " bytes, expected 8 and ", bytes));
     }
     std::memcpy(record.data(), it->value().data(), bytes);
-    RETURN_IF_ERROR(visit(DecodeRowKey(it->key()), record));
+    RETURN_IF_ERROR(visit(
+        internal::DecodeRowKey(absl::string_view(it->key().data(), it->key().size())), record));
   }
   return FromRocksDb(it->status(), absl::StrCat("read table '", meta.spec.name, "'"));
 }

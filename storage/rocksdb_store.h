@@ -1,7 +1,9 @@
 #ifndef EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
 #define EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
 
-// RowStore on an embedded RocksDB. Key layout: storage/FORMAT.md.
+// RowStore on an embedded RocksDB, in the layout of storage/FORMAT.md. Its
+// parts live in storage/internal/: the key layout (key_layout.h) and the
+// metadata record (meta_codec.h).
 
 #include <memory>
 #include <string>
@@ -105,7 +107,8 @@ class RocksDbStore final : public RowStore {
   // RocksDB aborts (an assertion) when a file writer is used after a failed
   // write, so a full disk must never reach it.
   absl::Status CheckSpace(int64_t bytes, absl::string_view what);
-  // The metadata value written for `meta`: EncodeMeta plus the family line.
+  // The metadata record written for `meta`, naming the table's current
+  // rows family (internal::EncodeMetaRecord); NotFound for an unknown table.
   absl::StatusOr<std::string> MetaValue(const StoredTable& meta);
 
   StoreOptions options_;
@@ -117,11 +120,6 @@ class RocksDbStore final : public RowStore {
   absl::flat_hash_map<std::string, rocksdb::ColumnFamilyHandle*> staged_ ABSL_GUARDED_BY(mu_);
   int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// The metadata record's encoding (storage/FORMAT.md), exposed for tests and
-// for offline jobs written in C++.
-std::string EncodeMeta(const StoredTable& meta);
-absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text);
 
 }  // namespace embedserve
 

@@ -12,11 +12,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "storage/internal/meta_codec.h"
 #include "tests/testing/status_matchers.h"
 
 namespace embedserve {
 namespace {
 
+using ::embedserve::internal::DecodeMeta;
+using ::embedserve::internal::EncodeMeta;
 using ::embedserve::testing::IsOk;
 using ::embedserve::testing::StatusIs;
 using ::testing::HasSubstr;

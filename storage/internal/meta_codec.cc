@@ -1,0 +1,195 @@
+#include "storage/internal/meta_codec.h"
+
+#include <cstdint>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "storage/internal/key_layout.h"
+
+namespace embedserve::internal {
+namespace {
+
+// The names FORMAT.md gives the enums (the `init` and `optimizer` values).
+constexpr std::pair<InitKind, absl::string_view> kInitNames[] = {
+    {InitKind::kNormal, "normal"},
+    {InitKind::kUniform, "uniform"},
+    {InitKind::kZeros, "zeros"},
+    {InitKind::kConstant, "constant"},
+    {InitKind::kXavierUniform, "xavier_uniform"},
+};
+constexpr std::pair<OptimizerKind, absl::string_view> kOptimizerNames[] = {
+    {OptimizerKind::kSgd, "sgd"},
+    {OptimizerKind::kAdagrad, "adagrad"},
+    {OptimizerKind::kRowWiseAdagrad, "rowwise_adagrad"},
+    {OptimizerKind::kSparseAdam, "sparse_adam"},
+};
+
+template <typename Kind, size_t N>
+absl::string_view NameOf(const std::pair<Kind, absl::string_view> (&names)[N], Kind kind) {
+  for (const auto& [k, name] : names) {
+    if (k == kind) return name;
+  }
+  return "?";
+}
+
+// false (and *kind untouched) for a name the table does not list.
+template <typename Kind, size_t N>
+bool KindOf(const std::pair<Kind, absl::string_view> (&names)[N], absl::string_view name,
+            Kind* kind) {
+  for (const auto& [k, n] : names) {
+    if (n == name) {
+      *kind = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string D(double v) { return absl::StrFormat("%.17g", v); }
+
+constexpr absl::string_view kFamilyField = "family=";
+
+}  // namespace
+
+std::string EncodeMeta(const StoredTable& m) {
+  const TableSpec& s = m.spec;
+  std::string out;
+  auto line = [&out](absl::string_view k, absl::string_view v) {
+    absl::StrAppend(&out, k, "=", v, "\n");
+  };
+  line("format", "1");
+  line("name", s.name);
+  line("num_embeddings", absl::StrCat(s.num_embeddings));
+  line("embedding_dim", absl::StrCat(s.embedding_dim));
+  if (s.padding_idx) line("padding_idx", absl::StrCat(*s.padding_idx));
+  if (s.max_norm) line("max_norm", D(*s.max_norm));
+  line("norm_type", D(s.norm_type));
+  line("frozen", s.frozen ? "1" : "0");
+  line("scale_grad_by_freq", s.scale_grad_by_freq ? "1" : "0");
+  line("num_shards", absl::StrCat(s.num_shards));
+  line("init", NameOf(kInitNames, s.initializer.kind));
+  line("init_mean", D(s.initializer.mean));
+  line("init_std", D(s.initializer.std));
+  line("init_a", D(s.initializer.a));
+  line("init_b", D(s.initializer.b));
+  line("init_value", D(s.initializer.value));
+  line("init_seed", absl::StrCat(s.initializer.seed));
+  line("optimizer", NameOf(kOptimizerNames, s.optimizer.kind));
+  line("lr", D(s.optimizer.lr.value_or(0.01)));
+  line("lr_decay", D(s.optimizer.lr_decay));
+  line("initial_accumulator_value", D(s.optimizer.initial_accumulator_value));
+  if (s.optimizer.eps) line("eps", D(*s.optimizer.eps));
+  line("beta1", D(s.optimizer.beta1));
+  line("beta2", D(s.optimizer.beta2));
+  line("version", absl::StrCat(m.version));
+  line("step", absl::StrCat(m.step));
+  line("floats_per_record", absl::StrCat(m.floats_per_record));
+  line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
+  return out;
+}
+
+absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
+  StoredTable m;
+  TableSpec& s = m.spec;
+  bool have_name = false;
+  for (absl::string_view raw : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    const size_t eq = raw.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("metadata line '", raw, "' has no '='"));
+    }
+    const absl::string_view k = raw.substr(0, eq), v = raw.substr(eq + 1);
+    bool ok = true;
+    auto i64 = [&](int64_t* out) { ok = absl::SimpleAtoi(v, out); };
+    auto dbl = [&](double* out) { ok = absl::SimpleAtod(v, out); };
+    if (k == "format") {
+      ok = v == "1";
+    } else if (k == "name") {
+      s.name = std::string(v);
+      have_name = true;
+    } else if (k == "num_embeddings") {
+      i64(&s.num_embeddings);
+    } else if (k == "embedding_dim") {
+      i64(&s.embedding_dim);
+    } else if (k == "padding_idx") {
+      int64_t p = 0;
+      i64(&p);
+      s.padding_idx = p;
+    } else if (k == "max_norm") {
+      double x = 0;
+      dbl(&x);
+      s.max_norm = x;
+    } else if (k == "norm_type") {
+      dbl(&s.norm_type);
+    } else if (k == "frozen") {
+      s.frozen = v == "1";
+    } else if (k == "scale_grad_by_freq") {
+      s.scale_grad_by_freq = v == "1";
+    } else if (k == "num_shards") {
+      ok = absl::SimpleAtoi(v, &s.num_shards);
+    } else if (k == "init") {
+      ok = KindOf(kInitNames, v, &s.initializer.kind);
+    } else if (k == "init_mean") {
+      dbl(&s.initializer.mean);
+    } else if (k == "init_std") {
+      dbl(&s.initializer.std);
+    } else if (k == "init_a") {
+      dbl(&s.initializer.a);
+    } else if (k == "init_b") {
+      dbl(&s.initializer.b);
+    } else if (k == "init_value") {
+      dbl(&s.initializer.value);
+    } else if (k == "init_seed") {
+      ok = absl::SimpleAtoi(v, &s.initializer.seed);
+    } else if (k == "optimizer") {
+      ok = KindOf(kOptimizerNames, v, &s.optimizer.kind);
+    } else if (k == "lr") {
+      double x = 0;
+      dbl(&x);
+      s.optimizer.lr = x;
+    } else if (k == "lr_decay") {
+      dbl(&s.optimizer.lr_decay);
+    } else if (k == "initial_accumulator_value") {
+      dbl(&s.optimizer.initial_accumulator_value);
+    } else if (k == "eps") {
+      double x = 0;
+      dbl(&x);
+      s.optimizer.eps = x;
+    } else if (k == "beta1") {
+      dbl(&s.optimizer.beta1);
+    } else if (k == "beta2") {
+      dbl(&s.optimizer.beta2);
+    } else if (k == "version") {
+      i64(&m.version);
+    } else if (k == "step") {
+      i64(&m.step);
+    } else if (k == "floats_per_record") {
+      i64(&m.floats_per_record);
+    } else if (k == "row_type") {
+      int64_t t = 0;
+      i64(&t);
+      ok = ok && t >= 0 && t <= 3;
+      s.row_type = static_cast<RowType>(t);
+    }  // unknown keys are ignored: newer writers may add fields
+    if (!ok)
+      return absl::DataLossError(absl::StrCat("metadata field ", k, "='", v, "' is invalid"));
+  }
+  if (!have_name) return absl::DataLossError("metadata has no name");
+  return m;
+}
+
+std::string EncodeMetaRecord(const StoredTable& meta, absl::string_view family) {
+  return absl::StrCat(EncodeMeta(meta), kFamilyField, family, "\n");
+}
+
+std::string FamilyOfMetaRecord(absl::string_view record, absl::string_view table) {
+  for (absl::string_view line : absl::StrSplit(record, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, kFamilyField)) return std::string(line.substr(kFamilyField.size()));
+  }
+  return RowsFamily(table);
+}
+
+}  // namespace embedserve::internal
