@@ -46,6 +46,14 @@ grpc::ChannelArguments BaseChannelArguments() {
   return args;
 }
 
+// The tensor of a one-query answer.
+template <typename Response>
+absl::StatusOr<Tensor> OneTensor(const absl::StatusOr<Response>& resp) {
+  if (!resp.ok()) return resp.status();
+  if (resp->results_size() != 1) return absl::DataLossError("expected one result");
+  return TensorFromResult(resp->results(0));
+}
+
 }  // namespace
 
 EmbeddingClient::EmbeddingClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
@@ -245,10 +253,18 @@ absl::StatusOr<Tensor> EmbeddingClient::Lookup(absl::string_view table,
   q->mutable_ids()->Add(ids.begin(), ids.end());
   q->mutable_shape()->Add(shape.begin(), shape.end());
   q->set_output(output);
-  absl::StatusOr<v1::LookupResponse> resp = Lookup(req);
-  if (!resp.ok()) return resp.status();
-  if (resp->results_size() != 1) return absl::DataLossError("expected one result");
-  return TensorFromResult(resp->results(0));
+  return OneTensor(Lookup(req));
+}
+
+absl::StatusOr<Tensor> EmbeddingClient::LookupWords(absl::string_view table,
+                                                    absl::Span<const std::string> words,
+                                                    v1::ValueType output) {
+  v1::LookupRequest req;
+  v1::LookupQuery* q = req.add_queries();
+  q->set_table(std::string(table));
+  q->mutable_words()->Add(words.begin(), words.end());
+  q->set_output(output);
+  return OneTensor(Lookup(req));
 }
 
 absl::StatusOr<Tensor> EmbeddingClient::LookupPooled(const BagQuery& query) {
@@ -262,10 +278,7 @@ absl::StatusOr<Tensor> EmbeddingClient::LookupPooled(const BagQuery& query) {
   q->set_mode(query.mode);
   q->mutable_per_sample_weights()->Add(query.per_sample_weights.begin(),
                                        query.per_sample_weights.end());
-  absl::StatusOr<v1::PooledResponse> resp = LookupPooled(req);
-  if (!resp.ok()) return resp.status();
-  if (resp->results_size() != 1) return absl::DataLossError("expected one result");
-  return TensorFromResult(resp->results(0));
+  return OneTensor(LookupPooled(req));
 }
 
 absl::StatusOr<int64_t> EmbeddingClient::AssignRows(absl::string_view table,

@@ -14,6 +14,8 @@
 #include <grpcpp/channel.h>
 
 #include <cstdint>
+#include <functional>
+#include <istream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +71,23 @@ struct ClientOptions {
   std::string tls_server_name;
 };
 
+// Told how a long transfer (ImportTable, ExportTable) proceeds, after each
+// message, on the calling thread: `done` units so far of `total` (bytes of
+// an import, rows of an export; total -1 when unknown).
+using TransferProgress = std::function<void(int64_t done, int64_t total)>;
+
+// Where ExportTable puts a table: Begin once with the table's info, then
+// Rows with every row in order. An error from either ends the export (the
+// call is cancelled) and ExportTable returns that error unchanged.
+class ExportSink {
+ public:
+  virtual ~ExportSink() = default;
+  virtual absl::Status Begin(const v1::TableInfo& table) = 0;
+  // Rows [first_row, first_row + num_rows): num_rows * embedding_dim
+  // little-endian float32 values, row-major.
+  virtual absl::Status Rows(int64_t first_row, int64_t num_rows, absl::string_view values) = 0;
+};
+
 class EmbeddingClient {
  public:
   // `timeout` applies to each call; no token (see Connect with
@@ -107,6 +126,10 @@ class EmbeddingClient {
   absl::StatusOr<Tensor> Lookup(absl::string_view table, absl::Span<const int64_t> ids,
                                 absl::Span<const int64_t> shape = {},
                                 v1::ValueType output = v1::FLOAT32);
+  // Rows by word, for tables loaded from word vectors: [len(words), dim].
+  // NotFound names a word the table does not have; `output` as in Lookup.
+  absl::StatusOr<Tensor> LookupWords(absl::string_view table, absl::Span<const std::string> words,
+                                     v1::ValueType output = v1::FLOAT32);
   // F.embedding_bag: [bags, dim].
   absl::StatusOr<Tensor> LookupPooled(const BagQuery& query);
   // Returns the table's version after the assignment.
@@ -122,9 +145,48 @@ class EmbeddingClient {
   absl::StatusOr<v1::TableInfo> UpdateTable(const v1::UpdateTableRequest& request);
   absl::StatusOr<v1::OptimizerStateResponse> GetOptimizerState(absl::string_view table,
                                                                absl::Span<const int64_t> ids);
-  // The stub, for streaming calls (StreamGradients, ImportTable,
-  // ExportTable). Prepare each call's context with PrepareContext, or the
-  // server will not see the token.
+
+  // --- Files and checkpoints (the admin role on a server with tokens).
+
+  // nn.Embedding.from_pretrained from a file on the server's disk
+  // (request.path, beneath its --load_dir). OK: the new table's info.
+  // FailedPrecondition if the server has no --load_dir; AlreadyExists if the
+  // name is taken and !request.replace(); NotFound, DataLoss or
+  // InvalidArgument if the file is missing, corrupt or not request.format.
+  absl::StatusOr<v1::TableInfo> LoadTable(const v1::LoadTableRequest& request);
+  // As LoadTable, from a file of this machine: uploads `data` to its end in
+  // 1 MiB messages, without the per-call deadline (an upload may take
+  // long); request.path only names the upload in the server's messages.
+  // `progress` counts bytes, of the size `data` has left if it can seek.
+  // OK: the new table's info. Errors as LoadTable's, and ResourceExhausted
+  // for an upload over the server's limit; DataLoss if reading `data` fails
+  // before its end (the upload is cancelled: the server stores nothing).
+  absl::StatusOr<v1::TableInfo> ImportTable(const v1::LoadTableRequest& request, std::istream& data,
+                                            const TransferProgress& progress = nullptr);
+  // Downloads table `name` into `sink`, without the per-call deadline.
+  // `progress` counts rows. OK: every row reached the sink. NotFound for an
+  // unknown table; the sink's error; DataLoss if the answer is malformed
+  // (rows before the table's info, a chunk whose bytes do not match its
+  // rows, an answer without the info).
+  absl::Status ExportTable(absl::string_view name, ExportSink& sink,
+                           const TransferProgress& progress = nullptr);
+  // A consistent point-in-time copy of every table (rows, optimizer state,
+  // version) named `name`. OK: the checkpoint. FailedPrecondition if the
+  // server has no --data_dir; AlreadyExists if the name is taken;
+  // InvalidArgument if it is not a plain file name.
+  absl::StatusOr<v1::Checkpoint> CreateCheckpoint(absl::string_view name);
+  // Every checkpoint (none on a server without --data_dir).
+  absl::StatusOr<std::vector<v1::Checkpoint>> ListCheckpoints();
+  // Puts tables back as checkpoint `name` holds them (all of its tables
+  // when `tables` is empty), each swapped in atomically; other tables are
+  // left alone. OK: the restored tables' infos. NotFound names a missing
+  // checkpoint or table; FailedPrecondition without a --data_dir.
+  absl::StatusOr<std::vector<v1::TableInfo>> RestoreCheckpoint(
+      absl::string_view name, absl::Span<const std::string> tables = {});
+
+  // The stub, for calls without a typed method (StreamGradients). Prepare
+  // each call's context with PrepareContext, or the server will not see the
+  // token.
   v1::EmbeddingService::Stub* stub() { return stub_.get(); }
 
   // Readies `ctx` for one call on this client's channel: the bearer token
@@ -137,8 +199,9 @@ class EmbeddingClient {
   absl::StatusOr<v1::LookupResponse> Lookup(const v1::LookupRequest& request);
   absl::StatusOr<v1::PooledResponse> LookupPooled(const v1::PooledRequest& request);
 
-  // One unary call with the client's deadline, for RPCs without a typed
-  // wrapper (e.g. Unary(&v1::EmbeddingService::Stub::LoadTable, request)).
+  // One unary call with the client's deadline, its answer unparsed (e.g.
+  // Unary(&v1::EmbeddingService::Stub::LoadTable, request)); the typed
+  // methods above are built on it.
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Unary(
       grpc::Status (v1::EmbeddingService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
