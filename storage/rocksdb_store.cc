@@ -9,7 +9,6 @@
 #include <map>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -18,12 +17,13 @@
 #include "rocksdb/db.h"
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
-#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
+#include "storage/internal/checkpoint_dir.h"
 #include "storage/internal/key_layout.h"
 #include "storage/internal/meta_codec.h"
+#include "storage/internal/sst_ingest.h"
 #include "storage/rocksdb_status.h"
 
 namespace embedserve {
@@ -106,13 +106,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
   if (!options.read_only) {
     // SST staging folders of loads that a kill interrupted (their families
     // were orphans above): nothing refers to them any more.
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(options.path, ec)) {
-      if (entry.path().filename().string().rfind("ingest-", 0) == 0) {
-        std::error_code ignored;
-        std::filesystem::remove_all(entry.path(), ignored);
-      }
-    }
+    internal::RemoveStagingDirs(options.path);
   }
   return store;
 }
@@ -188,20 +182,6 @@ absl::StatusOr<rocksdb::ColumnFamilyHandle*> RocksDbStore::Family(absl::string_v
   return it->second;
 }
 
-namespace {
-
-bool ValidCheckpointName(absl::string_view name) {
-  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
 absl::Status RocksDbStore::CheckSpace(int64_t bytes, absl::string_view what) {
   struct statvfs fs;
   if (::statvfs(options_.path.c_str(), &fs) != 0) return absl::OkStatus();  // cannot tell
@@ -225,13 +205,12 @@ absl::Status RocksDbStore::CheckSpace(int64_t bytes, absl::string_view what) {
 absl::Status RocksDbStore::CreateCheckpoint(absl::string_view name) {
   if (options_.read_only) return absl::FailedPreconditionError("this store is read-only");
   RETURN_IF_ERROR(CheckSpace(int64_t{4} << 20, absl::StrCat("checkpoint '", name, "'")));
-  if (!ValidCheckpointName(name)) {
+  if (!internal::ValidCheckpointName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint name '", name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
   }
-  const std::filesystem::path dir = std::filesystem::path(options_.path) / "checkpoints";
-  std::filesystem::create_directories(dir);
-  const std::filesystem::path target = dir / std::string(name);
+  std::filesystem::create_directories(internal::CheckpointsDir(options_.path));
+  const std::filesystem::path target = internal::CheckpointDir(options_.path, name);
   if (std::filesystem::exists(target)) {
     return absl::AlreadyExistsError(absl::StrCat("checkpoint '", name, "' already exists"));
   }
@@ -244,20 +223,8 @@ absl::Status RocksDbStore::CreateCheckpoint(absl::string_view name) {
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> RocksDbStore::ListCheckpoints() {
-  std::vector<CheckpointInfo> out;
-  const std::filesystem::path dir = std::filesystem::path(options_.path) / "checkpoints";
-  if (!std::filesystem::exists(dir)) return out;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (!entry.is_directory()) continue;
-    CheckpointInfo info;
-    info.name = entry.path().filename().string();
-    for (const auto& f : std::filesystem::directory_iterator(entry.path())) {
-      if (f.is_regular_file()) info.bytes += static_cast<int64_t>(f.file_size());
-    }
-    const auto mtime = std::filesystem::last_write_time(entry.path());
-    info.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::file_clock::to_sys(mtime).time_since_epoch())
-                               .count();
+  std::vector<CheckpointInfo> out = internal::ScanCheckpointDirs(options_.path);
+  for (CheckpointInfo& info : out) {
     auto store = OpenCheckpoint(info.name);
     if (store.ok()) {
       auto tables = (*store)->ListTables();
@@ -265,19 +232,15 @@ absl::StatusOr<std::vector<CheckpointInfo>> RocksDbStore::ListCheckpoints() {
         for (const auto& t : *tables) info.tables.push_back(t.spec.name);
       }
     }
-    out.push_back(std::move(info));
   }
-  std::sort(out.begin(), out.end(),
-            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.name < b.name; });
   return out;
 }
 
 absl::StatusOr<std::unique_ptr<RowStore>> RocksDbStore::OpenCheckpoint(absl::string_view name) {
-  if (!ValidCheckpointName(name)) {
+  if (!internal::ValidCheckpointName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("bad checkpoint name '", name, "'"));
   }
-  const std::filesystem::path target =
-      std::filesystem::path(options_.path) / "checkpoints" / std::string(name);
+  const std::filesystem::path target = internal::CheckpointDir(options_.path, name);
   if (!std::filesystem::exists(target)) {
     return absl::NotFoundError(absl::StrCat("no checkpoint named '", name, "'"));
   }
@@ -317,57 +280,15 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
   rocksdb::ColumnFamilyHandle* h = nullptr;
   RETURN_IF_ERROR(FromRocksDb(db_->CreateColumnFamily(family_options, family, &h),
                               absl::StrCat("create storage for table '", name, "'")));
-  // The rows go into sorted SST files (keys are big-endian ids, written in
-  // order) that RocksDB then takes over whole: no WAL, memtable or
-  // compaction for a bulk load, which made durable loads ~6x slower than
-  // memory-only ones. The files sit in the data directory (same file system,
-  // so ingestion moves them) and are removed whatever happens.
-  const std::filesystem::path staging =
-      std::filesystem::path(options_.path) /
-      absl::StrCat("ingest-", family.substr(internal::kRowsFamilyPrefix.size()));
-  std::error_code ec;
-  std::filesystem::remove_all(staging, ec);
-  std::filesystem::create_directories(staging, ec);
-  auto fail = [&](const absl::Status& s) {
+  // Bulk load (storage/internal/sst_ingest.h): no WAL, memtable or compaction.
+  if (absl::Status s = internal::IngestRows(*db_, h, family_options, meta, record,
+                                            internal::StagingDir(options_.path, family),
+                                            options_.ingest_file_bytes);
+      !s.ok()) {
     db_->DropColumnFamily(h);
     db_->DestroyColumnFamilyHandle(h);
-    std::error_code ignored;
-    std::filesystem::remove_all(staging, ignored);
     return s;
-  };
-  if (ec) {
-    return fail(absl::InternalError(absl::StrCat("create table '", name, "': cannot create ",
-                                                 staging.string(), ": ", ec.message())));
   }
-  const int64_t rf = meta.floats_per_record;
-  const int64_t record_bytes = rf * static_cast<int64_t>(sizeof(float));
-  const int64_t rows_per_file =
-      std::max<int64_t>(1, options_.ingest_file_bytes / std::max<int64_t>(1, record_bytes));
-  std::vector<float> buffer(rf);
-  std::vector<std::string> files;
-  const rocksdb::Options writer_options(rocksdb::DBOptions(), family_options);
-  for (int64_t first = 0; first < meta.spec.num_embeddings; first += rows_per_file) {
-    const int64_t last = std::min(meta.spec.num_embeddings, first + rows_per_file);
-    files.push_back((staging / absl::StrCat(files.size(), ".sst")).string());
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), writer_options, h);
-    rocksdb::Status s = writer.Open(files.back());
-    for (int64_t r = first; s.ok() && r < last; ++r) {
-      record(r, buffer.data());
-      s = writer.Put(internal::RowKey(r),
-                     rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()),
-                                    static_cast<size_t>(record_bytes)));
-    }
-    if (s.ok()) s = writer.Finish();
-    if (!s.ok()) return fail(FromRocksDb(s, absl::StrCat("write table '", name, "'")));
-  }
-  if (!files.empty()) {
-    rocksdb::IngestExternalFileOptions ingest;
-    ingest.move_files = true;
-    if (rocksdb::Status s = db_->IngestExternalFile(h, files, ingest); !s.ok()) {
-      return fail(FromRocksDb(s, absl::StrCat("store table '", name, "'")));
-    }
-  }
-  std::filesystem::remove_all(staging, ec);
   absl::MutexLock lock(&mu_);
   staged_[family] = h;
   return family;

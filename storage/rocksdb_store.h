@@ -2,8 +2,9 @@
 #define EMBEDSERVE_STORAGE_ROCKSDB_STORE_H_
 
 // RowStore on an embedded RocksDB, in the layout of storage/FORMAT.md. Its
-// parts live in storage/internal/: the key layout (key_layout.h) and the
-// metadata record (meta_codec.h).
+// parts live in storage/internal/: the key layout (key_layout.h), the
+// metadata record (meta_codec.h), checkpoint directories (checkpoint_dir.h)
+// and bulk loads as SST files (sst_ingest.h).
 
 #include <memory>
 #include <string>
@@ -30,7 +31,8 @@ struct StoreOptions {
   // Open an existing database without changing it (--import_rocksdb).
   bool read_only = false;
   // CreateTable writes a table's rows as sorted SST files of about this
-  // size under <path>/ingest-<table> and hands them to RocksDB whole.
+  // size under <path>/ingest-<table>#<generation> and hands them to RocksDB
+  // whole (storage/internal/sst_ingest.h).
   int64_t ingest_file_bytes = int64_t{256} << 20;
 };
 
