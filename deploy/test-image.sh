@@ -41,17 +41,9 @@ RUN=$(mktemp -d /tmp/embedserve-image-test.XXXXXX)
 TAG=eit$$
 export DOCKER_HOST="unix://$RUN/docker.sock"
 DOCKERD_PID=
-passed=0
-failed=0
+source "$ROOT/deploy/checks.sh"
+CHECK_OUT="$RUN/out"
 log() { echo "test-image: $*"; }
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@" >"$RUN/out" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$RUN/out" | tail -30
-  fi
-}
 
 # The host's network settings, to compare at the end.
 net_state() {
@@ -205,9 +197,7 @@ $DOCKER rm -f "$TAG-b" >/dev/null
 # TLS and tokens on the main port: the HEALTHCHECK still works through the
 # plaintext health-only port.
 mkdir -p "$RUN/secrets"
-(cd "$RUN/secrets" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout server.key -out server.pem -days 2 -subj /CN=localhost \
-  -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null)
+make_test_certificate "$RUN/secrets"
 TOKEN=$(openssl rand -hex 32)
 echo "admin $TOKEN image-test" > "$RUN/secrets/tokens"
 echo "$TOKEN" > "$RUN/token"
@@ -222,13 +212,13 @@ for doc in yaml.safe_load_all(open(sys.argv[1])):
         print("\n".join(doc["spec"]["template"]["spec"]["containers"][0].get("args", [])))
 ' "$ROOT/deploy/k8s/statefulset.yaml")
 check "the StatefulSet's server args were read" test "${#K8S_ARGS[@]}" -gt 0
-run_server "$TAG-tls" -v "$RUN/secrets:/secrets:ro" -e EMBEDSERVE_TLS_CERT=/secrets/server.pem \
-  -e EMBEDSERVE_TLS_KEY=/secrets/server.key -e EMBEDSERVE_TOKENS_FILE=/secrets/tokens \
+run_server "$TAG-tls" -v "$RUN/secrets:/secrets:ro" -e EMBEDSERVE_TLS_CERT=/secrets/tls.pem \
+  -e EMBEDSERVE_TLS_KEY=/secrets/tls.key -e EMBEDSERVE_TOKENS_FILE=/secrets/tokens \
   --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
   --health-interval=1s -- "${K8S_ARGS[@]}"
 check "TLS on the main port: the HEALTHCHECK turns healthy" wait_healthy "$TAG-tls" 30
 check "TLS, pod constraints and args: a client with the CA and token lists the tables" bash -c "
-  '$CTL_BIN' --address=$ADDR --timeout=10 --tls_ca='$RUN/secrets/server.pem' \
+  '$CTL_BIN' --address=$ADDR --timeout=10 --tls_ca='$RUN/secrets/tls.pem' \
     --token_file='$RUN/token' list | grep -q '^trained '"
 $DOCKER rm -f "$TAG-tls" >/dev/null
 
@@ -265,5 +255,4 @@ check "compose left no container or volume" bash -c "
   ! $DOCKER volume ls -q | grep -q '^${TAG}_'"
 
 log "build ${BUILD_S} s, image ${SIZE_MB} MB"
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+checks_done

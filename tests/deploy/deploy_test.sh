@@ -15,16 +15,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@" >"$WORK/out" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/out"
-  fi
-}
+source "$ROOT/deploy/checks.sh"
+CHECK_OUT="$WORK/out"
 contains() { grep -q -- "$1" "$WORK/out"; }
 
 # 1. On a machine that built embedserve, the image build stage's package
@@ -139,9 +131,7 @@ else
 fi
 # One self-signed certificate serves as the server's, the client's and
 # both CAs; a tokens file with a reader.
-(cd "$WORK" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost \
-  -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null)
+make_test_certificate "$WORK"
 TOKEN=$(openssl rand -hex 32)
 echo "reader $TOKEN deploy-test" > "$WORK/tokens"
 echo "$TOKEN" > "$WORK/reader.token"
@@ -170,5 +160,4 @@ else
   check "TLS + tokens from the entrypoint's variables" cat "$WORK/server2.log"
 fi
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+checks_done

@@ -18,16 +18,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1; shift
-  if "$@" >"$WORK/out" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/out" | tail -40
-  fi
-}
+source "$ROOT/deploy/checks.sh"
+CHECK_OUT="$WORK/out"
 
 # --- 1. The client package, installed and used from outside.
 PREFIX="$WORK/prefix"
@@ -122,5 +114,4 @@ check "client package: headers, archives, CMake and pkg-config files under /usr"
   dpkg-deb -c '$CLIENT_DEB' | grep -q ' ./usr/lib/.*cmake/embedserve/embedserveConfig.cmake' &&
   dpkg-deb -f '$CLIENT_DEB' Depends | grep -q 'libgrpc++-dev'"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+checks_done
