@@ -13,8 +13,8 @@ and the middle; a linear trend (MiB/min) is printed too. Exit status 0 if
 flat, the server alive and no unexpected errors (a RESOURCE_EXHAUSTED from a
 busy admin lane is expected and counted).
 
-Run: /usr/bin/python3 bench/soak.py --server build/server/embedserve \
-        --stubs build/python --seconds 600 --csv soak.csv
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 bench/soak.py \
+        --server build/server/embedserve --seconds 600 --csv soak.csv
 (bench/soak.sh BUILD_DIR [SECONDS] does this; --judge re-reads a CSV.)
 """
 
@@ -100,7 +100,6 @@ def judge_csv(path, seconds):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", required=True)
-    p.add_argument("--stubs", required=True)
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--csv", default="soak.csv")
     p.add_argument("--judge", action="store_true",
@@ -108,11 +107,9 @@ def main():
     a = p.parse_args()
     if a.judge:
         return 0 if judge_csv(a.csv, a.seconds) else 1
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(a.stubs)
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.join(here, "..", "client", "python"))
     import grpc
-    from embedserve_client import EmbeddingClient, ServerProcess
+    from embedserve_client import EmbeddingClient
+    from embedserve_testing import ServerProcess
 
     # SIGTERM/SIGINT end the run early but still stop the server.
     stop = threading.Event()

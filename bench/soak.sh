@@ -10,5 +10,6 @@ SECONDS_TO_RUN=${2:-600}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SERVER="$BUILD_DIR/server/embedserve"
 [[ -x "$SERVER" ]] || SERVER="$BUILD_DIR/embedserve"
-exec /usr/bin/python3 "$HERE/soak.py" --server "$SERVER" --stubs "$BUILD_DIR/python" \
-  --seconds "$SECONDS_TO_RUN" --csv "$BUILD_DIR/soak.csv"
+# The client package from the build tree, ServerProcess from tests/testing.
+PYTHONPATH="$BUILD_DIR/python:$HERE/../tests/testing" exec /usr/bin/python3 "$HERE/soak.py" \
+  --server "$SERVER" --seconds "$SECONDS_TO_RUN" --csv "$BUILD_DIR/soak.csv"

@@ -28,6 +28,9 @@ BUILD_PKGS=(
   libhiredis-dev
   # The PyTorch oracle for the conformance tests and the benchmark script.
   python3-torch python3-numpy python3-grpcio python3-protobuf
+  # python_package_install builds and installs the Python client with pip
+  # (setuptools backend, no build isolation, nothing downloaded).
+  python3-pip python3-setuptools python3-wheel
   # The security tests make their certificates with the openssl CLI.
   openssl
   # The metrics test checks a scrape with promtool and queries a real prometheus.

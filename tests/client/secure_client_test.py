@@ -7,7 +7,7 @@ with the openssl CLI: a CA, a server certificate for 127.0.0.1 and localhost,
 a client certificate from that CA, and a second CA with a client certificate
 of its own.
 
-    secure_client_test.py --server EMBEDSERVE --stubs BUILD/python \
+    PYTHONPATH=BUILD/python:tests/testing secure_client_test.py --server EMBEDSERVE \
         --embedctl EMBEDCTL --embedbench EMBEDBENCH
 """
 
@@ -52,7 +52,8 @@ class SecureClientTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        from embedserve_client import EmbeddingClient, ServerProcess
+        from embedserve_client import EmbeddingClient
+        from embedserve_testing import ServerProcess
         cls.dir = tempfile.mkdtemp(prefix="embedserve-secure-")
         d = cls.dir
         make_ca(d, "ca")
@@ -274,13 +275,9 @@ def main():
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True, help="path of the embedserve binary")
-    parser.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
     parser.add_argument("--embedctl", required=True, help="path of the embedctl binary")
     parser.add_argument("--embedbench", required=True, help="path of the embedbench binary")
     ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 

@@ -5,8 +5,8 @@ within its bound (max - min) / 510 per row; pooling matches embedding_bag on
 the decoded weights; float16 output equals the float32 answer rounded; memory
 per row is reported; compact tables survive a restart.
 
-Run: /usr/bin/python3 tests/conformance/compact_test.py \
-        --server build/server/embedserve --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/conformance/compact_test.py --server build/server/embedserve
 """
 
 import tempfile
@@ -75,7 +75,8 @@ class CompactTables(unittest.TestCase):
         np.testing.assert_array_equal(half, full.astype(np.float16))
 
     def test_writes_re_encode_and_survive_restart(self):
-        from embedserve_client import EmbeddingClient, ServerProcess
+        from embedserve_client import EmbeddingClient
+        from embedserve_testing import ServerProcess
         with tempfile.TemporaryDirectory() as data:
             with ServerProcess(harness.ARGS.server, data_dir=data) as s:
                 c = EmbeddingClient(s.address)

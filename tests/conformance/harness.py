@@ -1,9 +1,8 @@
-"""Shared set-up of the conformance tests: parses --server and --stubs, makes
-the Python client importable, starts one real server process for the module
-and stops it at the end."""
+"""Shared set-up of the conformance tests: parses --server, starts one real
+server process for the module and stops it at the end. The client package
+and tests/testing come from PYTHONPATH (tests/CMakeLists.txt sets it)."""
 
 import argparse
-import os
 import sys
 import unittest
 
@@ -19,7 +18,8 @@ class Server:
 
 
 def start(*server_args):
-    from embedserve_client import EmbeddingClient, ServerProcess
+    from embedserve_client import EmbeddingClient
+    from embedserve_testing import ServerProcess
     Server.process = ServerProcess(ARGS.server, *server_args)
     try:
         Server.client = EmbeddingClient(Server.process.address)
@@ -40,10 +40,6 @@ def main(doc):
     global ARGS
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--server", required=True, help="path of the embedserve binary")
-    parser.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
     ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
     torch.set_num_threads(1)
     unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2)

@@ -4,8 +4,8 @@ rows can be looked up by word, bad files fail cleanly naming the file and
 byte offset, and a failed reload leaves the old table untouched while a good
 one swaps it.
 
-Run: /usr/bin/python3 tests/conformance/pretrained_test.py \
-        --server build/server/embedserve --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/conformance/pretrained_test.py --server build/server/embedserve
 """
 
 import os
@@ -138,7 +138,8 @@ class PretrainedFormats(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
 
     def test_survives_a_restart(self):
-        from embedserve_client import EmbeddingClient, ServerProcess
+        from embedserve_client import EmbeddingClient
+        from embedserve_testing import ServerProcess
         write_word2vec_binary(path("r.bin"))
         with tempfile.TemporaryDirectory() as data:
             with ServerProcess(harness.ARGS.server, "--load_dir=" + DIR.name, data_dir=data) as s:
@@ -282,7 +283,8 @@ class Confinement(unittest.TestCase):
             np.ones((2, 3), np.float32))
 
     def test_load_table_is_off_without_a_load_dir(self):
-        from embedserve_client import EmbeddingClient, ServerProcess
+        from embedserve_client import EmbeddingClient
+        from embedserve_testing import ServerProcess
         with ServerProcess(harness.ARGS.server, data_dir="") as s:
             c = EmbeddingClient(s.address)
             np.save(path("off.npy"), np.ones((2, 2), np.float32))

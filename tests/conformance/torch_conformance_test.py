@@ -5,8 +5,8 @@ through torch.nn.functional.embedding / embedding_bag must give the same
 numbers: bit-identical for plain lookups, within float rounding where the
 summation order or the norm's accumulation may differ (pooling, max_norm).
 
-Run: /usr/bin/python3 tests/conformance/torch_conformance_test.py \
-        --server build/server/embedserve --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/conformance/torch_conformance_test.py --server build/server/embedserve
 """
 
 import unittest

@@ -7,8 +7,8 @@ Row-wise Adagrad has no torch.optim counterpart: its oracle is FBGEMM's
 formula written with torch ops below. Also: RemoteEmbedding trains like a
 local nn.Embedding(sparse=True).
 
-Run: /usr/bin/python3 tests/conformance/torch_training_test.py \
-        --server build/server/embedserve --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/conformance/torch_training_test.py --server build/server/embedserve
 """
 
 import unittest

@@ -8,8 +8,8 @@ nothing either.
 
 Bounded: a few seconds per case.
 
-Run: /usr/bin/python3 tests/fault/cancelled_upload_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/cancelled_upload_test.py --server build/server/embedserve
 """
 
 import glob

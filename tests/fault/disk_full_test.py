@@ -10,8 +10,8 @@ Needs root (mount -t tmpfs); skipped with a message where mount is not
 permitted. Bounded: at most 60 creates of <= 2 MiB, three fills of 64 MiB,
 and 20 s of waiting per case (~20 s in all).
 
-Run: /usr/bin/python3 tests/fault/disk_full_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/disk_full_test.py --server build/server/embedserve
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Shared pieces of the fault tests: argument parsing (--server, --stubs), a
+"""Shared pieces of the fault tests: argument parsing (--server), a
 server process whose output is kept after it dies, RSS of a pid, a lookup
 latency probe, and waiting for leftover files to go.
 
@@ -28,18 +28,15 @@ SERVICE = "/embedserve.v1.EmbeddingService/"
 
 
 def setup(doc):
-    """Parses --server/--stubs and makes the stubs importable; returns the
-    rest of argv for unittest."""
+    """Parses --server and imports grpc and the stubs (embedserve_client from
+    PYTHONPATH); returns the rest of argv for unittest."""
     global ARGS, pb, pb_grpc, grpc
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--server", required=True, help="path of the embedserve binary")
-    parser.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
     ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.abspath(ARGS.stubs))
     import grpc as grpc_module
-    import embedserve_pb2
-    import embedserve_pb2_grpc
+    from embedserve_client._proto import embedserve_pb2
+    from embedserve_client._proto import embedserve_pb2_grpc
     grpc, pb, pb_grpc = grpc_module, embedserve_pb2, embedserve_pb2_grpc
     return rest
 

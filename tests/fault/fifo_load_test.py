@@ -6,8 +6,8 @@ hang; lookups must go on answering (p99 during the loads under a generous
 
 Bounded: ~10 s; a server that does not stop is SIGKILLed by the cleanup.
 
-Run: /usr/bin/python3 tests/fault/fifo_load_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/fifo_load_test.py --server build/server/embedserve
 """
 
 import os

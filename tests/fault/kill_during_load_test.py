@@ -8,8 +8,8 @@ dropped, the directory must not keep the killed writes' data.
 
 Bounded: 6 kills at a random point of a write that takes ~1-3 s.
 
-Run: /usr/bin/python3 tests/fault/kill_during_load_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/kill_during_load_test.py --server build/server/embedserve
 """
 
 import glob

@@ -10,8 +10,8 @@ message size each time (22 -> 123 -> 147 -> 182 MiB).
 
 Bounded: three 100 MiB sends over loopback, ~10 s.
 
-Run: /usr/bin/python3 tests/fault/message_size_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/message_size_test.py --server build/server/embedserve
 """
 
 import threading

@@ -24,8 +24,8 @@ Bounded: ~45 s at most; the flood stops early once RSS is past +600 MiB.
 Prints RSS and lookup p50/p99 before, during and after the flood (figures
 for docs/robustness.md).
 
-Run: /usr/bin/python3 tests/fault/rapid_reset_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/rapid_reset_test.py --server build/server/embedserve
 """
 
 import os

@@ -6,8 +6,8 @@ INVALID_ARGUMENT; and lookups work afterwards.
 
 Bounded: 4 rounds, each a 200 MB write and one load (a 60 s deadline).
 
-Run: /usr/bin/python3 tests/fault/truncated_load_test.py --server build/server/embedserve \
-        --stubs build/python
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/fault/truncated_load_test.py --server build/server/embedserve
 """
 
 import os

@@ -10,7 +10,7 @@ counter; sends garbage to the metrics port; probes the health port (SERVING,
 NOT_SERVING while shutting down, nothing else served there, plaintext beside
 a TLS main port). Every wait is bounded.
 
-    metrics_test.py --server EMBEDSERVE --stubs BUILD/python
+    PYTHONPATH=BUILD/python:tests/testing metrics_test.py --server EMBEDSERVE
 """
 
 import argparse
@@ -123,7 +123,8 @@ class MetricsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        from embedserve_client import EmbeddingClient, ServerProcess
+        from embedserve_client import EmbeddingClient
+        from embedserve_testing import ServerProcess
         cls.dir = tempfile.mkdtemp(prefix="embedserve-metrics-")
         cls.server = ServerProcess(
             ARGS.server, "--metrics_address=127.0.0.1:0",
@@ -156,7 +157,7 @@ class MetricsTest(unittest.TestCase):
         return parse(scrape(self.metrics_port))
 
     def test_counters_move_by_exactly_what_was_done(self):
-        import embedserve_pb2 as pb
+        from embedserve_client._proto import embedserve_pb2 as pb
         before = self.scrape()
         for _ in range(5):
             self.client.lookup("t", np.arange(7))
@@ -330,8 +331,8 @@ class MetricsTest(unittest.TestCase):
         self.assertGreaterEqual(len(self.client.list_tables()), 2)
 
     def test_health_port_serves_only_health(self):
-        import embedserve_pb2 as pb
-        import embedserve_pb2_grpc as pb_grpc
+        from embedserve_client._proto import embedserve_pb2 as pb
+        from embedserve_client._proto import embedserve_pb2_grpc as pb_grpc
         self.assertEqual(health_check(self.health_address), SERVING)
         self.assertEqual(health_check(self.health_address, "embedserve.v1.EmbeddingService"),
                          SERVING)
@@ -376,15 +377,15 @@ class HealthLifecycleTest(unittest.TestCase):
         return os.path.join(self.dir, name)
 
     def start(self, *args):
-        from embedserve_client import ServerProcess
+        from embedserve_testing import ServerProcess
         server = ServerProcess(ARGS.server, "--health_address=127.0.0.1:0",
                                "--health_port_file=" + self.path("health.port"), *args)
         self.addCleanup(server.stop)
         return server, "127.0.0.1:%d" % read_port(self.path("health.port"))
 
     def test_health_turns_not_serving_when_shutdown_begins(self):
-        import embedserve_pb2 as pb
-        import embedserve_pb2_grpc as pb_grpc
+        from embedserve_client._proto import embedserve_pb2 as pb
+        from embedserve_client._proto import embedserve_pb2_grpc as pb_grpc
         server, health = self.start("--metrics_address=127.0.0.1:0",
                                     "--metrics_port_file=" + self.path("metrics.port"))
         metrics_port = read_port(self.path("metrics.port"))
@@ -455,12 +456,7 @@ def main():
     global ARGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True, help="path of the embedserve binary")
-    parser.add_argument("--stubs", required=True, help="directory of the generated Python stubs")
     ARGS, rest = parser.parse_known_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(ARGS.stubs)
-    sys.path.insert(0, os.path.abspath(ARGS.stubs))
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
     unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2)
 
 

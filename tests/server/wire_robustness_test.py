@@ -32,7 +32,7 @@ class WireRobustnessTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.client = harness.start()
-        import embedserve_pb2
+        from embedserve_client._proto import embedserve_pb2
         cls.pb = embedserve_pb2
         cls.channel = grpc.insecure_channel(harness.Server.process.address)
         w = torch.arange(24, dtype=torch.float32).reshape(6, 4)

@@ -5,12 +5,11 @@ end rows and optimizer state must equal those of an uninterrupted server fed
 exactly the pushes that were applied. Bounded: 20 rounds of at most ~0.4 s of
 pushing each.
 
-Run: /usr/bin/python3 tests/storage/crash_test.py --server build/server/embedserve \
-        --stubs build/python [--durability async|sync]
+Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
+        tests/storage/crash_test.py --server build/server/embedserve [--durability async|sync]
 """
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -61,13 +60,10 @@ def stream_until_killed(client, server, first, kill_after):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", required=True)
-    p.add_argument("--stubs", required=True)
     p.add_argument("--durability", default="async")
     a = p.parse_args()
-    os.environ["EMBEDSERVE_PY_STUBS"] = os.path.abspath(a.stubs)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                    "..", "..", "client", "python"))
-    from embedserve_client import EmbeddingClient, ServerProcess
+    from embedserve_client import EmbeddingClient
+    from embedserve_testing import ServerProcess
 
     class Killable(ServerProcess):
         def kill_process(self):

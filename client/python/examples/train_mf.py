@@ -9,21 +9,51 @@ dot product of two RemoteEmbedding tables and trains with BPR loss; the
 server's optimizer (SparseAdam by default) applies every step. It prints the
 loss per epoch and the hit-rate@10 of the held-out items.
 
-  /usr/bin/python3 client/python/examples/train_mf.py                 # starts a server
-  /usr/bin/python3 client/python/examples/train_mf.py --address 127.0.0.1:50051
+The embedserve_client package must be importable: installed
+(client/python/README.md), or the build tree's copy on PYTHONPATH:
+
+  PYTHONPATH=build/python /usr/bin/python3 client/python/examples/train_mf.py  # starts a server
+  PYTHONPATH=build/python /usr/bin/python3 client/python/examples/train_mf.py \
+      --address 127.0.0.1:50051
 """
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from embedserve_client import EmbeddingClient, RemoteEmbedding
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
-from embedserve_client import EmbeddingClient, RemoteEmbedding, ServerProcess  # noqa: E402
+
+
+@contextlib.contextmanager
+def local_server(binary):
+    """Yields the address of a memory-only embedserve started from `binary` on
+    127.0.0.1 with a free port (the server writes it to --port_file); stops
+    the server on exit. Its log goes to our stderr."""
+    with tempfile.TemporaryDirectory(prefix="train-mf-") as tmp:
+        port_file = os.path.join(tmp, "port")
+        proc = subprocess.Popen([binary, "--address=127.0.0.1:0", "--port_file=" + port_file,
+                                 "--data_dir="], stdout=sys.stderr)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(port_file):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("%s did not start" % binary)
+                time.sleep(0.05)
+            with open(port_file) as f:
+                yield "127.0.0.1:" + f.read().strip()
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 def make_data(users, items, per_user, seed):
@@ -70,53 +100,54 @@ def main():
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
 
-    server = None
-    if a.address is None:
-        server = ServerProcess(os.path.abspath(a.server))
-        a.address = server.address
-    try:
-        client = EmbeddingClient(a.address)
-        client.wait_for_ready()
-        suffix = "%d_%d" % (os.getpid(), a.seed)
-        users_table, items_table = "mf_users_" + suffix, "mf_items_" + suffix
-        for name, n in ((users_table, a.users), (items_table, a.items)):
-            client.create_table(name, n, a.dim, init="normal", std=0.1, seed=a.seed + n,
-                                optimizer=a.optimizer, optimizer_args={"lr": a.lr})
-        user_emb = RemoteEmbedding(client, users_table)
-        item_emb = RemoteEmbedding(client, items_table)
+    with contextlib.ExitStack() as stack:
+        if a.address is None:
+            a.address = stack.enter_context(local_server(os.path.abspath(a.server)))
+        return fit(a)
 
-        train, test = make_data(a.users, a.items, a.per_user, a.seed)
-        rng = np.random.default_rng(a.seed + 1)
-        print("data: %d users, %d items, %d training interactions, %d held out"
-              % (a.users, a.items, len(train), len(test)))
-        print("hit-rate@10 before training: %.3f (random: %.3f)"
-              % (hit_rate_at_10(client, users_table, items_table, train, test, a.users,
-                                a.items), 10 / a.items))
-        losses = []
-        for epoch in range(a.epochs):
-            order = rng.permutation(len(train))
-            total = 0.0
-            for start in range(0, len(order), a.batch):
-                batch = train[order[start:start + a.batch]]
-                u = torch.from_numpy(batch[:, 0])
-                pos = torch.from_numpy(batch[:, 1])
-                neg = torch.from_numpy(rng.integers(0, a.items, len(batch)))
-                items = item_emb(torch.stack([pos, neg], dim=1))  # [B, 2, dim]
-                scores = (user_emb(u)[:, None, :] * items).sum(-1)
-                loss = -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
-                loss.backward()  # pushes both tables' gradients; the server steps
-                total += loss.item() * len(batch)
-            losses.append(total / len(train))
-            print("epoch %d: BPR loss %.4f" % (epoch + 1, losses[-1]))
-        hr = hit_rate_at_10(client, users_table, items_table, train, test, a.users, a.items)
-        print("hit-rate@10 after training: %.3f (random: %.3f)" % (hr, 10 / a.items))
-        for name in (users_table, items_table):
-            client.drop_table(name)
-        client.close()
-        return losses, hr
-    finally:
-        if server is not None:
-            server.stop()
+
+def fit(a):
+    """Trains on the server at a.address; returns the losses per epoch and the
+    final hit-rate@10."""
+    client = EmbeddingClient(a.address)
+    client.wait_for_ready()
+    suffix = "%d_%d" % (os.getpid(), a.seed)
+    users_table, items_table = "mf_users_" + suffix, "mf_items_" + suffix
+    for name, n in ((users_table, a.users), (items_table, a.items)):
+        client.create_table(name, n, a.dim, init="normal", std=0.1, seed=a.seed + n,
+                            optimizer=a.optimizer, optimizer_args={"lr": a.lr})
+    user_emb = RemoteEmbedding(client, users_table)
+    item_emb = RemoteEmbedding(client, items_table)
+
+    train, test = make_data(a.users, a.items, a.per_user, a.seed)
+    rng = np.random.default_rng(a.seed + 1)
+    print("data: %d users, %d items, %d training interactions, %d held out"
+          % (a.users, a.items, len(train), len(test)))
+    print("hit-rate@10 before training: %.3f (random: %.3f)"
+          % (hit_rate_at_10(client, users_table, items_table, train, test, a.users,
+                            a.items), 10 / a.items))
+    losses = []
+    for epoch in range(a.epochs):
+        order = rng.permutation(len(train))
+        total = 0.0
+        for start in range(0, len(order), a.batch):
+            batch = train[order[start:start + a.batch]]
+            u = torch.from_numpy(batch[:, 0])
+            pos = torch.from_numpy(batch[:, 1])
+            neg = torch.from_numpy(rng.integers(0, a.items, len(batch)))
+            items = item_emb(torch.stack([pos, neg], dim=1))  # [B, 2, dim]
+            scores = (user_emb(u)[:, None, :] * items).sum(-1)
+            loss = -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
+            loss.backward()  # pushes both tables' gradients; the server steps
+            total += loss.item() * len(batch)
+        losses.append(total / len(train))
+        print("epoch %d: BPR loss %.4f" % (epoch + 1, losses[-1]))
+    hr = hit_rate_at_10(client, users_table, items_table, train, test, a.users, a.items)
+    print("hit-rate@10 after training: %.3f (random: %.3f)" % (hr, 10 / a.items))
+    for name in (users_table, items_table):
+        client.drop_table(name)
+    client.close()
+    return losses, hr
 
 
 if __name__ == "__main__":
