@@ -10,66 +10,52 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/gather.h"
-#include "core/internal/sharded_buffer.h"
+#include "core/internal/row_seqlock.h"
+#include "core/internal/table_persistence.h"
+#include "core/internal/vocabulary.h"
 #include "core/optimizer.h"
+#include "core/parallel_lookup.h"
+#include "core/pooling.h"  // BagBounds, CheckBagWeights: callers of LookupPooled need them
+#include "core/row_storage.h"
 #include "core/row_store.h"
 #include "core/table_spec.h"
 
 namespace embedserve {
 
-// Turns a pooled request's bag description into num_bags + 1 boundaries
-// (BagArgs::bounds), as nn.EmbeddingBag reads it:
-//  * offsets given: bag starts; offsets[0] must be 0, non-decreasing, each
-//    <= num_ids. Without include_last_offset there are len(offsets) bags and
-//    the last one ends at num_ids; with it, len(offsets) - 1 bags and the last
-//    offset ends the last bag (ids past it belong to no bag, as in PyTorch).
-//  * shape given instead ([bags, bag_size]): fixed-size bags; the product
-//    must equal num_ids.
-//  * neither: InvalidArgument.
-// InvalidArgument names the offending field and position. ResourceExhausted
-// if there would be more than `max_bags` bags: checked before anything is
-// allocated (a 30-byte request can ask for [500000000, 0]).
-absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const int64_t> offsets,
-                                               bool include_last_offset,
-                                               absl::Span<const int64_t> shape,
-                                               int64_t max_bags = int64_t{1} << 40);
+// Where a table is made durable and how its lookups run; given at creation.
+struct TableOptions {
+  // Not owned; must outlive the table. Null keeps the table in memory only.
+  RowStore* store = nullptr;
+  // Splits large lookups across threads; null runs every lookup on its
+  // caller. Shared by the tables of a registry.
+  std::shared_ptr<LookupParallelism> parallelism;
+};
 
-// One embedding table: num_embeddings rows of embedding_dim float32, with the
-// semantics of torch.nn.Embedding (see TableSpec).
-//
-// Memory layout: rows are split into shards of 2^k contiguous rows (k chosen
-// so that there are about spec.num_shards shards, or shards of about 256 MiB
-// when it is 0): row r lives in shard r >> k at local index r & (2^k - 1).
-// Contiguous ranges keep a later split across servers a matter of handing
-// whole shards over. Each shard is one 64-byte-aligned allocation; each row
-// takes CompactRowStride(row_type, dim) bytes (float32: round_up(dim, 16)
-// floats), so float rows start on a cache line and SIMD loads never run past
-// a row (the padding is zero and never visible).
+// One embedding table: num_embeddings rows of embedding_dim values, with the
+// semantics of torch.nn.Embedding (see TableSpec). This class is what a
+// table means (ids, validation, renorm, pooling, the optimizer step, the
+// order of durable writes); where its rows live is a RowStorage
+// (core/row_storage.h; today dense sharded rows, see
+// core/internal/sharded_row_storage.h for the memory layout).
 //
 // Thread-safety: all methods are safe to call concurrently.
 // Invariant: a lookup never returns (or pools) a half-written row.
 // Mechanism (chosen with bench/concurrency_bench.cc; a table-wide
 // reader/writer lock let a pusher halve lookup throughput): writers (pushes,
-// AssignRows, the renorm of a max_norm lookup) serialise on mu_ and wrap each
-// row they change in a seqlock of the row's stripe (row & (kStripes - 1)):
-// the stripe's counter is odd while the row is written. Lookups take no
-// lock: they snapshot the counters of their ids' stripes (a small array that
-// stays in cache), run the SIMD kernel, and re-read the counters; a row whose
-// stripe was odd or moved is copied again under the seqlock (a pooled bag is
-// recomputed). Lookups on a max_norm table write, so they take mu_.
-// Splits a lookup of at least `min_ids` ids (a pooled lookup: of at least
-// `min_ids` ids over several bags) into contiguous pieces run on `threads`
-// pool threads plus the caller; 0 threads (the default) runs every lookup on
-// its caller. Applies to every table from then on. Results are identical
-// either way; each piece gathers or pools its own rows or bags.
-void SetLookupParallelism(int threads, int64_t min_ids);
-
+// AssignRows, UpdateSettings, the renorm of a max_norm lookup) serialise on
+// mu_ and wrap each row they change in the row seqlock
+// (core/internal/row_seqlock.h). Lookups take no lock: they snapshot the
+// seqlock counters of their rows, run the SIMD kernel, and re-read the
+// counters; a row that was written meanwhile is copied again under the
+// seqlock (a pooled bag is recomputed). The exception: lookups on a max_norm
+// table renormalise rows in place, i.e. write, so they take mu_.
+// CopyRows and ReadOptimizerState take mu_ shared to exclude writers.
 class EmbeddingTable {
  public:
   // Builds a table. With `initial_values` (num_embeddings * embedding_dim
@@ -78,17 +64,27 @@ class EmbeddingTable {
   // padding row is zero.
   // InvalidArgument: bad spec, wrong number of values, a non-finite value.
   // ResourceExhausted: the memory cannot be allocated.
-  // With a `store`, the new table is recorded there before Create returns,
-  // and every later change is written through it before it is acknowledged
-  // (the store must outlive the table).
+  // With options.store, the new table is recorded there before Create
+  // returns, and every later change is written through it before it is
+  // acknowledged.
+  static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(
+      const TableSpec& spec, absl::Span<const float> initial_values, const TableOptions& options);
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(
       const TableSpec& spec, absl::Span<const float> initial_values = {},
-      RowStore* store = nullptr);
+      RowStore* store = nullptr) {
+    return Create(spec, initial_values, TableOptions{store, nullptr});
+  }
 
-  // Rebuilds a table from its durable copy in `store` (rows, optimizer state,
-  // version, step). DataLoss if a record has the wrong size or id.
+  // Rebuilds a table from its durable copy in options.store (rows, optimizer
+  // state, version, step, vocabulary), which then takes its later changes.
+  // DataLoss if a record has the wrong size or id, or rows are missing.
+  // REQUIRES: options.store != nullptr.
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Restore(const StoredTable& meta,
-                                                                 RowStore* store);
+                                                                 const TableOptions& options);
+  static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Restore(const StoredTable& meta,
+                                                                 RowStore* store) {
+    return Restore(meta, TableOptions{store, nullptr});
+  }
 
   // Records this table (rows, state, version, step) in `store`, which takes
   // every later change from then on instead of any store the table had (an
@@ -111,14 +107,17 @@ class EmbeddingTable {
   absl::Status CopyRows(int64_t first, int64_t n, float* out) const;
 
   // Attaches one word per row (word-vector files). InvalidArgument if the
-  // count differs from num_rows or a word repeats. Call before PersistTo.
+  // count differs from num_rows or a word repeats. Call before PersistTo,
+  // and before the table is shared (the words are then read without a lock).
   absl::Status SetVocabulary(std::vector<std::string> words);
   bool has_vocabulary() const { return !vocabulary_.empty(); }
-  // The ids of `words`; NotFound naming every unknown word (up to 10).
+  // The ids of `words`; NotFound naming every unknown word (up to 10),
+  // FailedPrecondition without a vocabulary.
   absl::StatusOr<std::vector<int64_t>> IdsForWords(absl::Span<const std::string> words) const;
 
-  // Floats per durable record: the row, then its optimizer state.
-  int64_t record_floats() const;
+  // Floats per durable record: the row, then its optimizer state
+  // (RowFormat::record_floats).
+  int64_t record_floats() const { return rows_->format().record_floats(); }
 
   // Bytes Create would allocate for `spec`, for admission checks.
   // REQUIRES: spec passed NormalizeTableSpec.
@@ -133,15 +132,15 @@ class EmbeddingTable {
   const std::string& name() const { return spec_.name; }
   int64_t dim() const { return spec_.embedding_dim; }
   int64_t num_rows() const { return spec_.num_embeddings; }
-  int num_shards() const { return rows_.num_shards(); }
-  int64_t rows_per_shard() const { return int64_t{1} << shard_shift_; }
+  int num_shards() const { return rows_->num_shards(); }
+  int64_t rows_per_shard() const { return rows_->rows_per_shard(); }
   // Bytes of the rows (not of the optimizer state).
-  int64_t bytes_used() const { return rows_.bytes(); }
+  int64_t bytes_used() const { return rows_->row_bytes(); }
   // Bytes of the optimizer state beside the rows.
-  int64_t optimizer_state_bytes() const;
+  int64_t optimizer_state_bytes() const { return rows_->state_bytes(); }
   // The optimizer's step count (pushes applied; 0 for SGD and row-wise Adagrad).
   int64_t optimizer_step() const;
-  // Bumped by every call that changes rows (assign, renorm).
+  // Bumped by every call that changes rows (assign, push, renorm).
   int64_t version() const { return version_.load(std::memory_order_acquire); }
 
   // OK if every id is in [0, num_rows); else InvalidArgument naming the first
@@ -149,10 +148,11 @@ class EmbeddingTable {
   // validate a multi-table request before changing anything.
   absl::Status CheckIds(absl::Span<const int64_t> ids) const;
 
-  // Checks a pooled request's weights against its ids and mode (see
-  // LookupPooled).
+  // Deprecated: CheckBagWeights in core/pooling.h.
   static absl::Status CheckBagWeights(size_t num_ids, PoolingMode mode,
-                                      absl::Span<const float> weights);
+                                      absl::Span<const float> weights) {
+    return ::embedserve::CheckBagWeights(num_ids, mode, weights);
+  }
 
   // F.embedding: out[i] = row(ids[i]). With max_norm, the referenced rows are
   // first renormalised in place (torch.embedding_renorm_).
@@ -183,8 +183,8 @@ class EmbeddingTable {
   // gradient of the lookup output for ids[i] (ids in any order, duplicates
   // allowed). As PyTorch's backward + optimizer.step(): duplicates are summed
   // (and divided by their count with scale_grad_by_freq), padding_idx entries
-  // are dropped, then the optimizer steps the distinct rows only (see
-  // core/optimizer.h).
+  // are dropped (core/coalesce.h), then the optimizer steps the distinct rows
+  // only (see core/optimizer.h).
   // The whole push is validated before anything changes:
   // FailedPrecondition: the table is frozen. InvalidArgument: a bad id, a
   // wrong number of grads, a NaN or Inf gradient (each named with its
@@ -218,9 +218,8 @@ class EmbeddingTable {
   absl::StatusOr<std::vector<StateSlot>> ReadOptimizerState(absl::Span<const int64_t> ids) const;
 
  private:
-  explicit EmbeddingTable(const TableSpec& spec);
-  absl::Status Allocate();
-  float* MutableRow(int64_t id) { return rows_.Row(id); }
+  EmbeddingTable(const TableSpec& spec, std::unique_ptr<RowStorage> rows,
+                 std::shared_ptr<LookupParallelism> parallelism);
   absl::Status BadIdError(absl::Span<const int64_t> ids, int64_t position) const;
   // len(ids) * dim finite values for valid ids; InvalidArgument naming
   // `field` and the first bad position otherwise.
@@ -231,26 +230,24 @@ class EmbeddingTable {
   // naming the id ("the <what> would make ... not finite").
   absl::Status CheckRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
                             absl::string_view what) const;
-  // Runs kernel() (returning kAllValid or a bad position) under the lock a
-  // read needs: shared, or exclusive with the renorm first on max_norm tables.
-  // `redo(positions)` recomputes the outputs of the ids at those positions
-  // (rows that a writer touched while the kernel ran).
+  // Runs kernel() (returning kAllValid or a bad position) over the rows at
+  // `slots` (the slots of `ids`): lock-free under the seqlock, or under mu_
+  // with the renorm first on max_norm tables. `redo(positions)` recomputes
+  // the outputs of the ids at those positions (rows that a writer touched
+  // while the kernel ran).
   template <typename Kernel, typename Redo>
-  absl::Status ReadRows(absl::Span<const int64_t> ids, Kernel kernel, Redo redo);
-  // Seqlock of row `id`'s stripe (see the class comment).
-  std::atomic<uint32_t>& Stripe(int64_t id) const {
-    return stripes_[static_cast<uint64_t>(id) & (kStripes - 1)];
-  }
-  // Writer side. REQUIRES: mu_ held.
-  void BeginRowWrite(int64_t id);
-  void EndRowWrite(int64_t id);
-  // Copies row `id` (dim floats) consistently, retrying while it is written.
-  void StableCopyRow(int64_t id, float* dst) const;
-  // REQUIRES: mu_ held exclusively, ids valid.
+  absl::Status ReadRows(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+                        Kernel kernel, Redo redo);
+  // Runs piece(begin, end) over [0, n) on the lookup threads, or on the
+  // caller; returns the first bad position (see LookupParallelism::Run).
+  template <typename Piece>
+  int64_t Split(int64_t n, int64_t work, Piece piece);
+  // Copies the row at `slot` (dim floats, decoded) consistently.
+  void StableCopyRow(int64_t slot, float* dst) const;
+  // The records of valid `ids`, packed (record_floats() each).
+  std::vector<float> ReadRecords(absl::Span<const int64_t> ids) const;
+  // REQUIRES: ids valid.
   absl::Status RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The durable record of row `id` (record_floats() floats) and back.
-  void PackRecord(int64_t id, float* dst) const;
-  void UnpackRecord(int64_t id, const float* src);
   // Makes new records of the distinct `ids` durable (with the version bumped
   // and `step` as the optimizer step), then publishes them under the
   // seqlock. Nothing changes if the store fails. Returns the new version.
@@ -259,32 +256,22 @@ class EmbeddingTable {
   StoredTable Meta(int64_t version, int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Fixed at creation; frozen and the optimizer's hyper-parameters live in
-  // settings_ instead.
+  // the guarded fields below instead.
   const TableSpec spec_;
-  const int64_t stride_;        // floats per row slot (CompactRowStride / 4)
-  const int64_t state_stride_;  // floats per optimizer state row, multiple of 16
-  const bool compact_;          // rows are not float32
-  int shard_shift_ = 0;
-  // The buffers are fixed at creation; their contents are guarded by mu_
-  // (shared for reads, exclusive for writes).
-  internal::ShardedBuffer rows_;
-  internal::ShardedBuffer state0_, state1_;  // element-wise optimizer state
-  std::vector<float> row_state_;             // per-row optimizer state
-  RowView view_;                             // float32 rows
-  CompactRowView compact_view_;              // compact rows
-  std::vector<const uint8_t*> compact_ptrs_;
-  static constexpr uint64_t kStripes = 1 << 14;
-  const std::unique_ptr<std::atomic<uint32_t>[]> stripes_;
-  // Serialises writers; guards the settings below. Readers never take it,
-  // except lookups on a max_norm table (they write).
+  // The rows' memory is fixed at creation. Contents: written only under mu_
+  // and the seqlock; read lock-free by lookups (see the class comment).
+  const std::unique_ptr<RowStorage> rows_;
+  const std::shared_ptr<LookupParallelism> parallelism_;  // null: serial
+  internal::RowSeqlock seqlock_;
+  // Serialises writers; guards the settings below. Lookups never take it,
+  // except on a max_norm table (they write).
   mutable absl::Mutex mu_;
   bool frozen_ ABSL_GUARDED_BY(mu_);
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
-  RowStore* store_ = nullptr;  // not owned; null = memory only
-  // Fixed before the table is shared: read without a lock.
-  std::vector<std::string> vocabulary_;
-  absl::flat_hash_map<std::string, int64_t> word_ids_;
+  internal::TablePersistence persistence_ ABSL_GUARDED_BY(mu_);
+  // Set before the table is shared: read without a lock.
+  internal::Vocabulary vocabulary_;
   std::atomic<int64_t> version_{0};
 };
 

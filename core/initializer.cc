@@ -1,6 +1,12 @@
 #include "core/initializer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/row_codec.h"
 
 namespace embedserve {
 namespace {
@@ -43,6 +49,40 @@ float InitialValue(const TableSpec& spec, int64_t row, int64_t col) {
     }
   }
   return 0.0f;
+}
+
+absl::Status CheckInitialValues(const TableSpec& spec, absl::Span<const float> values) {
+  const int64_t n = spec.num_embeddings, dim = spec.embedding_dim;
+  if (static_cast<int64_t>(values.size()) != n * dim) {
+    return absl::InvalidArgumentError(absl::StrCat("initial_values has ", values.size(),
+                                                   " floats, expected num_embeddings * "
+                                                   "embedding_dim = ",
+                                                   n, " * ", dim, " = ", n * dim));
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("initial_values[", i, "] (row ", i / dim,
+                                                     ", column ", i % dim, ") is ", values[i],
+                                                     "; values must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void FillInitialRows(const TableSpec& spec, absl::Span<const float> initial_values,
+                     RowStorage& rows) {
+  const int64_t dim = spec.embedding_dim;
+  std::vector<float> row(dim);
+  for (int64_t r = 0; r < spec.num_embeddings; ++r) {
+    if (!initial_values.empty()) {
+      std::memcpy(row.data(), initial_values.data() + r * dim, dim * sizeof(float));
+    } else if (spec.padding_idx != r) {
+      for (int64_t c = 0; c < dim; ++c) row[c] = InitialValue(spec, r, c);
+    } else {
+      std::fill(row.begin(), row.end(), 0.0f);
+    }
+    EncodeRow(spec.row_type, row.data(), dim, rows.MutableRow(rows.SlotOf(r)));
+  }
 }
 
 }  // namespace embedserve

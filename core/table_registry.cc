@@ -26,7 +26,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
     reserved_bytes_ += bytes;
   }
   absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
-      EmbeddingTable::Create(spec, initial_values, store_);
+      EmbeddingTable::Create(spec, initial_values, TableOptions{store_, parallelism_});
   absl::MutexLock lock(&mu_);
   if (!table.ok()) {
     tables_.erase(spec.name);
@@ -55,7 +55,8 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Load(
                                                        max_total_bytes_, " byte limit are in use"));
     }
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Create(spec, values));
+  ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
+                   EmbeddingTable::Create(spec, values, TableOptions{nullptr, parallelism_}));
   if (!vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(std::move(vocabulary)));
   if (!replace && Get(spec.name).ok()) {
     return absl::AlreadyExistsError(absl::StrCat("table '", spec.name, "' already exists"));
@@ -130,7 +131,7 @@ absl::StatusOr<std::vector<std::shared_ptr<EmbeddingTable>>> TableRegistry::Rest
   std::vector<std::unique_ptr<EmbeddingTable>> built;
   for (const StoredTable* meta : chosen) {
     ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> t,
-                     EmbeddingTable::Restore(*meta, checkpoint.get()));
+                     EmbeddingTable::Restore(*meta, TableOptions{checkpoint.get(), parallelism_}));
     built.push_back(std::move(t));
   }
   std::vector<std::shared_ptr<EmbeddingTable>> out;
@@ -168,7 +169,8 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
   if (store_ == nullptr) return 0;
   ASSIGN_OR_RETURN(std::vector<StoredTable> stored, store_->ListTables());
   for (const StoredTable& meta : stored) {
-    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Restore(meta, store_));
+    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
+                     EmbeddingTable::Restore(meta, TableOptions{store_, parallelism_}));
     absl::MutexLock lock(&mu_);
     reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
     tables_[meta.spec.name] = std::move(table);
@@ -184,7 +186,8 @@ absl::StatusOr<int> TableRegistry::ImportFrom(RowStore& source) {
       return absl::AlreadyExistsError(
           absl::StrCat("cannot import table '", meta.spec.name, "': the name is taken"));
     }
-    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table, EmbeddingTable::Restore(meta, &source));
+    ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
+                     EmbeddingTable::Restore(meta, TableOptions{&source, parallelism_}));
     RETURN_IF_ERROR(table->PersistTo(store_));  // never writes to the source
     absl::MutexLock lock(&mu_);
     reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());

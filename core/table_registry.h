@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -13,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/embedding_table.h"
+#include "core/parallel_lookup.h"
 #include "core/row_store.h"
 
 namespace embedserve {
@@ -26,8 +28,14 @@ class TableRegistry {
   // max_total_bytes: the memory all tables together may use; 0 = no limit.
   // store: where tables are made durable (not owned, must outlive the
   // registry); null keeps them in memory only.
-  explicit TableRegistry(int64_t max_total_bytes = 0, RowStore* store = nullptr)
-      : max_total_bytes_(max_total_bytes), store_(store) {}
+  // parallelism: handed to every table made or restored here (see
+  // TableOptions); null runs every lookup on its caller.
+  explicit TableRegistry(int64_t max_total_bytes = 0, RowStore* store = nullptr,
+                         std::shared_ptr<LookupParallelism> parallelism = nullptr)
+      : max_total_bytes_(max_total_bytes),
+        store_(store),
+        parallelism_(parallelism != nullptr ? std::move(parallelism) : DefaultLookupParallelism()) {
+  }
 
   // Restores every table of the store (at start-up, before serving).
   // Returns the number restored. DataLoss/Unavailable from the store.
@@ -80,6 +88,7 @@ class TableRegistry {
  private:
   const int64_t max_total_bytes_;
   RowStore* const store_;
+  const std::shared_ptr<LookupParallelism> parallelism_;
   mutable absl::Mutex mu_;
   // A null entry is a name reserved by a Create in progress.
   absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables_ ABSL_GUARDED_BY(mu_);

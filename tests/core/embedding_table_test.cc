@@ -293,24 +293,6 @@ TEST(EmbeddingTableTest, PooledValidatesWeights) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("per_sample_weights[1]")));
 }
 
-TEST(BagBoundsTest, OffsetsAndShapes) {
-  EXPECT_EQ(*BagBounds(5, {0, 2, 2}, false, {}), (std::vector<int64_t>{0, 2, 2, 5}));
-  EXPECT_EQ(*BagBounds(5, {0, 2, 4}, true, {}), (std::vector<int64_t>{0, 2, 4}));
-  EXPECT_EQ(*BagBounds(6, {}, false, {3, 2}), (std::vector<int64_t>{0, 2, 4, 6}));
-  EXPECT_THAT(BagBounds(5, {1, 2}, false, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("offsets[0] must be 0")));
-  EXPECT_THAT(BagBounds(5, {0, 3, 2}, false, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("non-decreasing")));
-  EXPECT_THAT(BagBounds(5, {0, 6}, false, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("past the end")));
-  EXPECT_THAT(BagBounds(5, {}, false, {2, 2}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not match")));
-  EXPECT_THAT(BagBounds(5, {}, false, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs offsets")));
-  EXPECT_THAT(BagBounds(4, {}, false, {2, 1, 2}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("2-D")));
-}
-
 }  // namespace
 }  // namespace embedserve
 
@@ -484,16 +466,6 @@ TEST(TableSpecTest, InitializerArgumentsMustFitFloat32AsInTorch) {
   s.initializer.mean = 1e39;
   EXPECT_THAT(NormalizeTableSpec(s),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("initializer mean")));
-}
-
-TEST(BagBoundsTest, TooManyBagsIsResourceExhaustedBeforeAllocating) {
-  // A 30-byte request: shape [500000000, 0], no ids.
-  EXPECT_THAT(BagBounds(0, {}, false, {500000000, 0}, /*max_bags=*/1000),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("500000000 bags")));
-  EXPECT_THAT(BagBounds(0, {}, false, {1000, 0}, /*max_bags=*/1000), IsOk());
-  EXPECT_THAT(BagBounds(3, {0, 0, 0, 3}, false, {}, /*max_bags=*/3),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("bags")));
-  EXPECT_THAT(BagBounds(3, {0, 0, 0, 3}, true, {}, /*max_bags=*/3), IsOk());
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 // Lookups split across threads give exactly the serial answers, and report
 // the first bad id of the whole request.
+#include "core/parallel_lookup.h"
+
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/embedding_table.h"
@@ -29,12 +34,7 @@ Answers LookupBoth(EmbeddingTable& t, const std::vector<int64_t>& ids,
   return a;
 }
 
-class ParallelLookupTest : public ::testing::Test {
- protected:
-  void TearDown() override { SetLookupParallelism(0, 0); }
-};
-
-TEST_F(ParallelLookupTest, SameAnswersAsSerial) {
+TEST(ParallelLookupTest, SameAnswersAsSerial) {
   for (RowType type : {RowType::kFloat32, RowType::kFloat16}) {
     TableSpec spec;
     spec.name = "p";
@@ -42,8 +42,13 @@ TEST_F(ParallelLookupTest, SameAnswersAsSerial) {
     spec.embedding_dim = 33;
     spec.padding_idx = 4;
     spec.row_type = type;
+    // The same spec gives bit-identical rows; one table runs every lookup on
+    // its caller, the other splits them across 3 threads.
     auto t = EmbeddingTable::Create(spec);
     ASSERT_TRUE(t.ok());
+    auto split = EmbeddingTable::Create(
+        spec, {}, TableOptions{nullptr, std::make_shared<LookupParallelism>(3, 1)});
+    ASSERT_TRUE(split.ok());
     std::mt19937_64 rng(3);
     std::vector<int64_t> ids(10007);
     for (auto& id : ids) id = rng() % 5000;
@@ -51,22 +56,20 @@ TEST_F(ParallelLookupTest, SameAnswersAsSerial) {
     while (bounds.back() < static_cast<int64_t>(ids.size())) {
       bounds.push_back(std::min<int64_t>(ids.size(), bounds.back() + rng() % 40));
     }
-    SetLookupParallelism(0, 0);
     const Answers serial = LookupBoth(**t, ids, bounds);
-    SetLookupParallelism(3, 1);
-    const Answers parallel = LookupBoth(**t, ids, bounds);
+    const Answers parallel = LookupBoth(**split, ids, bounds);
     EXPECT_EQ(parallel.rows, serial.rows);
     EXPECT_EQ(parallel.pooled, serial.pooled);
   }
 }
 
-TEST_F(ParallelLookupTest, ReportsTheFirstBadIdOfTheWholeRequest) {
+TEST(ParallelLookupTest, ReportsTheFirstBadIdOfTheWholeRequest) {
   TableSpec spec;
   spec.name = "p";
   spec.num_embeddings = 100;
   spec.embedding_dim = 8;
-  auto t = EmbeddingTable::Create(spec);
-  SetLookupParallelism(4, 1);
+  auto t = EmbeddingTable::Create(spec, {},
+                                  TableOptions{nullptr, std::make_shared<LookupParallelism>(4, 1)});
   std::vector<int64_t> ids(4000, 1);
   ids[3999] = 100;  // last piece
   ids[2100] = -7;   // a middle piece: the first bad one
@@ -79,6 +82,40 @@ TEST_F(ParallelLookupTest, ReportsTheFirstBadIdOfTheWholeRequest) {
   std::vector<float> pooled(400 * 8);
   EXPECT_THAT((*t)->LookupPooled(ids, bounds, PoolingMode::kSum, {}, absl::MakeSpan(pooled)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("position 2100")));
+}
+
+TEST(ParallelLookupTest, SmallWorkRunsAsOnePieceOnTheCaller) {
+  LookupParallelism p(3, /*min_ids=*/100);
+  std::vector<std::pair<int64_t, int64_t>> pieces;
+  std::thread::id ran_on;
+  EXPECT_EQ(p.Run(50, 99,
+                  [&](int64_t b, int64_t e) {
+                    pieces.emplace_back(b, e);
+                    ran_on = std::this_thread::get_id();
+                    return kAllValid;
+                  }),
+            kAllValid);
+  EXPECT_EQ(pieces, (std::vector<std::pair<int64_t, int64_t>>{{0, 50}}));
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(ParallelLookupTest, LargeWorkIsSplitIntoContiguousPiecesCoveringEachIndexOnce) {
+  LookupParallelism p(3, /*min_ids=*/100);
+  EXPECT_EQ(p.threads(), 3);
+  std::mutex mu;
+  std::vector<int> seen(1001, 0);
+  int pieces = 0;
+  const int64_t bad = p.Run(1001, 1001, [&](int64_t b, int64_t e) -> int64_t {
+    std::lock_guard<std::mutex> lock(mu);
+    ++pieces;
+    for (int64_t i = b; i < e; ++i) ++seen[i];
+    // Every piece reports its last position as bad: the answer is the
+    // smallest over all pieces.
+    return e - 1;
+  });
+  EXPECT_EQ(pieces, 4);  // 3 pool threads + the caller
+  EXPECT_EQ(seen, std::vector<int>(1001, 1));
+  EXPECT_EQ(bad, 250);  // pieces of ceil(1001 / 4) = 251
 }
 
 }  // namespace

@@ -1,0 +1,56 @@
+#ifndef EMBEDSERVE_CORE_INTERNAL_TABLE_PERSISTENCE_H_
+#define EMBEDSERVE_CORE_INTERNAL_TABLE_PERSISTENCE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/row_storage.h"
+#include "core/row_store.h"
+
+namespace embedserve::internal {
+
+// A table's link to its durable copy: the RowStore port calls, in the order
+// that keeps "acknowledged means durable". Memory is the serving copy; a
+// change is written here first and published in memory only if that
+// succeeded (see EmbeddingTable::Commit).
+//
+// Not thread-safe: the table calls the non-static methods under its writer
+// lock. The store is not owned and must outlive the link.
+class TablePersistence {
+ public:
+  // The store later changes go to; null when the table is memory-only.
+  RowStore* store() const { return store_; }
+
+  // Writes every row's record (ids 0 .. num_slots - 1, read from `rows`)
+  // where no reader of `store` sees them yet (RowStore::StageTable).
+  // REQUIRES: `rows` does not change meanwhile.
+  static absl::StatusOr<std::string> Stage(RowStore& store, const StoredTable& meta,
+                                           const RowStorage& rows);
+  // Publishes staged records as the stored table (RowStore::CommitTable);
+  // on success later changes go to `store`. `meta` carries the vocabulary.
+  absl::Status Commit(RowStore& store, const StoredTable& meta, const std::string& staged);
+  // Later changes go to `store` (null: nowhere).
+  void Attach(RowStore* store) { store_ = store; }
+
+  // Makes changed records durable (RowStore::PutRecords, `packed` holding
+  // meta.floats_per_record floats per id) and the metadata with them. OK and
+  // nothing written without a store.
+  absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
+                          absl::Span<const float> packed);
+  absl::Status PutMeta(const StoredTable& meta);
+
+  // Fills `rows` with every record of `meta` in `store`. DataLoss (naming
+  // the table) if the record size differs from rows.format(), a record is
+  // for an id without a slot or has the wrong size, or rows are missing.
+  static absl::Status Load(RowStore& store, const StoredTable& meta, RowStorage& rows);
+
+ private:
+  RowStore* store_ = nullptr;
+};
+
+}  // namespace embedserve::internal
+
+#endif  // EMBEDSERVE_CORE_INTERNAL_TABLE_PERSISTENCE_H_
