@@ -240,35 +240,21 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
       [&](absl::Span<const int64_t> torn) {
         // Recompute each bag that holds a torn row from consistent copies.
         int64_t last_bag = -1;
-        std::vector<float> copies;
-        std::vector<int64_t> local_ids, local_bounds = {0, 0};
-        std::vector<float> local_weights;
+        std::vector<float> copies, copy_weights;
         for (int64_t i : torn) {
           const int64_t bag =
               std::upper_bound(bounds.begin(), bounds.end(), i) - bounds.begin() - 1;
           if (bag == last_bag || bag >= args.num_bags) continue;
           last_bag = bag;
           copies.clear();
-          local_ids.clear();
-          local_weights.clear();
+          copy_weights.clear();
           for (int64_t j = bounds[bag]; j < bounds[bag + 1]; ++j) {
             if (slots[j] == args.padding_idx) continue;
-            local_ids.push_back(static_cast<int64_t>(local_ids.size()));
-            copies.resize(local_ids.size() * dim);
-            StableCopyRow(slots[j], copies.data() + (local_ids.size() - 1) * dim);
-            if (args.weights != nullptr) local_weights.push_back(args.weights[j]);
+            copies.resize(copies.size() + dim);
+            StableCopyRow(slots[j], copies.data() + copies.size() - dim);
+            if (args.weights != nullptr) copy_weights.push_back(args.weights[j]);
           }
-          const float* base = copies.data();
-          RowView view{&base, /*shard_shift=*/62, static_cast<int64_t>(local_ids.size()), dim, dim};
-          local_bounds[1] = static_cast<int64_t>(local_ids.size());
-          BagArgs one{local_ids.data(),
-                      local_bounds[1],
-                      local_bounds.data(),
-                      1,
-                      args.mode,
-                      args.weights != nullptr ? local_weights.data() : nullptr,
-                      -1};
-          KernelsFor(SimdLevel::kScalar).pooled(view, one, out.data() + bag * dim);
+          PoolCopiedBag(copies, dim, mode, copy_weights, out.data() + bag * dim);
         }
       });
 }

@@ -88,4 +88,19 @@ absl::Status CheckBagWeights(size_t num_ids, PoolingMode mode, absl::Span<const 
   return absl::OkStatus();
 }
 
+void PoolCopiedBag(absl::Span<const float> rows, int64_t dim, PoolingMode mode,
+                   absl::Span<const float> weights, float* out) {
+  const int64_t n = static_cast<int64_t>(rows.size()) / dim;
+  std::vector<int64_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = i;
+  const int64_t bounds[2] = {0, n};
+  const float* base = rows.data();
+  // One shard holding every copied row.
+  const RowView view{&base, /*shard_shift=*/62, n, dim, dim};
+  const BagArgs bag{
+      ids.data(),        n, bounds, 1, mode, weights.empty() ? nullptr : weights.data(),
+      /*padding_idx=*/-1};
+  KernelsFor(SimdLevel::kScalar).pooled(view, bag, out);
+}
+
 }  // namespace embedserve

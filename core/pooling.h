@@ -37,6 +37,13 @@ absl::StatusOr<std::vector<int64_t>> BagBounds(int64_t num_ids, absl::Span<const
 // InvalidArgument naming the problem (and the first non-finite position).
 absl::Status CheckBagWeights(size_t num_ids, PoolingMode mode, absl::Span<const float> weights);
 
+// Pools one bag from rows copied out of a table (`rows`: the bag's
+// non-padding rows, packed, dim floats each; `weights`: empty or one per
+// row) with the scalar reference kernel: exactly what a pooled kernel gives
+// for that bag. For bags that must be recomputed from consistent copies.
+void PoolCopiedBag(absl::Span<const float> rows, int64_t dim, PoolingMode mode,
+                   absl::Span<const float> weights, float* out);
+
 }  // namespace embedserve
 
 #endif  // EMBEDSERVE_CORE_POOLING_H_

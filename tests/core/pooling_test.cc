@@ -56,5 +56,20 @@ TEST(CheckBagWeightsTest, OneFiniteWeightPerIdAndOnlyWithSum) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("per_sample_weights[2] is inf")));
 }
 
+TEST(PoolCopiedBagTest, PoolsThePackedRowsAsTheKernelsDo) {
+  const std::vector<float> rows = {1, -2, 3, 4, 5, -6};  // 3 rows of dim 2
+  std::vector<float> out(2);
+  PoolCopiedBag(rows, 2, PoolingMode::kSum, {}, out.data());
+  EXPECT_THAT(out, ::testing::ElementsAre(9, -4));
+  PoolCopiedBag(rows, 2, PoolingMode::kMean, {}, out.data());
+  EXPECT_THAT(out, ::testing::ElementsAre(3, -4.0f / 3));
+  PoolCopiedBag(rows, 2, PoolingMode::kMax, {}, out.data());
+  EXPECT_THAT(out, ::testing::ElementsAre(5, 4));
+  PoolCopiedBag(rows, 2, PoolingMode::kSum, {2, 0, 0.5f}, out.data());
+  EXPECT_THAT(out, ::testing::ElementsAre(4.5f, -7));
+  PoolCopiedBag({}, 2, PoolingMode::kMax, {}, out.data());  // empty bag
+  EXPECT_THAT(out, ::testing::ElementsAre(0, 0));
+}
+
 }  // namespace
 }  // namespace embedserve
