@@ -15,10 +15,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
-#include "core/gather.h"
+#include "core/lookup_plan.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
@@ -399,97 +398,37 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
   for (const auto& q : req.queries()) total_ids += q.ids_size();
   RETURN_IF_ERROR(CheckTotalIds(total_ids, options_.limits));
   // Validate everything first: a failed request must change nothing.
-  std::vector<std::shared_ptr<EmbeddingTable>> tables;
-  // Queries by word, resolved to ids.
+  LookupPlan plan;
+  // Queries by word, resolved to ids (the plan borrows them).
   std::vector<std::vector<int64_t>> word_ids(req.queries_size());
   int64_t response_bytes = 0;
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::LookupQuery& query = req.queries(q);
+    auto ctx = [&](const absl::Status& s) { return WithQueryContext(s, q, query.table()); };
     absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
-    RETURN_IF_ERROR(WithQueryContext(table.status(), q, query.table()));
+    RETURN_IF_ERROR(ctx(table.status()));
     if (query.words_size() > 0) {
-      if (query.ids_size() > 0) {
-        return WithQueryContext(absl::InvalidArgumentError("give ids or words, not both"), q,
-                                query.table());
-      }
+      if (query.ids_size() > 0)
+        return ctx(absl::InvalidArgumentError("give ids or words, not both"));
       RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), options_.limits));
       absl::StatusOr<std::vector<int64_t>> ids = (*table)->IdsForWords(
           std::vector<std::string>(query.words().begin(), query.words().end()));
-      RETURN_IF_ERROR(WithQueryContext(ids.status(), q, query.table()));
+      RETURN_IF_ERROR(ctx(ids.status()));
       word_ids[q] = *std::move(ids);
     }
-    const absl::Span<const int64_t> query_ids =
-        query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
-    if (query.scalar() && (query.shape_size() > 0 || query_ids.size() != 1)) {
-      return WithQueryContext(
-          absl::InvalidArgumentError(
-              absl::StrCat("a scalar query (a 0-d index) takes exactly one id and no shape, got ",
-                           query_ids.size(), " ids and a shape of ", query.shape_size(), " dims")),
-          q, query.table());
-    }
-    if (query.shape_size() > 0) {
-      int64_t product = 1;
-      for (int64_t d : query.shape()) {
-        if (d < 0 || __builtin_mul_overflow(product, d, &product)) {
-          product = -1;
-          break;
-        }
-      }
-      if (product != static_cast<int64_t>(query_ids.size())) {
-        return WithQueryContext(
-            absl::InvalidArgumentError(absl::StrCat("shape [", absl::StrJoin(query.shape(), ", "),
-                                                    "] does not match ", query_ids.size(), " ids")),
-            q, query.table());
-      }
-    }
     if (query.output() != v1::FLOAT32 && query.output() != v1::FLOAT16) {
-      return WithQueryContext(absl::InvalidArgumentError("output must be FLOAT32 or FLOAT16"), q,
-                              query.table());
+      return ctx(absl::InvalidArgumentError("output must be FLOAT32 or FLOAT16"));
     }
-    RETURN_IF_ERROR(WithQueryContext((*table)->CheckIds(query_ids), q, query.table()));
-    RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(query_ids.size()), (*table)->dim(),
-                                     options_.limits, &response_bytes));
-    tables.push_back(*std::move(table));
+    PlainLookup lookup;
+    lookup.ids = query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
+    lookup.shape = IdSpan(query.shape());
+    lookup.scalar = query.scalar();
+    lookup.output = query.output() == v1::FLOAT16 ? OutputType::kFloat16 : OutputType::kFloat32;
+    RETURN_IF_ERROR(ctx(plan.Add(*std::move(table), lookup)));
+    RETURN_IF_ERROR(AddResponseBytes(plan.output_rows(q), plan.table(q).dim(), options_.limits,
+                                     &response_bytes));
   }
-  auto ids_of = [&](int q) {
-    const v1::LookupQuery& query = req.queries(q);
-    return query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids());
-  };
-  for (int q = 0; q < req.queries_size(); ++q) {
-    const v1::LookupQuery& query = req.queries(q);
-    const int64_t num_ids = static_cast<int64_t>(ids_of(q).size());
-    std::vector<int64_t> shape(query.shape().begin(), query.shape().end());
-    if (shape.empty() && !query.scalar()) shape.push_back(num_ids);
-    shape.push_back(tables[q]->dim());
-    const bool half = query.output() == v1::FLOAT16;
-    out->Add(shape, half ? v1::FLOAT16 : v1::FLOAT32,
-             static_cast<size_t>(num_ids * tables[q]->dim()) * (half ? 2 : sizeof(float)));
-  }
-  out->Allocate();
-  for (int q = 0; q < req.queries_size(); ++q) {
-    const v1::LookupQuery& query = req.queries(q);
-    const absl::Span<const int64_t> query_ids = ids_of(q);
-    EmbeddingTable& table = *tables[q];
-    const int64_t n = static_cast<int64_t>(query_ids.size()) * table.dim();
-    if (query.output() == v1::FLOAT16) {
-      // Gathered in float32, sent as float16.
-      std::vector<float> rows(n);
-      RETURN_IF_ERROR(
-          WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(rows)), q, query.table()));
-      ActiveKernels().to_half(rows.data(), n, reinterpret_cast<uint16_t*>(out->values(q)));
-      continue;
-    }
-    // The kernel writes straight into the answer's bytes.
-    float* values = reinterpret_cast<float*>(out->values(q));
-    RETURN_IF_ERROR(
-        WithQueryContext(table.Lookup(query_ids, absl::MakeSpan(values, n)), q, query.table()));
-  }
-  if (metrics_ != nullptr) {
-    for (int q = 0; q < req.queries_size(); ++q) {
-      metrics_->AddRowsLookedUp(tables[q]->name(), static_cast<int64_t>(ids_of(q).size()));
-    }
-  }
-  return absl::OkStatus();
+  return AnswerPlan(plan, out);
 }
 
 absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
@@ -497,12 +436,7 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
   int64_t total_ids = 0;
   for (const auto& q : req.queries()) total_ids += q.ids_size();
   RETURN_IF_ERROR(CheckTotalIds(total_ids, options_.limits));
-  struct Plan {
-    std::shared_ptr<EmbeddingTable> table;
-    std::vector<int64_t> bounds;
-    PoolingMode mode;
-  };
-  std::vector<Plan> plans;
+  LookupPlan plan;
   int64_t response_bytes = 0;
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::PooledQuery& query = req.queries(q);
@@ -511,43 +445,39 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
     RETURN_IF_ERROR(ctx(table.status()));
     absl::StatusOr<PoolingMode> mode = PoolingModeFromProto(query.mode());
     RETURN_IF_ERROR(ctx(mode.status()));
+    PooledLookup lookup;
+    lookup.ids = IdSpan(query.ids());
+    lookup.offsets = IdSpan(query.offsets());
+    lookup.include_last_offset = query.include_last_offset();
+    lookup.shape = IdSpan(query.shape());
+    lookup.mode = *mode;
+    lookup.weights =
+        absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size());
     // The bags this answer still has room for: checked before the bounds
     // are built (a 30-byte request can ask for 500 M empty bags).
-    const int64_t max_bags = (options_.limits.max_response_bytes - response_bytes) /
-                             ((*table)->dim() * static_cast<int64_t>(sizeof(float)));
-    absl::StatusOr<std::vector<int64_t>> bounds =
-        BagBounds(query.ids_size(), IdSpan(query.offsets()), query.include_last_offset(),
-                  IdSpan(query.shape()), max_bags);
-    RETURN_IF_ERROR(ctx(bounds.status()));
-    RETURN_IF_ERROR(ctx(EmbeddingTable::CheckBagWeights(
-        query.ids_size(), *mode,
-        absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()))));
-    RETURN_IF_ERROR(ctx((*table)->CheckIds(IdSpan(query.ids()))));
-    RETURN_IF_ERROR(AddResponseBytes(static_cast<int64_t>(bounds->size()) - 1, (*table)->dim(),
-                                     options_.limits, &response_bytes));
-    plans.push_back({*std::move(table), *std::move(bounds), *mode});
+    lookup.max_bags = (options_.limits.max_response_bytes - response_bytes) /
+                      ((*table)->dim() * static_cast<int64_t>(sizeof(float)));
+    RETURN_IF_ERROR(ctx(plan.Add(*std::move(table), lookup)));
+    RETURN_IF_ERROR(AddResponseBytes(plan.output_rows(q), plan.table(q).dim(), options_.limits,
+                                     &response_bytes));
   }
-  for (const Plan& plan : plans) {
-    const int64_t bags = static_cast<int64_t>(plan.bounds.size()) - 1;
-    out->Add({bags, plan.table->dim()}, v1::FLOAT32,
-             static_cast<size_t>(bags * plan.table->dim()) * sizeof(float));
+  return AnswerPlan(plan, out);
+}
+
+absl::Status EmbeddingServiceImpl::AnswerPlan(const LookupPlan& plan, ResultsWriter* out) {
+  for (int q = 0; q < plan.size(); ++q) {
+    out->Add(plan.output_shape(q),
+             plan.output(q) == OutputType::kFloat16 ? v1::FLOAT16 : v1::FLOAT32,
+             static_cast<size_t>(plan.output_bytes(q)));
   }
   out->Allocate();
-  for (int q = 0; q < req.queries_size(); ++q) {
-    const v1::PooledQuery& query = req.queries(q);
-    Plan& plan = plans[q];
-    const int64_t n = (static_cast<int64_t>(plan.bounds.size()) - 1) * plan.table->dim();
-    float* values = reinterpret_cast<float*>(out->values(q));
-    RETURN_IF_ERROR(WithQueryContext(
-        plan.table->LookupPooled(
-            IdSpan(query.ids()), plan.bounds, plan.mode,
-            absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size()),
-            absl::MakeSpan(values, n)),
-        q, query.table()));
+  for (int q = 0; q < plan.size(); ++q) {
+    // The kernels write straight into the answer's bytes.
+    RETURN_IF_ERROR(WithQueryContext(plan.Run(q, out->values(q)), q, plan.table(q).name()));
   }
   if (metrics_ != nullptr) {
-    for (int q = 0; q < req.queries_size(); ++q) {
-      metrics_->AddRowsLookedUp(plans[q].table->name(), req.queries(q).ids_size());
+    for (int q = 0; q < plan.size(); ++q) {
+      metrics_->AddRowsLookedUp(plan.table(q).name(), plan.num_ids(q));
     }
   }
   return absl::OkStatus();

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/lookup_plan.h"
 #include "core/table_registry.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
 #include "server/auth.h"
@@ -247,6 +248,8 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
                                v1::DescribeTableResponse* resp);
   absl::Status DoLookup(const v1::LookupRequest& req, ResultsWriter* out);
   absl::Status DoLookupPooled(const v1::PooledRequest& req, ResultsWriter* out);
+  // Sizes the answer of a validated plan, then runs it into the answer's bytes.
+  absl::Status AnswerPlan(const LookupPlan& plan, ResultsWriter* out);
   absl::Status DoAssignRows(const v1::AssignRowsRequest& req, v1::AssignRowsResponse* resp);
   absl::Status DoUpdateTable(const v1::UpdateTableRequest& req, v1::UpdateTableResponse* resp);
   absl::Status DoGetOptimizerState(const v1::OptimizerStateRequest& req,
