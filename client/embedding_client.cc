@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "core/row_codec.h"
-#include "core/status_macros.h"
+#include "base/float16.h"
+#include "base/status_macros.h"
 #include "proto/grpc_status.h"
 
 namespace embedserve {

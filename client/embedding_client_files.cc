@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/embedding_client.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "proto/grpc_status.h"
 
 namespace embedserve {

@@ -10,7 +10,7 @@
 #include "core/internal/sharded_row_storage.h"
 #include "core/renorm.h"
 #include "core/row_codec.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace embedserve {
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/pooling.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace embedserve {
 namespace {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "base/float16.h"  // the scalar conversions the codec uses
 #include "core/gather.h"
 
 namespace embedserve {
@@ -29,11 +30,6 @@ void DecodeRow(RowType type, const uint8_t* src, int64_t dim, float* dst);
 // once stored as `type` (float16 overflows past 65504, bfloat16 near
 // FLT_MAX); -1 if all are fine. int8 rows encode every finite row finitely.
 int64_t FirstUnencodable(RowType type, const float* src, int64_t dim);
-
-float HalfToFloat(uint16_t h);
-uint16_t FloatToHalf(float f);
-float BFloat16ToFloat(uint16_t b);
-uint16_t FloatToBFloat16(float f);
 
 }  // namespace embedserve
 

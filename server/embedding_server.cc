@@ -19,7 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "server/internal/http_exposer.h"
 #include "server/metrics.h"
 #include "server/server_metrics.h"

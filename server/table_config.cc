@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "embedserve/v1/embedserve.pb.h"
 #include "server/conversions.h"
 

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace embedserve::internal {
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/row_codec.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace embedserve::internal {
 namespace {

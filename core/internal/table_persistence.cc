@@ -1,7 +1,7 @@
 #include "core/internal/table_persistence.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 
 namespace embedserve::internal {
 

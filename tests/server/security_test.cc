@@ -21,7 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/embedding_client.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "core/table_registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
