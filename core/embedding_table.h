@@ -148,12 +148,6 @@ class EmbeddingTable {
   // validate a multi-table request before changing anything.
   absl::Status CheckIds(absl::Span<const int64_t> ids) const;
 
-  // Deprecated: CheckBagWeights in core/pooling.h.
-  static absl::Status CheckBagWeights(size_t num_ids, PoolingMode mode,
-                                      absl::Span<const float> weights) {
-    return ::embedserve::CheckBagWeights(num_ids, mode, weights);
-  }
-
   // F.embedding: out[i] = row(ids[i]). With max_norm, the referenced rows are
   // first renormalised in place (torch.embedding_renorm_).
   // REQUIRES: out.size() == ids.size() * dim().

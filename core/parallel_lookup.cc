@@ -28,17 +28,4 @@ int64_t LookupParallelism::Run(int64_t n, int64_t work,
   return first_bad.load() == INT64_MAX ? kAllValid : first_bad.load();
 }
 
-namespace {
-std::shared_ptr<LookupParallelism>& Default() {
-  static std::shared_ptr<LookupParallelism>* p = new std::shared_ptr<LookupParallelism>();
-  return *p;
-}
-}  // namespace
-
-void SetLookupParallelism(int threads, int64_t min_ids) {
-  Default() = threads > 0 ? std::make_shared<LookupParallelism>(threads, min_ids) : nullptr;
-}
-
-std::shared_ptr<LookupParallelism> DefaultLookupParallelism() { return Default(); }
-
 }  // namespace embedserve

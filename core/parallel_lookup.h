@@ -42,12 +42,6 @@ class LookupParallelism {
   const int64_t min_ids_;
 };
 
-// Deprecated, for embedserve_main until it hands a LookupParallelism to its
-// TableRegistry: registries made after this call without a parallelism of
-// their own take this one (threads 0: none). Not thread-safe; call at start-up.
-void SetLookupParallelism(int threads, int64_t min_ids);
-std::shared_ptr<LookupParallelism> DefaultLookupParallelism();
-
 }  // namespace embedserve
 
 #endif  // EMBEDSERVE_CORE_PARALLEL_LOOKUP_H_

@@ -32,10 +32,7 @@ class TableRegistry {
   // TableOptions); null runs every lookup on its caller.
   explicit TableRegistry(int64_t max_total_bytes = 0, RowStore* store = nullptr,
                          std::shared_ptr<LookupParallelism> parallelism = nullptr)
-      : max_total_bytes_(max_total_bytes),
-        store_(store),
-        parallelism_(parallelism != nullptr ? std::move(parallelism) : DefaultLookupParallelism()) {
-  }
+      : max_total_bytes_(max_total_bytes), store_(store), parallelism_(std::move(parallelism)) {}
 
   // Restores every table of the store (at start-up, before serving).
   // Returns the number restored. DataLoss/Unavailable from the store.

@@ -408,8 +408,9 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
     absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
     RETURN_IF_ERROR(ctx(table.status()));
     if (query.words_size() > 0) {
-      if (query.ids_size() > 0)
+      if (query.ids_size() > 0) {
         return ctx(absl::InvalidArgumentError("give ids or words, not both"));
+      }
       RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), options_.limits));
       absl::StatusOr<std::vector<int64_t>> ids = (*table)->IdsForWords(
           std::vector<std::string>(query.words().begin(), query.words().end()));

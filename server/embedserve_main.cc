@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/embedding_table.h"
 #include "core/gather.h"
+#include "core/parallel_lookup.h"
 #include "core/table_registry.h"
 #include "server/auth.h"
 #include "server/embedding_server.h"
@@ -139,8 +140,12 @@ int Run() {
       return 2;
     }
   }
+  // Handed to every table through the registry; null: lookups run on the
+  // gRPC thread that received them.
+  std::shared_ptr<embedserve::LookupParallelism> parallelism;
   if (const int threads = absl::GetFlag(FLAGS_lookup_threads); threads > 0) {
-    embedserve::SetLookupParallelism(threads, absl::GetFlag(FLAGS_parallel_min_ids));
+    parallelism = std::make_shared<embedserve::LookupParallelism>(
+        threads, absl::GetFlag(FLAGS_parallel_min_ids));
     LogInfo(absl::StrCat("lookups of >= ", absl::GetFlag(FLAGS_parallel_min_ids),
                          " ids split across ", threads, " extra threads"));
   }
@@ -217,7 +222,8 @@ int Run() {
     }
     options.service.upload_dir = *uploads;
   }
-  auto registry = std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get());
+  auto registry =
+      std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get(), parallelism);
   options.store = store.get();
   if (absl::Status s =
           embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
