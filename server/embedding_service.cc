@@ -18,7 +18,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "core/lookup_plan.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/internal/log.h"
