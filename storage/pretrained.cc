@@ -1,6 +1,6 @@
 #include "storage/pretrained.h"
 
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "storage/internal/npy_reader.h"
 #include "storage/internal/raw_reader.h"
 #include "storage/internal/safe_file.h"

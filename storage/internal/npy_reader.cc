@@ -10,8 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/row_codec.h"
-#include "core/status_macros.h"
+#include "base/float16.h"
+#include "base/status_macros.h"
 
 namespace embedserve::internal {
 namespace {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "base/status_macros.h"
 #include "storage/internal/text_vectors_reader.h"
 
 namespace embedserve::internal {
