@@ -12,8 +12,8 @@
 
 namespace embedserve {
 
-// A push's sparse gradient coalesced as PyTorch's backward does for
-// nn.Embedding (torch.embedding_dense_backward):
+// A push's sparse gradient coalesced as nn.Embedding's backward leaves it
+// for the optimizer (a sparse gradient, coalesced):
 //   ids:  the distinct ids != padding_idx, in order of first occurrence
 //   sums: ids.size() * dim floats; sums[u] = sum of the gradients of ids[u],
 //         added in push order (float32), then divided by its number of

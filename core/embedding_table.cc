@@ -5,12 +5,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "core/coalesce.h"
 #include "core/initializer.h"
 #include "core/internal/sharded_row_storage.h"
 #include "core/renorm.h"
 #include "core/row_codec.h"
-#include "base/status_macros.h"
 
 namespace embedserve {
 
@@ -284,27 +284,16 @@ absl::Status EmbeddingTable::CheckRowValues(absl::Span<const int64_t> ids,
 absl::Status EmbeddingTable::CheckRecords(absl::Span<const int64_t> ids,
                                           absl::Span<const float> packed,
                                           absl::string_view what) const {
-  const int64_t dim = spec_.embedding_dim, rf = record_floats();
+  const RowFormat& f = rows_->format();
   for (size_t u = 0; u < ids.size(); ++u) {
-    const float* record = packed.data() + u * rf;
-    int64_t bad = FirstUnencodable(spec_.row_type, record, dim);
-    const char* part = "row";
-    if (bad < 0) {
-      for (int64_t j = dim; j < rf; ++j) {
-        if (!std::isfinite(record[j])) {
-          bad = j;
-          part = "optimizer state";
-          break;
-        }
-      }
-    }
-    if (bad >= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the ", what, " would make the ", part, " of id ", ids[u],
-                       " not finite (element ", bad, ": ", record[bad],
-                       spec_.row_type == RowType::kFloat32 ? "" : " or past its row type's range",
-                       "); nothing was applied"));
-    }
+    const float* record = packed.data() + u * f.record_floats();
+    const int64_t bad = f.FirstUnstorable(record);
+    if (bad < 0) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", what, " would make the ", bad < f.dim ? "row" : "optimizer state",
+                     " of id ", ids[u], " not finite (element ", bad, ": ", record[bad],
+                     f.type == RowType::kFloat32 ? "" : " or past its row type's range",
+                     "); nothing was applied"));
   }
   return absl::OkStatus();
 }

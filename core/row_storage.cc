@@ -1,5 +1,7 @@
 #include "core/row_storage.h"
 
+#include <cmath>
+
 #include "core/optimizer.h"
 #include "core/row_codec.h"
 
@@ -18,6 +20,15 @@ RowFormat RowFormat::For(const TableSpec& spec) {
     f.initial_state = static_cast<float>(spec.optimizer.initial_accumulator_value);
   }
   return f;
+}
+
+int64_t RowFormat::FirstUnstorable(const float* record) const {
+  const int64_t bad = FirstUnencodable(type, record, dim);
+  if (bad >= 0) return bad;
+  for (int64_t j = dim; j < record_floats(); ++j) {
+    if (!std::isfinite(record[j])) return j;
+  }
+  return -1;
 }
 
 }  // namespace embedserve

@@ -49,6 +49,11 @@ struct RowFormat {
   // (decoded), then element_slots * dim floats of element state (slot by
   // slot), then row_slots floats of row state.
   int64_t record_floats() const { return dim * (1 + element_slots) + row_slots; }
+
+  // The index of the first value of `record` that a row cannot keep: a row
+  // value that is not finite or does not encode in `type` (FirstUnencodable),
+  // or a state value that is not finite; -1 if there is none.
+  int64_t FirstUnstorable(const float* record) const;
 };
 
 // What the gather kernels read: `rows` for float32 rows, `compact` for
