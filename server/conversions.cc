@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "core/row_codec.h"
 
 namespace embedserve {
@@ -198,6 +199,111 @@ absl::StatusOr<absl::Span<const float>> FloatsFromBytes(const std::string& bytes
   scratch->resize(n);
   std::memcpy(scratch->data(), bytes.data(), bytes.size());
   return absl::MakeConstSpan(*scratch);
+}
+
+absl::StatusOr<OutputType> OutputTypeFromProto(v1::ValueType type) {
+  switch (type) {
+    case v1::FLOAT32:
+      return OutputType::kFloat32;
+    case v1::FLOAT16:
+      return OutputType::kFloat16;
+    default:
+      return absl::InvalidArgumentError("output must be FLOAT32 or FLOAT16");
+  }
+}
+
+v1::ValueType OutputTypeToProto(OutputType type) {
+  return type == OutputType::kFloat16 ? v1::FLOAT16 : v1::FLOAT32;
+}
+
+absl::StatusOr<PlainLookup> PlainLookupFromProto(const v1::LookupQuery& query,
+                                                 absl::Span<const int64_t> ids) {
+  PlainLookup lookup;
+  ASSIGN_OR_RETURN(lookup.output, OutputTypeFromProto(query.output()));
+  lookup.ids = ids;
+  lookup.shape = IdSpan(query.shape());
+  lookup.scalar = query.scalar();
+  return lookup;
+}
+
+absl::StatusOr<PooledLookup> PooledLookupFromProto(const v1::PooledQuery& query) {
+  PooledLookup lookup;
+  ASSIGN_OR_RETURN(lookup.mode, PoolingModeFromProto(query.mode()));
+  lookup.ids = IdSpan(query.ids());
+  lookup.offsets = IdSpan(query.offsets());
+  lookup.include_last_offset = query.include_last_offset();
+  lookup.shape = IdSpan(query.shape());
+  lookup.weights =
+      absl::MakeConstSpan(query.per_sample_weights().data(), query.per_sample_weights_size());
+  return lookup;
+}
+
+absl::StatusOr<EmbeddingTable::Settings> SettingsFromProto(const v1::UpdateTableRequest& req,
+                                                           OptimizerKind current) {
+  const v1::OptimizerSpec& o = req.optimizer();
+  if (o.kind() != v1::OptimizerSpec::SGD &&
+      static_cast<int>(o.kind()) != static_cast<int>(current)) {
+    return absl::InvalidArgumentError("the optimizer kind is fixed at creation");
+  }
+  if (o.has_initial_accumulator_value()) {
+    return absl::InvalidArgumentError("initial_accumulator_value is fixed at creation");
+  }
+  EmbeddingTable::Settings settings;
+  if (req.has_frozen()) settings.frozen = req.frozen();
+  if (o.has_lr()) settings.lr = o.lr();
+  if (o.has_lr_decay()) settings.lr_decay = o.lr_decay();
+  if (o.has_eps()) settings.eps = o.eps();
+  if (o.has_beta1()) settings.beta1 = o.beta1();
+  if (o.has_beta2()) settings.beta2 = o.beta2();
+  return settings;
+}
+
+absl::StatusOr<TableSpec> LoadSpecFromProto(const v1::LoadTableRequest& req) {
+  v1::TableSpec proto;
+  proto.set_name(req.name());
+  proto.set_num_embeddings(1);
+  proto.set_embedding_dim(1);
+  *proto.mutable_optimizer() = req.optimizer();
+  ASSIGN_OR_RETURN(TableSpec spec, SpecFromProto(proto));
+  spec.frozen = req.freeze();
+  if (req.has_padding_idx()) spec.padding_idx = req.padding_idx();
+  if (req.has_max_norm()) spec.max_norm = req.max_norm();
+  return spec;
+}
+
+absl::StatusOr<PretrainedFormat> PretrainedFormatFromProto(v1::FileFormat format) {
+  switch (format) {
+    case v1::NPY:
+      return PretrainedFormat::kNpy;
+    case v1::WORD2VEC_TEXT:
+      return PretrainedFormat::kWord2VecText;
+    case v1::WORD2VEC_BINARY:
+      return PretrainedFormat::kWord2VecBinary;
+    case v1::GLOVE_TEXT:
+      return PretrainedFormat::kGloveText;
+    case v1::RAW_F32:
+      return PretrainedFormat::kRaw;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown file format ", format));
+  }
+}
+
+void CheckpointToProto(const CheckpointInfo& info, v1::Checkpoint* p) {
+  p->set_name(info.name);
+  p->set_created_unix_ms(info.created_unix_ms);
+  p->set_bytes(info.bytes);
+  for (const auto& t : info.tables) p->add_tables(t);
+}
+
+void StateSlotsToProto(absl::Span<const EmbeddingTable::StateSlot> slots, int64_t num_ids,
+                       v1::OptimizerStateResponse* proto) {
+  for (const auto& slot : slots) {
+    auto* out = proto->add_slots();
+    out->set_name(slot.name);
+    out->add_shape(num_ids);
+    if (slot.width != 1) out->add_shape(slot.width);
+    out->set_values(slot.values.data(), slot.values.size() * sizeof(float));
+  }
 }
 
 }  // namespace embedserve
