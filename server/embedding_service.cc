@@ -142,7 +142,11 @@ void EmbeddingServiceImpl::FinishUnary(grpc::ServerUnaryReactor* reactor, int rp
 
 EmbeddingServiceImpl::EmbeddingServiceImpl(std::shared_ptr<TableRegistry> registry,
                                            RequestLimits limits)
-    : EmbeddingServiceImpl(std::move(registry), ServiceOptions{.limits = limits}) {}
+    : EmbeddingServiceImpl(std::move(registry), [&] {
+        ServiceOptions options;
+        options.limits = limits;
+        return options;
+      }()) {}
 
 EmbeddingServiceImpl::~EmbeddingServiceImpl() { Shutdown(); }
 
