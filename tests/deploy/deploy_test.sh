@@ -8,15 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 CTL_BIN="$BUILD/client/embedctl"
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -9 "$SERVER_PID"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 source "$ROOT/deploy/checks.sh"
-CHECK_OUT="$WORK/out"
+checks_scratch  # WORK, SERVER_PID (killed at exit), CHECK_OUT
 contains() { grep -q -- "$1" "$WORK/out"; }
 
 # 1. On a machine that built embedserve, the image build stage's package

@@ -11,15 +11,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -9 "$SERVER_PID"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 source "$ROOT/deploy/checks.sh"
-CHECK_OUT="$WORK/out"
+checks_scratch  # WORK, SERVER_PID (killed at exit), CHECK_OUT
 
 # --- 1. The client package, installed and used from outside.
 PREFIX="$WORK/prefix"
