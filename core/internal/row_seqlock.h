@@ -40,10 +40,17 @@ class RowSeqlock {
   void BeginWrite(int64_t slot);
   void EndWrite(int64_t slot);
 
-  // Reader side. before.size() == slots.size().
+  // Reader side. REQUIRES: before.size() == slots.size().
+  // (The loops index raw pointers: absl::Span's operator[] is bounds-checked
+  // in this Abseil build, a compare and branch per id on the hot path; and
+  // the array's address sits in a local, which an acquire load would
+  // otherwise make the compiler reload from the object on every id.)
   void Snapshot(absl::Span<const int64_t> slots, absl::Span<uint32_t> before) const {
+    const std::atomic<uint32_t>* const stripes = stripes_.get();
+    const int64_t* const s = slots.data();
+    uint32_t* const b = before.data();
     for (size_t i = 0; i < slots.size(); ++i) {
-      before[i] = Stripe(slots[i]).load(std::memory_order_acquire);
+      b[i] = stripes[static_cast<uint64_t>(s[i]) & (kStripes - 1)].load(std::memory_order_acquire);
     }
   }
   // Appends to `torn` the positions i whose stripe was being written at
@@ -52,9 +59,13 @@ class RowSeqlock {
             std::vector<int64_t>* torn) const {
     // The reads above are ordered before the counters read below.
     std::atomic_thread_fence(std::memory_order_acquire);
+    const std::atomic<uint32_t>* const stripes = stripes_.get();
+    const int64_t* const s = slots.data();
+    const uint32_t* const b = before.data();
     for (size_t i = 0; i < slots.size(); ++i) {
-      const uint32_t now = Stripe(slots[i]).load(std::memory_order_relaxed);
-      if ((before[i] & 1) || now != before[i]) torn->push_back(static_cast<int64_t>(i));
+      const uint32_t now =
+          stripes[static_cast<uint64_t>(s[i]) & (kStripes - 1)].load(std::memory_order_relaxed);
+      if ((b[i] & 1) || now != b[i]) torn->push_back(static_cast<int64_t>(i));
     }
   }
   // Calls read() until it ran while `slot` was not written (yielding while
