@@ -22,79 +22,6 @@ EmbeddingTable::EmbeddingTable(const TableSpec& spec, std::unique_ptr<RowStorage
       frozen_(spec.frozen),
       optimizer_(spec.optimizer) {}
 
-int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
-  return internal::ShardedRowStorage::EstimateBytes(spec);
-}
-
-absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
-    const TableSpec& raw_spec, absl::Span<const float> initial_values,
-    const TableOptions& options) {
-  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
-  if (!initial_values.empty()) RETURN_IF_ERROR(CheckInitialValues(spec, initial_values));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
-                   internal::ShardedRowStorage::Create(spec));
-  FillInitialRows(spec, initial_values, *rows);
-  std::unique_ptr<EmbeddingTable> table(
-      new EmbeddingTable(spec, std::move(rows), options.parallelism));
-  if (options.store != nullptr) RETURN_IF_ERROR(table->PersistTo(options.store));
-  return table;
-}
-
-absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(
-    const StoredTable& meta, const TableOptions& options) {
-  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(meta.spec));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
-                   internal::ShardedRowStorage::Create(spec));
-  RETURN_IF_ERROR(internal::TablePersistence::Load(*options.store, meta, *rows));
-  std::unique_ptr<EmbeddingTable> table(
-      new EmbeddingTable(spec, std::move(rows), options.parallelism));
-  if (!meta.vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(meta.vocabulary));
-  absl::MutexLock lock(&table->mu_);
-  table->step_ = meta.step;
-  table->version_.store(meta.version);
-  table->persistence_.Attach(options.store);
-  return table;
-}
-
-absl::Status EmbeddingTable::PersistTo(RowStore* store) {
-  if (store == nullptr) {
-    DetachStore();
-    return absl::OkStatus();
-  }
-  ASSIGN_OR_RETURN(std::string staged, StageTo(store));
-  return CommitTo(store, staged);
-}
-
-absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
-  absl::MutexLock lock(&mu_);
-  return internal::TablePersistence::Stage(*store, Meta(version_.load(), step_), *rows_);
-}
-
-absl::Status EmbeddingTable::CommitTo(RowStore* store, const std::string& staged) {
-  absl::MutexLock lock(&mu_);
-  // The vocabulary is written once, with the table; later writes (Meta)
-  // leave it out.
-  StoredTable meta = Meta(version_.load(), step_);
-  meta.vocabulary = vocabulary_.words();
-  return persistence_.Commit(*store, meta, staged);
-}
-
-void EmbeddingTable::DetachStore() {
-  absl::MutexLock lock(&mu_);
-  persistence_.Attach(nullptr);
-}
-
-StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
-  StoredTable meta;
-  meta.spec = spec_;
-  meta.spec.frozen = frozen_;
-  meta.spec.optimizer = optimizer_;
-  meta.version = version;
-  meta.step = step;
-  meta.floats_per_record = record_floats();
-  return meta;
-}
-
 TableSpec EmbeddingTable::spec() const {
   TableSpec s = spec_;
   absl::ReaderMutexLock lock(&mu_);
@@ -325,13 +252,18 @@ absl::Status EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   }
   if (changed.empty()) return absl::OkStatus();
   packed.resize(changed.size() * rf);
-  return Commit(changed, packed, step_).status();
+  // Logged as the records it wrote: replay need not know that a lookup did
+  // it. A lookup does not wait for it to be durable: every later change of
+  // the table is logged after it, so no acknowledged change can survive a
+  // crash without it.
+  UpdateRecord logged;
+  logged.kind = UpdateRecord::Kind::kWriteRecords;
+  logged.ids = changed;
+  logged.floats = packed;
+  return Commit(logged, changed, packed, step_).status();
 }
 
-absl::StatusOr<int64_t> EmbeddingTable::Commit(absl::Span<const int64_t> ids,
-                                               absl::Span<const float> packed, int64_t step) {
-  const int64_t version = version_.load(std::memory_order_relaxed) + 1;
-  RETURN_IF_ERROR(persistence_.PutRecords(Meta(version, step), ids, packed));
+void EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed) {
   const int64_t rf = record_floats();
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
@@ -340,9 +272,28 @@ absl::StatusOr<int64_t> EmbeddingTable::Commit(absl::Span<const int64_t> ids,
     rows_->WriteRecord(slots[i], packed.data() + i * rf);
     seqlock_.EndWrite(slots[i]);
   }
+}
+
+absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
+    UpdateRecord logged, absl::Span<const int64_t> ids, absl::Span<const float> packed,
+    int64_t step, const PushOrigin& origin) {
+  const int64_t version = version_.load(std::memory_order_relaxed) + 1;
+  LogPosition position = 0;
+  if (persistence_.log() != nullptr) {
+    logged.table = spec_.name;
+    logged.version = version;
+    logged.step = step;
+    logged.trainer = origin.trainer;
+    logged.trainer_sequence = origin.sequence;
+    ASSIGN_OR_RETURN(position, persistence_.Append(logged));
+  } else {
+    RETURN_IF_ERROR(persistence_.PutRecords(Meta(version, step), ids, packed));
+  }
+  WriteRecords(ids, packed);
+  if (!origin.trainer.empty()) trainers_.Applied(origin.trainer, origin.sequence);
   step_ = step;
   version_.store(version, std::memory_order_release);
-  return version;
+  return Committed{version, position};
 }
 
 absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
@@ -351,73 +302,147 @@ absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids
   RETURN_IF_ERROR(CheckRowValues(ids, values, "values"));
   // Distinct ids, the last value of a duplicate winning; state is kept.
   const CoalescedAssignment assign = CoalesceAssignment(ids);
-  absl::MutexLock lock(&mu_);
-  const int64_t rf = record_floats();
-  std::vector<float> packed = ReadRecords(assign.ids);
-  for (size_t u = 0; u < assign.ids.size(); ++u) {
-    std::memcpy(packed.data() + u * rf, values.data() + assign.positions[u] * dim,
-                dim * sizeof(float));
+  Committed done;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t rf = record_floats();
+    std::vector<float> packed = ReadRecords(assign.ids);
+    for (size_t u = 0; u < assign.ids.size(); ++u) {
+      std::memcpy(packed.data() + u * rf, values.data() + assign.positions[u] * dim,
+                  dim * sizeof(float));
+    }
+    RETURN_IF_ERROR(CheckRecords(assign.ids, packed, "assign"));
+    UpdateRecord logged;
+    logged.kind = UpdateRecord::Kind::kWriteRecords;
+    logged.ids = assign.ids;
+    logged.floats = packed;
+    ASSIGN_OR_RETURN(done, Commit(logged, assign.ids, packed, step_));
   }
-  RETURN_IF_ERROR(CheckRecords(assign.ids, packed, "assign"));
-  return Commit(assign.ids, packed, step_);
+  RETURN_IF_ERROR(WaitDurable(done.position));
+  return done.version;
 }
 
-absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
-    absl::Span<const int64_t> ids, absl::Span<const float> grads) {
+std::vector<float> EmbeddingTable::SteppedRecords(absl::Span<const int64_t> ids,
+                                                  absl::Span<const float> sums,
+                                                  int64_t step) const {
   const int64_t dim = spec_.embedding_dim;
-  RETURN_IF_ERROR(CheckRowValues(ids, grads, "grads"));
-  // Coalesced outside the lock.
-  const CoalescedGradients g =
-      CoalesceGradients(ids, grads, dim, spec_.padding_idx.value_or(-1), spec_.scale_grad_by_freq);
-  absl::MutexLock lock(&mu_);
-  if (frozen_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
-  }
-  // Only padding ids (or none): nothing to apply, so the optimizer's step
-  // does not advance either.
-  if (g.ids.empty()) return PushResult{version_.load(std::memory_order_relaxed), 0};
-  const OptimizerKind kind = optimizer_.kind;
-  const int64_t step = HasStepCount(kind) ? step_ + 1 : step_;
   const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step, 1));
-  // Step copies of the records (row, then state: see RowFormat); Commit
-  // makes them durable, then visible.
+  // Step copies of the records (row, then state: see RowFormat).
   const RowFormat& f = rows_->format();
   const int64_t rf = f.record_floats();
-  std::vector<float> packed = ReadRecords(g.ids);
-  for (size_t u = 0; u < g.ids.size(); ++u) {
+  std::vector<float> packed = ReadRecords(ids);
+  for (size_t u = 0; u < ids.size(); ++u) {
     float* record = packed.data() + u * rf;
-    ApplyRowStep(kind, k, g.sums.data() + u * dim, dim, record,
+    ApplyRowStep(optimizer_.kind, k, sums.data() + u * dim, dim, record,
                  f.element_slots >= 1 ? record + dim : nullptr,
                  f.element_slots >= 2 ? record + 2 * dim : nullptr,
                  f.row_slots > 0 ? record + rf - 1 : nullptr);
   }
-  RETURN_IF_ERROR(CheckRecords(g.ids, packed, "push"));
-  ASSIGN_OR_RETURN(const int64_t version, Commit(g.ids, packed, step));
-  return PushResult{version, static_cast<int64_t>(g.ids.size())};
+  return packed;
+}
+
+absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
+    absl::Span<const int64_t> ids, absl::Span<const float> grads, const PushOrigin& origin) {
+  const int64_t dim = spec_.embedding_dim;
+  const bool once = !origin.trainer.empty() && origin.sequence > 0;
+  if (!origin.trainer.empty()) RETURN_IF_ERROR(internal::TrainerSequences::CheckName(origin.trainer));
+  RETURN_IF_ERROR(CheckRowValues(ids, grads, "grads"));
+  // Coalesced outside the lock.
+  const CoalescedGradients g =
+      CoalesceGradients(ids, grads, dim, spec_.padding_idx.value_or(-1), spec_.scale_grad_by_freq);
+  PushResult result;
+  Committed done;
+  {
+    absl::MutexLock lock(&mu_);
+    if (once && trainers_.IsDuplicate(origin.trainer, origin.sequence)) {
+      // Answered once what it repeats is durable (it may be in flight).
+      result.version = version_.load(std::memory_order_relaxed);
+      result.duplicate = true;
+      done.position = persistence_.last_position();
+    } else {
+      if (frozen_) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
+      }
+      if (once) RETURN_IF_ERROR(trainers_.CheckRoom(origin.trainer, spec_.name));
+      // Only padding ids (or none): nothing to apply, so the optimizer's step
+      // does not advance either (the trainer's number is not remembered:
+      // nothing would make it durable).
+      if (g.ids.empty()) return PushResult{version_.load(std::memory_order_relaxed), 0};
+      const int64_t step = HasStepCount(optimizer_.kind) ? step_ + 1 : step_;
+      const std::vector<float> packed = SteppedRecords(g.ids, g.sums, step);
+      RETURN_IF_ERROR(CheckRecords(g.ids, packed, "push"));
+      // The log gets the command (the coalesced gradients), not the records.
+      UpdateRecord logged;
+      logged.kind = UpdateRecord::Kind::kPush;
+      logged.ids = g.ids;
+      logged.floats = g.sums;
+      ASSIGN_OR_RETURN(done, Commit(logged, g.ids, packed, step,
+                                    once ? origin : PushOrigin{}));
+      result.version = done.version;
+      result.rows_applied = static_cast<int64_t>(g.ids.size());
+    }
+  }
+  RETURN_IF_ERROR(WaitDurable(done.position));
+  return result;
+}
+
+absl::Status EmbeddingTable::WaitForSequence(absl::string_view trainer, uint64_t sequence,
+                                             absl::Time deadline) const {
+  RETURN_IF_ERROR(internal::TrainerSequences::CheckName(trainer));
+  auto applied = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return trainers_.Last(trainer) >= sequence;
+  };
+  if (mu_.ReaderLockWhenWithDeadline(absl::Condition(&applied), deadline)) {
+    mu_.ReaderUnlock();
+    return absl::OkStatus();
+  }
+  const uint64_t last = trainers_.Last(trainer);
+  mu_.ReaderUnlock();
+  return absl::DeadlineExceededError(
+      absl::StrCat("table '", spec_.name, "' has not applied push ", sequence, " of trainer '",
+                   trainer, "' in time (its last applied push is ", last, ")"));
 }
 
 // ---- Settings and inspection ----------------------------------------------
 
 absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {
-  absl::MutexLock lock(&mu_);
-  OptimizerSpec next = optimizer_;
-  if (settings.lr) next.lr = *settings.lr;
-  if (settings.lr_decay) next.lr_decay = *settings.lr_decay;
-  if (settings.eps) next.eps = *settings.eps;
-  if (settings.beta1) next.beta1 = *settings.beta1;
-  if (settings.beta2) next.beta2 = *settings.beta2;
-  ASSIGN_OR_RETURN(next, NormalizeOptimizerSpec(next));
-  const OptimizerSpec old_optimizer = optimizer_;
-  const bool old_frozen = frozen_;
-  optimizer_ = next;
-  if (settings.frozen) frozen_ = *settings.frozen;
-  absl::Status s = persistence_.PutMeta(Meta(version_.load(), step_));
-  if (!s.ok()) {
-    optimizer_ = old_optimizer;
-    frozen_ = old_frozen;
+  LogPosition position = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    OptimizerSpec next = optimizer_;
+    if (settings.lr) next.lr = *settings.lr;
+    if (settings.lr_decay) next.lr_decay = *settings.lr_decay;
+    if (settings.eps) next.eps = *settings.eps;
+    if (settings.beta1) next.beta1 = *settings.beta1;
+    if (settings.beta2) next.beta2 = *settings.beta2;
+    ASSIGN_OR_RETURN(next, NormalizeOptimizerSpec(next));
+    const OptimizerSpec old_optimizer = optimizer_;
+    const bool old_frozen = frozen_;
+    optimizer_ = next;
+    if (settings.frozen) frozen_ = *settings.frozen;
+    absl::Status s;
+    if (persistence_.log() != nullptr) {
+      const TableSpec now = Meta(0, 0).spec;
+      UpdateRecord logged;
+      logged.kind = UpdateRecord::Kind::kSettings;
+      logged.table = spec_.name;
+      logged.version = version_.load();
+      logged.step = step_;
+      logged.spec = &now;
+      absl::StatusOr<LogPosition> p = persistence_.Append(logged);
+      s = p.status();
+      if (p.ok()) position = *p;
+    } else {
+      s = persistence_.PutMeta(Meta(version_.load(), step_));
+    }
+    if (!s.ok()) {
+      optimizer_ = old_optimizer;
+      frozen_ = old_frozen;
+      return s;
+    }
   }
-  return s;
+  return WaitDurable(position);
 }
 
 absl::StatusOr<std::vector<EmbeddingTable::StateSlot>> EmbeddingTable::ReadOptimizerState(

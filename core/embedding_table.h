@@ -14,10 +14,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/gather.h"
 #include "core/internal/row_seqlock.h"
 #include "core/internal/table_persistence.h"
+#include "core/internal/trainer_sequences.h"
 #include "core/internal/vocabulary.h"
 #include "core/optimizer.h"
 #include "core/parallel_lookup.h"
@@ -25,6 +27,7 @@
 #include "core/row_storage.h"
 #include "core/row_store.h"
 #include "core/table_spec.h"
+#include "core/update_log.h"
 
 namespace embedserve {
 
@@ -35,6 +38,20 @@ struct TableOptions {
   // Splits large lookups across threads; null runs every lookup on its
   // caller. Shared by the tables of a registry.
   std::shared_ptr<LookupParallelism> parallelism;
+  // Not owned. With a log, changes are appended to it as commands
+  // (core/update_log.h) instead of written to `store` record by record; the
+  // store then holds snapshots (EmbeddingTable::Snapshot). Null: every
+  // change goes to `store` directly.
+  UpdateLog* log = nullptr;
+  // The incarnation of the table's name (UpdateRecord::generation); the
+  // registry hands out a new one per table it makes.
+  int64_t generation = 0;
+};
+
+// Who sent a push (EmbeddingTable::ApplyGradients, exactly-once).
+struct PushOrigin {
+  absl::string_view trainer;  // empty: no exactly-once
+  uint64_t sequence = 0;
 };
 
 // One embedding table: num_embeddings rows of embedding_dim values, with the
@@ -66,7 +83,9 @@ class EmbeddingTable {
   // ResourceExhausted: the memory cannot be allocated.
   // With options.store, the new table is recorded there before Create
   // returns, and every later change is written through it before it is
-  // acknowledged.
+  // acknowledged. With options.log and no initial values, the new table is
+  // one kCreate record in the log instead (its rows are a pure function of
+  // the spec), and reaches the store at its first snapshot.
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(
       const TableSpec& spec, absl::Span<const float> initial_values, const TableOptions& options);
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(
@@ -97,10 +116,43 @@ class EmbeddingTable {
   // between (it is not yet reachable by requests).
   absl::StatusOr<std::string> StageTo(RowStore* store);
   absl::Status CommitTo(RowStore* store, const std::string& staged);
-  // Later changes go to no store: for a table that was replaced or dropped
-  // while requests still hold it (its writes must not reach the name's new
-  // stored copy).
+  // Later changes go to no store and no log: for a table that was replaced
+  // or dropped while requests still hold it (its writes must not reach the
+  // name's new durable copy).
   void DetachStore();
+
+  // ---- The update log (core/table_durability.cc) ---------------------------
+  // Writes the table's rows and optimizer state to the store in bulk as of a
+  // known log position, without stopping lookups, and pausing writers only
+  // while one shard is copied at a time (each shard is then as of its own
+  // position, recorded in StoredTable::shard_positions). Returns the
+  // position replay of this table must start after; the log before it is no
+  // longer needed for this table. FailedPrecondition without a log or
+  // after DetachStore (a dropped table is not written back).
+  absl::StatusOr<LogPosition> Snapshot();
+  // Applies the record at `position` as it was applied live: a pure function
+  // of the rows, the optimizer state and the record (no clock, no thread
+  // timing, no dispatched SIMD kernel), so that replay gives the same bytes.
+  // Records at or before the restored snapshot's positions are skipped
+  // (per shard for rows). For recovery, before the table is shared.
+  // DataLoss (naming the table and position) for a record that does not fit
+  // the table (bad id, wrong number of floats).
+  absl::Status Replay(LogPosition position, const UpdateRecord& record);
+  // Builds the table a kCreate record at `position` describes.
+  static absl::StatusOr<std::unique_ptr<EmbeddingTable>> CreateFromLog(
+      LogPosition position, const UpdateRecord& record, const TableOptions& options);
+  int64_t generation() const;
+  // Later changes go to `log` as records of incarnation `generation`; the
+  // next StageTo/CommitTo records the table as of the log's end. For a table
+  // not yet shared (the registry calls it before CommitTo).
+  void SetLog(UpdateLog* log, int64_t generation);
+  // Where replay of this table starts (after this position); 0 without a log.
+  LogPosition replay_from() const;
+  // The newest record of this table in the log (0: none).
+  LogPosition last_position() const;
+  // Waits until the record at `position` is durable (UpdateLog::WaitDurable);
+  // OK at once for 0 or without a log.
+  absl::Status WaitDurable(LogPosition position) const;
 
   // Copies rows [first, first + n) (dim floats each) into `out`, all read
   // with writers excluded. InvalidArgument if the range is out of bounds.
@@ -185,12 +237,27 @@ class EmbeddingTable {
   // position), or a step whose result (row or optimizer state) would not be
   // finite (e.g. finite 3e38 gradients). A push of only padding ids applies
   // nothing and does not advance the optimizer's step.
+  //
+  // Exactly-once (proto PushRequest.trainer): with a trainer and a sequence
+  // > 0, a push whose sequence is not above the trainer's last applied one
+  // changes nothing and answers duplicate (after the push it repeats is
+  // durable). InvalidArgument for a bad trainer name; ResourceExhausted past
+  // TrainerSequences::kMaxTrainers trainers.
   struct PushResult {
     int64_t version = 0;       // the table's version after the push
     int64_t rows_applied = 0;  // distinct non-padding rows stepped
+    bool duplicate = false;    // already applied: nothing changed
   };
+  using PushOrigin = ::embedserve::PushOrigin;
   absl::StatusOr<PushResult> ApplyGradients(absl::Span<const int64_t> ids,
-                                            absl::Span<const float> grads);
+                                            absl::Span<const float> grads,
+                                            const PushOrigin& origin = {});
+
+  // OK once this table applied `trainer`'s push `sequence` or a later one;
+  // DeadlineExceeded naming the trainer, the sequence and the last applied
+  // one if `deadline` passes first. Blocks the calling thread.
+  absl::Status WaitForSequence(absl::string_view trainer, uint64_t sequence,
+                               absl::Time deadline) const;
 
   // What UpdateSettings may change; unset fields stay as they are.
   struct Settings {
@@ -244,11 +311,26 @@ class EmbeddingTable {
   absl::Status RenormReferenced(absl::Span<const int64_t> ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes new records of the distinct `ids` durable (with the version bumped
   // and `step` as the optimizer step), then publishes them under the
-  // seqlock. Nothing changes if the store fails. Returns the new version.
-  absl::StatusOr<int64_t> Commit(absl::Span<const int64_t> ids, absl::Span<const float> packed,
-                                 int64_t step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // seqlock. Durable means: `logged` (its kind, ids and floats set by the
+  // caller; the rest filled here) appended to the log, or without a log the
+  // records written to the store. Nothing changes if that fails. Returns the
+  // new version and the log position to WaitDurable on (0: none).
+  struct Committed {
+    int64_t version = 0;
+    LogPosition position = 0;
+  };
+  absl::StatusOr<Committed> Commit(UpdateRecord logged, absl::Span<const int64_t> ids,
+                                   absl::Span<const float> packed, int64_t step,
+                                   const PushOrigin& origin = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   StoredTable Meta(int64_t version, int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
+  // The records of `ids` after one optimizer step with the coalesced
+  // gradients `sums` (dim floats per id) at step `step`, packed.
+  std::vector<float> SteppedRecords(absl::Span<const int64_t> ids, absl::Span<const float> sums,
+                                    int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes packed records of distinct valid ids in memory under the seqlock.
+  void WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fixed at creation; frozen and the optimizer's hyper-parameters live in
   // the guarded fields below instead.
   const TableSpec spec_;
@@ -264,6 +346,9 @@ class EmbeddingTable {
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   internal::TablePersistence persistence_ ABSL_GUARDED_BY(mu_);
+  internal::TrainerSequences trainers_ ABSL_GUARDED_BY(mu_);
+  // One Snapshot at a time per table.
+  absl::Mutex snapshot_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Set before the table is shared: read without a lock.
   internal::Vocabulary vocabulary_;
   std::atomic<int64_t> version_{0};

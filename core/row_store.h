@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +37,20 @@ struct StoredTable {
   // Only CreateTable writes it and ListTables reads it; PutRecords and
   // PutMeta get it empty.
   std::vector<std::string> vocabulary;
+
+  // Where the stored rows stand in the update log (core/update_log.h); all
+  // 0 for a table written without a log.
+  // The incarnation of the name (see UpdateRecord::generation).
+  int64_t generation = 0;
+  // The spec's settings, version, step and trainer sequences are those after
+  // the log record at log_position; replay of a table starts after it.
+  uint64_t log_position = 0;
+  // Per shard: the shard's stored records include every record up to this
+  // position (>= log_position), so replay changes a shard's rows only with
+  // later records. Empty: every shard at log_position.
+  std::vector<uint64_t> shard_positions;
+  // Exactly-once pushes: each trainer's last applied sequence number.
+  std::vector<std::pair<std::string, uint64_t>> trainer_sequences;
 };
 
 struct CheckpointInfo {

@@ -25,8 +25,9 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
     tables_.emplace(spec.name, nullptr);
     reserved_bytes_ += bytes;
   }
-  absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
-      EmbeddingTable::Create(spec, initial_values, TableOptions{store_, parallelism_});
+  absl::MutexLock creating(&create_mu_);
+  absl::StatusOr<std::unique_ptr<EmbeddingTable>> table = EmbeddingTable::Create(
+      spec, initial_values, TableOptions{store_, parallelism_, log_, NextGeneration()});
   absl::MutexLock lock(&mu_);
   if (!table.ok()) {
     tables_.erase(spec.name);
@@ -75,6 +76,7 @@ absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
   // a crash leaves the old table or the new one, never neither.
   std::string staged;
   if (store_ != nullptr) {
+    if (log_ != nullptr) table->SetLog(log_, NextGeneration());
     ASSIGN_OR_RETURN(staged, table->StageTo(store_));
   }
   absl::MutexLock lock(&mu_);
@@ -149,11 +151,26 @@ absl::Status TableRegistry::Drop(absl::string_view name) {
   if (it == tables_.end() || it->second == nullptr) {
     return absl::NotFoundError(absl::StrCat("no table named '", name, "'"));
   }
-  if (store_ != nullptr) RETURN_IF_ERROR(store_->DropTable(name));
+  LogPosition dropped = 0;
+  if (log_ != nullptr) {
+    // Logged first: replay then drops it even if the store's copy is
+    // still there after a crash.
+    UpdateRecord logged;
+    logged.kind = UpdateRecord::Kind::kDrop;
+    logged.table = name;
+    logged.generation = it->second->generation();
+    ASSIGN_OR_RETURN(dropped, log_->Append(logged));
+  }
   it->second->DetachStore();
+  if (store_ != nullptr) {
+    absl::Status s = store_->DropTable(name);
+    // With a log, the drop is durable once logged (replay drops what the
+    // store still has), and a table never snapshotted has no stored copy.
+    if (!s.ok() && log_ == nullptr) return s;
+  }
   reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
   tables_.erase(it);
-  return absl::OkStatus();
+  return dropped == 0 ? absl::OkStatus() : log_->WaitDurable(dropped);
 }
 
 absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Get(absl::string_view name) const {
@@ -165,17 +182,93 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Get(absl::string_
   return it->second;
 }
 
+int64_t TableRegistry::NextGeneration() {
+  absl::MutexLock lock(&mu_);
+  return next_generation_++;
+}
+
 absl::StatusOr<int> TableRegistry::LoadFromStore() {
   if (store_ == nullptr) return 0;
   ASSIGN_OR_RETURN(std::vector<StoredTable> stored, store_->ListTables());
+  absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables;
   for (const StoredTable& meta : stored) {
     ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
-                     EmbeddingTable::Restore(meta, TableOptions{store_, parallelism_}));
-    absl::MutexLock lock(&mu_);
-    reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
-    tables_[meta.spec.name] = std::move(table);
+                     EmbeddingTable::Restore(meta, TableOptions{store_, parallelism_, log_}));
+    tables[meta.spec.name] = std::move(table);
   }
-  return static_cast<int>(stored.size());
+  if (log_ != nullptr) RETURN_IF_ERROR(Replay(*store_, *log_, tables));
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, table] : tables) {
+    reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
+    next_generation_ = std::max(next_generation_, table->generation() + 1);
+    tables_[name] = std::move(table);
+  }
+  return static_cast<int>(tables.size());
+}
+
+absl::Status TableRegistry::Replay(
+    RowStore& store, UpdateLog& log,
+    absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables) {
+  // From the oldest position a table needs; with no table, every record
+  // kept (creates not yet snapshotted).
+  LogPosition after = log.Stats().first_position;
+  after = after == 0 ? log.last_position() : after - 1;
+  for (const auto& [name, table] : tables) after = std::min(after, table->replay_from());
+  int64_t max_generation = 0;
+  int64_t records = 0;
+  absl::Status s = log.Read(after, [&](LogPosition position, const UpdateRecord& r) {
+    ++records;
+    max_generation = std::max(max_generation, r.generation);
+    auto it = tables.find(r.table);
+    EmbeddingTable* table = it == tables.end() ? nullptr : it->second.get();
+    switch (r.kind) {
+      case UpdateRecord::Kind::kCreate: {
+        // A snapshot of this incarnation (or a later one) has it already.
+        if (table != nullptr && table->generation() >= r.generation) return absl::OkStatus();
+        ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> made,
+                         EmbeddingTable::CreateFromLog(
+                             position, r, TableOptions{&store, parallelism_, &log, r.generation}));
+        tables[std::string(r.table)] = std::move(made);
+        return absl::OkStatus();
+      }
+      case UpdateRecord::Kind::kDrop:
+        if (table == nullptr || table->generation() > r.generation) return absl::OkStatus();
+        tables.erase(it);
+        // The drop may have been logged but not yet reached the store.
+        if (absl::Status d = store.DropTable(r.table); !d.ok() && !absl::IsNotFound(d)) return d;
+        return absl::OkStatus();
+      default:
+        if (table == nullptr || table->generation() != r.generation) return absl::OkStatus();
+        return table->Replay(position, r);
+    }
+  });
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("replaying the update log: ", s.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  next_generation_ = std::max(next_generation_, max_generation + 1);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> TableRegistry::SnapshotTables() {
+  if (log_ == nullptr) return 0;
+  int written = 0;
+  for (const std::shared_ptr<EmbeddingTable>& table : List()) {
+    if (table->last_position() <= table->replay_from()) continue;  // nothing new
+    absl::StatusOr<LogPosition> s = table->Snapshot();
+    // A table dropped meanwhile is no error; any other failure is.
+    if (!s.ok() && !absl::IsFailedPrecondition(s.status())) return s.status();
+    if (s.ok()) ++written;
+  }
+  // Every record at or before the oldest position a live table replays
+  // from is no longer needed.
+  absl::MutexLock no_creates(&create_mu_);
+  LogPosition keep_after = log_->last_position();
+  for (const std::shared_ptr<EmbeddingTable>& table : List()) {
+    keep_after = std::min(keep_after, table->replay_from());
+  }
+  RETURN_IF_ERROR(log_->DropThrough(keep_after));
+  return written;
 }
 
 absl::StatusOr<int> TableRegistry::ImportFrom(RowStore& source) {
@@ -188,6 +281,7 @@ absl::StatusOr<int> TableRegistry::ImportFrom(RowStore& source) {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
                      EmbeddingTable::Restore(meta, TableOptions{&source, parallelism_}));
+    if (log_ != nullptr) table->SetLog(log_, NextGeneration());
     RETURN_IF_ERROR(table->PersistTo(store_));  // never writes to the source
     absl::MutexLock lock(&mu_);
     reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());

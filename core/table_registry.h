@@ -16,6 +16,7 @@
 #include "core/embedding_table.h"
 #include "core/parallel_lookup.h"
 #include "core/row_store.h"
+#include "core/update_log.h"
 
 namespace embedserve {
 
@@ -34,9 +35,22 @@ class TableRegistry {
                          std::shared_ptr<LookupParallelism> parallelism = nullptr)
       : max_total_bytes_(max_total_bytes), store_(store), parallelism_(std::move(parallelism)) {}
 
-  // Restores every table of the store (at start-up, before serving).
-  // Returns the number restored. DataLoss/Unavailable from the store.
+  // With an update log (not owned, must outlive the registry), table
+  // changes are appended to it and the store holds snapshots
+  // (core/update_log.h). Call once, before LoadFromStore. REQUIRES: a store.
+  void SetUpdateLog(UpdateLog* log) { log_ = log; }
+
+  // Restores every table of the store (at start-up, before serving), then,
+  // with an update log, replays the log after each table's snapshot:
+  // creates, drops, pushes, assigns and settings, as they were applied.
+  // Returns the number of tables. DataLoss/Unavailable from the store or the
+  // log (a corrupt record names its position and table).
   absl::StatusOr<int> LoadFromStore();
+
+  // Snapshots every table that changed since its last snapshot
+  // (EmbeddingTable::Snapshot), then drops the log records no table needs.
+  // Returns the number of tables written. OK and 0 without a log.
+  absl::StatusOr<int> SnapshotTables();
 
   // Registers `table`, replacing (atomically) any table of its name; with a
   // store, its durable copy is replaced too (drop, then create).
@@ -84,12 +98,24 @@ class TableRegistry {
 
  private:
   const int64_t max_total_bytes_;
+  // A new incarnation number for a table being made (UpdateRecord).
+  int64_t NextGeneration() ABSL_LOCKS_EXCLUDED(mu_);
+  // Replays `log` after the tables' snapshots into `tables` (LoadFromStore).
+  absl::Status Replay(RowStore& store, UpdateLog& log,
+                      absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables);
+
   RowStore* const store_;
+  UpdateLog* log_ = nullptr;
+  // Held by creates and by log truncation: a table being created has its
+  // kCreate record in the log before it is registered, and truncation must
+  // not drop it meanwhile.
+  absl::Mutex create_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   const std::shared_ptr<LookupParallelism> parallelism_;
   mutable absl::Mutex mu_;
   // A null entry is a name reserved by a Create in progress.
   absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables_ ABSL_GUARDED_BY(mu_);
   int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace embedserve

@@ -24,6 +24,13 @@ absl::Status TablePersistence::PutRecords(const StoredTable& meta, absl::Span<co
   return store_->PutRecords(meta, ids, packed);
 }
 
+absl::StatusOr<LogPosition> TablePersistence::Append(UpdateRecord record) {
+  record.generation = generation_;
+  ASSIGN_OR_RETURN(const LogPosition position, log_->Append(record));
+  last_position_ = position;
+  return position;
+}
+
 absl::Status TablePersistence::PutMeta(const StoredTable& meta) {
   if (store_ == nullptr) return absl::OkStatus();
   return store_->PutMeta(meta);

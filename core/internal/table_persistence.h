@@ -1,21 +1,25 @@
 #ifndef EMBEDSERVE_CORE_INTERNAL_TABLE_PERSISTENCE_H_
 #define EMBEDSERVE_CORE_INTERNAL_TABLE_PERSISTENCE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/row_storage.h"
 #include "core/row_store.h"
+#include "core/update_log.h"
 
 namespace embedserve::internal {
 
 // A table's link to its durable copy: the RowStore port calls, in the order
 // that keeps "acknowledged means durable". Memory is the serving copy; a
 // change is written here first and published in memory only if that
-// succeeded (see EmbeddingTable::Commit).
+// succeeded (see EmbeddingTable::Commit). With an update log, a change is a
+// record appended to the log, and the store holds snapshots.
 //
 // Not thread-safe: the table calls the non-static methods under its writer
 // lock. The store is not owned and must outlive the link.
@@ -32,8 +36,34 @@ class TablePersistence {
   // Publishes staged records as the stored table (RowStore::CommitTable);
   // on success later changes go to `store`. `meta` carries the vocabulary.
   absl::Status Commit(RowStore& store, const StoredTable& meta, const std::string& staged);
-  // Later changes go to `store` (null: nowhere).
-  void Attach(RowStore* store) { store_ = store; }
+  // Later changes go to `store` (null: nowhere; detaches the log too).
+  void Attach(RowStore* store) {
+    store_ = store;
+    if (store == nullptr) log_ = nullptr;
+  }
+
+  // ---- With an update log.
+  UpdateLog* log() const { return log_; }
+  // Later changes are appended to `log` as records of incarnation
+  // `generation`; replay of the table starts after `replay_from`.
+  void AttachLog(UpdateLog* log, int64_t generation, LogPosition replay_from) {
+    log_ = log;
+    generation_ = generation;
+    replay_from_ = replay_from;
+    last_position_ = std::max(last_position_, replay_from);
+  }
+  int64_t generation() const { return generation_; }
+  LogPosition replay_from() const { return replay_from_; }
+  void set_replay_from(LogPosition p) { replay_from_ = p; }
+  // The newest record of the table (appended, or replayed).
+  LogPosition last_position() const { return last_position_; }
+  void set_last_position(LogPosition p) { last_position_ = std::max(last_position_, p); }
+  // Replay only: per shard, the position the restored snapshot's rows are
+  // as of (StoredTable::shard_positions); empty: all at replay_from().
+  std::vector<LogPosition>& shard_positions() { return shard_positions_; }
+  // Appends `record` (its table and generation filled in here) to the log
+  // and returns its position. REQUIRES: log() != nullptr.
+  absl::StatusOr<LogPosition> Append(UpdateRecord record);
 
   // Makes changed records durable (RowStore::PutRecords, `packed` holding
   // meta.floats_per_record floats per id) and the metadata with them. OK and
@@ -49,6 +79,11 @@ class TablePersistence {
 
  private:
   RowStore* store_ = nullptr;
+  UpdateLog* log_ = nullptr;
+  int64_t generation_ = 0;
+  LogPosition replay_from_ = 0;
+  LogPosition last_position_ = 0;
+  std::vector<LogPosition> shard_positions_;
 };
 
 }  // namespace embedserve::internal

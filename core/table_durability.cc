@@ -1,0 +1,293 @@
+// EmbeddingTable: how a table is made, restored and kept durable (the store
+// and the update log). The lookups and changes are in embedding_table.cc.
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "core/embedding_table.h"
+#include "core/initializer.h"
+#include "core/internal/sharded_row_storage.h"
+
+namespace embedserve {
+
+int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
+  return internal::ShardedRowStorage::EstimateBytes(spec);
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
+    const TableSpec& raw_spec, absl::Span<const float> initial_values,
+    const TableOptions& options) {
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
+  if (!initial_values.empty()) RETURN_IF_ERROR(CheckInitialValues(spec, initial_values));
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
+                   internal::ShardedRowStorage::Create(spec));
+  FillInitialRows(spec, initial_values, *rows);
+  std::unique_ptr<EmbeddingTable> table(
+      new EmbeddingTable(spec, std::move(rows), options.parallelism));
+  if (options.store == nullptr) return table;
+  if (options.log != nullptr && initial_values.empty()) {
+    // One record: the rows are a pure function of the spec.
+    absl::MutexLock lock(&table->mu_);
+    table->persistence_.Attach(options.store);
+    table->persistence_.AttachLog(options.log, options.generation, 0);
+    UpdateRecord logged;
+    logged.kind = UpdateRecord::Kind::kCreate;
+    logged.table = spec.name;
+    logged.spec = &spec;
+    ASSIGN_OR_RETURN(const LogPosition position, table->persistence_.Append(logged));
+    table->persistence_.set_replay_from(position - 1);
+    return table;
+  }
+  table->SetLog(options.log, options.generation);
+  RETURN_IF_ERROR(table->PersistTo(options.store));
+  return table;
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::CreateFromLog(
+    LogPosition position, const UpdateRecord& record, const TableOptions& options) {
+  if (record.spec == nullptr) {
+    return absl::DataLossError(absl::StrCat("update log record ", position, " creates table '",
+                                            record.table, "' without a spec"));
+  }
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(*record.spec));
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
+                   internal::ShardedRowStorage::Create(spec));
+  FillInitialRows(spec, {}, *rows);
+  std::unique_ptr<EmbeddingTable> table(
+      new EmbeddingTable(spec, std::move(rows), options.parallelism));
+  absl::MutexLock lock(&table->mu_);
+  table->persistence_.Attach(options.store);
+  table->persistence_.AttachLog(options.log, record.generation, position - 1);
+  table->persistence_.set_last_position(position);
+  return table;
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(
+    const StoredTable& meta, const TableOptions& options) {
+  ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(meta.spec));
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
+                   internal::ShardedRowStorage::Create(spec));
+  RETURN_IF_ERROR(internal::TablePersistence::Load(*options.store, meta, *rows));
+  std::unique_ptr<EmbeddingTable> table(
+      new EmbeddingTable(spec, std::move(rows), options.parallelism));
+  if (!meta.vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(meta.vocabulary));
+  if (!meta.shard_positions.empty() &&
+      static_cast<int>(meta.shard_positions.size()) != table->num_shards()) {
+    return absl::DataLossError(absl::StrCat("table '", spec.name, "' is stored with ",
+                                            meta.shard_positions.size(),
+                                            " shard positions for ", table->num_shards(),
+                                            " shards"));
+  }
+  absl::MutexLock lock(&table->mu_);
+  table->step_ = meta.step;
+  table->version_.store(meta.version);
+  table->trainers_.Restore(meta.trainer_sequences);
+  table->persistence_.Attach(options.store);
+  if (options.log != nullptr) {
+    table->persistence_.AttachLog(options.log, meta.generation, meta.log_position);
+    table->persistence_.shard_positions() = meta.shard_positions;
+    for (LogPosition p : meta.shard_positions) table->persistence_.set_last_position(p);
+  }
+  return table;
+}
+
+void EmbeddingTable::SetLog(UpdateLog* log, int64_t generation) {
+  absl::MutexLock lock(&mu_);
+  persistence_.AttachLog(log, generation, 0);
+}
+
+absl::Status EmbeddingTable::PersistTo(RowStore* store) {
+  if (store == nullptr) {
+    DetachStore();
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::string staged, StageTo(store));
+  return CommitTo(store, staged);
+}
+
+absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
+  absl::MutexLock lock(&mu_);
+  return internal::TablePersistence::Stage(*store, Meta(version_.load(), step_), *rows_);
+}
+
+absl::Status EmbeddingTable::CommitTo(RowStore* store, const std::string& staged) {
+  absl::MutexLock lock(&mu_);
+  // The vocabulary is written once, with the table; later writes (Meta)
+  // leave it out.
+  StoredTable meta = Meta(version_.load(), step_);
+  meta.vocabulary = vocabulary_.words();
+  UpdateLog* log = persistence_.log();
+  if (log != nullptr) {
+    // The table is not shared yet: no record of its generation precedes the
+    // log's end, so its rows are as of there.
+    meta.log_position = log->last_position();
+    meta.shard_positions.clear();
+  }
+  RETURN_IF_ERROR(persistence_.Commit(*store, meta, staged));
+  if (log != nullptr) {
+    persistence_.set_replay_from(meta.log_position);
+    persistence_.set_last_position(meta.log_position);
+  }
+  return absl::OkStatus();
+}
+
+void EmbeddingTable::DetachStore() {
+  absl::MutexLock lock(&mu_);
+  persistence_.Attach(nullptr);
+}
+
+StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
+  StoredTable meta;
+  meta.spec = spec_;
+  meta.spec.frozen = frozen_;
+  meta.spec.optimizer = optimizer_;
+  meta.version = version;
+  meta.step = step;
+  meta.floats_per_record = record_floats();
+  meta.generation = persistence_.generation();
+  meta.log_position = persistence_.replay_from();
+  meta.trainer_sequences = trainers_.Entries();
+  return meta;
+}
+
+int64_t EmbeddingTable::generation() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return persistence_.generation();
+}
+
+LogPosition EmbeddingTable::replay_from() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return persistence_.replay_from();
+}
+
+LogPosition EmbeddingTable::last_position() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return persistence_.last_position();
+}
+
+absl::Status EmbeddingTable::WaitDurable(LogPosition position) const {
+  if (position == 0) return absl::OkStatus();
+  UpdateLog* log;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    log = persistence_.log();
+  }
+  // A detached table's records were appended while it was attached; the log
+  // outlives every table.
+  return log == nullptr ? absl::OkStatus() : log->WaitDurable(position);
+}
+
+// ---- Snapshots ---------------------------------------------------------------
+
+absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
+  absl::MutexLock one_at_a_time(&snapshot_mu_);
+  StoredTable meta;
+  RowStore* store;
+  {
+    absl::MutexLock lock(&mu_);
+    store = persistence_.store();
+    if (persistence_.log() == nullptr || store == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("table '", spec_.name, "' has no update log to snapshot"));
+    }
+    // Settings, version, step and trainer numbers as of here; replay
+    // starts after it.
+    meta = Meta(version_.load(), step_);
+    meta.log_position = persistence_.last_position();
+    meta.vocabulary = vocabulary_.words();
+  }
+  // Rows are copied one shard at a time under mu_ (writers pause for one
+  // shard's copy, lookups not at all) as StageTable asks for them in id
+  // order; each shard is then as of its own position.
+  const int64_t rf = record_floats();
+  const int64_t per_shard = rows_->rows_per_shard();
+  std::vector<LogPosition> positions(rows_->num_shards(), meta.log_position);
+  std::vector<float> shard;
+  int64_t copied = -1;
+  auto record = [&](int64_t id, float* dst) {
+    const int64_t s = id / per_shard;
+    if (s != copied) {
+      const int64_t first = s * per_shard;
+      const int64_t n = std::min(per_shard, spec_.num_embeddings - first);
+      shard.resize(n * rf);
+      absl::MutexLock lock(&mu_);
+      for (int64_t r = 0; r < n; ++r) {
+        rows_->ReadRecord(rows_->SlotOf(first + r), shard.data() + r * rf);
+      }
+      positions[s] = persistence_.last_position();
+      copied = s;
+    }
+    std::memcpy(dst, shard.data() + (id - copied * per_shard) * rf, rf * sizeof(float));
+  };
+  ASSIGN_OR_RETURN(const std::string staged, store->StageTable(meta, record));
+  meta.shard_positions = positions;
+  absl::MutexLock lock(&mu_);
+  if (persistence_.store() != store || persistence_.log() == nullptr) {
+    // Dropped or replaced meanwhile: its rows must not come back.
+    store->AbortTable(staged);
+    return absl::FailedPreconditionError(
+        absl::StrCat("table '", spec_.name, "' was dropped or replaced during its snapshot"));
+  }
+  RETURN_IF_ERROR(store->CommitTable(meta, staged));
+  persistence_.set_replay_from(meta.log_position);
+  return meta.log_position;
+}
+
+// ---- Replay --------------------------------------------------------------------
+
+absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r) {
+  absl::MutexLock lock(&mu_);
+  if (position <= persistence_.replay_from()) return absl::OkStatus();
+  auto bad = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("update log record ", position, " for table '",
+                                            spec_.name, "' ", why));
+  };
+  const int64_t dim = spec_.embedding_dim;
+  const int64_t per_id = r.kind == UpdateRecord::Kind::kPush ? dim : record_floats();
+  // Table-wide state: as it was after the record.
+  switch (r.kind) {
+    case UpdateRecord::Kind::kSettings:
+      if (r.spec == nullptr) return bad("has no settings");
+      frozen_ = r.spec->frozen;
+      optimizer_ = r.spec->optimizer;
+      break;
+    case UpdateRecord::Kind::kPush:
+    case UpdateRecord::Kind::kWriteRecords:
+      if (static_cast<int64_t>(r.floats.size()) != static_cast<int64_t>(r.ids.size()) * per_id) {
+        return bad(absl::StrCat("has ", r.floats.size(), " floats for ", r.ids.size(), " ids"));
+      }
+      if (!CheckIds(r.ids).ok()) return bad("names an id out of range");
+      break;
+    default:
+      return bad("is not a change of a table's rows or settings");
+  }
+  // Rows: only the shards whose snapshot predates the record.
+  if (!r.ids.empty()) {
+    const std::vector<LogPosition>& shards = persistence_.shard_positions();
+    const int64_t per_shard = rows_->rows_per_shard();
+    std::vector<int64_t> ids;
+    std::vector<float> floats;
+    for (size_t i = 0; i < r.ids.size(); ++i) {
+      const LogPosition as_of =
+          shards.empty() ? persistence_.replay_from() : shards[r.ids[i] / per_shard];
+      if (position <= as_of) continue;
+      ids.push_back(r.ids[i]);
+      floats.insert(floats.end(), r.floats.begin() + i * per_id,
+                    r.floats.begin() + (i + 1) * per_id);
+    }
+    if (r.kind == UpdateRecord::Kind::kPush) {
+      WriteRecords(ids, SteppedRecords(ids, floats, r.step));
+    } else {
+      WriteRecords(ids, floats);
+    }
+  }
+  if (!r.trainer.empty()) trainers_.Applied(r.trainer, r.trainer_sequence);
+  step_ = std::max(step_, r.step);
+  version_.store(std::max(version_.load(), r.version));
+  persistence_.set_last_position(position);
+  return absl::OkStatus();
+}
+
+}  // namespace embedserve
