@@ -1,6 +1,29 @@
 #ifndef EMBEDSERVE_CORE_INITIALIZER_H_
 #define EMBEDSERVE_CORE_INITIALIZER_H_
 
+// A new table's rows: a pure function of (spec.initializer, row, col), so
+// that any row's initial value can be recomputed alone (log replay, tables
+// whose rows appear on first use) and rows can be filled in any order, on
+// any thread, at any SIMD level, with the same bits.
+//
+// Generators (InitializerSpec::generator; a table's spec records which):
+//   1: SplitMix64 of (seed, row * embedding_dim + col), Box-Muller in double
+//      with libm's log / cos. Serial, about 30 ns a value. Kept bit for bit
+//      for tables made before generator 2.
+//   2: Philox4x32-10 (torch's and cuRAND's GPU generator) of the counter
+//      {col / 4, 0, row} under the key seed, four values a block; Box-Muller
+//      in float32 with our own polynomial log / sin / cos, identical at every
+//      SIMD level (core/internal/init_kernels.h has the exact recipe). Does
+//      not depend on embedding_dim: column c of a row is the same whatever
+//      the table's width.
+// Distributions:
+//   kNormal:  N(mean, std)
+//   kUniform: U[a, b)   (generator 2 never returns float(b) when float(a) <
+//                        float(b); generator 1 may, by rounding)
+//   kXavierUniform: U[-r, r), r = sqrt(6 / (num_embeddings + embedding_dim))
+//                   (torch fan_in = embedding_dim, fan_out = num_embeddings)
+//   kZeros, kConstant: every value 0 or `value`.
+
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -10,15 +33,17 @@
 
 namespace embedserve {
 
-// Value of element `col` of row `row` of a new table. A pure function of
-// (spec.initializer, num_embeddings, embedding_dim, row, col): counter-based
-// (SplitMix64 of seed and element index), so the same spec gives the same
-// table however it is sharded or in whatever order rows are filled.
-//   kNormal:  Box-Muller N(mean, std)
-//   kUniform: U[a, b)
-//   kXavierUniform: U[-r, r), r = sqrt(6 / (num_embeddings + embedding_dim))
-//                   (torch fan_in = embedding_dim, fan_out = num_embeddings)
+class LookupParallelism;
+
+// Value of element `col` of row `row` of a new table, by the spec's
+// generator (0: the current one). The initializer's value: a padding row is
+// not zeroed here. REQUIRES: 0 <= col < embedding_dim, row >= 0.
 float InitialValue(const TableSpec& spec, int64_t row, int64_t col);
+
+// Row `row` as FillInitialRows writes it before encoding: InitialValue of
+// each column, or zeros for the padding row. `out` holds embedding_dim
+// floats. REQUIRES: 0 <= row < num_embeddings.
+void InitialRow(const TableSpec& spec, int64_t row, absl::Span<float> out);
 
 // OK if `values` can be a new table's rows (nn.Embedding.from_pretrained):
 // num_embeddings * embedding_dim floats, row-major, all finite; else
@@ -27,10 +52,18 @@ absl::Status CheckInitialValues(const TableSpec& spec, absl::Span<const float> v
 
 // Writes the rows of a new table into `rows` (ids 0 .. num_embeddings - 1),
 // encoded in their row type: `initial_values` when given (padding row
-// included), else InitialValue with the padding row zero.
-// REQUIRES: CheckInitialValues passed, or initial_values empty.
+// included), else InitialRow. Each row is written once; optimizer state is
+// not touched (RowStorage implementations create it initialised).
+// With `parallelism` (may be null: this thread only), rows are filled in
+// pieces on its pool and this thread, in rounds of a few milliseconds each so
+// that lookups queued on the same pool wait at most one round. The result is
+// the same bytes either way, and at every SIMD level.
+// REQUIRES: spec passed NormalizeTableSpec; CheckInitialValues passed, or
+// initial_values empty; nothing else uses `rows` meanwhile.
 void FillInitialRows(const TableSpec& spec, absl::Span<const float> initial_values,
                      RowStorage& rows);
+void FillInitialRows(const TableSpec& spec, absl::Span<const float> initial_values,
+                     RowStorage& rows, LookupParallelism* parallelism);
 
 }  // namespace embedserve
 

@@ -57,6 +57,13 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
   absl::StatusOr<OptimizerSpec> optimizer = NormalizeOptimizerSpec(spec.optimizer);
   if (!optimizer.ok()) return optimizer.status();
   spec.optimizer = *optimizer;
+  if (spec.initializer.generator == 0) spec.initializer.generator = kCurrentInitGenerator;
+  if (spec.initializer.generator > kCurrentInitGenerator) {
+    return absl::InvalidArgumentError(absl::StrCat("initializer generator ",
+                                                   spec.initializer.generator,
+                                                   " is unknown (1 .. ", kCurrentInitGenerator,
+                                                   ", or 0 for the current one)"));
+  }
   // The initializer's arguments, as torch.nn.init: every one must convert to
   // float32 (torch: "value cannot be converted to type float without
   // overflow"), std >= 0, a <= b.

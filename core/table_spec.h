@@ -23,7 +23,16 @@ struct InitializerSpec {
   double b = 1.0;                     // kUniform upper bound, >= a
   double value = 0.0;                 // kConstant
   uint64_t seed = 0;
+  // Which generator turns (seed, row, col) into values (core/initializer.h):
+  // 1 = SplitMix64 with double Box-Muller (every table made before generator
+  // 2; a stored table without the field is 1), 2 = Philox4x32-10 with float
+  // Box-Muller. 0 means the current one (kCurrentInitGenerator);
+  // NormalizeTableSpec replaces it, so a table's spec always names the
+  // generator that made its rows.
+  uint32_t generator = 0;
 };
+
+inline constexpr uint32_t kCurrentInitGenerator = 2;
 
 // The spec of one table, mirroring torch.nn.Embedding's constructor.
 struct TableSpec {
