@@ -89,6 +89,9 @@ std::string EncodeMeta(const StoredTable& m) {
   line("init_b", D(s.initializer.b));
   line("init_value", D(s.initializer.value));
   line("init_seed", absl::StrCat(s.initializer.seed));
+  // Written from generator 2 on: a record without it was made by generator
+  // 1 (every server before the field), and still encodes as it did.
+  if (s.initializer.generator >= 2) line("init_generator", absl::StrCat(s.initializer.generator));
   line("optimizer", NameOf(kOptimizerNames, s.optimizer.kind));
   line("lr", D(s.optimizer.lr.value_or(0.01)));
   line("lr_decay", D(s.optimizer.lr_decay));
@@ -107,6 +110,7 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
   StoredTable m;
   TableSpec& s = m.spec;
   bool have_name = false;
+  s.initializer.generator = 1;  // written only from generator 2 on
   for (absl::string_view raw : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     const size_t eq = raw.find('=');
     if (eq == absl::string_view::npos) {
@@ -155,6 +159,8 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       dbl(&s.initializer.value);
     } else if (k == "init_seed") {
       ok = absl::SimpleAtoi(v, &s.initializer.seed);
+    } else if (k == "init_generator") {
+      ok = absl::SimpleAtoi(v, &s.initializer.generator) && s.initializer.generator >= 1;
     } else if (k == "optimizer") {
       ok = KindOf(kOptimizerNames, v, &s.optimizer.kind);
     } else if (k == "generation") {

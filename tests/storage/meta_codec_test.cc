@@ -19,6 +19,7 @@ namespace {
 using ::embedserve::testing::IsOk;
 using ::embedserve::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 StoredTable Adam() {
   StoredTable m;
@@ -284,6 +285,29 @@ TEST(MetaCodecTest, ARecordWithoutFamilyLineNamesTheDefaultFamily) {
   EXPECT_EQ(FamilyOfMetaRecord(EncodeMeta(Adam()), "a.b-c"), "rows/a.b-c");
   EXPECT_EQ(FamilyOfMetaRecord("", "t"), "rows/t");
   EXPECT_EQ(FamilyOfMetaRecord("name=t\nfamily=rows/t#1\nfamily=rows/t#2\n", "t"), "rows/t#1");
+}
+
+// The initializer's generator (core/initializer.h): tables made before the
+// field (no line) were filled by generator 1 and must read as 1; from 2 on
+// it is written, and read back.
+TEST(MetaCodecTest, GeneratorIsWrittenFromTwoOnAndAnAbsentOneReadsAsOne) {
+  auto old = DecodeMeta("name=t\ninit=normal\ninit_seed=5\n");
+  ASSERT_THAT(old, IsOk());
+  EXPECT_EQ(old->spec.initializer.generator, 1u);
+  StoredTable m = Adam();
+  m.spec.initializer.generator = 1;
+  EXPECT_THAT(EncodeMeta(m), Not(HasSubstr("init_generator")));
+  m.spec.initializer.generator = 2;
+  const std::string text = EncodeMeta(m);
+  EXPECT_THAT(text, HasSubstr("\ninit_seed=77\ninit_generator=2\n"));
+  auto back = DecodeMeta(text);
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->spec.initializer.generator, 2u);
+  EXPECT_EQ(EncodeMeta(*back), text);
+  EXPECT_THAT(DecodeMeta("name=t\ninit_generator=0\n"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("init_generator='0'")));
+  EXPECT_THAT(DecodeMeta("name=t\ninit_generator=two\n"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("init_generator")));
 }
 
 }  // namespace
