@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/table_spec.h"
+#include "core/update_log.h"
 
 namespace embedserve {
 
@@ -70,6 +71,12 @@ class RowStore {
   virtual absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() = 0;
   // The checkpoint as a read-only store (NotFound if there is none).
   virtual absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) = 0;
+  // The update log saved with checkpoint `name` (read-only), whose records
+  // after the tables' snapshot positions bring them to the moment the
+  // checkpoint was taken; null if it has none (a store without a log).
+  virtual absl::StatusOr<std::unique_ptr<UpdateLog>> OpenCheckpointLog(absl::string_view name) {
+    return std::unique_ptr<UpdateLog>();
+  }
 
   // Records a table with all its records (record(r, dst) fills record r),
   // replacing any stored table of that name: StageTable then CommitTable.

@@ -67,7 +67,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Load(
   return shared;
 }
 
-absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
+absl::Status TableRegistry::Swap(std::shared_ptr<EmbeddingTable> table,
                                  std::shared_ptr<EmbeddingTable>* out) {
   const std::string name = table->name();
   // Every row goes to disk before the lock: lookups of every table need the
@@ -92,7 +92,7 @@ absl::Status TableRegistry::Swap(std::unique_ptr<EmbeddingTable> table,
     reserved_bytes_ -= EmbeddingTable::EstimateBytes(it->second->spec());
   }
   reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
-  std::shared_ptr<EmbeddingTable> shared = std::move(table);
+  std::shared_ptr<EmbeddingTable> shared = std::move(table);  // not yet shared with anyone
   tables_[name] = shared;
   if (out != nullptr) *out = shared;
   return absl::OkStatus();
@@ -102,6 +102,9 @@ absl::Status TableRegistry::CreateCheckpoint(absl::string_view name) {
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("checkpoints need a data directory (--data_dir)");
   }
+  // The store's copy of every changed table first; the store saves the log
+  // beside it, which brings each table to the moment of the checkpoint.
+  RETURN_IF_ERROR(SnapshotTables().status());
   return store_->CreateCheckpoint(name);
 }
 
@@ -116,30 +119,41 @@ absl::StatusOr<std::vector<std::shared_ptr<EmbeddingTable>>> TableRegistry::Rest
     return absl::FailedPreconditionError("checkpoints need a data directory (--data_dir)");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<RowStore> checkpoint, store_->OpenCheckpoint(name));
+  ASSIGN_OR_RETURN(std::unique_ptr<UpdateLog> checkpoint_log, store_->OpenCheckpointLog(name));
   ASSIGN_OR_RETURN(std::vector<StoredTable> stored, checkpoint->ListTables());
-  std::vector<const StoredTable*> chosen;
   for (const std::string& want : tables) {
     auto it = std::find_if(stored.begin(), stored.end(),
                            [&](const StoredTable& t) { return t.spec.name == want; });
     if (it == stored.end()) {
       return absl::NotFoundError(absl::StrCat("checkpoint '", name, "' has no table '", want, "'"));
     }
-    chosen.push_back(&*it);
   }
-  if (tables.empty()) {
-    for (const StoredTable& t : stored) chosen.push_back(&t);
-  }
-  // Build every table first: a bad checkpoint changes nothing.
-  std::vector<std::unique_ptr<EmbeddingTable>> built;
-  for (const StoredTable* meta : chosen) {
+  // Build every table first (the checkpoint's snapshots, then its log): a
+  // bad checkpoint changes nothing.
+  absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> built;
+  for (const StoredTable& meta : stored) {
+    if (!tables.empty() && std::find(tables.begin(), tables.end(), meta.spec.name) == tables.end()) {
+      continue;
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> t,
-                     EmbeddingTable::Restore(*meta, TableOptions{checkpoint.get(), parallelism_}));
-    built.push_back(std::move(t));
+                     EmbeddingTable::Restore(meta, TableOptions{checkpoint.get(), parallelism_,
+                                                                checkpoint_log.get()}));
+    built[meta.spec.name] = std::move(t);
   }
+  if (checkpoint_log != nullptr) {
+    RETURN_IF_ERROR(Replay(*checkpoint, *checkpoint_log, built, /*store_writable=*/false));
+  }
+  std::vector<std::string> names;
+  for (const auto& [n, t] : built) {
+    if (tables.empty() || std::find(tables.begin(), tables.end(), n) != tables.end()) {
+      names.push_back(n);
+    }
+  }
+  std::sort(names.begin(), names.end());
   std::vector<std::shared_ptr<EmbeddingTable>> out;
-  for (auto& t : built) {
+  for (const std::string& n : names) {
     std::shared_ptr<EmbeddingTable> shared;
-    RETURN_IF_ERROR(Swap(std::move(t), &shared));  // moves it off the checkpoint
+    RETURN_IF_ERROR(Swap(std::move(built[n]), &shared));  // moves it off the checkpoint
     out.push_back(std::move(shared));
   }
   return out;
@@ -196,7 +210,7 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
                      EmbeddingTable::Restore(meta, TableOptions{store_, parallelism_, log_}));
     tables[meta.spec.name] = std::move(table);
   }
-  if (log_ != nullptr) RETURN_IF_ERROR(Replay(*store_, *log_, tables));
+  if (log_ != nullptr) RETURN_IF_ERROR(Replay(*store_, *log_, tables, /*store_writable=*/true));
   absl::MutexLock lock(&mu_);
   for (auto& [name, table] : tables) {
     reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
@@ -208,7 +222,8 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
 
 absl::Status TableRegistry::Replay(
     RowStore& store, UpdateLog& log,
-    absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables) {
+    absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables,
+    bool store_writable) {
   // From the oldest position a table needs; with no table, every record
   // kept (creates not yet snapshotted).
   LogPosition after = log.Stats().first_position;
@@ -235,6 +250,7 @@ absl::Status TableRegistry::Replay(
         if (table == nullptr || table->generation() > r.generation) return absl::OkStatus();
         tables.erase(it);
         // The drop may have been logged but not yet reached the store.
+        if (!store_writable) return absl::OkStatus();
         if (absl::Status d = store.DropTable(r.table); !d.ok() && !absl::IsNotFound(d)) return d;
         return absl::OkStatus();
       default:

@@ -54,7 +54,8 @@ class TableRegistry {
 
   // Registers `table`, replacing (atomically) any table of its name; with a
   // store, its durable copy is replaced too (drop, then create).
-  absl::Status Swap(std::unique_ptr<EmbeddingTable> table, std::shared_ptr<EmbeddingTable>* out)
+  // REQUIRES: nobody else holds `table` yet.
+  absl::Status Swap(std::shared_ptr<EmbeddingTable> table, std::shared_ptr<EmbeddingTable>* out)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Copies every table of `source` (e.g. a RocksDB an offline job wrote) into
@@ -101,8 +102,11 @@ class TableRegistry {
   // A new incarnation number for a table being made (UpdateRecord).
   int64_t NextGeneration() ABSL_LOCKS_EXCLUDED(mu_);
   // Replays `log` after the tables' snapshots into `tables` (LoadFromStore).
+  // `store_writable`: a drop replayed is also applied to `store` (false for
+  // a read-only checkpoint).
   absl::Status Replay(RowStore& store, UpdateLog& log,
-                      absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables);
+                      absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables,
+                      bool store_writable);
 
   RowStore* const store_;
   UpdateLog* log_ = nullptr;
