@@ -16,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "core/internal/trainer_sequences.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/internal/log.h"
@@ -247,8 +248,6 @@ EMBEDSERVE_UNARY(CreateTable)
 EMBEDSERVE_UNARY(DropTable)
 EMBEDSERVE_UNARY(ListTables)
 EMBEDSERVE_UNARY(DescribeTable)
-EMBEDSERVE_UNARY(Lookup)
-EMBEDSERVE_UNARY(LookupPooled)
 EMBEDSERVE_UNARY(AssignRows)
 EMBEDSERVE_UNARY(PushGradients)
 EMBEDSERVE_UNARY(UpdateTable)
@@ -258,6 +257,16 @@ EMBEDSERVE_UNARY(CreateCheckpoint)
 EMBEDSERVE_UNARY(ListCheckpoints)
 EMBEDSERVE_UNARY(RestoreCheckpoint)
 #undef EMBEDSERVE_UNARY
+
+// The reads may wait for a trainer's pushes (lookup_calls.cc).
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::Lookup(grpc::CallbackServerContext* ctx,
+                                                       const Raw* req, Raw* resp) {
+  return AnswerRead(ctx, req, resp, kUnaryMethods[kLookup]);
+}
+grpc::ServerUnaryReactor* EmbeddingServiceImpl::LookupPooled(grpc::CallbackServerContext* ctx,
+                                                             const Raw* req, Raw* resp) {
+  return AnswerRead(ctx, req, resp, kUnaryMethods[kLookupPooled]);
+}
 
 absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& req,
                                                  v1::CreateTableResponse* resp) {
@@ -383,16 +392,33 @@ absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingServiceImpl::CheckTrainerName(absl::string_view trainer) {
+  // core's rule for the name (the one ApplyGradients and WaitForSequence
+  // apply), checked before anything is looked up.
+  return internal::TrainerSequences::CheckName(trainer);
+}
+
 absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp) {
   resp->set_sequence(req.sequence());
   RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
+  EmbeddingTable::PushOrigin origin;
+  if (!req.trainer().empty()) {
+    RETURN_IF_ERROR(CheckTrainerName(req.trainer()));
+    if (req.sequence() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a push from trainer '", req.trainer(), "' needs a sequence number above 0"));
+    }
+    origin.trainer = req.trainer();
+    origin.sequence = req.sequence();
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
   std::vector<float> scratch;
   ASSIGN_OR_RETURN(absl::Span<const float> grads, FloatsFromBytes(req.grads(), "grads", &scratch));
   ASSIGN_OR_RETURN(EmbeddingTable::PushResult result,
-                   table->ApplyGradients(IdSpan(req.ids()), grads));
+                   table->ApplyGradients(IdSpan(req.ids()), grads, origin));
   resp->set_version(result.version);
   resp->set_rows_applied(result.rows_applied);
+  resp->set_duplicate(result.duplicate);
   if (metrics_ != nullptr) metrics_->AddRowsPushed(table->name(), req.ids_size());
   return absl::OkStatus();
 }

@@ -62,6 +62,10 @@ struct ServiceOptions {
   // share of the time; HTTP/2 flow control then slows the trainer. 1 = no
   // pause (pushes compete with lookups as equals).
   double push_share_under_lookups = 0.5;
+  // The longest a lookup with a trainer's min_sequence (LookupQuery) waits
+  // for that push to be applied (and never past the call's deadline); then
+  // DEADLINE_EXCEEDED. The wait holds no thread (see lookup_calls.cc).
+  absl::Duration max_sequence_wait = absl::Seconds(10);
   // Count calls (per method and status, with latency) and rows looked up
   // and pushed per table (see ServiceMetrics and metrics()). Off: the hot
   // path pays one null check.
@@ -192,6 +196,9 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
                            const std::string& display_path = "");
   // One push (shared by the unary and the streaming RPC).
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
+  // OK for a trainer name as PushRequest.trainer allows; InvalidArgument
+  // naming it otherwise.
+  static absl::Status CheckTrainerName(absl::string_view trainer);
 
   const ServiceOptions& options() const { return options_; }
   // The service's counters; null unless ServiceOptions::enable_metrics.
@@ -237,6 +244,15 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
 
   absl::Status HandleLookup(const Raw& in, Raw* out, const Cancelled& cancelled);
   absl::Status HandleLookupPooled(const Raw& in, Raw* out, const Cancelled& cancelled);
+  // Lookup and LookupPooled: as Answer, and a request whose queries name a
+  // trainer's min_sequence waits (on a grpc::Alarm, no thread held) until
+  // the tables applied those pushes. Defined in lookup_calls.cc.
+  struct PendingRead;
+  grpc::ServerUnaryReactor* AnswerRead(grpc::CallbackServerContext* ctx, const Raw* in, Raw* out,
+                                       const UnaryMethod& method);
+  // Runs `read` if its sequences are applied, or answers it if its time is
+  // up, or polls again later.
+  void RunOrWait(std::unique_ptr<PendingRead> read);
   absl::Status HandleLoadTable(const Raw& in, Raw* out, const Cancelled& cancelled);
   absl::Status LoadTableFrom(const v1::LoadTableRequest& req, v1::LoadTableResponse* resp,
                              const Cancelled& cancelled, bool confined);

@@ -78,6 +78,9 @@ ABSL_FLAG(int32_t, memory_trim_interval_s, 1,
           "hand freed heap memory back to the kernel this often, seconds (0 = never)");
 ABSL_FLAG(std::string, load_dir, "",
           "LoadTable reads files only beneath this directory (relative paths, no symbolic "
+ABSL_FLAG(int64_t, max_sequence_wait_ms, 10000,
+          "the longest a lookup naming a trainer's min_sequence waits for that push to be "
+          "applied (never past the call's deadline); then DEADLINE_EXCEEDED");
           "links); empty = LoadTable is off (ImportTable uploads still work)");
 ABSL_FLAG(std::string, tokens_file, "",
           "bearer tokens and their roles, one '<reader|trainer|admin> <token> [name]' a line; "
@@ -179,6 +182,7 @@ int Run() {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.enable_reflection = absl::GetFlag(FLAGS_reflection);
+  service.max_sequence_wait = absl::Milliseconds(absl::GetFlag(FLAGS_max_sequence_wait_ms));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_connection_idle_s = absl::GetFlag(FLAGS_max_connection_idle_s);
