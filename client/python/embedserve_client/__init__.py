@@ -14,7 +14,10 @@ from .client import EmbeddingClient  # noqa: F401
 
 def __getattr__(name):
     # torch is imported only by those who use RemoteEmbedding.
-    if name == "RemoteEmbedding":
-        from .torch_module import RemoteEmbedding
-        return RemoteEmbedding
+    if name in ("RemoteEmbedding", "remote_lookup"):
+        from . import torch_module
+        return getattr(torch_module, name)
+    if name in ("PushWindow", "PushError"):
+        from . import push_window
+        return getattr(push_window, name)
     raise AttributeError(name)

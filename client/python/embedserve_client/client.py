@@ -18,6 +18,8 @@ import os
 import grpc
 import numpy as np
 
+from . import _wire
+
 try:
     from ._proto import embedserve_pb2 as pb
     from ._proto import embedserve_pb2_grpc as pb_grpc
@@ -147,9 +149,58 @@ class EmbeddingClient:
         if token:
             self._channel = grpc.intercept_channel(self._raw_channel, _BearerToken(token))
         self._stub = pb_grpc.EmbeddingServiceStub(self._channel)
+        # Lookups go out as bytes encoded by _wire (numpy), not through the
+        # generated classes (see _wire.py for why).
+        self._lookup_bytes = self._channel.unary_unary(
+            "/embedserve.v1.EmbeddingService/Lookup", request_serializer=None,
+            response_deserializer=pb.LookupResponse.FromString)
+        self._window = None
 
     def close(self):
-        self._raw_channel.close()
+        """Waits for the pushes of push_window() (raising a failed one's
+        PushError), then closes the channel."""
+        try:
+            if self._window is not None:
+                self._window.close(self.timeout)
+        finally:
+            self._raw_channel.close()
+
+    def push_window(self, window=4, trainer=None):
+        """This client's PushWindow (push_window.py), made on first use with
+        `window` unanswered pushes at most and `trainer` as its name: pushes
+        through it return at once, and this client's lookups of a table with
+        pushes in flight ask the server to wait for them (read-your-writes).
+        Calls that read or change a table by other ways (assign_rows,
+        export_table, optimizer_state, checkpoints, drop_table) flush() it
+        first. Asking again with another window or trainer is a ValueError."""
+        if self._window is None:
+            from .push_window import PushWindow
+            self._window = PushWindow(self, window, trainer)
+        elif window != self._window.window or trainer not in (None, self._window.trainer):
+            raise ValueError("this client's push window is (window=%d, trainer=%r)"
+                             % (self._window.window, self._window.trainer))
+        return self._window
+
+    def flush(self):
+        """Waits for the pushes of push_window(), if any; raises a failed
+        one's PushError."""
+        if self._window is not None:
+            self._window.flush(self.timeout)
+
+    def _read_your_writes(self, table):
+        """(trainer, min_sequence) for a lookup of `table`: this client's
+        trainer name and the last push to `table` still in flight (0: none);
+        ("", 0) without a push window."""
+        if self._window is None:
+            return "", 0
+        return self._window.trainer, self._window.pending_sequence(table)
+
+    def _lookup_failed(self, error, waited):
+        """A lookup that waited for a push failed: the push's own error, if
+        it failed, says more than the lookup's DEADLINE_EXCEEDED."""
+        if waited and self._window is not None:
+            self._window.raise_error()
+        raise error
 
     def __enter__(self):
         return self
@@ -197,6 +248,7 @@ class EmbeddingClient:
         return self._stub.CreateTable(req, timeout=self.timeout).table
 
     def drop_table(self, name):
+        self.flush()
         self._stub.DropTable(pb.DropTableRequest(name=name), timeout=self.timeout)
 
     def describe_table(self, name):
@@ -252,6 +304,7 @@ class EmbeddingClient:
 
     def export_table(self, name):
         """The whole table as a (rows, dim) float32 array, and its TableInfo."""
+        self.flush()
         info, parts = None, []
         for chunk in self._stub.ExportTable(pb.ExportTableRequest(name=name),
                                             timeout=self.timeout):
@@ -262,6 +315,7 @@ class EmbeddingClient:
         return np.concatenate(parts).reshape(-1, dim), info
 
     def create_checkpoint(self, name):
+        self.flush()
         return self._stub.CreateCheckpoint(pb.CreateCheckpointRequest(name=name),
                                            timeout=self.timeout).checkpoint
 
@@ -270,6 +324,7 @@ class EmbeddingClient:
                                                timeout=self.timeout).checkpoints)
 
     def restore_checkpoint(self, name, tables=()):
+        self.flush()
         return list(self._stub.RestoreCheckpoint(
             pb.RestoreCheckpointRequest(name=name, tables=list(tables)),
             timeout=self.timeout).tables)
@@ -278,22 +333,45 @@ class EmbeddingClient:
         """F.embedding: an array of shape ids.shape + (dim,) (a 0-d index
         gives (dim,), as torch); output="float16"
         asks for half the bytes on the wire (returned as float16)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        # A 0-d index (emb(torch.tensor(3))) gives (dim,): asked for as a
-        # scalar query, since an empty shape means "flat".
-        query = pb.LookupQuery(table=table, ids=ids.reshape(-1).tolist(),
-                               shape=list(ids.shape), scalar=ids.ndim == 0,
-                               output=pb.ValueType.Value(output.upper()))
-        resp = self._stub.Lookup(pb.LookupRequest(queries=[query]), timeout=self.timeout)
-        return _to_array(resp.results[0])
+        return self.lookup_many([(table, ids)], output=output)[0]
+
+    def lookup_many(self, queries, output="float32"):
+        """Several lookups in one request (one round trip), e.g. a model's
+        user and item tables: queries is a sequence of (table, ids); returns
+        one array per query, as lookup() would. The request is validated
+        whole: if one query fails, none is answered."""
+        if self._window is not None:
+            self._window.raise_error()
+        encoded, waited = [], False
+        kind = pb.ValueType.Value(output.upper())
+        for table, ids in queries:
+            ids = np.asarray(ids, dtype=np.int64)
+            trainer, sequence = self._read_your_writes(table)
+            waited = waited or sequence > 0
+            # A 0-d index (emb(torch.tensor(3))) gives (dim,): asked for as
+            # a scalar query, since an empty shape means "flat".
+            encoded.append(_wire.lookup_query(table, ids, ids.shape, kind, ids.ndim == 0,
+                                              trainer, sequence))
+        request = _wire.lookup_request(encoded)
+        try:
+            if waited:
+                resp = self._window.wait_unless_push_fails(
+                    self._lookup_bytes.future(request, timeout=self.timeout))
+            else:
+                resp = self._lookup_bytes(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            self._lookup_failed(e, waited)
+        return [_to_array(r) for r in resp.results]
 
     def lookup_pooled(self, table, ids, offsets=None, mode="sum",
                       per_sample_weights=None, include_last_offset=False):
         """F.embedding_bag: (bags, dim). `ids` 1-D with offsets, or 2-D."""
         ids = np.asarray(ids, dtype=np.int64)
+        trainer, sequence = self._read_your_writes(table)
         query = pb.PooledQuery(table=table, ids=ids.reshape(-1).tolist(),
                                mode=_MODES[mode],
-                               include_last_offset=include_last_offset)
+                               include_last_offset=include_last_offset,
+                               trainer=trainer, min_sequence=sequence)
         if offsets is not None:
             query.offsets.extend(np.asarray(offsets, dtype=np.int64).tolist())
         else:
@@ -301,12 +379,16 @@ class EmbeddingClient:
         if per_sample_weights is not None:
             query.per_sample_weights.extend(
                 np.asarray(per_sample_weights, dtype=np.float32).reshape(-1).tolist())
-        resp = self._stub.LookupPooled(pb.PooledRequest(queries=[query]),
-                                       timeout=self.timeout)
+        try:
+            resp = self._stub.LookupPooled(pb.PooledRequest(queries=[query]),
+                                           timeout=self.timeout)
+        except grpc.RpcError as e:
+            self._lookup_failed(e, sequence > 0)
         return _to_array(resp.results[0])
 
     def assign_rows(self, table, ids, values):
         """weight[ids] = values; returns the table's new version."""
+        self.flush()
         values = np.ascontiguousarray(values, dtype="<f4")
         req = pb.AssignRowsRequest(table=table,
                                    ids=np.asarray(ids, dtype=np.int64).tolist(),
@@ -345,6 +427,7 @@ class EmbeddingClient:
 
     def optimizer_state(self, table, ids):
         """({slot name: array}, step) for the given ids."""
+        self.flush()
         resp = self._stub.GetOptimizerState(
             pb.OptimizerStateRequest(table=table,
                                      ids=np.asarray(ids, dtype=np.int64).tolist()),

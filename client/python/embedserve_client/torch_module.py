@@ -2,28 +2,37 @@
 embedserve server. forward() looks the rows up on the server; backward()
 pushes the gradient of the output rows, and the server's optimizer (chosen
 when the table was created) applies the step. Nothing on the client holds the
-weights, so leave this module out of the client-side optimizer."""
+weights, so leave this module out of the client-side optimizer.
 
+Overlapped training (the default, window=4): backward() hands its push to
+the client's PushWindow (push_window.py) and returns without waiting for the
+answer, and the next forward() asks the server to answer only once the
+pushes it must see are applied, so a training step gives exactly the
+numbers of synchronous pushes (window=0 or 1). Call flush() (or
+client.flush()) to wait for the pushes in flight; a failed push raises its
+PushError at the next push, lookup that waited for it, or flush().
+remote_lookup() looks several modules up in one request (one round trip).
+"""
+
+import numpy as np
 import torch
 
 
 class _RemoteLookup(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, ids, anchor, module):
+    def forward(ctx, ids, anchor, module, rows):
         ctx.module = module
         ctx.save_for_backward(ids)
-        rows = module.client.lookup(module.table, ids.detach().cpu().numpy())
+        if rows is None:
+            rows = module.client.lookup(module.table, ids.detach().cpu().numpy())
         return torch.from_numpy(rows).to(anchor.device)
 
     @staticmethod
     def backward(ctx, grad_output):
         (ids,) = ctx.saved_tensors
-        module = ctx.module
-        grads = grad_output.detach().to(torch.float32).cpu().reshape(ids.numel(), -1)
-        module.last_push = module.client.push(module.table, ids.reshape(-1).cpu().numpy(),
-                                              grads.numpy())
-        return None, None, None
+        ctx.module._push(ids, grad_output)
+        return None, None, None, None
 
 
 class RemoteEmbedding(torch.nn.Module):
@@ -36,9 +45,12 @@ class RemoteEmbedding(torch.nn.Module):
     Training needs a trainer (or admin) token: backward pushes gradients.
     table: the table's name (it must exist, e.g. created with
     client.create_table(..., optimizer="adagrad")).
+    window: pushes in flight at most (the client's push_window(); every
+    RemoteEmbedding of one client shares it, so give them the same window);
+    0 or 1: each backward() waits for its push, as before.
     """
 
-    def __init__(self, client, table, **client_args):
+    def __init__(self, client, table, window=4, **client_args):
         super().__init__()
         if isinstance(client, str):
             from .client import EmbeddingClient
@@ -47,10 +59,13 @@ class RemoteEmbedding(torch.nn.Module):
             raise TypeError("client_args are for a client made from an address; got a client")
         self.client = client
         self.table = table
+        self.window = client.push_window(window) if window > 1 else None
         info = client.describe_table(table)
         self.num_embeddings = info.spec.num_embeddings
         self.embedding_dim = info.spec.embedding_dim
         self.padding_idx = info.spec.padding_idx if info.spec.HasField("padding_idx") else None
+        # The PushResponse of the last push (synchronous), or the sequence
+        # number of the last push handed to the window.
         self.last_push = None
         # Gives autograd a leaf that requires grad, so backward reaches us; it
         # never changes and is not a parameter.
@@ -58,13 +73,42 @@ class RemoteEmbedding(torch.nn.Module):
         self._anchor.requires_grad_(True)
 
     def forward(self, ids):
-        return _RemoteLookup.apply(ids, self._anchor, self)
+        return _RemoteLookup.apply(ids, self._anchor, self, None)
+
+    def _push(self, ids, grad_output):
+        grads = grad_output.detach().to(torch.float32).cpu().reshape(ids.numel(), -1).numpy()
+        ids = ids.reshape(-1).cpu().numpy()
+        if self.window is not None:
+            self.last_push = self.window.push(self.table, ids, grads)
+        else:
+            self.last_push = self.client.push(self.table, ids, grads)
+
+    def flush(self):
+        """Waits until every push of this module's client is applied; raises
+        a failed push's PushError."""
+        self.client.flush()
 
     @property
     def weight(self):
-        """The whole table, fetched from the server (for inspection)."""
-        import numpy as np
+        """The whole table, fetched from the server (for inspection); it
+        includes every push made so far."""
         return torch.from_numpy(self.client.lookup(self.table, np.arange(self.num_embeddings)))
 
     def extra_repr(self):
         return "table=%r, %d, %d" % (self.table, self.num_embeddings, self.embedding_dim)
+
+
+def remote_lookup(*pairs):
+    """Looks up several RemoteEmbeddings in one request: remote_lookup(
+    (user_emb, users), (item_emb, items)) returns (user_emb(users),
+    item_emb(items)), with one round trip instead of two. The modules must
+    share one client."""
+    if not pairs:
+        return ()
+    client = pairs[0][0].client
+    if any(module.client is not client for module, _ in pairs):
+        raise ValueError("remote_lookup needs modules of one client")
+    rows = client.lookup_many([(module.table, ids.detach().cpu().numpy())
+                               for module, ids in pairs])
+    return tuple(_RemoteLookup.apply(ids, module._anchor, module, r)
+                 for (module, ids), r in zip(pairs, rows))
