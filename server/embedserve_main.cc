@@ -22,6 +22,7 @@
 #include "server/internal/log.h"
 #include "server/startup.h"
 
+#include "server/snapshot_scheduler.h"
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port (see --port_file)");
 ABSL_FLAG(std::string, config, "",
@@ -40,8 +41,19 @@ ABSL_FLAG(std::string, data_dir, "./data",
           "RocksDB directory that makes tables durable (created if missing); empty = memory "
           "only");
 ABSL_FLAG(std::string, durability, "async",
-          "async: a write is acknowledged once in RocksDB's WAL (survives a process crash); "
-          "sync: once the WAL is fsync'ed (survives a machine crash, slower)");
+          "async: a change is acknowledged once its update log record (or, with "
+          "--update_log=false, RocksDB's WAL) reached the OS (survives a process crash); sync: "
+          "once it is fsync'ed, concurrent changes sharing one fsync (survives a machine crash)");
+ABSL_FLAG(bool, update_log, true,
+          "with --data_dir: make changes durable as commands in an update log (<data_dir>/log) "
+          "and write the rows out in bulk snapshots; false: every change writes its rows to "
+          "RocksDB (slower; the layout before the log)");
+ABSL_FLAG(int64_t, snapshot_log_bytes, int64_t{1} << 30,
+          "snapshot the tables once the update log holds this many bytes (0 = never by size)");
+ABSL_FLAG(int32_t, snapshot_interval_s, 600,
+          "snapshot changed tables at least this often, seconds (0 = never by time)");
+ABSL_FLAG(int64_t, log_segment_bytes, int64_t{64} << 20,
+          "size of one update log segment file; whole segments are removed after a snapshot");
 ABSL_FLAG(std::string, import_rocksdb, "",
           "at start, copy every table of this RocksDB (storage/FORMAT.md; e.g. written by an "
           "offline job) into the server; opened read-only");
@@ -232,6 +244,19 @@ int Run() {
   if (absl::Status s =
           embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
       !s.ok()) {
+  std::unique_ptr<embedserve::FileUpdateLog> update_log;
+  if (store != nullptr && absl::GetFlag(FLAGS_update_log)) {
+    auto opened = embedserve::OpenUpdateLog(absl::GetFlag(FLAGS_data_dir),
+                                            absl::GetFlag(FLAGS_durability),
+                                            absl::GetFlag(FLAGS_log_segment_bytes));
+    if (!opened.ok()) {
+      LogError(std::string(opened.status().message()));
+      return 1;
+    }
+    update_log = *std::move(opened);
+    registry->SetUpdateLog(update_log.get());
+    store->SetUpdateLog(update_log.get());
+  }
     LogError(std::string(s.message()));
     return 1;
   }
@@ -246,6 +271,13 @@ int Run() {
 
   auto server = embedserve::EmbeddingServer::Start(options, registry);
   if (!server.ok()) {
+  std::unique_ptr<embedserve::SnapshotScheduler> snapshots;
+  if (update_log != nullptr) {
+    embedserve::SnapshotPolicy policy;
+    policy.log_bytes = absl::GetFlag(FLAGS_snapshot_log_bytes);
+    policy.interval = absl::Seconds(absl::GetFlag(FLAGS_snapshot_interval_s));
+    snapshots = std::make_unique<embedserve::SnapshotScheduler>(*registry, *update_log, policy);
+  }
     LogError(std::string(server.status().message()));
     return server.status().code() == absl::StatusCode::kFailedPrecondition ? 2 : 1;
   }
@@ -286,6 +318,7 @@ int Run() {
   LogInfo("stopped");
   return 0;
 }
+  snapshots.reset();  // before the registry and the log it writes through
 
 }  // namespace
 

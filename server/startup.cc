@@ -32,6 +32,21 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& dat
   return store;
 }
 
+absl::StatusOr<std::unique_ptr<FileUpdateLog>> OpenUpdateLog(const std::string& data_dir,
+                                                             const std::string& durability,
+                                                             int64_t segment_bytes) {
+  UpdateLogOptions options;
+  options.dir = (std::filesystem::path(data_dir) / "log").string();
+  options.sync = durability == "sync";
+  options.segment_bytes = segment_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<FileUpdateLog> log, FileUpdateLog::Open(options));
+  const UpdateLogStats stats = log->Stats();
+  internal::LogInfo(absl::StrCat("update log in ", options.dir, ": records ",
+                                 stats.first_position, "..", stats.last_position, ", ",
+                                 stats.bytes, " bytes in ", stats.segments, " segments"));
+  return log;
+}
+
 absl::StatusOr<std::string> PrepareUploadDir(const std::string& data_dir) {
   const std::filesystem::path dir = std::filesystem::path(data_dir) / "uploads";
   std::error_code ec;

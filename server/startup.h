@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "core/table_registry.h"
 #include "storage/rocksdb_store.h"
+#include "storage/update_log.h"
 
 namespace embedserve {
 
@@ -31,6 +32,13 @@ void ReleaseFreedMemory();
 // is "sync" or "async" (InvalidArgument otherwise).
 absl::StatusOr<std::unique_ptr<RocksDbStore>> OpenDataDir(const std::string& data_dir,
                                                           const std::string& durability);
+
+// Opens the update log of `data_dir` (<data_dir>/log, storage/FORMAT.md):
+// "sync" durability fsyncs each acknowledged change (group commit), "async"
+// hands it to the operating system. Logs what it found (records, bytes).
+absl::StatusOr<std::unique_ptr<FileUpdateLog>> OpenUpdateLog(const std::string& data_dir,
+                                                             const std::string& durability,
+                                                             int64_t segment_bytes);
 
 // Makes <data_dir>/uploads, where ImportTable stages uploads, and removes
 // what a killed server left there. Returns its path.

@@ -1,4 +1,5 @@
 #include "storage/rocksdb_store.h"
+#include "storage/update_log.h"
 
 #include <sys/statvfs.h>
 
@@ -27,6 +28,11 @@
 #include "storage/rocksdb_status.h"
 
 namespace embedserve {
+namespace {
+// Where a checkpoint keeps its copy of the update log.
+constexpr char kCheckpointLogDir[] = "update_log";
+}  // namespace
+
 namespace {
 
 using internal::MetaKey;
@@ -218,8 +224,31 @@ absl::Status RocksDbStore::CreateCheckpoint(absl::string_view name) {
   RETURN_IF_ERROR(FromRocksDb(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
   // Flushes first (log_size_for_flush 0), so the copy is SST files only.
-  return FromRocksDb(checkpoint->CreateCheckpoint(target.string(), /*log_size_for_flush=*/0),
-                     absl::StrCat("create checkpoint '", name, "'"));
+  RETURN_IF_ERROR(
+      FromRocksDb(checkpoint->CreateCheckpoint(target.string(), /*log_size_for_flush=*/0),
+                  absl::StrCat("create checkpoint '", name, "'")));
+  if (log_ == nullptr) return absl::OkStatus();
+  // The log's segments (hard links) up to now: replayed after the snapshots
+  // they hold, the tables are as of this moment.
+  absl::Status s = log_->CopyTo((target / kCheckpointLogDir).string()).status();
+  if (!s.ok()) {
+    std::error_code ec;
+    std::filesystem::remove_all(target, ec);
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<UpdateLog>> RocksDbStore::OpenCheckpointLog(absl::string_view name) {
+  if (!internal::ValidCheckpointName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad checkpoint name '", name, "'"));
+  }
+  const std::filesystem::path dir = internal::CheckpointDir(options_.path, name) / kCheckpointLogDir;
+  if (!std::filesystem::exists(dir)) return std::unique_ptr<UpdateLog>();
+  UpdateLogOptions options;
+  options.dir = dir.string();
+  options.read_only = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<FileUpdateLog> log, FileUpdateLog::Open(options));
+  return std::unique_ptr<UpdateLog>(std::move(log));
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> RocksDbStore::ListCheckpoints() {

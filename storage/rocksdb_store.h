@@ -77,6 +77,11 @@ class RocksDbStore final : public RowStore {
   absl::Status CreateCheckpoint(absl::string_view name) override;
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() override;
   absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) override;
+  // <checkpoint>/update_log (storage/FORMAT.md), opened read-only.
+  absl::StatusOr<std::unique_ptr<UpdateLog>> OpenCheckpointLog(absl::string_view name) override;
+  // The update log that CreateCheckpoint saves beside the rows (not owned;
+  // must outlive the store). Call before serving.
+  void SetUpdateLog(UpdateLog* log) { log_ = log; }
 
   // Reads the figures of StoreStats (a few property reads and a listing of
   // the WAL directory; for a scrape, not for a hot path). A figure RocksDB
@@ -114,6 +119,7 @@ class RocksDbStore final : public RowStore {
   absl::StatusOr<std::string> MetaValue(const StoredTable& meta);
 
   StoreOptions options_;
+  UpdateLog* log_ = nullptr;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_family_ = nullptr;  // destroyed before db_
   absl::Mutex mu_;  // guards families_ (RocksDB itself is thread-safe)

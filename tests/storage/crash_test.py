@@ -5,8 +5,14 @@ end rows and optimizer state must equal those of an uninterrupted server fed
 exactly the pushes that were applied. Bounded: 20 rounds of at most ~0.4 s of
 pushing each.
 
+With --server-flag the server runs with extra flags, e.g. tiny
+--snapshot_log_bytes and --log_segment_bytes, so that kills also land during
+snapshots and log truncation; --create=init makes the table from its
+initializer (one update log record) instead of from given weights.
+
 Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
-        tests/storage/crash_test.py --server build/server/embedserve [--durability async|sync]
+        tests/storage/crash_test.py --server build/server/embedserve [--durability async|sync] \
+        [--server-flag=--snapshot_log_bytes=65536 ...] [--create weights|init]
 """
 
 import argparse
@@ -61,6 +67,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", required=True)
     p.add_argument("--durability", default="async")
+    p.add_argument("--server-flag", action="append", default=[],
+                   help="an extra server flag (repeatable)")
+    p.add_argument("--create", choices=("weights", "init"), default="weights")
     a = p.parse_args()
     from embedserve_client import EmbeddingClient
     from embedserve_testing import ServerProcess
@@ -76,13 +85,20 @@ def main():
     acked_total = sent_total = applied = 0
     failures = 0
     for round_ in range(ROUNDS + 1):
-        server = Killable(a.server, "--durability=" + a.durability, data_dir=data.name)
+        server = Killable(a.server, "--durability=" + a.durability, *a.server_flag,
+                          data_dir=data.name)
         try:  # never leave a server behind, also when a check raises
             client = EmbeddingClient(server.address)
             client.wait_for_ready()
             if round_ == 0:
-                client.create_table("crash", weights=w0, optimizer="sparse_adam",
-                                    optimizer_args={"lr": 0.01})
+                if a.create == "init":
+                    client.create_table("crash", ROWS, DIM, optimizer="sparse_adam",
+                                        optimizer_args={"lr": 0.01}, seed=5)
+                    first = client.lookup("crash", np.arange(ROWS))
+                else:
+                    client.create_table("crash", weights=w0, optimizer="sparse_adam",
+                                        optimizer_args={"lr": 0.01})
+                    first = w0
             version = client.describe_table("crash").version
             # Every acknowledged push survived; of the unanswered ones in
             # flight at the kill, some may have been applied too, never more
@@ -109,7 +125,7 @@ def main():
     with ServerProcess(a.server, data_dir="") as ref_server:
         ref = EmbeddingClient(ref_server.address)
         ref.wait_for_ready()
-        ref.create_table("crash", weights=w0, optimizer="sparse_adam",
+        ref.create_table("crash", weights=first, optimizer="sparse_adam",
                          optimizer_args={"lr": 0.01})
         for answer in ref.push_stream(("crash",) + push_of(k) for k in range(applied)):
             assert answer.code == 0
