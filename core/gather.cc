@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
+#include "core/enum_names.h"
 #include "core/internal/gather_kernels.h"
 
 namespace embedserve {
@@ -27,28 +28,6 @@ std::atomic<const GatherKernels*>& Active() {
 }
 
 }  // namespace
-
-absl::string_view SimdLevelName(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kScalar:
-      return "scalar";
-    case SimdLevel::kAvx2:
-      return "avx2";
-    case SimdLevel::kAvx512:
-      return "avx512";
-  }
-  return "unknown";
-}
-
-bool ParseSimdLevel(absl::string_view name, SimdLevel* level) {
-  for (SimdLevel l : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-    if (name == SimdLevelName(l)) {
-      *level = l;
-      return true;
-    }
-  }
-  return false;
-}
 
 bool CpuSupports(SimdLevel level) {
   switch (level) {
@@ -77,7 +56,7 @@ const GatherKernels& ActiveKernels() { return *Active().load(std::memory_order_a
 absl::Status ForceSimdLevel(SimdLevel level) {
   if (!CpuSupports(level)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("this CPU cannot run SIMD level ", SimdLevelName(level)));
+        absl::StrCat("this CPU cannot run SIMD level ", Name(level)));
   }
   Active().store(&KernelsFor(level), std::memory_order_release);
   return absl::OkStatus();

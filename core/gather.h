@@ -116,9 +116,7 @@ struct GatherKernels {
   ToHalfFn to_half;
 };
 
-absl::string_view SimdLevelName(SimdLevel level);
-// Parses "scalar", "avx2", "avx512".
-bool ParseSimdLevel(absl::string_view name, SimdLevel* level);
+// The level names ("scalar", "avx2", "avx512") are in core/enum_names.h.
 
 // True when this CPU (and this build) can run the level.
 bool CpuSupports(SimdLevel level);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "core/embedding_table.h"
+#include "core/enum_names.h"
 #include "core/gather.h"
 #include "core/parallel_lookup.h"
 #include "core/table_registry.h"
@@ -145,12 +147,13 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   if (const std::string simd = absl::GetFlag(FLAGS_simd); simd != "auto") {
-    embedserve::SimdLevel level;
-    if (!embedserve::ParseSimdLevel(simd, &level)) {
-      LogError(absl::StrCat("--simd=", simd, ": expected auto, scalar, avx2 or avx512"));
+    const std::optional<embedserve::SimdLevel> level = embedserve::ParseSimdLevel(simd);
+    if (!level) {
+      LogError(absl::StrCat("--simd=", simd, ": expected auto, ",
+                            embedserve::NameList(embedserve::SimdLevelNames())));
       return 2;
     }
-    if (absl::Status s = embedserve::ForceSimdLevel(level); !s.ok()) {
+    if (absl::Status s = embedserve::ForceSimdLevel(*level); !s.ok()) {
       LogError(absl::StrCat("--simd: ", s.message()));
       return 2;
     }
@@ -165,7 +168,7 @@ int Run() {
                          " ids split across ", threads, " extra threads"));
   }
   LogInfo(absl::StrCat("gather kernels: ",
-                       embedserve::SimdLevelName(embedserve::ActiveKernels().level)));
+                       embedserve::Name(embedserve::ActiveKernels().level)));
 
   embedserve::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/enum_names.h"
 #include "core/gather.h"
 
 #ifndef EMBEDSERVE_VERSION
@@ -291,7 +292,7 @@ void CollectBuildInfo(std::vector<MetricFamily>* out) {
                           MetricType::kGauge);
   f.samples.push_back({{{"version", EMBEDSERVE_VERSION},
                         {"compiler", compiler},
-                        {"simd", std::string(SimdLevelName(ActiveKernels().level))}},
+                        {"simd", std::string(Name(ActiveKernels().level))}},
                        1});
   out->push_back(std::move(f));
 }

@@ -1,6 +1,7 @@
 #include "storage/internal/meta_codec.h"
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -9,45 +10,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "core/enum_names.h"
 #include "storage/internal/key_layout.h"
 
 namespace embedserve::internal {
 namespace {
 
-// The names FORMAT.md gives the enums (the `init` and `optimizer` values).
-constexpr std::pair<InitKind, absl::string_view> kInitNames[] = {
-    {InitKind::kNormal, "normal"},
-    {InitKind::kUniform, "uniform"},
-    {InitKind::kZeros, "zeros"},
-    {InitKind::kConstant, "constant"},
-    {InitKind::kXavierUniform, "xavier_uniform"},
-};
-constexpr std::pair<OptimizerKind, absl::string_view> kOptimizerNames[] = {
-    {OptimizerKind::kSgd, "sgd"},
-    {OptimizerKind::kAdagrad, "adagrad"},
-    {OptimizerKind::kRowWiseAdagrad, "rowwise_adagrad"},
-    {OptimizerKind::kSparseAdam, "sparse_adam"},
-};
-
-template <typename Kind, size_t N>
-absl::string_view NameOf(const std::pair<Kind, absl::string_view> (&names)[N], Kind kind) {
-  for (const auto& [k, name] : names) {
-    if (k == kind) return name;
-  }
-  return "?";
-}
-
-// false (and *kind untouched) for a name the table does not list.
-template <typename Kind, size_t N>
-bool KindOf(const std::pair<Kind, absl::string_view> (&names)[N], absl::string_view name,
-            Kind* kind) {
-  for (const auto& [k, n] : names) {
-    if (n == name) {
-      *kind = k;
-      return true;
-    }
-  }
-  return false;
+// FORMAT.md's `init` and `optimizer` values are core/enum_names.h's names.
+template <typename Kind>
+bool KindOf(std::optional<Kind> parsed, Kind* kind) {
+  if (parsed) *kind = *parsed;
+  return parsed.has_value();
 }
 
 std::string D(double v) { return absl::StrFormat("%.17g", v); }
@@ -82,7 +55,7 @@ std::string EncodeMeta(const StoredTable& m) {
   line("frozen", s.frozen ? "1" : "0");
   line("scale_grad_by_freq", s.scale_grad_by_freq ? "1" : "0");
   line("num_shards", absl::StrCat(s.num_shards));
-  line("init", NameOf(kInitNames, s.initializer.kind));
+  line("init", Name(s.initializer.kind));
   line("init_mean", D(s.initializer.mean));
   line("init_std", D(s.initializer.std));
   line("init_a", D(s.initializer.a));
@@ -92,7 +65,7 @@ std::string EncodeMeta(const StoredTable& m) {
   // Written from generator 2 on: a record without it was made by generator
   // 1 (every server before the field), and still encodes as it did.
   if (s.initializer.generator >= 2) line("init_generator", absl::StrCat(s.initializer.generator));
-  line("optimizer", NameOf(kOptimizerNames, s.optimizer.kind));
+  line("optimizer", Name(s.optimizer.kind));
   line("lr", D(s.optimizer.lr.value_or(0.01)));
   line("lr_decay", D(s.optimizer.lr_decay));
   line("initial_accumulator_value", D(s.optimizer.initial_accumulator_value));
@@ -146,7 +119,7 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
     } else if (k == "num_shards") {
       ok = absl::SimpleAtoi(v, &s.num_shards);
     } else if (k == "init") {
-      ok = KindOf(kInitNames, v, &s.initializer.kind);
+      ok = KindOf(ParseInitKind(v), &s.initializer.kind);
     } else if (k == "init_mean") {
       dbl(&s.initializer.mean);
     } else if (k == "init_std") {
@@ -162,7 +135,7 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
     } else if (k == "init_generator") {
       ok = absl::SimpleAtoi(v, &s.initializer.generator) && s.initializer.generator >= 1;
     } else if (k == "optimizer") {
-      ok = KindOf(kOptimizerNames, v, &s.optimizer.kind);
+      ok = KindOf(ParseOptimizerKind(v), &s.optimizer.kind);
     } else if (k == "generation") {
       i64(&m.generation);
     } else if (k == "log_position") {

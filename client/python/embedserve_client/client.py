@@ -32,20 +32,7 @@ except ImportError as e:
         "(pip install client/python) or use the build tree's copy "
         "(PYTHONPATH=build/python)" % os.path.dirname(os.path.abspath(__file__))) from e
 
-_MODES = {"sum": pb.SUM, "mean": pb.MEAN, "max": pb.MAX}
-_OPTIMIZERS = {
-    "sgd": pb.OptimizerSpec.SGD,
-    "adagrad": pb.OptimizerSpec.ADAGRAD,
-    "rowwise_adagrad": pb.OptimizerSpec.ROWWISE_ADAGRAD,
-    "sparse_adam": pb.OptimizerSpec.SPARSE_ADAM,
-}
-_INITS = {
-    "normal": pb.Initializer.NORMAL,
-    "uniform": pb.Initializer.UNIFORM,
-    "zeros": pb.Initializer.ZEROS,
-    "constant": pb.Initializer.CONSTANT,
-    "xavier_uniform": pb.Initializer.XAVIER_UNIFORM,
-}
+from .names import INITS, OPTIMIZERS, POOLING_MODES, value_type  # noqa: E402
 
 
 def _to_array(result):
@@ -223,8 +210,8 @@ class EmbeddingClient:
         """
         spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards,
                             scale_grad_by_freq=scale_grad_by_freq)
-        spec.optimizer.kind = _OPTIMIZERS[optimizer]
-        spec.row_type = pb.ValueType.Value(row_type.upper())
+        spec.optimizer.kind = OPTIMIZERS[optimizer]
+        spec.row_type = value_type(row_type)
         for key, value in (optimizer_args or {}).items():
             setattr(spec.optimizer, key, float(value))
         values = b""
@@ -240,7 +227,7 @@ class EmbeddingClient:
             spec.max_norm = float(max_norm)
         if norm_type is not None:
             spec.norm_type = float(norm_type)
-        spec.initializer.kind = _INITS[init]
+        spec.initializer.kind = INITS[init]
         spec.initializer.seed = seed
         for key, value in init_args.items():
             setattr(spec.initializer, key, value)
@@ -275,7 +262,7 @@ class EmbeddingClient:
             req.padding_idx = padding_idx
         if max_norm is not None:
             req.max_norm = max_norm
-        req.optimizer.kind = _OPTIMIZERS[optimizer]
+        req.optimizer.kind = OPTIMIZERS[optimizer]
         for key, value in (optimizer_args or {}).items():
             setattr(req.optimizer, key, float(value))
         return self._stub.LoadTable(req, timeout=self.timeout).table
@@ -343,7 +330,7 @@ class EmbeddingClient:
         if self._window is not None:
             self._window.raise_error()
         encoded, waited = [], False
-        kind = pb.ValueType.Value(output.upper())
+        kind = value_type(output)
         for table, ids in queries:
             ids = np.asarray(ids, dtype=np.int64)
             trainer, sequence = self._read_your_writes(table)
@@ -369,7 +356,7 @@ class EmbeddingClient:
         ids = np.asarray(ids, dtype=np.int64)
         trainer, sequence = self._read_your_writes(table)
         query = pb.PooledQuery(table=table, ids=ids.reshape(-1).tolist(),
-                               mode=_MODES[mode],
+                               mode=POOLING_MODES[mode],
                                include_last_offset=include_last_offset,
                                trainer=trainer, min_sequence=sequence)
         if offsets is not None:
