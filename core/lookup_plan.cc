@@ -48,6 +48,16 @@ absl::Status LookupPlan::Add(std::shared_ptr<EmbeddingTable> table, const PlainL
   return absl::OkStatus();
 }
 
+absl::Status LookupPlan::AddWords(std::shared_ptr<EmbeddingTable> table,
+                                  absl::Span<const std::string> words, PlainLookup query) {
+  if (!query.ids.empty()) return absl::InvalidArgumentError("give ids or words, not both");
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, table->IdsForWords(words));
+  query.ids = ids;
+  RETURN_IF_ERROR(Add(std::move(table), query));
+  queries_.back().word_ids = std::move(ids);  // the buffer query.ids views
+  return absl::OkStatus();
+}
+
 absl::Status LookupPlan::Add(std::shared_ptr<EmbeddingTable> table, const PooledLookup& query) {
   ASSIGN_OR_RETURN(std::vector<int64_t> bounds,
                    BagBounds(static_cast<int64_t>(query.ids.size()), query.offsets,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,6 +64,13 @@ class LookupPlan {
   // more than max_bags bags.
   absl::Status Add(std::shared_ptr<EmbeddingTable> table, const PlainLookup& query);
   absl::Status Add(std::shared_ptr<EmbeddingTable> table, const PooledLookup& query);
+  // A plain query by words (a table loaded from word vectors): the words'
+  // ids, which the plan keeps, stand for query.ids; then as Add.
+  // InvalidArgument if query.ids is not empty ("give ids or words, not
+  // both"); NotFound naming the unknown words, FailedPrecondition for a
+  // table without a vocabulary (see EmbeddingTable::IdsForWords).
+  absl::Status AddWords(std::shared_ptr<EmbeddingTable> table, absl::Span<const std::string> words,
+                        PlainLookup query);
 
   int size() const { return static_cast<int>(queries_.size()); }
   EmbeddingTable& table(int q) const { return *queries_[q].table; }
@@ -86,6 +94,9 @@ class LookupPlan {
   struct Query {
     std::shared_ptr<EmbeddingTable> table;
     absl::Span<const int64_t> ids;
+    // The ids of a query by words (AddWords); `ids` views them. Moving the
+    // vector (when queries_ grows) keeps its buffer, so the view stays valid.
+    std::vector<int64_t> word_ids;
     bool pooled = false;
     std::vector<int64_t> bounds;  // pooled: bag boundaries (BagBounds)
     PoolingMode mode = PoolingMode::kSum;

@@ -47,6 +47,10 @@ int ElementStateSlots(OptimizerKind kind) {
   }
 }
 
+int64_t StateFloatsPerRow(OptimizerKind kind, int64_t dim) {
+  return ElementStateSlots(kind) * dim + RowStateSlots(kind);
+}
+
 int RowStateSlots(OptimizerKind kind) { return kind == OptimizerKind::kRowWiseAdagrad ? 1 : 0; }
 
 bool HasStepCount(OptimizerKind kind) {

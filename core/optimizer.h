@@ -54,6 +54,9 @@ absl::StatusOr<OptimizerSpec> NormalizeOptimizerSpec(OptimizerSpec spec);
 // and per row (row-wise Adagrad: 1).
 int ElementStateSlots(OptimizerKind kind);
 int RowStateSlots(OptimizerKind kind);
+// Optimizer state floats of one row of `dim` values (what reading one id's
+// state answers): ElementStateSlots(kind) * dim + RowStateSlots(kind).
+int64_t StateFloatsPerRow(OptimizerKind kind, int64_t dim);
 // Whether the optimizer keeps a per-table step count.
 bool HasStepCount(OptimizerKind kind);
 

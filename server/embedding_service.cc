@@ -428,10 +428,9 @@ absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateR
   RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
   // Sized before anything is read: state floats per id times ids.
-  const OptimizerKind kind = table->spec().optimizer.kind;
   int64_t answer_bytes = 0;
   RETURN_IF_ERROR(AddResponseBytes(req.ids_size(),
-                                   ElementStateSlots(kind) * table->dim() + RowStateSlots(kind),
+                                   StateFloatsPerRow(table->spec().optimizer.kind, table->dim()),
                                    options_.limits, &answer_bytes));
   ASSIGN_OR_RETURN(std::vector<EmbeddingTable::StateSlot> slots,
                    table->ReadOptimizerState(IdSpan(req.ids())));

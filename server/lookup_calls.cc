@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "core/answer_budget.h"
 #include "core/lookup_plan.h"
 #include "server/conversions.h"
 #include "server/embedding_service.h"
@@ -217,28 +218,24 @@ absl::Status EmbeddingServiceImpl::DoLookup(const v1::LookupRequest& req, Result
   RETURN_IF_ERROR(CheckTotalIds(total_ids, options_.limits));
   // Validate everything first: a failed request must change nothing.
   LookupPlan plan;
-  // Queries by word, resolved to ids (the plan borrows them).
-  std::vector<std::vector<int64_t>> word_ids(req.queries_size());
   int64_t response_bytes = 0;
   for (int q = 0; q < req.queries_size(); ++q) {
     const v1::LookupQuery& query = req.queries(q);
     auto ctx = [&](const absl::Status& s) { return WithQueryContext(s, q, query.table()); };
     absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry_->Get(query.table());
     RETURN_IF_ERROR(ctx(table.status()));
-    if (query.words_size() > 0) {
-      if (query.ids_size() > 0) {
-        return ctx(absl::InvalidArgumentError("give ids or words, not both"));
-      }
+    const bool by_words = query.words_size() > 0;
+    if (by_words && query.ids_size() == 0) {
       RETURN_IF_ERROR(CheckTotalIds(total_ids + query.words_size(), options_.limits));
-      absl::StatusOr<std::vector<int64_t>> ids = (*table)->IdsForWords(
-          std::vector<std::string>(query.words().begin(), query.words().end()));
-      RETURN_IF_ERROR(ctx(ids.status()));
-      word_ids[q] = *std::move(ids);
     }
-    absl::StatusOr<PlainLookup> lookup = PlainLookupFromProto(
-        query, query.words_size() > 0 ? absl::MakeConstSpan(word_ids[q]) : IdSpan(query.ids()));
+    absl::StatusOr<PlainLookup> lookup = PlainLookupFromProto(query, IdSpan(query.ids()));
     RETURN_IF_ERROR(ctx(lookup.status()));
-    RETURN_IF_ERROR(ctx(plan.Add(*std::move(table), *lookup)));
+    // By words: the plan resolves them (and keeps their ids).
+    RETURN_IF_ERROR(ctx(by_words ? plan.AddWords(*std::move(table),
+                                                 std::vector<std::string>(query.words().begin(),
+                                                                          query.words().end()),
+                                                 *lookup)
+                                 : plan.Add(*std::move(table), *lookup)));
     RETURN_IF_ERROR(AddResponseBytes(plan.output_rows(q), plan.table(q).dim(), options_.limits,
                                      &response_bytes));
   }
@@ -259,10 +256,9 @@ absl::Status EmbeddingServiceImpl::DoLookupPooled(const v1::PooledRequest& req,
     RETURN_IF_ERROR(ctx(table.status()));
     absl::StatusOr<PooledLookup> lookup = PooledLookupFromProto(query);
     RETURN_IF_ERROR(ctx(lookup.status()));
-    // The bags this answer still has room for: checked before the bounds
-    // are built (a 30-byte request can ask for 500 M empty bags).
-    lookup->max_bags = (options_.limits.max_response_bytes - response_bytes) /
-                       ((*table)->dim() * static_cast<int64_t>(sizeof(float)));
+    // The bags this answer still has room for.
+    lookup->max_bags = Float32RowsThatFit(options_.limits.max_response_bytes, response_bytes,
+                                          (*table)->dim());
     RETURN_IF_ERROR(ctx(plan.Add(*std::move(table), *lookup)));
     RETURN_IF_ERROR(AddResponseBytes(plan.output_rows(q), plan.table(q).dim(), options_.limits,
                                      &response_bytes));

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/answer_budget.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/embedding_service.h"
@@ -374,13 +375,9 @@ grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackS
   if (!table.ok()) {
     return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, table.status());
   }
-  const int64_t per_chunk = request.rows_per_chunk() > 0 ? request.rows_per_chunk() : 4096;
-  // Keep each chunk well inside the message and answer limits.
-  const int64_t chunk_bytes =
-      std::min<int64_t>(int64_t{16} << 20, options_.limits.max_response_bytes);
-  const int64_t max_rows =
-      std::max<int64_t>(1, chunk_bytes / ((*table)->dim() * static_cast<int64_t>(sizeof(float))));
-  return new ExportWriter(this, *std::move(table), std::min(per_chunk, max_rows));
+  const int64_t per_chunk = ExportRowsPerChunk(request.rows_per_chunk(), (*table)->dim(),
+                                               options_.limits.max_response_bytes);
+  return new ExportWriter(this, *std::move(table), per_chunk);
 }
 
 }  // namespace embedserve

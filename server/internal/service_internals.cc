@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/answer_budget.h"
+
 namespace embedserve::internal {
 namespace {
 
@@ -38,10 +40,7 @@ absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits) {
 
 absl::Status AddResponseBytes(int64_t rows, int64_t width, const RequestLimits& limits,
                               int64_t* total, int64_t value_bytes) {
-  int64_t bytes;
-  if (rows < 0 || width < 0 || __builtin_mul_overflow(rows, width, &bytes) ||
-      __builtin_mul_overflow(bytes, value_bytes, &bytes) ||
-      __builtin_add_overflow(*total, bytes, total) || *total > limits.max_response_bytes) {
+  if (!AddAnswerBytes(rows, width, value_bytes, limits.max_response_bytes, total)) {
     return ResponseTooLarge(limits);
   }
   return absl::OkStatus();

@@ -43,9 +43,8 @@ absl::Status SerializeResponse(const google::protobuf::Message& msg, const Reque
 // ResourceExhausted if a request has more than limits.max_ids_per_request ids.
 absl::Status CheckTotalIds(int64_t total, const RequestLimits& limits);
 
-// Adds rows * width values of `value_bytes` each to *total; ResourceExhausted
-// past the response limit. Overflow-checked: every factor comes from the
-// request.
+// Adds rows * width values of `value_bytes` each to *total (core's
+// AddAnswerBytes); ResourceExhausted past the response limit.
 absl::Status AddResponseBytes(int64_t rows, int64_t width, const RequestLimits& limits,
                               int64_t* total, int64_t value_bytes = sizeof(float));
 

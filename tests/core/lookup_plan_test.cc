@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "core/row_codec.h"
@@ -140,6 +141,38 @@ TEST(LookupPlanTest, BadPooledQueriesAreRefusedBeforeAnythingRuns) {
   many.max_bags = 1;
   EXPECT_THAT(plan.Add(table, many),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("2 bags")));
+  EXPECT_EQ(plan.size(), 0);
+}
+
+TEST(LookupPlanTest, WordsResolveToTheirRowsAndThePlanKeepsTheirIds) {
+  const auto table = Table();
+  ASSERT_THAT(table->SetVocabulary({"a", "b", "c", "d", "e"}), IsOk());
+  LookupPlan plan;
+  ASSERT_THAT(plan.AddWords(table, std::vector<std::string>{"e", "a"}, PlainLookup{}), IsOk());
+  // Many more queries: the plan's storage grows, the word ids must stay.
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_THAT(plan.AddWords(table, std::vector<std::string>{"c"}, PlainLookup{}), IsOk());
+  }
+  EXPECT_THAT(plan.output_shape(0), ElementsAre(2, 3));
+  EXPECT_THAT(RunFloats(plan, 0), ElementsAre(4.5, 5.5, 6.5, 0.5, 1.5, 2.5));
+  EXPECT_THAT(RunFloats(plan, 64), ElementsAre(2.5, 3.5, 4.5));
+}
+
+TEST(LookupPlanTest, WordsAreRefusedWithIdsOrUnknownOrWithoutVocabulary) {
+  const auto table = Table();
+  LookupPlan plan;
+  EXPECT_THAT(plan.AddWords(table, std::vector<std::string>{"a"}, PlainLookup{}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no vocabulary")));
+  ASSERT_THAT(table->SetVocabulary({"a", "b", "c", "d", "e"}), IsOk());
+  const std::vector<int64_t> ids = {1};
+  EXPECT_THAT(plan.AddWords(table, std::vector<std::string>{"a"}, PlainLookup{ids}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give ids or words, not both")));
+  EXPECT_THAT(plan.AddWords(table, std::vector<std::string>{"a", "zz"}, PlainLookup{}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("'zz'")));
+  // The shape is checked against the words' count, as against ids.
+  const std::vector<int64_t> shape = {3};
+  EXPECT_THAT(plan.AddWords(table, std::vector<std::string>{"a", "b"}, PlainLookup{{}, shape}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not match 2 ids")));
   EXPECT_EQ(plan.size(), 0);
 }
 
