@@ -190,6 +190,7 @@ absl::StatusOr<LogPosition> FileUpdateLog::Append(const UpdateRecord& record) {
     return s;
   }
   active_bytes_ += static_cast<int64_t>(frame_.size());
+  if (frame_.capacity() > (16 << 20)) std::string().swap(frame_);  // after a huge record
   appended_since_statvfs_ += static_cast<int64_t>(frame_.size());
   last_position_ = position;
   ++appends_;
@@ -197,7 +198,7 @@ absl::StatusOr<LogPosition> FileUpdateLog::Append(const UpdateRecord& record) {
 }
 
 absl::Status FileUpdateLog::WaitDurable(LogPosition position) {
-  if (!options_.sync) {
+  if (!options_.sync || options_.read_only) {
     if (!has_failed_.load()) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
     return FailedClosed();
