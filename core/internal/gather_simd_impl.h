@@ -3,6 +3,10 @@
 
 // The SIMD kernels, written once over a vector-ops trait `V` and instantiated
 // by gather_avx2.cc and gather_avx512.cc (each with its own ISA flags).
+// Longer than ~450 lines on purpose: it is one template shared by every ISA
+// file (gather, pooled, compact decode, to-half); split, one kernel's row
+// loop, tail handling and seqlock contract would be spread over files that
+// must all be included with the same ISA flags.
 //
 // Everything here has internal linkage (anonymous namespace) and calls no
 // inline function from other headers: an out-of-line copy of a shared inline

@@ -5,6 +5,11 @@
 // server on 127.0.0.1:0 requires client certificates (mutual TLS) and bearer
 // tokens; clients are EmbeddingClient (ClientOptions) and plain gRPC
 // channels where a test needs to send what EmbeddingClient never would.
+//
+// Over ~450 lines on purpose: one fixture (the certificates, the token file,
+// a TLS server per test) that every TEST_F here shares, and a method x role
+// table; the few fixture-free tests at the end check the same Security
+// section's helpers (exposure, token files, client options).
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
