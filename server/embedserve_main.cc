@@ -22,9 +22,9 @@
 #include "server/auth.h"
 #include "server/embedding_server.h"
 #include "server/internal/log.h"
+#include "server/snapshot_scheduler.h"
 #include "server/startup.h"
 
-#include "server/snapshot_scheduler.h"
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port (see --port_file)");
 ABSL_FLAG(std::string, config, "",
@@ -78,6 +78,9 @@ ABSL_FLAG(int32_t, push_nice, 10,
 ABSL_FLAG(double, push_share_under_lookups, 0.5,
           "while lookups come in, a push stream is kept busy at most this share of the time "
           "(it pauses between pushes; flow control slows the trainer); 1 = no pause");
+ABSL_FLAG(int64_t, max_sequence_wait_ms, 10000,
+          "the longest a lookup naming a trainer's min_sequence waits for that push to be "
+          "applied (never past the call's deadline); then DEADLINE_EXCEEDED");
 ABSL_FLAG(int32_t, max_concurrent_streams, 100,
           "HTTP/2 streams one connection may have open at once; more are refused");
 ABSL_FLAG(int32_t, max_connection_idle_s, 3600,
@@ -92,9 +95,6 @@ ABSL_FLAG(int32_t, memory_trim_interval_s, 1,
           "hand freed heap memory back to the kernel this often, seconds (0 = never)");
 ABSL_FLAG(std::string, load_dir, "",
           "LoadTable reads files only beneath this directory (relative paths, no symbolic "
-ABSL_FLAG(int64_t, max_sequence_wait_ms, 10000,
-          "the longest a lookup naming a trainer's min_sequence waits for that push to be "
-          "applied (never past the call's deadline); then DEADLINE_EXCEEDED");
           "links); empty = LoadTable is off (ImportTable uploads still work)");
 ABSL_FLAG(std::string, tokens_file, "",
           "bearer tokens and their roles, one '<reader|trainer|admin> <token> [name]' a line; "
@@ -182,6 +182,7 @@ int Run() {
   service.push_queue = absl::GetFlag(FLAGS_push_queue);
   service.push_nice = absl::GetFlag(FLAGS_push_nice);
   service.push_share_under_lookups = absl::GetFlag(FLAGS_push_share_under_lookups);
+  service.max_sequence_wait = absl::Milliseconds(absl::GetFlag(FLAGS_max_sequence_wait_ms));
   service.load_dir = absl::GetFlag(FLAGS_load_dir);
   if (const std::string tokens = absl::GetFlag(FLAGS_tokens_file); !tokens.empty()) {
     auto authorizer = embedserve::TokenAuthorizer::FromFile(tokens);
@@ -197,7 +198,6 @@ int Run() {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.insecure = absl::GetFlag(FLAGS_insecure);
   options.enable_reflection = absl::GetFlag(FLAGS_reflection);
-  service.max_sequence_wait = absl::Milliseconds(absl::GetFlag(FLAGS_max_sequence_wait_ms));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_connection_idle_s = absl::GetFlag(FLAGS_max_connection_idle_s);
@@ -244,9 +244,6 @@ int Run() {
   auto registry =
       std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get(), parallelism);
   options.store = store.get();
-  if (absl::Status s =
-          embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
-      !s.ok()) {
   std::unique_ptr<embedserve::FileUpdateLog> update_log;
   if (store != nullptr && absl::GetFlag(FLAGS_update_log)) {
     auto opened = embedserve::OpenUpdateLog(absl::GetFlag(FLAGS_data_dir),
@@ -260,6 +257,9 @@ int Run() {
     registry->SetUpdateLog(update_log.get());
     store->SetUpdateLog(update_log.get());
   }
+  if (absl::Status s =
+          embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));
+      !s.ok()) {
     LogError(std::string(s.message()));
     return 1;
   }
@@ -271,9 +271,6 @@ int Run() {
   }
 
   embedserve::ReleaseFreedMemory();
-
-  auto server = embedserve::EmbeddingServer::Start(options, registry);
-  if (!server.ok()) {
   std::unique_ptr<embedserve::SnapshotScheduler> snapshots;
   if (update_log != nullptr) {
     embedserve::SnapshotPolicy policy;
@@ -281,6 +278,9 @@ int Run() {
     policy.interval = absl::Seconds(absl::GetFlag(FLAGS_snapshot_interval_s));
     snapshots = std::make_unique<embedserve::SnapshotScheduler>(*registry, *update_log, policy);
   }
+
+  auto server = embedserve::EmbeddingServer::Start(options, registry);
+  if (!server.ok()) {
     LogError(std::string(server.status().message()));
     return server.status().code() == absl::StatusCode::kFailedPrecondition ? 2 : 1;
   }
@@ -318,10 +318,10 @@ int Run() {
   });
   (*server)->Wait();
   stopper.join();
+  snapshots.reset();  // before the registry and the log it writes through
   LogInfo("stopped");
   return 0;
 }
-  snapshots.reset();  // before the registry and the log it writes through
 
 }  // namespace
 

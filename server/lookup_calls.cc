@@ -45,7 +45,6 @@ absl::Status WithQueryContext(const absl::Status& s, int q, const std::string& t
                       absl::StrCat("queries[", q, "] (table '", table, "'): ", s.message()));
 }
 
-}  // namespace
 // How long a parked lookup sleeps before its next check: doubling from
 // kFirstPoll up to kMaxPoll, so that a short wait (a push being applied as
 // the lookup arrives) costs little latency and a long one few wake-ups.
@@ -86,8 +85,8 @@ bool NamesTrainer(const google::protobuf::RepeatedPtrField<Query>& queries) {
   return false;
 }
 
+}  // namespace
 
-void EmbeddingServiceImpl::NoteLookup() {
 // A lookup request parsed once, kept while it waits for its sequences.
 struct EmbeddingServiceImpl::PendingRead {
   grpc::CallbackServerContext* ctx;
@@ -177,6 +176,7 @@ void EmbeddingServiceImpl::RunOrWait(std::unique_ptr<PendingRead> read) {
   FinishUnary(read->reactor, read->rpc, read->started, s);
 }
 
+void EmbeddingServiceImpl::NoteLookup() {
   // Written at most once per millisecond: concurrent lookups only read the
   // shared cache line (PushPause needs 20 ms resolution), so it stays
   // shared in every core's cache instead of bouncing on every lookup.
@@ -191,10 +191,10 @@ absl::Status EmbeddingServiceImpl::HandleLookup(const Raw& in, Raw* out,
   NoteLookup();
   v1::LookupRequest req;
   RETURN_IF_ERROR(ParseRequest(in, &req));
-  ResultsWriter writer;
   // Called directly (CallForTest) a lookup cannot wait: an unapplied
   // sequence is DEADLINE_EXCEEDED at once.
   RETURN_IF_ERROR(SequencesApplied(req.queries(), *registry_, /*final=*/true).status());
+  ResultsWriter writer;
   RETURN_IF_ERROR(DoLookup(req, &writer));
   *out = writer.Release();
   return absl::OkStatus();
@@ -205,8 +205,8 @@ absl::Status EmbeddingServiceImpl::HandleLookupPooled(const Raw& in, Raw* out,
   NoteLookup();
   v1::PooledRequest req;
   RETURN_IF_ERROR(ParseRequest(in, &req));
-  ResultsWriter writer;
   RETURN_IF_ERROR(SequencesApplied(req.queries(), *registry_, /*final=*/true).status());
+  ResultsWriter writer;
   RETURN_IF_ERROR(DoLookupPooled(req, &writer));
   *out = writer.Release();
   return absl::OkStatus();
