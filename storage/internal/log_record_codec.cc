@@ -17,6 +17,7 @@ static_assert(std::endian::native == std::endian::little,
 
 constexpr absl::string_view kMagic = "ESUPDLOG";
 constexpr uint8_t kFlagLrUnset = 1;
+constexpr uint8_t kFlagGeneratorUnset = 2;  // the text reads a missing generator as 1
 
 template <typename T>
 void Put(std::string* out, T v) {
@@ -155,6 +156,7 @@ absl::Status EncodeFrame(LogPosition position, const UpdateRecord& r, std::strin
     meta.spec = *r.spec;
     spec_text = EncodeMeta(meta);
     if (!r.spec->optimizer.lr.has_value()) flags |= kFlagLrUnset;
+    if (r.spec->initializer.generator == 0) flags |= kFlagGeneratorUnset;
   }
   // Everything but the arrays, padded: well under 2^32 unless the strings
   // are huge, which the size check below catches.
@@ -241,6 +243,7 @@ absl::Status DecodePayload(absl::string_view payload, DecodedRecord* out) {
     }
     out->spec = std::move(meta->spec);
     if (flags & kFlagLrUnset) out->spec.optimizer.lr.reset();
+    if (flags & kFlagGeneratorUnset) out->spec.initializer.generator = 0;
     r.spec = &out->spec;
   } else if (!spec_text.empty()) {
     return absl::DataLossError(absl::StrCat("record kind ", kind, " has a spec"));

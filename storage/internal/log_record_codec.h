@@ -20,8 +20,9 @@
 //   floats (f32 each) | zeros to a multiple of 8
 // `spec` is the metadata text of storage/internal/meta_codec.h (EncodeMeta of
 // a StoredTable holding the spec) for kSettings and kCreate, empty for the
-// other kinds; flags bit 0 says the spec's optimizer lr was unset (the text
-// has no "unset" for lr). So ids and floats lie aligned in the payload, and
+// other kinds; flags bit 0 says the spec's optimizer lr was unset, bit 1
+// that its initializer generator was 0 ("current"): the text has no way to
+// say either. So ids and floats lie aligned in the payload, and
 // in the file whenever the frame does.
 
 #include <cstddef>

@@ -48,6 +48,7 @@ TableSpec FullSpec() {
   s.initializer.b = 4;
   s.initializer.value = 0.1;
   s.initializer.seed = ~uint64_t{0};
+  s.initializer.generator = 2;
   s.num_shards = 17;
   return s;
 }
@@ -87,6 +88,7 @@ void ExpectSameSpec(const TableSpec& a, const TableSpec& b) {
   EXPECT_TRUE(same(a.initializer.b, b.initializer.b));
   EXPECT_TRUE(same(a.initializer.value, b.initializer.value));
   EXPECT_EQ(a.initializer.seed, b.initializer.seed);
+  EXPECT_EQ(a.initializer.generator, b.initializer.generator);
   EXPECT_EQ(a.num_shards, b.num_shards);
 }
 
@@ -174,7 +176,7 @@ TEST(LogRecordCodecTest, EveryKindRoundTripsWithEveryField) {
 }
 
 TEST(LogRecordCodecTest, SpecWithUnsetOptionalsRoundTrips) {
-  TableSpec spec;  // lr, eps, padding_idx, max_norm unset; defaults elsewhere
+  TableSpec spec;  // lr, eps, padding_idx, max_norm, generator unset; defaults elsewhere
   spec.name = "t";
   spec.num_embeddings = 3;
   spec.embedding_dim = 2;
@@ -190,6 +192,22 @@ TEST(LogRecordCodecTest, SpecWithUnsetOptionalsRoundTrips) {
   ASSERT_THAT(DecodePayload(p.view, &d), IsOk());
   EXPECT_FALSE(d.spec.optimizer.lr.has_value());
   ExpectSameSpec(d.spec, spec);
+}
+
+TEST(LogRecordCodecTest, EveryInitializerGeneratorRoundTrips) {
+  for (uint32_t generator : {0u, 1u, 2u}) {
+    TableSpec spec = FullSpec();
+    spec.initializer.generator = generator;
+    UpdateRecord r;
+    r.kind = UpdateRecord::Kind::kSettings;
+    r.spec = &spec;
+    std::string frame;
+    ASSERT_THAT(EncodeFrame(1, r, &frame), IsOk());
+    Payload p(frame, 0);
+    DecodedRecord d;
+    ASSERT_THAT(DecodePayload(p.view, &d), IsOk());
+    EXPECT_EQ(d.spec.initializer.generator, generator);
+  }
 }
 
 TEST(LogRecordCodecTest, EmptyRecordRoundTrips) {
