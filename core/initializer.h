@@ -8,7 +8,7 @@
 //
 // Generators (InitializerSpec::generator; a table's spec records which):
 //   1: SplitMix64 of (seed, row * embedding_dim + col), Box-Muller in double
-//      with libm's log / cos. Serial, about 30 ns a value. Kept bit for bit
+//      with libm's log / cos, one value at a time. Kept bit for bit
 //      for tables made before generator 2.
 //   2: Philox4x32-10 (torch's and cuRAND's GPU generator) of the counter
 //      {col / 4, 0, row} under the key seed, four values a block; Box-Muller
