@@ -290,7 +290,10 @@ absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
     RETURN_IF_ERROR(persistence_.PutRecords(Meta(version, step), ids, packed));
   }
   WriteRecords(ids, packed);
-  if (!origin.trainer.empty()) trainers_.Applied(origin.trainer, origin.sequence);
+  if (!origin.trainer.empty()) {
+    absl::MutexLock lock(&trainers_mu_);
+    trainers_.Applied(origin.trainer, origin.sequence);
+  }
   step_ = step;
   version_.store(version, std::memory_order_release);
   return Committed{version, position};
@@ -354,7 +357,13 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
   Committed done;
   {
     absl::MutexLock lock(&mu_);
-    if (once && trainers_.IsDuplicate(origin.trainer, origin.sequence)) {
+    bool duplicate = false, room = true;
+    if (once) {
+      absl::ReaderMutexLock read(&trainers_mu_);
+      duplicate = trainers_.IsDuplicate(origin.trainer, origin.sequence);
+      room = trainers_.CheckRoom(origin.trainer, spec_.name).ok();
+    }
+    if (duplicate) {
       // Answered once what it repeats is durable (it may be in flight).
       result.version = version_.load(std::memory_order_relaxed);
       result.duplicate = true;
@@ -364,7 +373,10 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
         return absl::FailedPreconditionError(
             absl::StrCat("table '", spec_.name, "' is frozen; unfreeze it with UpdateTable"));
       }
-      if (once) RETURN_IF_ERROR(trainers_.CheckRoom(origin.trainer, spec_.name));
+      if (!room) {
+        absl::ReaderMutexLock read(&trainers_mu_);
+        return trainers_.CheckRoom(origin.trainer, spec_.name);
+      }
       // Only padding ids (or none): nothing to apply, so the optimizer's step
       // does not advance either (the trainer's number is not remembered:
       // nothing would make it durable).
@@ -390,15 +402,15 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
 absl::Status EmbeddingTable::WaitForSequence(absl::string_view trainer, uint64_t sequence,
                                              absl::Time deadline) const {
   RETURN_IF_ERROR(internal::TrainerSequences::CheckName(trainer));
-  auto applied = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+  auto applied = [&]() ABSL_SHARED_LOCKS_REQUIRED(trainers_mu_) {
     return trainers_.Last(trainer) >= sequence;
   };
-  if (mu_.ReaderLockWhenWithDeadline(absl::Condition(&applied), deadline)) {
-    mu_.ReaderUnlock();
+  if (trainers_mu_.ReaderLockWhenWithDeadline(absl::Condition(&applied), deadline)) {
+    trainers_mu_.ReaderUnlock();
     return absl::OkStatus();
   }
   const uint64_t last = trainers_.Last(trainer);
-  mu_.ReaderUnlock();
+  trainers_mu_.ReaderUnlock();
   return absl::DeadlineExceededError(
       absl::StrCat("table '", spec_.name, "' has not applied push ", sequence, " of trainer '",
                    trainer, "' in time (its last applied push is ", last, ")"));

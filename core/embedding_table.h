@@ -255,7 +255,8 @@ class EmbeddingTable {
 
   // OK once this table applied `trainer`'s push `sequence` or a later one;
   // DeadlineExceeded naming the trainer, the sequence and the last applied
-  // one if `deadline` passes first. Blocks the calling thread.
+  // one if `deadline` passes first. Blocks the calling thread until then,
+  // but never behind a push being applied (absl::InfinitePast() only reads).
   absl::Status WaitForSequence(absl::string_view trainer, uint64_t sequence,
                                absl::Time deadline) const;
 
@@ -346,7 +347,10 @@ class EmbeddingTable {
   OptimizerSpec optimizer_ ABSL_GUARDED_BY(mu_);
   int64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   internal::TablePersistence persistence_ ABSL_GUARDED_BY(mu_);
-  internal::TrainerSequences trainers_ ABSL_GUARDED_BY(mu_);
+  // Changed only under mu_ too (in the order of the pushes); its own lock
+  // lets WaitForSequence read it without waiting behind a push being applied.
+  mutable absl::Mutex trainers_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  internal::TrainerSequences trainers_ ABSL_GUARDED_BY(trainers_mu_);
   // One Snapshot at a time per table.
   absl::Mutex snapshot_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Set before the table is shared: read without a lock.

@@ -23,7 +23,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
   if (!initial_values.empty()) RETURN_IF_ERROR(CheckInitialValues(spec, initial_values));
   ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
                    internal::ShardedRowStorage::Create(spec));
-  FillInitialRows(spec, initial_values, *rows);
+  FillInitialRows(spec, initial_values, *rows, options.parallelism.get());
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(spec, std::move(rows), options.parallelism));
   if (options.store == nullptr) return table;
@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::CreateFromLog(
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(*record.spec));
   ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
                    internal::ShardedRowStorage::Create(spec));
-  FillInitialRows(spec, {}, *rows);
+  FillInitialRows(spec, {}, *rows, options.parallelism.get());
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(spec, std::move(rows), options.parallelism));
   absl::MutexLock lock(&table->mu_);
@@ -83,7 +83,10 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(
   absl::MutexLock lock(&table->mu_);
   table->step_ = meta.step;
   table->version_.store(meta.version);
-  table->trainers_.Restore(meta.trainer_sequences);
+  {
+    absl::MutexLock trainers(&table->trainers_mu_);
+    table->trainers_.Restore(meta.trainer_sequences);
+  }
   table->persistence_.Attach(options.store);
   if (options.log != nullptr) {
     table->persistence_.AttachLog(options.log, meta.generation, meta.log_position);
@@ -148,7 +151,10 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   meta.floats_per_record = record_floats();
   meta.generation = persistence_.generation();
   meta.log_position = persistence_.replay_from();
-  meta.trainer_sequences = trainers_.Entries();
+  {
+    absl::ReaderMutexLock trainers(&trainers_mu_);
+    meta.trainer_sequences = trainers_.Entries();
+  }
   return meta;
 }
 
@@ -283,7 +289,10 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r)
       WriteRecords(ids, floats);
     }
   }
-  if (!r.trainer.empty()) trainers_.Applied(r.trainer, r.trainer_sequence);
+  if (!r.trainer.empty()) {
+    absl::MutexLock trainers(&trainers_mu_);
+    trainers_.Applied(r.trainer, r.trainer_sequence);
+  }
   step_ = std::max(step_, r.step);
   version_.store(std::max(version_.load(), r.version));
   persistence_.set_last_position(position);

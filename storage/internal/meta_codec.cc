@@ -8,8 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/enum_names.h"
 #include "storage/internal/key_layout.h"
 
@@ -36,16 +36,6 @@ std::string EncodeMeta(const StoredTable& m) {
     absl::StrAppend(&out, k, "=", v, "\n");
   };
   line("format", "1");
-  // The update log's fields (storage/FORMAT.md), only when set, so that a
-  // table written without a log encodes as before.
-  if (m.generation != 0) line("generation", absl::StrCat(m.generation));
-  if (m.log_position != 0) line("log_position", absl::StrCat(m.log_position));
-  if (!m.shard_positions.empty()) line("shard_positions", absl::StrJoin(m.shard_positions, ","));
-  if (!m.trainer_sequences.empty()) {
-    line("trainers", absl::StrJoin(m.trainer_sequences, ",", [](std::string* o, const auto& t) {
-           absl::StrAppend(o, t.second, "@", t.first);
-         }));
-  }
   line("name", s.name);
   line("num_embeddings", absl::StrCat(s.num_embeddings));
   line("embedding_dim", absl::StrCat(s.embedding_dim));
@@ -76,6 +66,16 @@ std::string EncodeMeta(const StoredTable& m) {
   line("step", absl::StrCat(m.step));
   line("floats_per_record", absl::StrCat(m.floats_per_record));
   line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
+  // The update log's fields (storage/FORMAT.md), only when set, so that a
+  // table written without a log encodes as before.
+  if (m.generation != 0) line("generation", absl::StrCat(m.generation));
+  if (m.log_position != 0) line("log_position", absl::StrCat(m.log_position));
+  if (!m.shard_positions.empty()) line("shard_positions", absl::StrJoin(m.shard_positions, ","));
+  if (!m.trainer_sequences.empty()) {
+    line("trainers", absl::StrJoin(m.trainer_sequences, ",", [](std::string* o, const auto& t) {
+           absl::StrAppend(o, t.second, "@", t.first);
+         }));
+  }
   return out;
 }
 
@@ -136,26 +136,6 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       ok = absl::SimpleAtoi(v, &s.initializer.generator) && s.initializer.generator >= 1;
     } else if (k == "optimizer") {
       ok = KindOf(ParseOptimizerKind(v), &s.optimizer.kind);
-    } else if (k == "generation") {
-      i64(&m.generation);
-    } else if (k == "log_position") {
-      ok = absl::SimpleAtoi(v, &m.log_position);
-    } else if (k == "shard_positions") {
-      m.shard_positions.clear();
-      for (absl::string_view p : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-        uint64_t x = 0;
-        ok = ok && absl::SimpleAtoi(p, &x);
-        m.shard_positions.push_back(x);
-      }
-    } else if (k == "trainers") {
-      m.trainer_sequences.clear();
-      for (absl::string_view t : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-        const size_t at = t.find('@');
-        uint64_t seq = 0;
-        ok = ok && at != absl::string_view::npos && at + 1 < t.size() &&
-             absl::SimpleAtoi(t.substr(0, at), &seq);
-        if (ok) m.trainer_sequences.emplace_back(std::string(t.substr(at + 1)), seq);
-      }
     } else if (k == "lr") {
       double x = 0;
       dbl(&x);
@@ -183,6 +163,26 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       i64(&t);
       ok = ok && t >= 0 && t <= 3;
       s.row_type = static_cast<RowType>(t);
+    } else if (k == "generation") {
+      i64(&m.generation);
+    } else if (k == "log_position") {
+      ok = absl::SimpleAtoi(v, &m.log_position);
+    } else if (k == "shard_positions") {
+      m.shard_positions.clear();
+      for (absl::string_view p : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        uint64_t x = 0;
+        ok = ok && absl::SimpleAtoi(p, &x);
+        m.shard_positions.push_back(x);
+      }
+    } else if (k == "trainers") {
+      m.trainer_sequences.clear();
+      for (absl::string_view t : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        const size_t at = t.find('@');
+        uint64_t seq = 0;
+        ok = ok && at != absl::string_view::npos && at + 1 < t.size() &&
+             absl::SimpleAtoi(t.substr(0, at), &seq);
+        if (ok) m.trainer_sequences.emplace_back(std::string(t.substr(at + 1)), seq);
+      }
     }  // unknown keys are ignored: newer writers may add fields
     if (!ok)
       return absl::DataLossError(absl::StrCat("metadata field ", k, "='", v, "' is invalid"));
