@@ -218,6 +218,10 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
       s->metrics_->AddCollector(
           [store](std::vector<MetricFamily>* out) { CollectStoreMetrics(store->Stats(), out); });
     }
+    if (const UpdateLog* log = options.update_log; log != nullptr) {
+      s->metrics_->AddCollector(
+          [log](std::vector<MetricFamily>* out) { CollectUpdateLogMetrics(log->Stats(), out); });
+    }
     s->metrics_->AddCollector(CollectProcessMetrics);
     s->metrics_->AddCollector(CollectBuildInfo);
     ASSIGN_OR_RETURN(s->exposer_,

@@ -88,6 +88,9 @@ struct ServerOptions {
   // The store behind the registry, for the RocksDB figures of the metrics;
   // not owned, must outlive the server. Null: none shown.
   const RocksDbStore* store = nullptr;
+  // The update log, for its figures (embedserve_update_log_*); not owned,
+  // must outlive the server. Null: none shown.
+  const UpdateLog* update_log = nullptr;
 };
 
 // A running embedserve gRPC server: EmbeddingService, grpc.health.v1 (status

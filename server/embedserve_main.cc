@@ -256,6 +256,7 @@ int Run() {
     update_log = *std::move(opened);
     registry->SetUpdateLog(update_log.get());
     store->SetUpdateLog(update_log.get());
+    options.update_log = update_log.get();
   }
   if (absl::Status s =
           embedserve::RestoreAndImportTables(*registry, absl::GetFlag(FLAGS_import_rocksdb));

@@ -181,6 +181,27 @@ void CollectTableMetrics(const TableRegistry& registry, std::vector<MetricFamily
   out->push_back(std::move(version));
 }
 
+void CollectUpdateLogMetrics(const UpdateLogStats& s, std::vector<MetricFamily>* out) {
+  const auto d = [](auto v) { return static_cast<double>(v); };
+  AddSingle(out, "embedserve_update_log_bytes",
+            "Bytes of the update log's segment files on disk; a snapshot drops whole segments.",
+            d(s.bytes), MetricType::kGauge);
+  AddSingle(out, "embedserve_update_log_segments", "Segment files of the update log.",
+            d(s.segments), MetricType::kGauge);
+  AddSingle(out, "embedserve_update_log_first_position",
+            "Oldest record the update log keeps (0: none).", d(s.first_position),
+            MetricType::kGauge);
+  AddSingle(out, "embedserve_update_log_last_position", "Newest record of the update log.",
+            d(s.last_position), MetricType::kGauge);
+  AddSingle(out, "embedserve_update_log_appended_records_total",
+            "Records appended to the update log since start (one per acknowledged change).",
+            d(s.appends), MetricType::kCounter);
+  AddSingle(out, "embedserve_update_log_syncs_total",
+            "fdatasyncs of the update log since start (--durability=sync; group commit shares "
+            "one among concurrent changes).",
+            d(s.syncs), MetricType::kCounter);
+}
+
 void CollectStoreMetrics(const StoreStats& s, std::vector<MetricFamily>* out) {
   const auto d = [](int64_t v) { return static_cast<double>(v); };
   const MetricType kCounter = MetricType::kCounter, kGauge = MetricType::kGauge;

@@ -93,6 +93,9 @@ class ServiceMetrics {
 void CollectTableMetrics(const TableRegistry& registry, std::vector<MetricFamily>* out);
 // embedserve_rocksdb_*: write stalls, the WAL, compactions, file sizes.
 void CollectStoreMetrics(const StoreStats& stats, std::vector<MetricFamily>* out);
+// The update log's figures (embedserve_update_log_*): bytes and segments on
+// disk, the positions kept, records appended and fsyncs since start.
+void CollectUpdateLogMetrics(const UpdateLogStats& stats, std::vector<MetricFamily>* out);
 // process_*: resident and virtual memory, threads, open and maximum file
 // descriptors, CPU seconds, start time (from /proc/self).
 void CollectProcessMetrics(std::vector<MetricFamily>* out);
