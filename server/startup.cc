@@ -1,6 +1,9 @@
 #include "server/startup.h"
 
 #include <malloc.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
 
 #include <filesystem>
 #include <system_error>
@@ -39,6 +42,14 @@ absl::StatusOr<std::unique_ptr<FileUpdateLog>> OpenUpdateLog(const std::string& 
   options.dir = (std::filesystem::path(data_dir) / "log").string();
   options.sync = durability == "sync";
   options.segment_bytes = segment_bytes;
+  // The room appends leave free: as the store's reserve, 1/16 of the file
+  // system, between 1 MiB and 64 MiB (a small volume must still take
+  // writes; a big one keeps room for snapshots).
+  struct statvfs fs;
+  if (statvfs(data_dir.c_str(), &fs) == 0) {
+    const int64_t total = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+    options.min_free_bytes = std::clamp<int64_t>(total / 16, int64_t{1} << 20, int64_t{64} << 20);
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<FileUpdateLog> log, FileUpdateLog::Open(options));
   const UpdateLogStats stats = log->Stats();
   internal::LogInfo(absl::StrCat("update log in ", options.dir, ": records ",

@@ -180,13 +180,17 @@ absl::StatusOr<LogPosition> FileUpdateLog::Append(const UpdateRecord& record) {
       options_.write_for_test ? internal::PwriteFn(options_.write_for_test) : internal::PwriteFn(::pwrite);
   absl::Status s = internal::WriteFully(pwrite_fn, active_->fd, active_bytes_, frame_, active_->path);
   if (!s.ok()) {
-    // Nothing is acknowledged after a gap: fail closed, and take the
-    // partial frame back where possible (Open would cut it off anyway).
-    FailClosed(s);
-    if (::ftruncate(active_->fd, active_bytes_) != 0) {
+    // Take the partial frame back (Open would cut it off anyway). A full
+    // disk whose partial frame is gone leaves the log as it was: the change
+    // is refused and later ones may succeed once there is room. Any other
+    // failure, or a frame that cannot be taken back, fails closed: nothing
+    // is acknowledged after a gap.
+    const bool taken_back = ::ftruncate(active_->fd, active_bytes_) == 0;
+    if (!taken_back) {
       std::fprintf(stderr, "update log: %s: ftruncate after a failed write: %s\n",
                    active_->path.c_str(), ::strerror(errno));
     }
+    if (!taken_back || !absl::IsResourceExhausted(s)) FailClosed(s);
     return s;
   }
   active_bytes_ += static_cast<int64_t>(frame_.size());

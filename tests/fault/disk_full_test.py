@@ -61,7 +61,10 @@ class DiskFullTest(h.FaultTest):
         for i in range(60):
             name = "fill%d" % i
             try:
-                stub.CreateTable(h.create_request(name, rows, DIM, seed=i), timeout=60)
+                # With values, so the rows go to the store now (a table from its
+                # initializer is one small update log record).
+                stub.CreateTable(h.create_request(name, rows, DIM, seed=i, with_values=True),
+                                 timeout=60)
                 created.append(name)
             except h.grpc.RpcError as e:
                 errors.append((name, rows, e.code().name, e.details()))

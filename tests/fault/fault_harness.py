@@ -211,11 +211,18 @@ def grace_for(error):
     return 1.0 if error.code() == grpc.StatusCode.UNAVAILABLE else 0.0
 
 
-def create_request(name, rows, dim, seed=0):
+def create_request(name, rows, dim, seed=0, with_values=False):
+    """A CreateTable request; with_values gives the rows (from_pretrained), so
+    that the table is written to the store whole rather than as one update log
+    record."""
     spec = pb.TableSpec(name=name, num_embeddings=rows, embedding_dim=dim)
     spec.initializer.kind = pb.Initializer.NORMAL
     spec.initializer.seed = seed
-    return pb.CreateTableRequest(spec=spec)
+    if not with_values:
+        return pb.CreateTableRequest(spec=spec)
+    import numpy as np
+    values = np.random.default_rng(seed).normal(size=(rows, dim)).astype("<f4")
+    return pb.CreateTableRequest(spec=spec, initial_values=values.tobytes())
 
 
 def lookup_request(table, ids):

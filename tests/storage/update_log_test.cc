@@ -542,6 +542,30 @@ TEST(UpdateLogTest, FailsClosedAfterAFailedWrite) {
   EXPECT_EQ(ReadAll(*log), Range(1, 3));
 }
 
+TEST(UpdateLogTest, AFullDiskRefusesTheRecordAndLaterOnesSucceed) {
+  TempDir dir("update_log");
+  int writes = 0;
+  UpdateLogOptions o = Options(dir.path());
+  o.write_for_test = [&](int fd, const void* buf, size_t n, off_t off) -> ssize_t {
+    if (++writes == 3) {
+      ::pwrite(fd, buf, n / 2, off);  // half the frame lands, then the disk is full
+      errno = ENOSPC;
+      return -1;
+    }
+    return ::pwrite(fd, buf, n, off);
+  };
+  auto log = MustOpen(o);
+  AppendRange(*log, 1, 2);
+  const int64_t good = log->Stats().bytes;
+  EXPECT_THAT(log->Append(Rec(3).View()),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("No space left")));
+  EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(SegmentPaths(dir.path()).at(0))), good);
+  AppendRange(*log, 3, 4);  // room again: the log goes on where it was
+  EXPECT_THAT(log->WaitDurable(4), IsOk());
+  log.reset();
+  EXPECT_EQ(ReadAll(*MustOpen(Options(dir.path()))), Range(1, 4));
+}
+
 TEST(UpdateLogTest, FailsClosedAfterAFailedSync) {
   TempDir dir("update_log");
   UpdateLogOptions o = Options(dir.path());
