@@ -103,11 +103,14 @@ class PythonPackageInstallTest(unittest.TestCase):
         installed = sorted(os.path.relpath(os.path.join(d, f), site)
                            for d, _, files in os.walk(site) for f in files
                            if f.endswith(".py") and "__pycache__" not in d)
-        self.assertEqual(installed, [
-            "embedserve_client/__init__.py", "embedserve_client/_proto/__init__.py",
+        # Every module of the source package, plus the generated stubs.
+        package = os.path.join(ARGS.source, "client", "python", "embedserve_client")
+        modules = ["embedserve_client/" + f for f in os.listdir(package) if f.endswith(".py")]
+        self.assertIn("embedserve_client/client.py", modules)
+        self.assertEqual(installed, sorted(modules + [
+            "embedserve_client/_proto/__init__.py",
             "embedserve_client/_proto/embedserve_pb2.py",
-            "embedserve_client/_proto/embedserve_pb2_grpc.py",
-            "embedserve_client/client.py", "embedserve_client/torch_module.py"])
+            "embedserve_client/_proto/embedserve_pb2_grpc.py"]))
         dist_info = os.path.join(site, "embedserve_client-%s.dist-info" % ARGS.version)
         with open(os.path.join(dist_info, "RECORD")) as f:
             record = f.read()

@@ -202,11 +202,19 @@ class SecureClientTest(unittest.TestCase):
         self.addCleanup(emb.client.close)
         out = emb(torch.tensor([2, 3]))
         np.testing.assert_array_equal(out.detach().numpy(), WEIGHTS[[2, 3]])
-        reader = RemoteEmbedding(self.server.address, "t", **self.credentials("reader"))
+        # Synchronous pushes (window=0): backward pushes, and a reader may not.
+        reader = RemoteEmbedding(self.server.address, "t", window=0, **self.credentials("reader"))
         self.addCleanup(reader.client.close)
-        with self.assertRaises(Exception) as cm:  # backward pushes: a reader may not
+        with self.assertRaises(Exception) as cm:
             reader(torch.tensor([1])).sum().backward()
         self.assertIn("may not call PushGradients", str(cm.exception))
+        # Overlapped pushes (the default window): the refusal comes at flush().
+        overlapped = RemoteEmbedding(self.server.address, "t", **self.credentials("reader"))
+        overlapped(torch.tensor([1])).sum().backward()
+        with self.assertRaises(Exception) as cm:
+            overlapped.flush()
+        self.assertIn("may not call StreamGradients", str(cm.exception))
+        overlapped.client.close()  # the error was raised once: close neither raises nor hangs
 
     # --- embedctl and embedbench -------------------------------------------
 
