@@ -220,10 +220,19 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(after['embedserve_table_rows{table="u"}'], 50)
         self.assertGreaterEqual(after['embedserve_table_memory_bytes{table="t"}'], 100 * 4 * 4)
         self.assertGreaterEqual(after["embedserve_tables"], 2)
-        self.assertGreater(after["embedserve_rocksdb_wal_written_bytes_total"],
-                           before["embedserve_rocksdb_wal_written_bytes_total"])
+        # Changes go to the update log (one record each), rows to RocksDB in
+        # snapshots.
+        self.assertGreater(after["embedserve_update_log_appended_records_total"],
+                           before["embedserve_update_log_appended_records_total"])
+        self.assertGreater(after["embedserve_update_log_bytes"], 0)
+        self.assertEqual(after["embedserve_update_log_last_position"],
+                         before["embedserve_update_log_last_position"] +
+                         after["embedserve_update_log_appended_records_total"] -
+                         before["embedserve_update_log_appended_records_total"])
         self.assertEqual(after["embedserve_rocksdb_write_stopped"], 0)
-        self.assertGreater(after["embedserve_rocksdb_sst_files_bytes"], 0)
+        # Rows reach RocksDB in snapshots (a checkpoint takes one).
+        self.client.create_checkpoint("metrics")
+        self.assertGreater(self.scrape()["embedserve_rocksdb_sst_files_bytes"], 0)
         self.assertGreater(after["process_resident_memory_bytes"], 1 << 20)
         self.assertGreater(after["process_threads"], 1)
         self.assertGreater(after["process_open_fds"], 3)
