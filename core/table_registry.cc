@@ -226,9 +226,11 @@ absl::Status TableRegistry::Replay(
     bool store_writable) {
   // From the oldest position a table needs; with no table, every record
   // kept (creates not yet snapshotted).
-  LogPosition after = log.Stats().first_position;
-  after = after == 0 ? log.last_position() : after - 1;
-  for (const auto& [name, table] : tables) after = std::min(after, table->replay_from());
+  // Every record kept, each table skipping those its snapshot has.
+  // (SnapshotTables drops records only where no table needs them: a table
+  // whose snapshot predates the first record kept had none after it.)
+  const LogPosition first = log.Stats().first_position;
+  const LogPosition after = first == 0 ? log.last_position() : first - 1;
   int64_t max_generation = 0;
   int64_t records = 0;
   absl::Status s = log.Read(after, [&](LogPosition position, const UpdateRecord& r) {
@@ -277,11 +279,15 @@ absl::StatusOr<int> TableRegistry::SnapshotTables() {
     if (s.ok()) ++written;
   }
   // Every record at or before the oldest position a live table replays
-  // from is no longer needed.
+  // from is no longer needed. A table with no record after its snapshot
+  // needs none at all: its snapshot is exact as of any later position, so
+  // an idle table does not hold the log back (replay starts it at the first
+  // record kept).
   absl::MutexLock no_creates(&create_mu_);
   LogPosition keep_after = log_->last_position();
   for (const std::shared_ptr<EmbeddingTable>& table : List()) {
-    keep_after = std::min(keep_after, table->replay_from());
+    const LogPosition from = table->replay_from();
+    if (table->last_position() > from) keep_after = std::min(keep_after, from);
   }
   RETURN_IF_ERROR(log_->DropThrough(keep_after));
   return written;

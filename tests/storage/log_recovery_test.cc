@@ -256,6 +256,52 @@ TEST(LogRecoveryTest, SnapshotDuringPushesKeepsEveryPushExactlyOnce) {
   EXPECT_TRUE(back.at("busy") == live);
 }
 
+TEST(LogRecoveryTest, AnIdleTableDoesNotHoldTheLogBack) {
+  testing::TempDir dir("log_idle");
+  std::map<std::string, TableState> live;
+  {
+    Durable d(dir.path(), /*segment_bytes=*/4096);
+    ASSERT_THAT(d.Recover(), IsOk());
+    ASSERT_THAT(d.registry().Create(Spec("idle", OptimizerKind::kAdagrad)), IsOk());
+    ASSERT_THAT(d.registry().Create(Spec("busy", OptimizerKind::kSgd)), IsOk());
+    std::mt19937_64 rng(11);
+    RandomPush(*d.Get("idle"), rng);
+    ASSERT_THAT(d.registry().SnapshotTables(), IsOk());
+    const LogPosition idle_from = d.Get("idle")->replay_from();
+    for (int i = 0; i < 50; ++i) RandomPush(*d.Get("busy"), rng);
+    ASSERT_THAT(d.registry().SnapshotTables(), IsOk());
+    EXPECT_GT(d.log().Stats().first_position, idle_from + 1) << "the idle table held the log";
+    for (int i = 0; i < 5; ++i) RandomPush(*d.Get("busy"), rng);
+    for (const char* n : {"idle", "busy"}) live[n] = Capture(*d.Get(n));
+  }
+  const auto back = Reopen(dir.path());
+  for (const auto& [name, state] : live) EXPECT_TRUE(back.at(name) == state) << name;
+}
+
+TEST(LogRecoveryTest, ADataDirectoryWrittenWithoutTheLogOpensAndGoesOn) {
+  testing::TempDir dir("log_old_layout");
+  TableState before;
+  std::mt19937_64 rng(13);
+  {
+    // The layout before the log: every change written to RocksDB.
+    auto store = RocksDbStore::Open({dir.Path("db"), false});
+    ASSERT_THAT(store, IsOk());
+    TableRegistry registry(0, store->get());
+    ASSERT_THAT(registry.Create(Spec("old", OptimizerKind::kSparseAdam)), IsOk());
+    for (int i = 0; i < 4; ++i) RandomPush(**registry.Get("old"), rng);
+    before = Capture(**registry.Get("old"));
+  }
+  TableState after;
+  {
+    Durable d(dir.path());
+    ASSERT_THAT(d.Recover(), IsOk());
+    EXPECT_TRUE(Capture(*d.Get("old")) == before);
+    for (int i = 0; i < 4; ++i) RandomPush(*d.Get("old"), rng);
+    after = Capture(*d.Get("old"));
+  }
+  EXPECT_TRUE(Reopen(dir.path()).at("old") == after);
+}
+
 TEST(LogRecoveryTest, ExactlyOnceNumbersSurviveRestart) {
   testing::TempDir dir("log_once");
   std::mt19937_64 rng(1);
