@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "core/enum_names.h"
 #include "core/gather.h"
 #include "core/initializer.h"
 #include "core/internal/init_kernels.h"
@@ -34,18 +35,6 @@ struct Shape {
   int64_t rows;
   OptimizerKind optimizer;
 };
-
-const char* LevelName(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kScalar:
-      return "scalar";
-    case SimdLevel::kAvx2:
-      return "avx2";
-    case SimdLevel::kAvx512:
-      return "avx512";
-  }
-  return "?";
-}
 
 TableSpec SpecFor(const Shape& shape, uint32_t generator) {
   TableSpec s;
@@ -105,7 +94,7 @@ void RunKernel(benchmark::State& state, SimdLevel level) {
 
 void Register() {
   for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-    benchmark::RegisterBenchmark((std::string("kernel/") + LevelName(level)).c_str(),
+    benchmark::RegisterBenchmark((std::string("kernel/") + std::string(Name(level))).c_str(),
                                  [level](benchmark::State& st) { RunKernel(st, level); });
   }
   static LookupParallelism* two_threads = new LookupParallelism(1, 1);
@@ -129,9 +118,9 @@ void Register() {
     reg("alloc", 2, false, best, nullptr);
     if (!large || v1_large) reg("v1", 1, true, best, nullptr);
     for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-      if (CpuSupports(level)) reg(std::string("v2/") + LevelName(level), 2, true, level, nullptr);
+      if (CpuSupports(level)) reg(std::string("v2/") + std::string(Name(level)), 2, true, level, nullptr);
     }
-    reg(std::string("v2/") + LevelName(best) + "/2t", 2, true, best, two_threads);
+    reg(std::string("v2/") + std::string(Name(best)) + "/2t", 2, true, best, two_threads);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "core/gather.h"
 #include "core/internal/init_kernels.h"
 #include "core/internal/philox.h"
@@ -28,18 +29,6 @@ using ::embedserve::testing::StatusIs;
 using ::testing::HasSubstr;
 
 constexpr int64_t kDims[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 1024};
-
-const char* LevelName(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kScalar:
-      return "scalar";
-    case SimdLevel::kAvx2:
-      return "avx2";
-    case SimdLevel::kAvx512:
-      return "avx512";
-  }
-  return "?";
-}
 
 std::vector<SimdLevel> SupportedLevels() {
   std::vector<SimdLevel> out;
@@ -129,7 +118,7 @@ TEST(InitializerTest, EveryLevelMatchesTheScalarReferenceBitForBit) {
             internal::InitFillScalar(p, row0, rows, nb, want.data());
             k.fill(p, row0, rows, nb, got.data());
             ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
-                << LevelName(level) << " normal " << p.normal << " dim " << dim << " row0 "
+                << std::string(Name(level)) << " normal " << p.normal << " dim " << dim << " row0 "
                 << row0 << " rows " << rows;
           }
         }
@@ -164,9 +153,9 @@ TEST(InitializerTest, FilledRowsAreTheSameBytesAtEveryLevelAndOnAPool) {
         const std::vector<uint8_t> want = fill(SimdLevel::kScalar, nullptr);
         for (SimdLevel level : SupportedLevels()) {
           ASSERT_EQ(fill(level, nullptr), want)
-              << LevelName(level) << " type " << static_cast<int>(type) << " kind "
+              << std::string(Name(level)) << " type " << static_cast<int>(type) << " kind "
               << static_cast<int>(kind) << " dim " << dim;
-          ASSERT_EQ(fill(level, &pool), want) << LevelName(level) << " on a pool, dim " << dim;
+          ASSERT_EQ(fill(level, &pool), want) << std::string(Name(level)) << " on a pool, dim " << dim;
         }
         // The values themselves, through the codec.
         auto rows = internal::ShardedRowStorage::Create(s);
