@@ -1,0 +1,419 @@
+#include "core/internal/dynamic_row_storage.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/row_codec.h"
+
+namespace embedserve::internal {
+namespace {
+
+constexpr int64_t kHugePageBytes = int64_t{2} << 20;
+constexpr int64_t kChunkBytes = kHugePageBytes;
+constexpr int64_t kMinChunkSlots = 64;
+constexpr int64_t kMaxChunkSlots = int64_t{1} << 16;
+
+int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
+// without memory.
+void* AllocateZeroed(int64_t bytes) {
+  bytes = RoundUp(std::max<int64_t>(bytes, 64), 64);
+  const bool huge = bytes >= kHugePageBytes;
+  if (huge) bytes = RoundUp(bytes, kHugePageBytes);
+  void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
+  if (p == nullptr) return nullptr;
+  if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
+  std::memset(p, 0, static_cast<size_t>(bytes));
+  return p;
+}
+
+int64_t AllocatedBytes(int64_t bytes) {
+  bytes = RoundUp(std::max<int64_t>(bytes, 64), 64);
+  return bytes >= kHugePageBytes ? RoundUp(bytes, kHugePageBytes) : bytes;
+}
+
+}  // namespace
+
+absl::Status CheckDynamicRowOptions(const DynamicRowOptions& o) {
+  if (o.max_rows < 0 || o.max_rows > DynamicRowStorage::kMaxSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("max_rows ", o.max_rows, " is not in [0, ",
+                                                   DynamicRowStorage::kMaxSlots, "]"));
+  }
+  if (o.ttl_steps < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("ttl_steps ", o.ttl_steps, " is negative"));
+  }
+  if (o.admit_after < 0 || o.admit_after > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admit_after ", o.admit_after, " is not in [0, 255]"));
+  }
+  if (o.admit_after >= 2 && (o.sketch_width < 1 || o.sketch_width > (int64_t{1} << 30))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sketch_width ", o.sketch_width, " is not in [1, 2^30]"));
+  }
+  if (o.sketch_window < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sketch_window ", o.sketch_window, " is negative"));
+  }
+  if (o.expected_rows < 0 || o.expected_rows > DynamicRowStorage::kMaxSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("expected_rows ", o.expected_rows,
+                                                   " is not in [0, ",
+                                                   DynamicRowStorage::kMaxSlots, "]"));
+  }
+  return absl::OkStatus();
+}
+
+DynamicRowStorage::DynamicRowStorage(const RowFormat& format, const DynamicRowOptions& options,
+                                     int chunk_shift, int64_t max_slots)
+    : RowStorage(format),
+      options_(options),
+      chunk_shift_(chunk_shift),
+      chunk_mask_((int64_t{1} << chunk_shift) - 1),
+      max_slots_(max_slots),
+      state_stride_(RoundUp(format.dim, 16)) {}
+
+DynamicRowStorage::~DynamicRowStorage() {
+  for (int c = 0; c < chunks_.load(std::memory_order_relaxed); ++c) std::free(row_chunks_[c]);
+}
+
+absl::StatusOr<std::unique_ptr<DynamicRowStorage>> DynamicRowStorage::Create(
+    const RowFormat& format, const DynamicRowOptions& options) {
+  if (absl::Status s = CheckDynamicRowOptions(options); !s.ok()) return s;
+  const int64_t max_slots = options.max_rows > 0 ? options.max_rows : kMaxSlots;
+  int64_t chunk_slots = std::clamp<int64_t>(
+      static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(
+          std::max<int64_t>(kChunkBytes / std::max<int64_t>(format.row_bytes, 1), 1)))),
+      kMinChunkSlots, kMaxChunkSlots);
+  chunk_slots = std::max<int64_t>(
+      kMinChunkSlots,
+      std::min<int64_t>(chunk_slots,
+                        static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(max_slots)))));
+  const int chunk_shift = std::countr_zero(static_cast<uint64_t>(chunk_slots));
+  std::unique_ptr<DynamicRowStorage> s(
+      new DynamicRowStorage(format, options, chunk_shift, max_slots));
+
+  const int64_t expected =
+      options.expected_rows > 0 ? options.expected_rows : std::min<int64_t>(options.max_rows, 1 << 20);
+  s->index_ = IdIndex::Create(options.seed, expected);
+  if (s->index_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate the id index of a dynamic table");
+  }
+  if (options.admit_after >= 2) {
+    s->sketch_ = std::make_unique<AdmissionSketch>(options.seed, options.sketch_width,
+                                                   options.sketch_window);
+  }
+  // calloc: the untouched tail of a large pointer array costs no memory.
+  const int64_t max_chunks = (max_slots + chunk_slots - 1) / chunk_slots;
+  s->row_chunk_storage_.reset(
+      static_cast<uint8_t**>(std::calloc(static_cast<size_t>(max_chunks), sizeof(uint8_t*))));
+  s->float_chunks_.reset(
+      static_cast<const float**>(std::calloc(static_cast<size_t>(max_chunks), sizeof(float*))));
+  s->compact_chunks_.reset(static_cast<const uint8_t**>(
+      std::calloc(static_cast<size_t>(max_chunks), sizeof(uint8_t*))));
+  if (!s->row_chunk_storage_ || !s->float_chunks_ || !s->compact_chunks_) {
+    return absl::ResourceExhaustedError("cannot allocate the chunk table of a dynamic table");
+  }
+  s->row_chunks_ = s->row_chunk_storage_.get();
+  KernelRows& k = s->kernel_rows_;
+  k.rows = RowView{s->float_chunks_.get(), chunk_shift, max_slots, format.dim,
+                   format.row_bytes / 4};
+  k.compact = CompactRowView{s->compact_chunks_.get(), chunk_shift, max_slots,
+                             format.dim,                 format.row_bytes, format.type};
+  k.is_compact = format.type != RowType::kFloat32;
+  return s;
+}
+
+// ---- Readers ---------------------------------------------------------------
+
+absl::Span<const int64_t> DynamicRowStorage::Resolve(absl::Span<const int64_t> ids,
+                                                     std::vector<int64_t>* scratch) const {
+  scratch->resize(ids.size());
+  index_->Find(ids, absl::MakeSpan(*scratch));
+  return *scratch;
+}
+
+void DynamicRowStorage::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+                                std::vector<int64_t>* changed) const {
+  thread_local std::vector<int64_t> now;
+  now.resize(ids.size());
+  index_->Find(ids, absl::MakeSpan(now));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (slots[i] >= 0 && now[i] != slots[i]) changed->push_back(static_cast<int64_t>(i));
+  }
+}
+
+void GatherResolved(const GatherKernels& kernels, const KernelRows& rows,
+                    absl::Span<const int64_t> slots, float* out,
+                    absl::FunctionRef<void(int64_t position, float* row)> fill_missing) {
+  const int64_t n = static_cast<int64_t>(slots.size());
+  const int64_t dim = rows.rows.dim;
+  const int64_t* const s = slots.data();
+  int64_t i = 0;
+  while (i < n) {
+    int64_t j = i;
+    while (j < n && s[j] >= 0) ++j;
+    if (j > i) {
+      // Every slot in [i, j) is a row: the kernel reports none.
+      if (rows.is_compact) {
+        kernels.compact_gather(rows.compact, s + i, j - i, out + i * dim);
+      } else {
+        kernels.gather(rows.rows, s + i, j - i, out + i * dim);
+      }
+    }
+    if (j < n) fill_missing(j, out + j * dim);
+    i = j + 1;
+  }
+}
+
+// ---- Rows and state --------------------------------------------------------
+
+float* DynamicRowStorage::State(int k, int64_t slot) const {
+  return state_chunks_[k][slot >> chunk_shift_].get() + (slot & chunk_mask_) * state_stride_;
+}
+
+void DynamicRowStorage::ReadRecord(int64_t slot, float* dst) const {
+  const int64_t dim = format().dim;
+  DecodeRow(format().type, Row(slot), dim, dst);
+  dst += dim;
+  for (int k = 0; k < format().element_slots; ++k) {
+    std::memcpy(dst, State(k, slot), dim * sizeof(float));
+    dst += dim;
+  }
+  if (format().row_slots > 0) *dst = row_state_chunks_[slot >> chunk_shift_][slot & chunk_mask_];
+}
+
+void DynamicRowStorage::WriteRecord(int64_t slot, const float* src) {
+  const int64_t dim = format().dim;
+  EncodeRow(format().type, src, dim, MutableRow(slot));
+  src += dim;
+  for (int k = 0; k < format().element_slots; ++k) {
+    std::memcpy(State(k, slot), src, dim * sizeof(float));
+    src += dim;
+  }
+  if (format().row_slots > 0) row_state_chunks_[slot >> chunk_shift_][slot & chunk_mask_] = *src;
+}
+
+int64_t DynamicRowStorage::row_bytes() const {
+  return chunks_.load(std::memory_order_relaxed) *
+         AllocatedBytes(rows_per_chunk() * format().row_bytes);
+}
+
+int64_t DynamicRowStorage::state_bytes() const {
+  const int64_t per_chunk =
+      format().element_slots * AllocatedBytes(rows_per_chunk() * state_stride_ * 4) +
+      format().row_slots * rows_per_chunk() * 4;
+  return chunks_.load(std::memory_order_relaxed) * per_chunk;
+}
+
+DynamicRowStats DynamicRowStorage::stats() const {
+  DynamicRowStats st;
+  st.rows_stored = stored_.load(std::memory_order_relaxed);
+  st.rows_admitted = admitted_.load(std::memory_order_relaxed);
+  st.rows_evicted = evicted_.load(std::memory_order_relaxed);
+  st.rows_expired = expired_.load(std::memory_order_relaxed);
+  st.rows_erased = erased_.load(std::memory_order_relaxed);
+  st.pushes_not_admitted = not_admitted_.load(std::memory_order_relaxed);
+  st.pushes_dropped_full = dropped_full_.load(std::memory_order_relaxed);
+  st.index_bytes = index_->bytes();
+  st.index_rebuilds = index_->rebuilds();
+  st.sketch_bytes = sketch_ ? sketch_->bytes() : 0;
+  st.slot_meta_bytes = chunks_.load(std::memory_order_relaxed) * rows_per_chunk() *
+                       static_cast<int64_t>(sizeof(SlotMeta));
+  st.row_bytes = row_bytes();
+  st.state_bytes = state_bytes();
+  return st;
+}
+
+// ---- The writer ------------------------------------------------------------
+
+absl::Status DynamicRowStorage::AddChunk() {
+  const int c = chunks_.load(std::memory_order_relaxed);
+  const int64_t n = rows_per_chunk();
+  auto* rows = static_cast<uint8_t*>(AllocateZeroed(n * format().row_bytes));
+  if (rows == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", n * format().row_bytes, " bytes for rows"));
+  }
+  std::unique_ptr<SlotMeta[]> meta(new (std::nothrow) SlotMeta[n]);
+  std::unique_ptr<float, FreeDeleter> state[2];
+  std::unique_ptr<float[]> row_state;
+  bool ok = meta != nullptr;
+  for (int k = 0; ok && k < format().element_slots; ++k) {
+    state[k].reset(static_cast<float*>(AllocateZeroed(n * state_stride_ * 4)));
+    ok = state[k] != nullptr;
+  }
+  if (ok && format().row_slots > 0) {
+    row_state.reset(new (std::nothrow) float[n]);
+    ok = row_state != nullptr;
+  }
+  if (!ok) {
+    std::free(rows);
+    return absl::ResourceExhaustedError("cannot allocate optimizer state for rows");
+  }
+  meta_chunks_.push_back(std::move(meta));
+  for (int k = 0; k < format().element_slots; ++k) state_chunks_[k].push_back(std::move(state[k]));
+  if (format().row_slots > 0) row_state_chunks_.push_back(std::move(row_state));
+  row_chunks_[c] = rows;
+  float_chunks_.get()[c] = reinterpret_cast<const float*>(rows);
+  compact_chunks_.get()[c] = rows;
+  chunks_.store(c + 1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> DynamicRowStorage::NewSlot() {
+  if (free_head_ != kNil) {
+    const uint32_t s = free_head_;
+    free_head_ = Meta(s).next;
+    return static_cast<int64_t>(s);
+  }
+  if (next_slot_ >= max_slots_) {
+    return absl::ResourceExhaustedError(absl::StrCat("all ", max_slots_, " slots are in use"));
+  }
+  if ((next_slot_ & chunk_mask_) == 0) {
+    if (absl::Status st = AddChunk(); !st.ok()) return st;
+  }
+  return next_slot_++;
+}
+
+void DynamicRowStorage::Unlink(uint32_t s) {
+  SlotMeta& m = Meta(s);
+  if (m.prev != kNil) {
+    Meta(m.prev).next = m.next;
+  } else {
+    lru_head_ = m.next;
+  }
+  if (m.next != kNil) {
+    Meta(m.next).prev = m.prev;
+  } else {
+    lru_tail_ = m.prev;
+  }
+}
+
+void DynamicRowStorage::LinkTail(uint32_t s) {
+  SlotMeta& m = Meta(s);
+  m.prev = lru_tail_;
+  m.next = kNil;
+  if (lru_tail_ != kNil) {
+    Meta(lru_tail_).next = s;
+  } else {
+    lru_head_ = s;
+  }
+  lru_tail_ = s;
+}
+
+void DynamicRowStorage::Drop(uint32_t s) {
+  SlotMeta& m = Meta(s);
+  // Unpublish first: the slot is reused only after readers can no longer
+  // find the id (see Recheck).
+  index_->Erase(m.id);
+  Unlink(s);
+  m.next = free_head_;
+  free_head_ = s;
+  stored_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+int64_t DynamicRowStorage::Expire(int64_t step) {
+  if (options_.ttl_steps == 0) return 0;
+  last_step_ = std::max(last_step_, step);
+  int64_t n = 0;
+  // Steps below INT64_MIN + ttl cannot have rows older than ttl.
+  if (step < INT64_MIN + options_.ttl_steps) return 0;
+  const int64_t cutoff = step - options_.ttl_steps;
+  while (lru_head_ != kNil && Meta(lru_head_).last_step <= cutoff) {
+    Drop(lru_head_);
+    ++n;
+  }
+  expired_.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+bool DynamicRowStorage::Erase(int64_t id) {
+  const int64_t s = index_->WriterFind(id);
+  if (s < 0) return false;
+  Drop(static_cast<uint32_t>(s));
+  erased_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+absl::Status DynamicRowStorage::Upsert(
+    absl::Span<const int64_t> ids, int64_t step, UpsertMode mode, absl::Span<int64_t> slots,
+    absl::FunctionRef<void(int64_t position, int64_t slot)> init_row) {
+  if (slots.size() != ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ids.size(), " ids but room for ", slots.size(), " slots"));
+  }
+  if (step < last_step_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step ", step, " is below the last step ", last_step_));
+  }
+  last_step_ = step;
+  Expire(step);
+  const RowFormat& f = format();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t id = ids[i];
+    const int64_t found = index_->WriterFind(id);
+    if (found >= 0) {
+      const uint32_t s = static_cast<uint32_t>(found);
+      if (s != lru_tail_) {
+        Unlink(s);
+        LinkTail(s);
+      }
+      Meta(s).last_step = step;
+      slots[i] = found;
+      continue;
+    }
+    slots[i] = kMissingSlot;
+    if (mode == UpsertMode::kPush && sketch_ != nullptr &&
+        sketch_->Add(id) < options_.admit_after) {
+      not_admitted_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (options_.max_rows > 0 && stored_.load(std::memory_order_relaxed) >= options_.max_rows) {
+      if (Meta(lru_head_).last_step >= step) {  // every row is pinned
+        dropped_full_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      Drop(lru_head_);
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+    }
+    absl::StatusOr<int64_t> slot = NewSlot();
+    if (!slot.ok()) {
+      std::fill(slots.begin() + i, slots.end(), kMissingSlot);
+      return slot.status();
+    }
+    const uint32_t s = static_cast<uint32_t>(*slot);
+    SlotMeta& m = Meta(s);
+    m.id = id;
+    m.last_step = step;
+    for (int k = 0; k < f.element_slots; ++k) {
+      std::fill(State(k, s), State(k, s) + f.dim, f.initial_state);
+    }
+    if (f.row_slots > 0) row_state_chunks_[s >> chunk_shift_][s & chunk_mask_] = f.initial_state;
+    init_row(static_cast<int64_t>(i), *slot);
+    if (!index_->Insert(id, *slot)) {
+      m.next = free_head_;
+      free_head_ = s;
+      std::fill(slots.begin() + i, slots.end(), kMissingSlot);
+      return absl::ResourceExhaustedError("cannot grow the id index of a dynamic table");
+    }
+    LinkTail(s);
+    stored_.fetch_add(1, std::memory_order_relaxed);
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    slots[i] = *slot;
+  }
+  return absl::OkStatus();
+}
+
+void DynamicRowStorage::ForEachRow(
+    absl::FunctionRef<void(int64_t id, int64_t slot, int64_t last_step)> visit) const {
+  for (uint32_t s = lru_head_; s != kNil; s = Meta(s).next) {
+    visit(Meta(s).id, s, Meta(s).last_step);
+  }
+}
+
+}  // namespace embedserve::internal

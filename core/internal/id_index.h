@@ -1,0 +1,127 @@
+#ifndef EMBEDSERVE_CORE_INTERNAL_ID_INDEX_H_
+#define EMBEDSERVE_CORE_INTERNAL_ID_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "core/internal/reader_epoch.h"
+
+namespace embedserve::internal {
+
+// A collision-free hash index from any int64 id to a slot, read lock-free by
+// any number of threads while one writer inserts and erases.
+//
+// Layout: open addressing with linear probing over a power-of-two array of
+// 16-byte buckets {id, slot + 2} (value 0: empty, 1: erased), four buckets a
+// cache line. The home bucket is the low bits of a 64-bit mixer of
+// (id, seed) (murmur3's finaliser, a bijection: any id, negative and
+// INT64_MIN / INT64_MAX included, is a key). Why this and not a Swiss table
+// with SIMD tag groups: a Swiss table reads a control line and then a slot
+// line (two dependent cache misses a lookup), and its 1-byte tags need the
+// full key check anyway; here the id is compared in the bucket itself, so a
+// hit costs one line (two at most, at the 75% load cap: about 2.5 buckets
+// are read on a hit, 8.5 on a miss, adjacent lines the prefetcher streams),
+// and each bucket is two independent 8-byte atomics that a reader can read
+// without a lock. Batched lookups (Find of a span) prefetch the home lines of
+// ids further down the request, so a request's misses overlap.
+//
+// Concurrency (one writer, lock-free readers):
+//  - A bucket's id is written once, when the bucket leaves "empty", before
+//    its value (release); it never changes until the array is rebuilt. An
+//    erase only sets the value to "erased"; re-inserting the same id reuses
+//    its own erased bucket, a different id takes an empty one. So a reader
+//    that loads a live value (acquire) and then the id sees the id that value
+//    was stored for: a reader never pairs one id with another id's slot.
+//  - Growth and the removal of erased buckets build a new array and swap an
+//    atomic pointer; the old array is freed only once every reader that could
+//    have loaded it left (ReaderEpoch), so readers never touch freed memory.
+//  - A Find that runs concurrently with an Insert or Erase of the same id
+//    returns the slot before or after; otherwise its answer is the current
+//    mapping. A stale answer (the id was erased meanwhile and its slot given
+//    to another id) is what the caller's seqlock protocol checks for: see
+//    DynamicRowStorage::Recheck.
+//
+// Determinism: positions depend only on the seed and the order of Insert /
+// Erase calls, never on timing or the CPU.
+class IdIndex {
+ public:
+  static constexpr int64_t kMissing = -1;
+  // Most live + erased buckets before the array is rebuilt.
+  static constexpr double kMaxLoad = 0.75;
+  // A rebuild doubles the array until live ids fill at most this much.
+  static constexpr double kRebuildLoad = 0.625;
+
+  // An index sized so that `expected` ids fit without a rebuild for growth;
+  // nullptr if the memory cannot be had.
+  static std::unique_ptr<IdIndex> Create(uint64_t seed, int64_t expected);
+  ~IdIndex();
+  IdIndex(const IdIndex&) = delete;
+  IdIndex& operator=(const IdIndex&) = delete;
+
+  // ---- Readers (any thread).
+  // The slot of each id, or kMissing. REQUIRES: slots.size() == ids.size().
+  void Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots) const;
+  int64_t Find(int64_t id) const;
+
+  // ---- The writer (one at a time, serialised by the caller).
+  // Find without the reader epoch (the writer is the only one who frees).
+  int64_t WriterFind(int64_t id) const;
+  // REQUIRES: id absent; 0 <= slot < 2^62. False (nothing changed) when a
+  // rebuild needed memory that cannot be had.
+  bool Insert(int64_t id, int64_t slot);
+  // True if the id was present.
+  bool Erase(int64_t id);
+  // Frees old arrays that no reader holds any more. Cheap; called by every
+  // Insert.
+  void ReclaimRetired();
+
+  // ---- Figures (any thread).
+  int64_t size() const { return live_.load(std::memory_order_relaxed); }
+  int64_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
+  // The bucket array's bytes (and any old arrays not yet freed).
+  int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  int64_t rebuilds() const { return rebuilds_.load(std::memory_order_relaxed); }
+
+  // The bucket index an id probes first (tests).
+  uint64_t Hash(int64_t id) const;
+
+ private:
+  struct Bucket {
+    std::atomic<int64_t> id;
+    std::atomic<uint64_t> value;  // 0 empty, 1 erased, else slot + 2
+  };
+  struct Array {
+    uint64_t mask = 0;
+    Bucket* buckets = nullptr;
+    int64_t bytes = 0;
+  };
+  static constexpr uint64_t kEmpty = 0, kErased = 1;
+
+  explicit IdIndex(uint64_t seed);
+  static Array* NewArray(int64_t capacity);  // nullptr without memory
+  static void FreeArray(Array* a);
+  // Rebuilds into an array where live_ + 1 ids fit under kRebuildLoad;
+  // false (nothing changed) without memory.
+  bool Rebuild();
+  // Probe for the reader / writer. `a` stays valid for the call.
+  static int64_t Probe(const Array* a, uint64_t h, int64_t id);
+
+  const uint64_t seed_;
+  std::atomic<Array*> array_;
+  ReaderEpoch epoch_;
+  // Retired arrays and the parity of their possible readers (writer only).
+  Array* retired_ = nullptr;
+  int retired_parity_ = 0;
+  int64_t used_ = 0;  // live + erased buckets (writer only)
+  std::atomic<int64_t> live_{0};
+  std::atomic<int64_t> capacity_{0};
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> rebuilds_{0};
+};
+
+}  // namespace embedserve::internal
+
+#endif  // EMBEDSERVE_CORE_INTERNAL_ID_INDEX_H_
