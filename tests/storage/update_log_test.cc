@@ -1,7 +1,7 @@
 // FileUpdateLog on real files in a temp dir: round trips, numbering across
-// reopen, rotation and drops, the torn-tail rule at every byte of the last
-// record, corruption anywhere else reported (never skipped), group commit,
-// CopyTo, and failing closed after a failed write or sync.
+// reopen, rotation and drops, group commit, CopyTo, and failing closed after
+// a failed write or sync. Torn tails, corruption and opening after a crash:
+// update_log_recovery_test.cc.
 #include "storage/update_log.h"
 
 #include <errno.h>
@@ -10,9 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -22,102 +21,26 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/internal/log_segment.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/update_log_files.h"
 
 namespace embedserve {
 namespace {
 
+using ::embedserve::testing::AppendRange;
 using ::embedserve::testing::IsOk;
+using ::embedserve::testing::MustOpen;
+using ::embedserve::testing::Options;
+using ::embedserve::testing::Range;
+using ::embedserve::testing::ReadAll;
+using ::embedserve::testing::Rec;
+using ::embedserve::testing::SegmentPaths;
 using ::embedserve::testing::StatusIs;
 using ::embedserve::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-
-// A record to append, owning what its view points at.
-struct Rec {
-  explicit Rec(int64_t n, std::string table = "tbl") : table(std::move(table)) {
-    for (int64_t i = 0; i < n % 5 + 1; ++i) ids.push_back(n * 10 + i);
-    for (int64_t i = 0; i < 3 * static_cast<int64_t>(ids.size()); ++i) floats.push_back(n + 0.25f * i);
-  }
-  UpdateRecord View() const {
-    UpdateRecord r;
-    r.kind = UpdateRecord::Kind::kPush;
-    r.table = table;
-    r.generation = 1;
-    r.version = static_cast<int64_t>(ids[0]);
-    r.trainer = "tr";
-    r.trainer_sequence = static_cast<uint64_t>(ids[0]);
-    r.ids = ids;
-    r.floats = floats;
-    return r;
-  }
-  std::string table;
-  std::vector<int64_t> ids;
-  std::vector<float> floats;
-};
-
-UpdateLogOptions Options(const std::string& dir) {
-  UpdateLogOptions o;
-  o.dir = dir;
-  o.min_free_bytes = 0;
-  return o;
-}
-
-std::unique_ptr<FileUpdateLog> MustOpen(const UpdateLogOptions& o) {
-  absl::StatusOr<std::unique_ptr<FileUpdateLog>> log = FileUpdateLog::Open(o);
-  EXPECT_THAT(log, IsOk());
-  return log.ok() ? std::move(*log) : nullptr;
-}
-
-// Appends Rec(n) for n in [from, to], checking the positions.
-void AppendRange(FileUpdateLog& log, int64_t from, int64_t to) {
-  for (int64_t n = from; n <= to; ++n) {
-    absl::StatusOr<LogPosition> p = log.Append(Rec(n).View());
-    ASSERT_THAT(p, IsOk());
-    ASSERT_EQ(*p, static_cast<LogPosition>(n));
-  }
-}
-
-// The positions Read(after) visits, checking each record is Rec(position).
-std::vector<LogPosition> ReadAll(FileUpdateLog& log, LogPosition after = 0) {
-  std::vector<LogPosition> seen;
-  absl::Status s = log.Read(after, [&](LogPosition p, const UpdateRecord& r) {
-    const Rec want(static_cast<int64_t>(p));
-    EXPECT_EQ(r.table, "tbl");
-    EXPECT_THAT(r.ids, ElementsAreArray(want.ids)) << "position " << p;
-    EXPECT_THAT(r.floats, ElementsAreArray(want.floats)) << "position " << p;
-    EXPECT_EQ(r.trainer_sequence, static_cast<uint64_t>(want.ids[0]));
-    seen.push_back(p);
-    return absl::OkStatus();
-  });
-  EXPECT_THAT(s, IsOk());
-  return seen;
-}
-
-std::vector<LogPosition> Range(LogPosition from, LogPosition to) {
-  std::vector<LogPosition> v;
-  for (LogPosition p = from; p <= to; ++p) v.push_back(p);
-  return v;
-}
-
-std::vector<std::string> SegmentPaths(const std::string& dir) {
-  absl::StatusOr<std::vector<LogPosition>> firsts = internal::ListSegments(dir, false);
-  EXPECT_THAT(firsts, IsOk());
-  std::vector<std::string> paths;
-  for (LogPosition f : *firsts) paths.push_back(dir + "/" + internal::SegmentFileName(f));
-  return paths;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 TEST(UpdateLogTest, EveryKindRoundTripsThroughReopen) {
   TempDir dir("update_log");
@@ -205,146 +128,6 @@ TEST(UpdateLogTest, PositionsRunOnAcrossReopenAndRotation) {
   EXPECT_EQ(s.segments, static_cast<int64_t>(SegmentPaths(dir.path()).size()));
 }
 
-// Cutting the last record's frame at every byte (as a crash mid-append
-// does) leaves the earlier records, and appending goes on after them.
-TEST(UpdateLogTest, TornTailAtEveryByteIsCutOff) {
-  TempDir dir("update_log");
-  int64_t last_start = 0;
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 2);
-    last_start = log->Stats().bytes;
-    AppendRange(*log, 3, 3);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  const std::string whole = ReadFile(seg);
-  for (int64_t cut = last_start; cut < static_cast<int64_t>(whole.size()); ++cut) {
-    SCOPED_TRACE(cut);
-    WriteFile(seg, whole.substr(0, cut));
-    auto log = MustOpen(Options(dir.path()));
-    ASSERT_NE(log, nullptr);
-    EXPECT_EQ(log->last_position(), 2u);
-    EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(seg)), last_start);
-    AppendRange(*log, 3, 3);
-    EXPECT_EQ(ReadAll(*log), Range(1, 3));
-  }
-}
-
-TEST(UpdateLogTest, FlippedByteInTheLastRecordIsATornTail) {
-  TempDir dir("update_log");
-  int64_t last_start = 0;
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 2);
-    last_start = log->Stats().bytes;
-    AppendRange(*log, 3, 3);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  std::string bytes = ReadFile(seg);
-  bytes[last_start + 40] ^= 0x10;
-  WriteFile(seg, bytes);
-  auto log = MustOpen(Options(dir.path()));
-  EXPECT_EQ(log->last_position(), 2u);
-  AppendRange(*log, 3, 4);
-  EXPECT_EQ(ReadAll(*log), Range(1, 4));
-}
-
-TEST(UpdateLogTest, ZerosAfterTheLastRecordAreATornTail) {
-  TempDir dir("update_log");
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 2);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  WriteFile(seg, ReadFile(seg) + std::string(4096, '\0'));
-  auto log = MustOpen(Options(dir.path()));
-  EXPECT_EQ(log->last_position(), 2u);
-  AppendRange(*log, 3, 3);
-  EXPECT_EQ(ReadAll(*log), Range(1, 3));
-}
-
-TEST(UpdateLogTest, FlippedByteInAMiddleRecordIsDataLoss) {
-  TempDir dir("update_log");
-  int64_t second = 0;
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 1);
-    second = log->Stats().bytes;
-    AppendRange(*log, 2, 3);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  std::string bytes = ReadFile(seg);
-  bytes[second + 60] ^= 0x01;  // in record 2's trainer sequence
-  WriteFile(seg, bytes);
-  EXPECT_THAT(FileUpdateLog::Open(Options(dir.path())),
-              StatusIs(absl::StatusCode::kDataLoss,
-                       AllOf(HasSubstr(seg), HasSubstr("checksum mismatch"),
-                             HasSubstr("byte offset " + std::to_string(second)),
-                             HasSubstr("position 2"), HasSubstr("table 'tbl'"))));
-  UpdateLogOptions ro = Options(dir.path());
-  ro.read_only = true;
-  EXPECT_THAT(FileUpdateLog::Open(ro), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("position 2")));
-}
-
-TEST(UpdateLogTest, BadRecordInAnEarlierSegmentIsDataLoss) {
-  TempDir dir("update_log");
-  UpdateLogOptions o = Options(dir.path());
-  o.segment_bytes = 200;
-  {
-    auto log = MustOpen(o);
-    AppendRange(*log, 1, 10);
-  }
-  const std::vector<std::string> segs = SegmentPaths(dir.path());
-  ASSERT_GE(segs.size(), 3u);
-  // The last byte of the first segment: the end of its last record, which
-  // would be a torn tail in the last segment.
-  std::string bytes = ReadFile(segs[0]);
-  bytes.back() ^= 0x01;
-  WriteFile(segs[0], bytes);
-  EXPECT_THAT(FileUpdateLog::Open(o), StatusIs(absl::StatusCode::kDataLoss,
-                                               AllOf(HasSubstr(segs[0]), HasSubstr("checksum"))));
-  // Cut short instead: also DataLoss.
-  WriteFile(segs[0], ReadFile(segs[0]).substr(0, bytes.size() - 5));
-  EXPECT_THAT(FileUpdateLog::Open(o), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(segs[0])));
-}
-
-TEST(UpdateLogTest, MissingMiddleSegmentIsDataLoss) {
-  TempDir dir("update_log");
-  UpdateLogOptions o = Options(dir.path());
-  o.segment_bytes = 200;
-  {
-    auto log = MustOpen(o);
-    AppendRange(*log, 1, 10);
-  }
-  const std::vector<std::string> segs = SegmentPaths(dir.path());
-  ASSERT_GE(segs.size(), 3u);
-  std::filesystem::remove(segs[1]);
-  EXPECT_THAT(FileUpdateLog::Open(o),
-              StatusIs(absl::StatusCode::kDataLoss, AllOf(HasSubstr(segs[2]), HasSubstr("missing"))));
-}
-
-// A damaged length field must not be read as a huge allocation nor, when a
-// good record follows it, as a torn tail.
-TEST(UpdateLogTest, CorruptLengthIsDataLossNotATornTail) {
-  TempDir dir("update_log");
-  int64_t second = 0;
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 1);
-    second = log->Stats().bytes;
-    AppendRange(*log, 2, 3);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  std::string bytes = ReadFile(seg);
-  const uint32_t huge = 0xFFFFFFF8u;
-  std::memcpy(bytes.data() + second, &huge, 4);
-  WriteFile(seg, bytes);
-  EXPECT_THAT(FileUpdateLog::Open(Options(dir.path())),
-              StatusIs(absl::StatusCode::kDataLoss,
-                       AllOf(HasSubstr("frame length 4294967288 runs past"), HasSubstr("position 2"),
-                             HasSubstr("record 3 follows"))));
-}
-
 TEST(UpdateLogTest, DropThroughRemovesWholeSegmentsOnly) {
   TempDir dir("update_log");
   UpdateLogOptions o = Options(dir.path());
@@ -390,25 +173,6 @@ TEST(UpdateLogTest, DroppingEverythingKeepsTheNumbering) {
               StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
   AppendRange(*log, 6, 7);
   EXPECT_EQ(ReadAll(*log, 5), Range(6, 7));
-}
-
-// DropThrough deletes oldest first: a crash after deleting some opens.
-TEST(UpdateLogTest, CrashBetweenDeletesOpens) {
-  TempDir dir("update_log");
-  UpdateLogOptions o = Options(dir.path());
-  o.segment_bytes = 200;
-  {
-    auto log = MustOpen(o);
-    AppendRange(*log, 1, 20);
-  }
-  const std::vector<std::string> segs = SegmentPaths(dir.path());
-  ASSERT_GE(segs.size(), 4u);
-  std::filesystem::remove(segs[0]);
-  auto log = MustOpen(o);
-  const LogPosition first = log->Stats().first_position;
-  EXPECT_GT(first, 1u);
-  EXPECT_EQ(ReadAll(*log, first - 1), Range(first, 20));
-  AppendRange(*log, 21, 21);
 }
 
 TEST(UpdateLogTest, ConcurrentAppendersShareSyncs) {
@@ -605,26 +369,6 @@ TEST(UpdateLogTest, UnencodableRecordIsInvalidArgumentAndNotFatal) {
   AppendRange(*log, 1, 1);
 }
 
-TEST(UpdateLogTest, ReadOnlyReadsUpToATornTailAndChangesNothing) {
-  TempDir dir("update_log");
-  {
-    auto log = MustOpen(Options(dir.path()));
-    AppendRange(*log, 1, 3);
-  }
-  const std::string seg = SegmentPaths(dir.path()).at(0);
-  const std::string cut = ReadFile(seg).substr(0, std::filesystem::file_size(seg) - 3);
-  WriteFile(seg, cut);
-  UpdateLogOptions ro = Options(dir.path());
-  ro.read_only = true;
-  auto log = MustOpen(ro);
-  EXPECT_EQ(ReadAll(*log), Range(1, 2));
-  EXPECT_EQ(ReadFile(seg), cut);
-  EXPECT_THAT(log->DropThrough(1), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
-  ro.dir = dir.Path("absent");
-  EXPECT_THAT(FileUpdateLog::Open(ro), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
-  EXPECT_FALSE(std::filesystem::exists(ro.dir));
-}
-
 TEST(UpdateLogTest, ReadStopsAtTheVisitorsError) {
   TempDir dir("update_log");
   auto log = MustOpen(Options(dir.path()));
@@ -637,20 +381,6 @@ TEST(UpdateLogTest, ReadStopsAtTheVisitorsError) {
                         }),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("enough")));
   EXPECT_EQ(seen, Range(2, 3));
-}
-
-TEST(UpdateLogTest, OpenCreatesTheDirectoryAndRemovesTemporaries) {
-  TempDir dir("update_log");
-  const std::string nested = dir.Path("a/b");
-  {
-    auto log = MustOpen(Options(nested));
-    AppendRange(*log, 1, 1);
-  }
-  WriteFile(nested + "/log-00000000000000000002.seg.tmp", "half a header");
-  auto log = MustOpen(Options(nested));
-  EXPECT_FALSE(std::filesystem::exists(nested + "/log-00000000000000000002.seg.tmp"));
-  AppendRange(*log, 2, 2);
-  EXPECT_EQ(ReadAll(*log), Range(1, 2));
 }
 
 }  // namespace
