@@ -6,6 +6,7 @@
 #include "core/internal/dynamic_row_storage.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -51,14 +52,16 @@ std::unique_ptr<DynamicRowStorage> MakeStorage(const RowFormat& f, const Dynamic
   return s.ok() ? *std::move(s) : nullptr;
 }
 
-// A row's contents as the tests write it: [id bits folded, version, ...].
+// A row's contents as the tests write it: element 0 names the id, element
+// j >= 1 is IdTag(id) + version + j (so a torn row has two versions).
 float IdTag(int64_t id) {
   return static_cast<float>(static_cast<uint64_t>(id) % 1000003);
 }
 
 void WriteTagged(DynamicRowStorage& s, int64_t slot, int64_t id, int version) {
   float* row = reinterpret_cast<float*>(s.MutableRow(slot));
-  for (int64_t j = 0; j < s.format().dim; ++j) row[j] = IdTag(id) + static_cast<float>(version + j);
+  row[0] = IdTag(id);
+  for (int64_t j = 1; j < s.format().dim; ++j) row[j] = IdTag(id) + static_cast<float>(version + j);
 }
 
 // ---- IdIndex ---------------------------------------------------------------
@@ -316,7 +319,8 @@ TEST_P(DynamicRulesTest, MatchesTheModelOverRandomUpdates) {
       ASSERT_LT(resolved[i], s->num_slots());
       ASSERT_EQ(s->SlotOf(universe[i]), resolved[i]);
       const float* row = reinterpret_cast<const float*>(s->Row(resolved[i]));
-      ASSERT_EQ(row[0], IdTag(universe[i]) + static_cast<float>(versions[universe[i]]));
+      ASSERT_EQ(row[0], IdTag(universe[i]));
+      ASSERT_EQ(row[1], IdTag(universe[i]) + static_cast<float>(versions[universe[i]] + 1));
     }
   }
   const DynamicRowStats st = s->stats();
@@ -585,9 +589,14 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
   std::vector<int64_t> universe;
   for (int64_t k = 0; k < 300; ++k) universe.push_back((k << 40) ^ (k * 1000003 + 17));
   auto expect_row = [&](int64_t id, const float* row, int* bad) {
-    // Initial rows carry version -1; every element agrees on the version.
-    const float v = row[0] - IdTag(id);
-    for (int64_t j = 0; j < kDim; ++j) {
+    // The id's row (initial rows carry version -1), every element of one
+    // version.
+    const float v = row[1] - IdTag(id) - 1;
+    if (row[0] != IdTag(id)) {
+      ++*bad;
+      return;
+    }
+    for (int64_t j = 1; j < kDim; ++j) {
       if (row[j] != IdTag(id) + v + static_cast<float>(j)) {
         ++*bad;
         return;
@@ -595,7 +604,8 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
     }
   };
   auto initial = [&](int64_t id, float* dst) {
-    for (int64_t j = 0; j < kDim; ++j) dst[j] = IdTag(id) - 1 + static_cast<float>(j);
+    dst[0] = IdTag(id);
+    for (int64_t j = 1; j < kDim; ++j) dst[j] = IdTag(id) - 1 + static_cast<float>(j);
   };
   std::atomic<bool> done{false};
   std::atomic<int64_t> reads{0};
@@ -609,6 +619,9 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
     while (!done.load(std::memory_order_relaxed)) {
       for (int64_t& id : ids) id = universe[rng() % universe.size()];
       const absl::Span<const int64_t> slots = s->Resolve(ids, &scratch);
+      // Now and then as if preempted here, so that the writer reuses
+      // resolved slots before the snapshot (what Recheck is for).
+      if (rng() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
       seqlock.Snapshot(slots, absl::MakeSpan(before));
       redo.clear();
       s->Recheck(ids, slots, &redo);
@@ -651,7 +664,7 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
       // Element by element, so that a torn read is likely to show.
       float* row = reinterpret_cast<float*>(s->MutableRow(slots[i]));
       const int v = ++version[ids[i]];
-      for (int64_t j = 0; j < kDim; ++j) {
+      for (int64_t j = 1; j < kDim; ++j) {
         reinterpret_cast<volatile float*>(row)[j] = IdTag(ids[i]) + static_cast<float>(v + j);
       }
       seqlock.EndWrite(slots[i]);
