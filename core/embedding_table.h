@@ -261,11 +261,16 @@ class EmbeddingTable {
                                absl::Time deadline) const;
 
   // What UpdateSettings may change; unset fields stay as they are.
+  // `kind` and `initial_accumulator_value` are fixed at creation: asking
+  // for another kind, or for any initial_accumulator_value, is an error.
   struct Settings {
     std::optional<bool> frozen{};
     std::optional<double> lr{}, lr_decay{}, eps{}, beta1{}, beta2{};
+    std::optional<OptimizerKind> kind{};
+    std::optional<double> initial_accumulator_value{};
   };
-  // InvalidArgument (nothing changed) if the new values are invalid.
+  // InvalidArgument (nothing changed) if the new values are invalid or ask
+  // to change what is fixed at creation.
   absl::Status UpdateSettings(const Settings& settings);
 
   // Optimizer state of `ids`, for inspection and tests: one entry per state

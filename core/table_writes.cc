@@ -221,6 +221,12 @@ absl::Status EmbeddingTable::UpdateSettings(const Settings& settings) {
   LogPosition position = 0;
   {
     absl::MutexLock lock(&mu_);
+    if (settings.kind && *settings.kind != optimizer_.kind) {
+      return absl::InvalidArgumentError("the optimizer kind is fixed at creation");
+    }
+    if (settings.initial_accumulator_value) {
+      return absl::InvalidArgumentError("initial_accumulator_value is fixed at creation");
+    }
     OptimizerSpec next = optimizer_;
     if (settings.lr) next.lr = *settings.lr;
     if (settings.lr_decay) next.lr_decay = *settings.lr_decay;

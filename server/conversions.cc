@@ -16,6 +16,21 @@ static_assert(static_cast<int>(RowType::kFloat16) == v1::FLOAT16 &&
 static_assert(std::endian::native == std::endian::little,
               "the wire format is little-endian float32; add byte swapping for this host");
 
+std::optional<OptimizerKind> OptimizerKindFromProto(int kind) {
+  switch (kind) {
+    case v1::OptimizerSpec::SGD:
+      return OptimizerKind::kSgd;
+    case v1::OptimizerSpec::ADAGRAD:
+      return OptimizerKind::kAdagrad;
+    case v1::OptimizerSpec::ROWWISE_ADAGRAD:
+      return OptimizerKind::kRowWiseAdagrad;
+    case v1::OptimizerSpec::SPARSE_ADAM:
+      return OptimizerKind::kSparseAdam;
+    default:
+      return std::nullopt;
+  }
+}
+
 absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   TableSpec s;
   s.name = p.name();
@@ -66,23 +81,12 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
           absl::StrCat("unknown row_type ", static_cast<int>(p.row_type())));
   }
   const v1::OptimizerSpec& o = p.optimizer();
-  switch (o.kind()) {
-    case v1::OptimizerSpec::SGD:
-      s.optimizer.kind = OptimizerKind::kSgd;
-      break;
-    case v1::OptimizerSpec::ADAGRAD:
-      s.optimizer.kind = OptimizerKind::kAdagrad;
-      break;
-    case v1::OptimizerSpec::ROWWISE_ADAGRAD:
-      s.optimizer.kind = OptimizerKind::kRowWiseAdagrad;
-      break;
-    case v1::OptimizerSpec::SPARSE_ADAM:
-      s.optimizer.kind = OptimizerKind::kSparseAdam;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown optimizer kind ", static_cast<int>(o.kind())));
+  const std::optional<OptimizerKind> kind = OptimizerKindFromProto(o.kind());
+  if (!kind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown optimizer kind ", static_cast<int>(o.kind())));
   }
+  s.optimizer.kind = *kind;
   if (o.has_lr()) s.optimizer.lr = o.lr();
   if (o.has_lr_decay()) s.optimizer.lr_decay = o.lr_decay();
   if (o.has_initial_accumulator_value()) {
@@ -238,17 +242,17 @@ absl::StatusOr<PooledLookup> PooledLookupFromProto(const v1::PooledQuery& query)
   return lookup;
 }
 
-absl::StatusOr<EmbeddingTable::Settings> SettingsFromProto(const v1::UpdateTableRequest& req,
-                                                           OptimizerKind current) {
+absl::StatusOr<EmbeddingTable::Settings> SettingsFromProto(const v1::UpdateTableRequest& req) {
   const v1::OptimizerSpec& o = req.optimizer();
-  if (o.kind() != v1::OptimizerSpec::SGD &&
-      static_cast<int>(o.kind()) != static_cast<int>(current)) {
-    return absl::InvalidArgumentError("the optimizer kind is fixed at creation");
+  EmbeddingTable::Settings settings;
+  // SGD is the field's default: "unset" on the wire.
+  if (o.kind() != v1::OptimizerSpec::SGD) {
+    settings.kind = OptimizerKindFromProto(o.kind());
+    if (!settings.kind) return absl::InvalidArgumentError("the optimizer kind is fixed at creation");
   }
   if (o.has_initial_accumulator_value()) {
-    return absl::InvalidArgumentError("initial_accumulator_value is fixed at creation");
+    settings.initial_accumulator_value = o.initial_accumulator_value();
   }
-  EmbeddingTable::Settings settings;
   if (req.has_frozen()) settings.frozen = req.frozen();
   if (o.has_lr()) settings.lr = o.lr();
   if (o.has_lr_decay()) settings.lr_decay = o.lr_decay();

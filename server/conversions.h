@@ -4,6 +4,7 @@
 // Wire <-> core conversions. Every function here is pure and thread-safe.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,13 @@ absl::StatusOr<PlainLookup> PlainLookupFromProto(const v1::LookupQuery& query,
 // InvalidArgument for an unknown pooling mode.
 absl::StatusOr<PooledLookup> PooledLookupFromProto(const v1::PooledQuery& query);
 
-// The settings an UpdateTable asks for, given the table's optimizer kind;
-// InvalidArgument if it asks to change what is fixed at creation (the
-// optimizer kind, initial_accumulator_value).
-absl::StatusOr<EmbeddingTable::Settings> SettingsFromProto(const v1::UpdateTableRequest& req,
-                                                           OptimizerKind current);
+// The settings an UpdateTable asks for (the table judges them: the
+// optimizer kind and initial_accumulator_value are fixed at creation).
+// InvalidArgument for an optimizer kind the wire does not know.
+absl::StatusOr<EmbeddingTable::Settings> SettingsFromProto(const v1::UpdateTableRequest& req);
+
+// The core kind of a wire OptimizerSpec kind; nullopt for an unknown one.
+std::optional<OptimizerKind> OptimizerKindFromProto(int kind);
 
 // The spec a LoadTable asks for, all but its shape (num_embeddings and
 // embedding_dim are 1 until the file is read). InvalidArgument for an

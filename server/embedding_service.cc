@@ -315,8 +315,7 @@ absl::Duration EmbeddingServiceImpl::PushPause(absl::Duration push_took) const {
 absl::Status EmbeddingServiceImpl::DoUpdateTable(const v1::UpdateTableRequest& req,
                                                  v1::UpdateTableResponse* resp) {
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.name()));
-  ASSIGN_OR_RETURN(EmbeddingTable::Settings settings,
-                   SettingsFromProto(req, table->spec().optimizer.kind));
+  ASSIGN_OR_RETURN(const EmbeddingTable::Settings settings, SettingsFromProto(req));
   RETURN_IF_ERROR(table->UpdateSettings(settings));
   TableInfoToProto(*table, resp->mutable_table());
   internal::LogInfo(absl::StrCat("updated table '", table->name(), "'"));
