@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/float16.h"
+#include "client/admin_deadline.h"
 #include "base/status_macros.h"
 #include "proto/grpc_status.h"
 
@@ -179,12 +180,14 @@ absl::StatusOr<std::string> EmbeddingClient::CheckHealth(absl::string_view servi
 }
 
 absl::StatusOr<v1::TableInfo> EmbeddingClient::CreateTable(const v1::TableSpec& spec,
-                                                           absl::Span<const float> values) {
+                                                           absl::Span<const float> values,
+                                                           std::optional<absl::Duration> timeout) {
   v1::CreateTableRequest req;
   *req.mutable_spec() = spec;
   req.set_initial_values(values.data(), values.size() * sizeof(float));
   ASSIGN_OR_RETURN(v1::CreateTableResponse resp,
-                   Unary(&v1::EmbeddingService::Stub::CreateTable, req));
+                   Unary(&v1::EmbeddingService::Stub::CreateTable, req,
+                         timeout.value_or(AdminTimeout(TableBytes(spec), timeout_))));
   return resp.table();
 }
 

@@ -17,11 +17,13 @@
 #include <functional>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "embedserve/v1/embedserve.grpc.pb.h"
@@ -114,8 +116,12 @@ class EmbeddingClient {
   absl::StatusOr<std::string> CheckHealth(absl::string_view service = "");
 
   // `initial_values`: empty, or num_embeddings * embedding_dim floats.
+  // `timeout`: the call's deadline; unset, the client's timeout plus the
+  // table's bytes at 50 MB/s (AdminTimeout(TableBytes(spec)),
+  // client/admin_deadline.h), as for every admin call below.
   absl::StatusOr<v1::TableInfo> CreateTable(const v1::TableSpec& spec,
-                                            absl::Span<const float> initial_values = {});
+                                            absl::Span<const float> initial_values = {},
+                                            std::optional<absl::Duration> timeout = std::nullopt);
   absl::Status DropTable(absl::string_view name);
   absl::StatusOr<std::vector<v1::TableInfo>> ListTables();
   absl::StatusOr<v1::TableInfo> DescribeTable(absl::string_view name);
@@ -153,7 +159,10 @@ class EmbeddingClient {
   // FailedPrecondition if the server has no --load_dir; AlreadyExists if the
   // name is taken and !request.replace(); NotFound, DataLoss or
   // InvalidArgument if the file is missing, corrupt or not request.format.
-  absl::StatusOr<v1::TableInfo> LoadTable(const v1::LoadTableRequest& request);
+  // `timeout` unset: the client's timeout plus kLoadExtraTimeout (the
+  // file's size is not known here).
+  absl::StatusOr<v1::TableInfo> LoadTable(const v1::LoadTableRequest& request,
+                                          std::optional<absl::Duration> timeout = std::nullopt);
   // As LoadTable, from a file of this machine: uploads `data` to its end in
   // 1 MiB messages, without the per-call deadline (an upload may take
   // long); request.path only names the upload in the server's messages.
@@ -173,16 +182,22 @@ class EmbeddingClient {
   // A consistent point-in-time copy of every table (rows, optimizer state,
   // version) named `name`. OK: the checkpoint. FailedPrecondition if the
   // server has no --data_dir; AlreadyExists if the name is taken;
-  // InvalidArgument if it is not a plain file name.
-  absl::StatusOr<v1::Checkpoint> CreateCheckpoint(absl::string_view name);
+  // InvalidArgument if it is not a plain file name. `timeout` unset: the
+  // client's timeout plus the bytes of every table (ListTables: rows and
+  // optimizer state) at 50 MB/s.
+  absl::StatusOr<v1::Checkpoint> CreateCheckpoint(
+      absl::string_view name, std::optional<absl::Duration> timeout = std::nullopt);
   // Every checkpoint (none on a server without --data_dir).
   absl::StatusOr<std::vector<v1::Checkpoint>> ListCheckpoints();
   // Puts tables back as checkpoint `name` holds them (all of its tables
   // when `tables` is empty), each swapped in atomically; other tables are
   // left alone. OK: the restored tables' infos. NotFound names a missing
   // checkpoint or table; FailedPrecondition without a --data_dir.
+  // `timeout` unset: the client's timeout plus the checkpoint's bytes
+  // (ListCheckpoints) at 50 MB/s.
   absl::StatusOr<std::vector<v1::TableInfo>> RestoreCheckpoint(
-      absl::string_view name, absl::Span<const std::string> tables = {});
+      absl::string_view name, absl::Span<const std::string> tables = {},
+      std::optional<absl::Duration> timeout = std::nullopt);
 
   // The stub, for calls without a typed method (StreamGradients). Prepare
   // each call's context with PrepareContext, or the server will not see the
@@ -202,13 +217,15 @@ class EmbeddingClient {
   // One unary call with the client's deadline, its answer unparsed (e.g.
   // Unary(&v1::EmbeddingService::Stub::LoadTable, request)); the typed
   // methods above are built on it.
+  // `timeout` replaces the client's deadline for this call.
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Unary(
       grpc::Status (v1::EmbeddingService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-      const Req& request) {
+      const Req& request, std::optional<absl::Duration> timeout = std::nullopt) {
     Resp response;
     grpc::ClientContext ctx;
-    PrepareContext(&ctx);
+    PrepareContext(&ctx, /*deadline=*/!timeout.has_value());
+    if (timeout.has_value()) ctx.set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
     const absl::Status status = FromGrpcStatus((stub_.get()->*method)(&ctx, request, &response));
     if (!status.ok()) return status;
     return response;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/admin_deadline.h"
 #include "client/embedding_client.h"
 #include "base/status_macros.h"
 #include "proto/grpc_status.h"
@@ -29,9 +30,11 @@ int64_t RemainingBytes(std::istream& data) {
 
 }  // namespace
 
-absl::StatusOr<v1::TableInfo> EmbeddingClient::LoadTable(const v1::LoadTableRequest& request) {
+absl::StatusOr<v1::TableInfo> EmbeddingClient::LoadTable(const v1::LoadTableRequest& request,
+                                                         std::optional<absl::Duration> timeout) {
   ASSIGN_OR_RETURN(v1::LoadTableResponse resp,
-                   Unary(&v1::EmbeddingService::Stub::LoadTable, request));
+                   Unary(&v1::EmbeddingService::Stub::LoadTable, request,
+                         timeout.value_or(timeout_ + kLoadExtraTimeout)));
   return resp.table();
 }
 
@@ -113,11 +116,18 @@ absl::Status EmbeddingClient::ExportTable(absl::string_view name, ExportSink& si
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Checkpoint> EmbeddingClient::CreateCheckpoint(absl::string_view name) {
+absl::StatusOr<v1::Checkpoint> EmbeddingClient::CreateCheckpoint(
+    absl::string_view name, std::optional<absl::Duration> timeout) {
   v1::CreateCheckpointRequest req;
   req.set_name(std::string(name));
+  if (!timeout.has_value()) {
+    ASSIGN_OR_RETURN(std::vector<v1::TableInfo> tables, ListTables());
+    int64_t bytes = 0;
+    for (const v1::TableInfo& t : tables) bytes += t.bytes_used() + t.optimizer_state_bytes();
+    timeout = AdminTimeout(bytes, timeout_);
+  }
   ASSIGN_OR_RETURN(v1::CreateCheckpointResponse resp,
-                   Unary(&v1::EmbeddingService::Stub::CreateCheckpoint, req));
+                   Unary(&v1::EmbeddingService::Stub::CreateCheckpoint, req, timeout));
   return resp.checkpoint();
 }
 
@@ -129,12 +139,21 @@ absl::StatusOr<std::vector<v1::Checkpoint>> EmbeddingClient::ListCheckpoints() {
 }
 
 absl::StatusOr<std::vector<v1::TableInfo>> EmbeddingClient::RestoreCheckpoint(
-    absl::string_view name, absl::Span<const std::string> tables) {
+    absl::string_view name, absl::Span<const std::string> tables,
+    std::optional<absl::Duration> timeout) {
   v1::RestoreCheckpointRequest req;
   req.set_name(std::string(name));
   for (const std::string& t : tables) req.add_tables(t);
+  if (!timeout.has_value()) {
+    ASSIGN_OR_RETURN(std::vector<v1::Checkpoint> all, ListCheckpoints());
+    int64_t bytes = 0;
+    for (const v1::Checkpoint& c : all) {
+      if (c.name() == name) bytes = c.bytes();
+    }
+    timeout = AdminTimeout(bytes, timeout_);
+  }
   ASSIGN_OR_RETURN(v1::RestoreCheckpointResponse resp,
-                   Unary(&v1::EmbeddingService::Stub::RestoreCheckpoint, req));
+                   Unary(&v1::EmbeddingService::Stub::RestoreCheckpoint, req, timeout));
   return std::vector<v1::TableInfo>(resp.tables().begin(), resp.tables().end());
 }
 

@@ -33,6 +33,7 @@ except ImportError as e:
         "(PYTHONPATH=build/python)" % os.path.dirname(os.path.abspath(__file__))) from e
 
 from .names import INITS, OPTIMIZERS, POOLING_MODES, value_type  # noqa: E402
+from .deadlines import LOAD_EXTRA_SECONDS, admin_timeout, table_bytes  # noqa: E402
 
 
 def _to_array(result):
@@ -202,11 +203,13 @@ class EmbeddingClient:
                      weights=None, padding_idx=None, max_norm=None,
                      norm_type=None, frozen=False, init="normal", seed=0,
                      num_shards=0, scale_grad_by_freq=False, optimizer="sgd",
-                     optimizer_args=None, row_type="float32", **init_args):
+                     optimizer_args=None, row_type="float32", timeout=None, **init_args):
         """Creates a table; with `weights` (a 2-D array) it is from_pretrained.
 
         optimizer: "sgd", "adagrad", "rowwise_adagrad" or "sparse_adam", with
         optimizer_args such as {"lr": 0.1, "eps": 1e-8, "beta1": 0.9}.
+        timeout: seconds; None: the client's timeout plus the table's bytes
+        at 50 MB/s (deadlines.admin_timeout), as for every admin call.
         """
         spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards,
                             scale_grad_by_freq=scale_grad_by_freq)
@@ -232,7 +235,10 @@ class EmbeddingClient:
         for key, value in init_args.items():
             setattr(spec.initializer, key, value)
         req = pb.CreateTableRequest(spec=spec, initial_values=values)
-        return self._stub.CreateTable(req, timeout=self.timeout).table
+        if timeout is None:
+            timeout = admin_timeout(table_bytes(num_embeddings, embedding_dim, optimizer),
+                                    self.timeout)
+        return self._stub.CreateTable(req, timeout=timeout).table
 
     def drop_table(self, name):
         self.flush()
@@ -253,9 +259,12 @@ class EmbeddingClient:
         return _to_array(resp.results[0])
 
     def load_table(self, name, path, format="npy", raw_dim=0, freeze=False, padding_idx=None,
-                   max_norm=None, replace=False, optimizer="sgd", optimizer_args=None):
+                   max_norm=None, replace=False, optimizer="sgd", optimizer_args=None,
+                   timeout=None):
         """nn.Embedding.from_pretrained from a file on the server's disk.
-        format: npy, word2vec_text, word2vec_binary, glove_text or raw_f32."""
+        format: npy, word2vec_text, word2vec_binary, glove_text or raw_f32.
+        timeout: seconds; None: the client's timeout plus
+        deadlines.LOAD_EXTRA_SECONDS (the file's size is not known here)."""
         req = pb.LoadTableRequest(name=name, path=path, format=pb.FileFormat.Value(format.upper()),
                                   raw_dim=raw_dim, freeze=freeze, replace=replace)
         if padding_idx is not None:
@@ -265,10 +274,15 @@ class EmbeddingClient:
         req.optimizer.kind = OPTIMIZERS[optimizer]
         for key, value in (optimizer_args or {}).items():
             setattr(req.optimizer, key, float(value))
-        return self._stub.LoadTable(req, timeout=self.timeout).table
+        if timeout is None and self.timeout is not None:
+            timeout = self.timeout + LOAD_EXTRA_SECONDS
+        return self._stub.LoadTable(req, timeout=timeout).table
 
-    def import_table(self, name, local_path, format="npy", chunk_bytes=1 << 20, **load_args):
-        """Uploads a local file and loads it as load_table would."""
+    def import_table(self, name, local_path, format="npy", chunk_bytes=1 << 20, timeout=None,
+                     **load_args):
+        """Uploads a local file and loads it as load_table would.
+        timeout: seconds; None: the client's timeout plus the file's bytes at
+        50 MB/s (deadlines.admin_timeout)."""
         req = pb.LoadTableRequest(name=name, path=os.path.basename(local_path),
                                   format=pb.FileFormat.Value(format.upper()),
                                   raw_dim=load_args.pop("raw_dim", 0),
@@ -287,7 +301,9 @@ class EmbeddingClient:
                     if not data:
                         return
                     yield pb.ImportChunk(data=data)
-        return self._stub.ImportTable(chunks(), timeout=self.timeout).table
+        if timeout is None:
+            timeout = admin_timeout(os.path.getsize(local_path), self.timeout)
+        return self._stub.ImportTable(chunks(), timeout=timeout).table
 
     def export_table(self, name):
         """The whole table as a (rows, dim) float32 array, and its TableInfo."""
@@ -301,20 +317,30 @@ class EmbeddingClient:
         dim = info.spec.embedding_dim
         return np.concatenate(parts).reshape(-1, dim), info
 
-    def create_checkpoint(self, name):
+    def create_checkpoint(self, name, timeout=None):
+        """timeout: seconds; None: the client's timeout plus the bytes of
+        every table (rows and optimizer state) at 50 MB/s."""
         self.flush()
+        if timeout is None:
+            timeout = admin_timeout(sum(t.bytes_used + t.optimizer_state_bytes
+                                        for t in self.list_tables()), self.timeout)
         return self._stub.CreateCheckpoint(pb.CreateCheckpointRequest(name=name),
-                                           timeout=self.timeout).checkpoint
+                                           timeout=timeout).checkpoint
 
     def list_checkpoints(self):
         return list(self._stub.ListCheckpoints(pb.ListCheckpointsRequest(),
                                                timeout=self.timeout).checkpoints)
 
-    def restore_checkpoint(self, name, tables=()):
+    def restore_checkpoint(self, name, tables=(), timeout=None):
+        """timeout: seconds; None: the client's timeout plus the checkpoint's
+        bytes at 50 MB/s."""
         self.flush()
+        if timeout is None:
+            timeout = admin_timeout(sum(c.bytes for c in self.list_checkpoints()
+                                        if c.name == name), self.timeout)
         return list(self._stub.RestoreCheckpoint(
             pb.RestoreCheckpointRequest(name=name, tables=list(tables)),
-            timeout=self.timeout).tables)
+            timeout=timeout).tables)
 
     def lookup(self, table, ids, output="float32"):
         """F.embedding: an array of shape ids.shape + (dim,) (a 0-d index
