@@ -132,19 +132,23 @@ absl::StatusOr<std::unique_ptr<DynamicRowStorage>> DynamicRowStorage::Create(
 
 absl::Span<const int64_t> DynamicRowStorage::Resolve(absl::Span<const int64_t> ids,
                                                      std::vector<int64_t>* scratch) const {
-  scratch->resize(ids.size());
-  index_->Find(ids, absl::MakeSpan(*scratch));
-  return *scratch;
+  // [slots | bucket positions | array generation]
+  const size_t n = ids.size();
+  scratch->resize(2 * n + 1);
+  uint64_t generation = 0;
+  index_->Find(ids, absl::MakeSpan(scratch->data(), n), absl::MakeSpan(scratch->data() + n, n),
+               &generation);
+  (*scratch)[2 * n] = static_cast<int64_t>(generation);
+  return absl::MakeConstSpan(scratch->data(), n);
 }
 
-void DynamicRowStorage::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+void DynamicRowStorage::Recheck(absl::Span<const int64_t> ids,
+                                const std::vector<int64_t>& scratch,
                                 std::vector<int64_t>* changed) const {
-  thread_local std::vector<int64_t> now;
-  now.resize(ids.size());
-  index_->Find(ids, absl::MakeSpan(now));
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (slots[i] >= 0 && now[i] != slots[i]) changed->push_back(static_cast<int64_t>(i));
-  }
+  const size_t n = ids.size();
+  index_->Recheck(ids, absl::MakeConstSpan(scratch.data(), n),
+                  absl::MakeConstSpan(scratch.data() + n, n),
+                  static_cast<uint64_t>(scratch[2 * n]), changed);
 }
 
 void GatherResolved(const GatherKernels& kernels, const KernelRows& rows,

@@ -110,7 +110,8 @@ class DynamicRowStorage final : public RowStorage {
   // ---- RowStorage.
   // Fixed for the storage's life (not only until the next mutating call).
   const KernelRows& kernel_rows() const override { return kernel_rows_; }
-  // The slot of each id (kMissingSlot for ids without a row), in `scratch`.
+  // The slot of each id (kMissingSlot for ids without a row), in `scratch`
+  // (which also keeps, after them, where each was found: see Recheck).
   absl::Span<const int64_t> Resolve(absl::Span<const int64_t> ids,
                                     std::vector<int64_t>* scratch) const override;
   int64_t SlotOf(int64_t id) const override { return index_->Find(id); }
@@ -130,9 +131,9 @@ class DynamicRowStorage final : public RowStorage {
 
   // ---- Readers.
   // The lookup protocol (no torn row, never another id's row):
-  //   slots = Resolve(ids)
+  //   slots = Resolve(ids, &scratch)
   //   seqlock.Snapshot(slots, before)
-  //   Recheck(ids, slots, &redo)        // after Snapshot: mapping changed?
+  //   Recheck(ids, scratch, &redo)      // after Snapshot: mapping changed?
   //   GatherResolved(...)               // rows of hits, initial rows of misses
   //   seqlock.Torn(slots, before, &redo)
   //   for each position in redo: ReadRowStable(seqlock, id, copy) or, when it
@@ -142,9 +143,11 @@ class DynamicRowStorage final : public RowStorage {
   // init_row), so a reader whose stripe counter did not move between
   // Snapshot and Torn, and whose Recheck (after Snapshot) still maps the id
   // to the slot, read that id's row.
-  // Appends to `changed` the positions i with slots[i] >= 0 whose id no
-  // longer maps to slots[i].
-  void Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+  // Appends to `changed` the positions i with a slot whose id no longer maps
+  // to it. One load per id (the bucket Resolve found it in), unless the
+  // index was rebuilt meanwhile. REQUIRES: `scratch` as Resolve(ids,
+  // &scratch) left it (it keeps the buckets past the slots).
+  void Recheck(absl::Span<const int64_t> ids, const std::vector<int64_t>& scratch,
                std::vector<int64_t>* changed) const;
   // One id's row, consistently: calls copy(Row(slot)) under `seqlock` (the
   // seqlock the writer holds around row writes) while the id maps to the

@@ -84,7 +84,7 @@ void IdIndex::FreeArray(Array* a) {
 
 uint64_t IdIndex::Hash(int64_t id) const { return Mix(static_cast<uint64_t>(id) ^ seed_); }
 
-int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id) {
+int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position) {
   uint64_t i = h & a->mask;
   for (;;) {
     const Bucket& b = a->buckets[i];
@@ -92,36 +92,77 @@ int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id) {
     const uint64_t v = b.value.load(std::memory_order_acquire);
     if (v == kEmpty) return kMissing;
     if (v != kErased && b.id.load(std::memory_order_relaxed) == id) {
+      *position = i;
       return static_cast<int64_t>(v - 2);
     }
     i = (i + 1) & a->mask;
   }
 }
 
-void IdIndex::Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots) const {
-  ReaderEpochGuard guard(epoch_);
-  const Array* a = array_.load(std::memory_order_acquire);
+template <bool kPositions>
+void IdIndex::FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out,
+                     int64_t* positions) const {
   const int64_t* const id = ids.data();
-  int64_t* const out = slots.data();
   const size_t n = ids.size();
   const Bucket* const buckets = a->buckets;
   const uint64_t mask = a->mask;
   for (size_t i = 0; i < std::min(n, kPrefetchAhead); ++i) {
     PrefetchT0(&buckets[Hash(id[i]) & mask]);
   }
+  uint64_t position = 0;
   for (size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) PrefetchT0(&buckets[Hash(id[i + kPrefetchAhead]) & mask]);
-    out[i] = Probe(a, Hash(id[i]), id[i]);
+    out[i] = Probe(a, Hash(id[i]), id[i], &position);
+    if constexpr (kPositions) positions[i] = static_cast<int64_t>(position);
+  }
+}
+
+void IdIndex::Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots) const {
+  ReaderEpochGuard guard(epoch_);
+  FindIn<false>(array_.load(std::memory_order_acquire), ids, slots.data(), nullptr);
+}
+
+void IdIndex::Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots,
+                   absl::Span<int64_t> positions, uint64_t* generation) const {
+  ReaderEpochGuard guard(epoch_);
+  const Array* a = array_.load(std::memory_order_acquire);
+  *generation = a->generation;
+  FindIn<true>(a, ids, slots.data(), positions.data());
+}
+
+void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+                      absl::Span<const int64_t> positions, uint64_t generation,
+                      std::vector<int64_t>* changed) const {
+  ReaderEpochGuard guard(epoch_);
+  const Array* a = array_.load(std::memory_order_acquire);
+  const size_t n = ids.size();
+  if (a->generation != generation) {
+    thread_local std::vector<int64_t> now;
+    now.resize(n);
+    FindIn<false>(a, ids, now.data(), nullptr);
+    for (size_t i = 0; i < n; ++i) {
+      if (slots[i] >= 0 && now[i] != slots[i]) changed->push_back(static_cast<int64_t>(i));
+    }
+    return;
+  }
+  // Same array: the bucket still holds the id; is its value still the slot?
+  const Bucket* const buckets = a->buckets;
+  for (size_t i = 0; i < n; ++i) {
+    if (slots[i] < 0) continue;
+    const uint64_t v = buckets[positions[i]].value.load(std::memory_order_acquire);
+    if (v != static_cast<uint64_t>(slots[i]) + 2) changed->push_back(static_cast<int64_t>(i));
   }
 }
 
 int64_t IdIndex::Find(int64_t id) const {
   ReaderEpochGuard guard(epoch_);
-  return Probe(array_.load(std::memory_order_acquire), Hash(id), id);
+  uint64_t position;
+  return Probe(array_.load(std::memory_order_acquire), Hash(id), id, &position);
 }
 
 int64_t IdIndex::WriterFind(int64_t id) const {
-  return Probe(array_.load(std::memory_order_relaxed), Hash(id), id);
+  uint64_t position;
+  return Probe(array_.load(std::memory_order_relaxed), Hash(id), id, &position);
 }
 
 bool IdIndex::Insert(int64_t id, int64_t slot) {
@@ -174,6 +215,7 @@ bool IdIndex::Rebuild() {
   }
   Array* a = NewArray(capacity);
   if (a == nullptr) return false;
+  a->generation = old->generation + 1;
   // In bucket order: the new layout is a function of the old one.
   for (uint64_t j = 0; j <= old->mask; ++j) {
     const Bucket& from = old->buckets[j];

@@ -65,6 +65,18 @@ class IdIndex {
   // The slot of each id, or kMissing. REQUIRES: slots.size() == ids.size().
   void Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots) const;
   int64_t Find(int64_t id) const;
+  // Find that also notes where each id was found (`positions`, for ids
+  // found) and which array (`*generation`), for Recheck.
+  // REQUIRES: slots.size() == positions.size() == ids.size().
+  void Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots,
+            absl::Span<int64_t> positions, uint64_t* generation) const;
+  // Appends to `changed` the positions i with slots[i] >= 0 whose id no
+  // longer maps to slots[i] (arguments as that Find left them). One load
+  // per id while the array is the same (a bucket's id never changes within
+  // an array); a full Find after a rebuild.
+  void Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
+               absl::Span<const int64_t> positions, uint64_t generation,
+               std::vector<int64_t>* changed) const;
 
   // ---- The writer (one at a time, serialised by the caller).
   // Find without the reader epoch (the writer is the only one who frees).
@@ -95,6 +107,7 @@ class IdIndex {
   };
   struct Array {
     uint64_t mask = 0;
+    uint64_t generation = 0;  // 0, 1, 2, ... one per rebuild
     Bucket* buckets = nullptr;
     int64_t bytes = 0;
   };
@@ -106,8 +119,12 @@ class IdIndex {
   // Rebuilds into an array where live_ + 1 ids fit under kRebuildLoad;
   // false (nothing changed) without memory.
   bool Rebuild();
-  // Probe for the reader / writer. `a` stays valid for the call.
-  static int64_t Probe(const Array* a, uint64_t h, int64_t id);
+  // Probe for the reader / writer. `a` stays valid for the call. Sets
+  // *position to the bucket of a found id.
+  static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position);
+  template <bool kPositions>
+  void FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out,
+              int64_t* positions) const;
 
   const uint64_t seed_;
   std::atomic<Array*> array_;

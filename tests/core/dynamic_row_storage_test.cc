@@ -624,7 +624,7 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
       if (rng() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
       seqlock.Snapshot(slots, absl::MakeSpan(before));
       redo.clear();
-      s->Recheck(ids, slots, &redo);
+      s->Recheck(ids, scratch, &redo);
       GatherResolved(ActiveKernels(), s->kernel_rows(), slots, out.data(),
                      [&](int64_t i, float* dst) { initial(ids[i], dst); });
       seqlock.Torn(slots, before, &redo);

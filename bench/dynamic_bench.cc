@@ -1,0 +1,372 @@
+// Dynamic (id-keyed) rows against dense rows, side by side in one run
+// (issue 15's figures). For N = 1 M and 10 M rows of dim 64 (float32):
+//   dense/N      a lookup of 512 random dense ids over the storage's own rows
+//                (slot == id: the dense table's path: seqlock snapshot,
+//                gather, torn check);
+//   stored/N     512 random stored 64-bit ids: Resolve, snapshot, Recheck,
+//                gather (GatherResolved), torn check: the dynamic protocol;
+//   stored_norecheck/N  the same without Recheck (what the check costs);
+//   unseen/N     512 ids never stored: resolve misses + InitialRow fills;
+//   resolve_index/N     Resolve alone, and
+//   resolve_absl/N      absl::flat_hash_map<int64_t, int64_t>::find for the
+//                same ids (single-threaded, no concurrency story);
+//   push_update/N  Upsert of 512 stored ids + an SGD step on each row under
+//                the seqlock; push_insert/N: 512 new ids into the full
+//                storage (max_rows = N: each insert evicts the LRU row),
+//                initial row (InitialRow) + the same step.
+// Dense and dynamic gather the very same row memory: the ratio is the cost
+// of the id index and the protocol, not of a different allocation.
+// Ratios are printed by bench/dynamic_bench_ratios.py from the JSON output.
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "benchmark/benchmark.h"
+#include "core/gather.h"
+#include "core/initializer.h"
+#include "core/internal/admission_sketch.h"
+#include "core/internal/dynamic_row_storage.h"
+#include "core/internal/row_seqlock.h"
+#include "core/row_codec.h"
+#include "core/table_spec.h"
+
+namespace embedserve::internal {
+namespace {
+
+constexpr int64_t kDim = 64;
+constexpr int64_t kBatch = 512;
+constexpr int kBatches = 256;  // distinct requests cycled through
+
+TableSpec Spec() {
+  TableSpec spec;
+  spec.name = "dyn";
+  spec.num_embeddings = int64_t{1} << 62;  // a dynamic table has no range
+  spec.embedding_dim = kDim;
+  spec.initializer.kind = InitKind::kNormal;
+  spec.initializer.seed = 7;
+  spec.initializer.generator = 2;
+  return spec;
+}
+
+RowFormat Format() {
+  RowFormat f;
+  f.dim = kDim;
+  f.type = RowType::kFloat32;
+  f.row_bytes = CompactRowStride(RowType::kFloat32, kDim);
+  return f;
+}
+
+// One storage of N rows, shared by the benchmarks of that size; the next
+// size frees it first.
+struct World {
+  int64_t n = 0;
+  std::unique_ptr<DynamicRowStorage> storage;
+  RowSeqlock seqlock;
+  std::vector<int64_t> stored;  // ids, by slot
+  absl::flat_hash_map<int64_t, int64_t> absl_index;
+  std::vector<std::vector<int64_t>> stored_batches, dense_batches, unseen_batches;
+  int64_t step = 1;
+  uint64_t fresh = 0;  // next new id counter
+};
+
+World* world = nullptr;
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+World& Get(int64_t n) {
+  if (world != nullptr && world->n == n) return *world;
+  delete world;
+  world = new World;
+  World& w = *world;
+  w.n = n;
+  DynamicRowOptions o;
+  o.max_rows = n;
+  o.seed = 3;
+  w.storage = *DynamicRowStorage::Create(Format(), o);
+  // Random 64-bit ids; rows are filled with a cheap pattern (the initial
+  // values are measured by unseen/N and push_insert/N).
+  std::vector<int64_t> ids(4096), slots(4096);
+  w.stored.reserve(n);
+  for (int64_t first = 0; first < n; first += 4096) {
+    const int64_t m = std::min<int64_t>(4096, n - first);
+    for (int64_t i = 0; i < m; ++i) ids[i] = static_cast<int64_t>(SplitMix(first + i));
+    (void)w.storage->Upsert(absl::MakeConstSpan(ids.data(), m), 0, UpsertMode::kWrite,
+                            absl::MakeSpan(slots.data(), m), [&](int64_t i, int64_t slot) {
+                              float* row = reinterpret_cast<float*>(w.storage->MutableRow(slot));
+                              for (int64_t j = 0; j < kDim; ++j) row[j] = static_cast<float>(i + j);
+                            });
+    for (int64_t i = 0; i < m; ++i) w.stored.push_back(ids[i]);
+  }
+  w.absl_index.reserve(n);
+  for (int64_t s = 0; s < n; ++s) w.absl_index[w.stored[s]] = s;
+  std::mt19937_64 rng(11);
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<int64_t> st(kBatch), de(kBatch), un(kBatch);
+    for (int64_t i = 0; i < kBatch; ++i) {
+      const int64_t slot = static_cast<int64_t>(rng() % static_cast<uint64_t>(n));
+      de[i] = slot;
+      st[i] = w.stored[slot];
+      un[i] = static_cast<int64_t>(SplitMix(uint64_t{1} << 60 | rng()));  // not among the stored
+    }
+    w.stored_batches.push_back(std::move(st));
+    w.dense_batches.push_back(std::move(de));
+    w.unseen_batches.push_back(std::move(un));
+  }
+  w.fresh = uint64_t{1} << 61;
+  return w;
+}
+
+void Counters(benchmark::State& state, World& w) {
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  const DynamicRowStats st = w.storage->stats();
+  const double rows = static_cast<double>(st.rows_stored);
+  const double raw = rows * kDim * 4;
+  state.counters["index_B_per_row"] = static_cast<double>(st.index_bytes) / rows;
+  state.counters["meta_B_per_row"] = static_cast<double>(st.slot_meta_bytes) / rows;
+  state.counters["total_over_raw"] =
+      static_cast<double>(st.row_bytes + st.index_bytes + st.slot_meta_bytes) / raw;
+}
+
+void BM_Dense(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  const KernelRows& rows = w.storage->kernel_rows();
+  const GatherKernels& k = ActiveKernels();
+  std::vector<float> out(kBatch * kDim);
+  std::vector<uint32_t> before(kBatch);
+  std::vector<int64_t> torn;
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& slots = w.dense_batches[b++ % kBatches];
+    w.seqlock.Snapshot(slots, absl::MakeSpan(before));
+    benchmark::DoNotOptimize(k.gather(rows.rows, slots.data(), kBatch, out.data()));
+    torn.clear();
+    w.seqlock.Torn(slots, before, &torn);
+    benchmark::DoNotOptimize(out.data());
+  }
+  Counters(state, w);
+}
+
+void Stored(benchmark::State& state, bool recheck) {
+  World& w = Get(state.range(0));
+  const TableSpec spec = Spec();
+  const KernelRows& rows = w.storage->kernel_rows();
+  const GatherKernels& k = ActiveKernels();
+  std::vector<float> out(kBatch * kDim);
+  std::vector<uint32_t> before(kBatch);
+  std::vector<int64_t> scratch, redo;
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& ids = w.stored_batches[b++ % kBatches];
+    const absl::Span<const int64_t> slots = w.storage->Resolve(ids, &scratch);
+    w.seqlock.Snapshot(slots, absl::MakeSpan(before));
+    redo.clear();
+    if (recheck) w.storage->Recheck(ids, scratch, &redo);
+    GatherResolved(k, rows, slots, out.data(), [&](int64_t i, float* dst) {
+      InitialRow(spec, ids[i], absl::MakeSpan(dst, kDim));
+    });
+    w.seqlock.Torn(slots, before, &redo);
+    benchmark::DoNotOptimize(out.data());
+    if (!redo.empty()) state.SkipWithError("unexpected redo");
+  }
+  Counters(state, w);
+}
+void BM_Stored(benchmark::State& state) { Stored(state, true); }
+void BM_StoredNoRecheck(benchmark::State& state) { Stored(state, false); }
+
+void BM_Unseen(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  const TableSpec spec = Spec();
+  const KernelRows& rows = w.storage->kernel_rows();
+  const GatherKernels& k = ActiveKernels();
+  std::vector<float> out(kBatch * kDim);
+  std::vector<uint32_t> before(kBatch);
+  std::vector<int64_t> scratch, redo;
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& ids = w.unseen_batches[b++ % kBatches];
+    const absl::Span<const int64_t> slots = w.storage->Resolve(ids, &scratch);
+    w.seqlock.Snapshot(slots, absl::MakeSpan(before));
+    redo.clear();
+    w.storage->Recheck(ids, scratch, &redo);
+    GatherResolved(k, rows, slots, out.data(), [&](int64_t i, float* dst) {
+      InitialRow(spec, ids[i], absl::MakeSpan(dst, kDim));
+    });
+    w.seqlock.Torn(slots, before, &redo);
+    benchmark::DoNotOptimize(out.data());
+  }
+  Counters(state, w);
+}
+
+void BM_ResolveIndex(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  std::vector<int64_t> scratch;
+  int b = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(w.storage->Resolve(w.stored_batches[b++ % kBatches], &scratch).data());
+  }
+  Counters(state, w);
+}
+
+void BM_ResolveUnseen(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  std::vector<int64_t> scratch;
+  int b = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(w.storage->Resolve(w.unseen_batches[b++ % kBatches], &scratch).data());
+  }
+  Counters(state, w);
+}
+
+// What an unseen id's lookup spends outside the index: its initial row.
+void BM_InitialRow(benchmark::State& state) {
+  const TableSpec spec = Spec();
+  std::vector<float> out(kBatch * kDim);
+  uint64_t id = 1;
+  for (auto _ : state) {
+    for (int64_t i = 0; i < kBatch; ++i) {
+      InitialRow(spec, static_cast<int64_t>(SplitMix(id++)), absl::MakeSpan(out.data() + i * kDim, kDim));
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void BM_ResolveAbsl(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  std::vector<int64_t> slots(kBatch);
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& ids = w.stored_batches[b++ % kBatches];
+    for (int64_t i = 0; i < kBatch; ++i) {
+      auto it = w.absl_index.find(ids[i]);
+      slots[i] = it == w.absl_index.end() ? -1 : it->second;
+    }
+    benchmark::DoNotOptimize(slots.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  // flat_hash_map: 16-byte slots + 1 control byte per bucket.
+  state.counters["index_B_per_row"] =
+      static_cast<double>(w.absl_index.bucket_count() * 17) / static_cast<double>(w.n);
+}
+
+// One push: Upsert, then an SGD step (row -= 0.01 * grad) under the seqlock.
+void Push(benchmark::State& state, bool insert, bool zero_init = false) {
+  World& w = Get(state.range(0));
+  const TableSpec spec = Spec();
+  std::vector<int64_t> ids(kBatch), slots(kBatch);
+  std::vector<float> grad(kDim, 0.5f), init(kDim);
+  std::mt19937_64 rng(5);
+  for (auto _ : state) {
+    // Distinct ids: new ones, or stored ones at distinct random slots (an
+    // odd stride; push_insert runs after push_update, so they are stored).
+    const uint64_t base = rng();
+    for (int64_t i = 0; i < kBatch; ++i) {
+      ids[i] = insert ? static_cast<int64_t>(SplitMix(w.fresh++))
+                      : w.stored[(base + static_cast<uint64_t>(i) * 7919) %
+                                 static_cast<uint64_t>(w.n)];
+    }
+    const int64_t step = ++w.step;
+    const absl::Status s = w.storage->Upsert(
+        ids, step, UpsertMode::kPush, absl::MakeSpan(slots), [&](int64_t i, int64_t slot) {
+          if (!zero_init) InitialRow(spec, ids[i], absl::MakeSpan(init));
+          w.seqlock.BeginWrite(slot);
+          EncodeRow(RowType::kFloat32, init.data(), kDim, w.storage->MutableRow(slot));
+          w.seqlock.EndWrite(slot);
+        });
+    if (!s.ok()) state.SkipWithError("upsert failed");
+    for (int64_t i = 0; i < kBatch; ++i) {
+      if (slots[i] < 0) continue;
+      w.seqlock.BeginWrite(slots[i]);
+      float* row = reinterpret_cast<float*>(w.storage->MutableRow(slots[i]));
+      for (int64_t j = 0; j < kDim; ++j) row[j] -= 0.01f * grad[j];
+      w.seqlock.EndWrite(slots[i]);
+    }
+  }
+  Counters(state, w);
+}
+void BM_PushUpdate(benchmark::State& state) { Push(state, false); }
+void BM_PushInsert(benchmark::State& state) { Push(state, true); }
+// Inserts whose initial row costs nothing (zeros): the structure's share.
+void BM_PushInsertZeros(benchmark::State& state) { Push(state, true, true); }
+
+// The admission sketch's false admissions (admit_after = 2) over a stream
+// where most ids are pushed once: ids admitted while their exact count
+// (with the same aging) was below 2, over the pushes of such ids.
+void BM_SketchFalseAdmission(benchmark::State& state) {
+  const int64_t width = state.range(0);
+  double rate = 0;
+  for (auto _ : state) {
+    AdmissionSketch sketch(1, width, 0);
+    absl::flat_hash_map<int64_t, int> exact;
+    int64_t adds = 0, below = 0, false_admits = 0;
+    std::mt19937_64 rng(2);
+    for (int64_t i = 0; i < 4000000; ++i) {
+      // 1 push in 4 of an id from a hot set of 100 k, else a new id.
+      const int64_t id = rng() % 4 == 0 ? static_cast<int64_t>(rng() % 100000)
+                                        : static_cast<int64_t>(SplitMix(i) | 1ULL << 62);
+      int& c = exact[id];
+      c = std::min(c + 1, 255);
+      const int e = c;
+      const int s = sketch.Add(id);
+      if (++adds == sketch.window()) {
+        for (auto& [k, v] : exact) v /= 2;
+        adds = 0;
+      }
+      if (e < 2) {
+        ++below;
+        false_admits += s >= 2;
+      }
+    }
+    rate = static_cast<double>(false_admits) / static_cast<double>(below);
+  }
+  state.counters["sketch_bytes"] = static_cast<double>(AdmissionSketch::kDepth * width);
+  state.counters["false_admission_rate"] = rate;
+}
+
+void BM_Free(benchmark::State& state) {
+  for (auto _ : state) {
+  }
+  delete world;
+  world = nullptr;
+}
+
+}  // namespace
+}  // namespace embedserve::internal
+
+int main(int argc, char** argv) {
+  using namespace embedserve::internal;
+  benchmark::Initialize(&argc, argv);
+  for (int64_t n : {int64_t{1} << 20, int64_t{10000000}}) {
+    const std::string s = "/" + std::to_string(n);
+    benchmark::RegisterBenchmark(("dense" + s).c_str(), BM_Dense)->Arg(n);
+    benchmark::RegisterBenchmark(("stored" + s).c_str(), BM_Stored)->Arg(n);
+    benchmark::RegisterBenchmark(("stored_norecheck" + s).c_str(), BM_StoredNoRecheck)->Arg(n);
+    benchmark::RegisterBenchmark(("unseen" + s).c_str(), BM_Unseen)->Arg(n);
+    benchmark::RegisterBenchmark(("resolve_index" + s).c_str(), BM_ResolveIndex)->Arg(n);
+    benchmark::RegisterBenchmark(("resolve_unseen" + s).c_str(), BM_ResolveUnseen)->Arg(n);
+    benchmark::RegisterBenchmark(("resolve_absl" + s).c_str(), BM_ResolveAbsl)->Arg(n);
+    benchmark::RegisterBenchmark(("push_update" + s).c_str(), BM_PushUpdate)->Arg(n);
+    benchmark::RegisterBenchmark(("push_insert" + s).c_str(), BM_PushInsert)->Arg(n);
+    benchmark::RegisterBenchmark(("push_insert_zeros" + s).c_str(), BM_PushInsertZeros)->Arg(n);
+    benchmark::RegisterBenchmark(("free" + s).c_str(), BM_Free)->Iterations(1);
+  }
+  benchmark::RegisterBenchmark("initial_row", BM_InitialRow);
+  for (int64_t width : {int64_t{1} << 16, int64_t{1} << 18, int64_t{1} << 20}) {
+    benchmark::RegisterBenchmark("sketch_false_admission", BM_SketchFalseAdmission)
+        ->Arg(width)
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
