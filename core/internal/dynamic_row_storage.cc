@@ -20,6 +20,16 @@ constexpr int64_t kMaxChunkSlots = int64_t{1} << 16;
 
 int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// asm volatile: GCC 12 drops __builtin_prefetch in loops
+// (core/internal/prefetch.h).
+inline void PrefetchL2(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
+
 // Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
 // without memory.
 void* AllocateZeroed(int64_t bytes) {
@@ -136,8 +146,14 @@ absl::Span<const int64_t> DynamicRowStorage::Resolve(absl::Span<const int64_t> i
   const size_t n = ids.size();
   scratch->resize(2 * n + 1);
   uint64_t generation = 0;
+  // Each found row is prefetched into L2 while the next ids are probed, so
+  // the gather that follows reads rows the probes already waited for.
+  const int64_t row_bytes = format().row_bytes;
   index_->Find(ids, absl::MakeSpan(scratch->data(), n), absl::MakeSpan(scratch->data() + n, n),
-               &generation);
+               &generation, [&](int64_t slot) {
+                 const uint8_t* row = Row(slot);
+                 for (int64_t b = 0; b < row_bytes; b += 64) PrefetchL2(row + b);
+               });
   (*scratch)[2 * n] = static_cast<int64_t>(generation);
   return absl::MakeConstSpan(scratch->data(), n);
 }

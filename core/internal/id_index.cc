@@ -101,7 +101,7 @@ int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* positio
 
 template <bool kPositions>
 void IdIndex::FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out,
-                     int64_t* positions) const {
+                     int64_t* positions, absl::FunctionRef<void(int64_t slot)>* found) const {
   const int64_t* const id = ids.data();
   const size_t n = ids.size();
   const Bucket* const buckets = a->buckets;
@@ -113,21 +113,25 @@ void IdIndex::FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out
   for (size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) PrefetchT0(&buckets[Hash(id[i + kPrefetchAhead]) & mask]);
     out[i] = Probe(a, Hash(id[i]), id[i], &position);
-    if constexpr (kPositions) positions[i] = static_cast<int64_t>(position);
+    if constexpr (kPositions) {
+      positions[i] = static_cast<int64_t>(position);
+      if (out[i] >= 0) (*found)(out[i]);
+    }
   }
 }
 
 void IdIndex::Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots) const {
   ReaderEpochGuard guard(epoch_);
-  FindIn<false>(array_.load(std::memory_order_acquire), ids, slots.data(), nullptr);
+  FindIn<false>(array_.load(std::memory_order_acquire), ids, slots.data(), nullptr, nullptr);
 }
 
 void IdIndex::Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots,
-                   absl::Span<int64_t> positions, uint64_t* generation) const {
+                   absl::Span<int64_t> positions, uint64_t* generation,
+                   absl::FunctionRef<void(int64_t slot)> found) const {
   ReaderEpochGuard guard(epoch_);
   const Array* a = array_.load(std::memory_order_acquire);
   *generation = a->generation;
-  FindIn<true>(a, ids, slots.data(), positions.data());
+  FindIn<true>(a, ids, slots.data(), positions.data(), &found);
 }
 
 void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
@@ -139,7 +143,7 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
   if (a->generation != generation) {
     thread_local std::vector<int64_t> now;
     now.resize(n);
-    FindIn<false>(a, ids, now.data(), nullptr);
+    FindIn<false>(a, ids, now.data(), nullptr, nullptr);
     for (size_t i = 0; i < n; ++i) {
       if (slots[i] >= 0 && now[i] != slots[i]) changed->push_back(static_cast<int64_t>(i));
     }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
 #include "core/internal/reader_epoch.h"
 
@@ -68,8 +69,11 @@ class IdIndex {
   // Find that also notes where each id was found (`positions`, for ids
   // found) and which array (`*generation`), for Recheck.
   // REQUIRES: slots.size() == positions.size() == ids.size().
+  // `found(slot)` is called as each slot is found (e.g. to prefetch its
+  // row, so that row misses overlap the probes of the next ids).
   void Find(absl::Span<const int64_t> ids, absl::Span<int64_t> slots,
-            absl::Span<int64_t> positions, uint64_t* generation) const;
+            absl::Span<int64_t> positions, uint64_t* generation,
+            absl::FunctionRef<void(int64_t slot)> found) const;
   // Appends to `changed` the positions i with slots[i] >= 0 whose id no
   // longer maps to slots[i] (arguments as that Find left them). One load
   // per id while the array is the same (a bucket's id never changes within
@@ -123,8 +127,8 @@ class IdIndex {
   // *position to the bucket of a found id.
   static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position);
   template <bool kPositions>
-  void FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out,
-              int64_t* positions) const;
+  void FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out, int64_t* positions,
+              absl::FunctionRef<void(int64_t slot)>* found) const;
 
   const uint64_t seed_;
   std::atomic<Array*> array_;

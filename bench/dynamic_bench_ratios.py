@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Ratios of bench/dynamic_bench's figures (issue 15's targets), from its JSON.
+
+  build/bench/dynamic_bench --benchmark_out=dyn.json --benchmark_out_format=json
+  python3 bench/dynamic_bench_ratios.py dyn.json
+"""
+import json
+import sys
+
+
+def main(path):
+    runs = json.load(open(path))["benchmarks"]
+    rate = {}
+    extra = {}
+    for r in runs:
+        name = r["name"].split("/")
+        if len(name) >= 2 and name[1].isdigit():
+            rate[(name[0], int(name[1]))] = r.get("items_per_second")
+            extra[(name[0], int(name[1]))] = r
+    sizes = sorted({n for (_, n) in rate})
+    pairs = [
+        ("stored", "dense", 0.7, "lookups of stored ids / dense gather"),
+        ("stored_norecheck", "dense", None, "the same without Recheck / dense"),
+        ("unseen", "dense", 0.5, "lookups of unseen ids / dense gather"),
+        ("push_insert", "push_update", 0.5, "pushes that insert / pushes that update"),
+        ("push_insert_zeros", "push_update", None, "inserts with zero init / updates"),
+        ("resolve_index", "resolve_absl", None, "id index resolve / flat_hash_map find"),
+        ("resolve_unseen", "resolve_absl", None, "id index resolve of unseen ids / flat_hash_map"),
+    ]
+    for n in sizes:
+        print(f"N = {n}")
+        for a, b, target, what in pairs:
+            if rate.get((a, n)) and rate.get((b, n)):
+                ratio = rate[(a, n)] / rate[(b, n)]
+                goal = f"  (target >= {target})" if target else ""
+                print(f"  {what:50s} {ratio:6.2f}x{goal}")
+        r = extra.get(("stored", n))
+        if r:
+            print(f"  index bytes/row {r['index_B_per_row']:.1f}, slot meta bytes/row "
+                  f"{r['meta_B_per_row']:.1f}, rows+index+meta over raw float32 rows "
+                  f"{r['total_over_raw']:.3f}x (target <= 1.3)")
+        r = extra.get(("resolve_absl", n))
+        if r:
+            print(f"  flat_hash_map bytes/row {r['index_B_per_row']:.1f}")
+    for r in runs:
+        if r["name"].startswith("sketch_false_admission"):
+            print(f"sketch {r['sketch_bytes'] / 1024:.0f} KiB: false admission rate "
+                  f"{r['false_admission_rate']:.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
