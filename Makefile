@@ -35,6 +35,7 @@ bench: build
 	bash bench/run_e2e_bench.sh $(BUILD_DIR)
 	bash bench/run_kernel_bench.sh $(BUILD_DIR)
 	bash bench/run_train_bench.sh $(BUILD_DIR)
+	bash bench/run_snapshot_bench.sh $(BUILD_DIR)
 	bash bench/run_storage_bench.sh $(BUILD_DIR)
 	bash bench/run_metrics_bench.sh $(BUILD_DIR)
 

@@ -1,6 +1,9 @@
 // Gradient pushes over gRPC (loopback, in-process server): rows applied per
 // second for each optimizer, unary vs streaming, and lookup throughput with
-// and without a concurrent push load (paced, or flat out).
+// and without a concurrent push load (paced, or flat out). BM_PushKept
+// compares how a server keeps its tables (memory only, the update log, or
+// the rows written to RocksDB on every push) for one streaming trainer and
+// for four sync trainers (bench/run_train_bench.sh interleaves them).
 //
 // Table 1,000,000 x 64 per optimizer; pushes of 4,096 uniform random ids;
 // lookups of 512 ids.
@@ -16,11 +19,16 @@
 #include <vector>
 
 #include "bench/bench_ids.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
 #include "client/embedding_client.h"
 #include "core/table_registry.h"
 #include "server/embedding_server.h"
+#include "server/snapshot_scheduler.h"
+#include "server/startup.h"
 #include "storage/rocksdb_store.h"
+#include "storage/update_log.h"
 
 namespace embedserve {
 namespace {
@@ -28,31 +36,56 @@ namespace {
 constexpr int64_t kRows = 1'000'000, kDim = 64, kPush = 4096, kLookup = 512;
 constexpr const char* kOptimizers[] = {"SGD", "ADAGRAD", "ROWWISE_ADAGRAD", "SPARSE_ADAM"};
 
+// How a fixture's server keeps its tables.
+enum class Keep {
+  kMemory,     // no --data_dir
+  kLogAsync,   // --data_dir --durability=async (the update log, snapshots by the defaults)
+  kLogSync,    // --data_dir --durability=sync
+  kRowsAsync,  // --data_dir --durability=async --update_log=false (rows to RocksDB per push)
+  kRowsSync,   // --data_dir --durability=sync --update_log=false
+};
+constexpr const char* kKeepNames[] = {"memory", "log-async", "log-sync", "rows-async",
+                                      "rows-sync"};
+
 struct Fixture {
   std::unique_ptr<RocksDbStore> store;
+  std::unique_ptr<FileUpdateLog> log;
+  std::shared_ptr<TableRegistry> registry;
+  std::unique_ptr<SnapshotScheduler> snapshots;
   std::unique_ptr<EmbeddingServer> server;
   std::unique_ptr<EmbeddingClient> client;
   std::vector<v1::PushRequest> pushes;  // per optimizer table, prebuilt
 
-  // durability: "" = memory only, "async" or "sync" = RocksDB in a temp dir.
-  // push_nice: the server's push lane priority (ServiceOptions::push_nice).
-  // push_share: ServiceOptions::push_share_under_lookups.
-  explicit Fixture(const std::string& durability, int push_nice = 10, double push_share = 0.5) {
+  // keep: as embedserve_main would with the matching flags (a temp data dir,
+  // the update log and its snapshot scheduler at the server's defaults).
+  // tables: indexes into kOptimizers. push_nice: the server's push lane
+  // priority (ServiceOptions::push_nice). push_share:
+  // ServiceOptions::push_share_under_lookups.
+  Fixture(Keep keep, std::vector<int> tables, int push_nice = 10, double push_share = 0.5) {
     ServerOptions options;
     options.address = "127.0.0.1:0";
     options.service.push_nice = push_nice;
     options.service.push_share_under_lookups = push_share;
-    if (!durability.empty()) {
-      const std::string dir =
-          std::filesystem::temp_directory_path() / ("embedserve-train-bench-" + durability);
+    if (keep != Keep::kMemory) {
+      const bool sync = keep == Keep::kLogSync || keep == Keep::kRowsSync;
+      const std::string dir = std::filesystem::temp_directory_path() /
+                              (std::string("embedserve-train-bench-") + kKeepNames[int(keep)]);
       std::filesystem::remove_all(dir);
-      store = *RocksDbStore::Open({dir, durability == "sync"});
+      store = *OpenDataDir(dir, sync ? "sync" : "async");
+      options.store = store.get();
     }
-    server = *EmbeddingServer::Start(options, std::make_shared<TableRegistry>(0, store.get()));
+    registry = std::make_shared<TableRegistry>(0, store.get());
+    if (keep == Keep::kLogAsync || keep == Keep::kLogSync) {
+      log = *OpenUpdateLog(std::filesystem::temp_directory_path() /
+                               (std::string("embedserve-train-bench-") + kKeepNames[int(keep)]),
+                           keep == Keep::kLogSync ? "sync" : "async", int64_t{64} << 20);
+      registry->SetUpdateLog(log.get());
+      store->SetUpdateLog(log.get());
+      snapshots = std::make_unique<SnapshotScheduler>(*registry, *log, SnapshotPolicy{});
+    }
+    server = *EmbeddingServer::Start(options, registry);
     client = EmbeddingClient::Connect(server->address());
-    // A durable fixture only needs the SGD table (creating all four would
-    // leave gigabytes of compaction running under the measurement).
-    for (int k = 0; k < (durability.empty() ? 4 : 1); ++k) {
+    for (int k : tables) {
       v1::TableSpec spec;
       spec.set_name(kOptimizers[k]);
       spec.set_num_embeddings(kRows);
@@ -75,22 +108,31 @@ struct Fixture {
 };
 
 Fixture& F() {
-  static Fixture* f = new Fixture("");
+  static Fixture* f = new Fixture(Keep::kMemory, {0, 1, 2, 3});
   return *f;
 }
 
 // The same server with pushes at lookups' priority (push_nice 0, no pause
 // between pushes): the baseline of the lookups-first change.
 Fixture& EqualPriority() {
-  static Fixture* f = new Fixture("", /*push_nice=*/0, /*push_share=*/1.0);
+  static Fixture* f = new Fixture(Keep::kMemory, {0}, /*push_nice=*/0, /*push_share=*/1.0);
   return *f;
 }
 
-// Tables persisted in RocksDB; only the SGD table is pushed to.
-Fixture& Durable(bool sync) {
-  static Fixture* async_fixture = new Fixture("async");
-  static Fixture* sync_fixture = new Fixture("sync");
-  return sync ? *sync_fixture : *async_fixture;
+// A durable fixture holds the SGD and SPARSE_ADAM tables (async) or the SGD
+// one (sync); creating all four would leave gigabytes of compaction running
+// under the measurement of --update_log=false.
+Fixture& Kept(Keep keep) {
+  static Fixture* fixtures[5] = {};
+  static absl::Mutex mu;
+  absl::MutexLock lock(&mu);
+  Fixture*& f = fixtures[int(keep)];
+  if (f == nullptr) {
+    if (keep == Keep::kMemory) return F();
+    const bool sync = keep == Keep::kLogSync || keep == Keep::kRowsSync;
+    f = new Fixture(keep, sync ? std::vector<int>{0} : std::vector<int>{0, 3});
+  }
+  return *f;
 }
 
 void BM_PushUnary(benchmark::State& state) {
@@ -148,16 +190,29 @@ void BM_PushStream(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kPerIteration * kPush);
 }
 
-// SGD pushes streamed into a RocksDB-backed table: the cost of durability.
-void BM_PushStreamDurable(benchmark::State& state) {
-  const bool sync = state.range(0) == 1;
-  Fixture& f = Durable(sync);
-  state.SetLabel(sync ? "SGD, --durability=sync" : "SGD, --durability=async");
-  constexpr int64_t kPerIteration = 16;
+// Pushes streamed into a table kept as range(0) says (Keep): range(1) = 1,
+// one trainer streams 32 pushes (window 8) into kOptimizers[range(2)];
+// range(1) = 4, four trainers, each on its own stream, push 16 each into
+// SGD at once (with the sync log, their records share fsyncs).
+void BM_PushKept(benchmark::State& state) {
+  const Keep keep = static_cast<Keep>(state.range(0));
+  const int trainers = static_cast<int>(state.range(1));
+  const std::string table = kOptimizers[state.range(2)];
+  Fixture& f = Kept(keep);
+  state.SetLabel(absl::StrCat(kKeepNames[int(keep)], " ", table, " x", trainers));
+  const int64_t per_trainer = trainers == 1 ? 32 : 16;
   for (auto _ : state) {
-    if (!StreamPushes(f, "SGD", kPerIteration, /*window=*/8)) state.SkipWithError("stream");
+    std::vector<std::thread> threads;
+    std::atomic<bool> ok{true};
+    for (int t = 0; t < trainers; ++t) {
+      threads.emplace_back([&] {
+        if (!StreamPushes(f, table, per_trainer, /*window=*/8)) ok = false;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    if (!ok) state.SkipWithError("stream");
   }
-  state.SetItemsProcessed(state.iterations() * kPerIteration * kPush);
+  state.SetItemsProcessed(state.iterations() * trainers * per_trainer * kPush);
 }
 
 void BM_LookupGrpc(benchmark::State& state) {
@@ -230,10 +285,12 @@ BENCHMARK(BM_PushUnary)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(BM_PushStream)->DenseRange(0, 3)->UseRealTime()->Unit(benchmark::kMillisecond);
 // push_rows_per_s: 0 = no push load; 250,000 (61 pushes of 4,096 a second,
 // a busy trainer); -1 = a stream pushing as fast as the server applies.
-BENCHMARK(BM_PushStreamDurable)
-    ->ArgName("sync")
-    ->Arg(0)
-    ->Arg(1)
+// keep (Keep), trainers, optimizer: one async trainer for SGD and
+// SPARSE_ADAM, four sync trainers for SGD, each next to memory only.
+BENCHMARK(BM_PushKept)
+    ->ArgNames({"keep", "trainers", "opt"})
+    ->ArgsProduct({{int(Keep::kMemory), int(Keep::kLogAsync), int(Keep::kRowsAsync)}, {1}, {0, 3}})
+    ->ArgsProduct({{int(Keep::kMemory), int(Keep::kLogSync), int(Keep::kRowsSync)}, {4}, {0}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 // push_nice 0: pushes at lookups' priority (the baseline); 10: the default.
