@@ -98,14 +98,20 @@ absl::Status TableRegistry::Swap(std::shared_ptr<EmbeddingTable> table,
   return absl::OkStatus();
 }
 
-absl::Status TableRegistry::CreateCheckpoint(absl::string_view name) {
+absl::StatusOr<CheckpointInfo> TableRegistry::CreateCheckpoint(absl::string_view name) {
   if (store_ == nullptr) {
     return absl::FailedPreconditionError("checkpoints need a data directory (--data_dir)");
   }
   // The store's copy of every changed table first; the store saves the log
   // beside it, which brings each table to the moment of the checkpoint.
   RETURN_IF_ERROR(SnapshotTables().status());
-  return store_->CreateCheckpoint(name);
+  RETURN_IF_ERROR(store_->CreateCheckpoint(name));
+  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> all, store_->ListCheckpoints());
+  for (CheckpointInfo& c : all) {
+    if (c.name == name) return std::move(c);
+  }
+  return absl::InternalError(
+      absl::StrCat("checkpoint '", name, "' was created but is not listed"));
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> TableRegistry::ListCheckpoints() {

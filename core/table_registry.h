@@ -83,7 +83,8 @@ class TableRegistry {
                                                        bool replace);
 
   // Checkpoints of the store (FailedPrecondition without a store).
-  absl::Status CreateCheckpoint(absl::string_view name);
+  // CreateCheckpoint returns what ListCheckpoints says of the new one.
+  absl::StatusOr<CheckpointInfo> CreateCheckpoint(absl::string_view name);
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints();
   // Puts the tables of checkpoint `name` back as they were (all of them when
   // `tables` is empty), each swapped in atomically; tables not in the

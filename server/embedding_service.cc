@@ -440,11 +440,8 @@ absl::Status EmbeddingServiceImpl::DoGetOptimizerState(const v1::OptimizerStateR
 
 absl::Status EmbeddingServiceImpl::DoCreateCheckpoint(const v1::CreateCheckpointRequest& req,
                                                       v1::CreateCheckpointResponse* resp) {
-  RETURN_IF_ERROR(registry_->CreateCheckpoint(req.name()));
-  ASSIGN_OR_RETURN(std::vector<CheckpointInfo> all, registry_->ListCheckpoints());
-  for (const auto& c : all) {
-    if (c.name == req.name()) CheckpointToProto(c, resp->mutable_checkpoint());
-  }
+  ASSIGN_OR_RETURN(const CheckpointInfo made, registry_->CreateCheckpoint(req.name()));
+  CheckpointToProto(made, resp->mutable_checkpoint());
   internal::LogInfo(absl::StrCat("created checkpoint '", req.name(), "'"));
   return absl::OkStatus();
 }
