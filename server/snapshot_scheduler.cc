@@ -24,6 +24,7 @@ void SnapshotScheduler::Run() {
   // Snapshots compete with nothing that answers requests.
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   absl::Time last = absl::Now();
+  absl::Time retry_at = absl::InfinitePast();
   LogPosition last_position = log_.last_position();
   while (true) {
     {
@@ -35,13 +36,17 @@ void SnapshotScheduler::Run() {
     const bool by_time = policy_.interval > absl::ZeroDuration() &&
                          absl::Now() - last >= policy_.interval &&
                          stats.last_position != last_position;
-    if (!by_size && !by_time) continue;
+    if ((!by_size && !by_time) || absl::Now() < retry_at) continue;
     const absl::Time start = absl::Now();
     absl::StatusOr<int> written = registry_.SnapshotTables();
     last = absl::Now();
     last_position = stats.last_position;
     if (!written.ok()) {
-      internal::LogError(absl::StrCat("snapshot failed: ", written.status().message()));
+      // E.g. a full disk: try again later, not at every poll.
+      retry_at = last + policy_.retry_after_failure;
+      internal::LogError(absl::StrCat("snapshot failed (next try in ",
+                                      absl::FormatDuration(policy_.retry_after_failure),
+                                      "): ", written.status().message()));
       continue;
     }
     const UpdateLogStats after = log_.Stats();

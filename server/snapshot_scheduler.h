@@ -20,10 +20,12 @@ struct SnapshotPolicy {
   int64_t log_bytes = int64_t{1} << 30;
   absl::Duration interval = absl::Minutes(10);
   absl::Duration poll = absl::Milliseconds(200);  // how often the figures are read
+  absl::Duration retry_after_failure = absl::Seconds(10);
 };
 
 // A thread that applies SnapshotPolicy; it runs snapshots one at a time at
-// low priority, never on a thread that lookups or pushes need. Stops (after
+// low priority, never on a thread that lookups or pushes need, and after a
+// failed one (logged) waits retry_after_failure before the next. Stops (after
 // the snapshot in progress) when destroyed. Thread-safe.
 class SnapshotScheduler {
  public:
