@@ -1,5 +1,9 @@
-// The dynamic (id-keyed) row storage of issue 15 and its parts: the id index,
-// the admission sketch, and the storage's admission / eviction rules against
+// Over ~450 lines on purpose: the model of the rules, the fixtures of tagged
+// rows and the tests that share them are one unit's; the index and the
+// sketch have their own files.
+//
+// The dynamic (id-keyed) row storage of issue 15 (its id index and admission
+// sketch have their own tests): the admission / eviction rules against
 // a plain std::map model, its determinism, and lookups concurrent with a
 // writer that inserts, evicts and rebuilds the index.
 
@@ -24,6 +28,7 @@
 #include "core/row_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/exact_counts.h"
 
 namespace embedserve::internal {
 namespace {
@@ -66,134 +71,6 @@ void WriteTagged(DynamicRowStorage& s, int64_t slot, int64_t id, int version) {
 
 // ---- IdIndex ---------------------------------------------------------------
 
-TEST(IdIndexTest, MatchesAMapThroughInsertsErasesAndRebuilds) {
-  auto index = IdIndex::Create(7, 0);
-  ASSERT_NE(index, nullptr);
-  std::map<int64_t, int64_t> model;
-  std::mt19937_64 rng(1);
-  const int64_t initial_capacity = index->capacity();
-  for (int op = 0; op < 200000; ++op) {
-    // A small id space so that erases and re-inserts of one id happen.
-    const int64_t id = static_cast<int64_t>(rng() % 5000) * 0x9E3779B97F4A7C15LL;
-    auto it = model.find(id);
-    if (it == model.end()) {
-      ASSERT_EQ(index->WriterFind(id), IdIndex::kMissing);
-      ASSERT_TRUE(index->Insert(id, op));
-      model[id] = op;
-    } else if (rng() % 2) {
-      ASSERT_TRUE(index->Erase(id));
-      model.erase(it);
-    } else {
-      ASSERT_EQ(index->Find(id), it->second);
-    }
-  }
-  EXPECT_EQ(index->size(), static_cast<int64_t>(model.size()));
-  EXPECT_GT(index->rebuilds(), 0);
-  EXPECT_GT(index->capacity(), initial_capacity);
-  std::vector<int64_t> ids, slots;
-  for (const auto& [id, slot] : model) ids.push_back(id);
-  ids.push_back(12345);  // never inserted (not a multiple of the stride's ids)
-  slots.resize(ids.size());
-  index->Find(ids, absl::MakeSpan(slots));
-  for (size_t i = 0; i + 1 < ids.size(); ++i) ASSERT_EQ(slots[i], model[ids[i]]);
-  EXPECT_EQ(slots.back(), IdIndex::kMissing);
-}
-
-TEST(IdIndexTest, ExtremeIdsAreKeys) {
-  auto index = IdIndex::Create(0, 4);
-  for (int64_t id : {kMin, kMax, int64_t{0}, int64_t{-1}, kMin + 1}) {
-    EXPECT_EQ(index->Find(id), IdIndex::kMissing);
-  }
-  ASSERT_TRUE(index->Insert(kMin, 0));
-  ASSERT_TRUE(index->Insert(kMax, 1));
-  ASSERT_TRUE(index->Insert(0, 2));
-  ASSERT_TRUE(index->Insert(-1, 3));
-  EXPECT_EQ(index->Find(kMin), 0);
-  EXPECT_EQ(index->Find(kMax), 1);
-  EXPECT_EQ(index->Find(0), 2);
-  EXPECT_EQ(index->Find(-1), 3);
-  EXPECT_EQ(index->Find(kMin + 1), IdIndex::kMissing);
-  EXPECT_EQ(index->Find(kMax - 1), IdIndex::kMissing);
-  EXPECT_TRUE(index->Erase(kMin));
-  EXPECT_FALSE(index->Erase(kMin));
-  EXPECT_EQ(index->Find(kMin), IdIndex::kMissing);
-  EXPECT_EQ(index->Find(kMax), 1);
-}
-
-TEST(IdIndexTest, ChurnAtAFixedSizeRebuildsWithoutGrowing) {
-  // Erased buckets are not reused by other ids (readers rely on it), so a
-  // steady insert-and-erase stream rebuilds the array at the same size.
-  auto index = IdIndex::Create(3, 1000);
-  const int64_t capacity = index->capacity();
-  for (int64_t i = 0; i < 100000; ++i) {
-    ASSERT_TRUE(index->Insert(i, i % 1000));
-    if (i >= 1000) ASSERT_TRUE(index->Erase(i - 1000));
-  }
-  EXPECT_EQ(index->size(), 1000);
-  EXPECT_EQ(index->capacity(), capacity);
-  EXPECT_GT(index->rebuilds(), 10);
-  for (int64_t i = 99000; i < 100000; ++i) ASSERT_EQ(index->Find(i), i % 1000);
-  EXPECT_EQ(index->Find(98999), IdIndex::kMissing);
-}
-
-// ---- AdmissionSketch -------------------------------------------------------
-
-// The exact counts the sketch over-approximates: +1 an Add, halved at each
-// aging, capped at 255.
-class ExactCounts {
- public:
-  explicit ExactCounts(int64_t window) : window_(window) {}
-  int Add(int64_t id) {
-    const int c = std::min(counts_[id] + 1, 255);
-    counts_[id] = c;
-    if (++adds_ == window_) {
-      for (auto& [k, v] : counts_) v /= 2;
-      adds_ = 0;
-    }
-    return c;
-  }
-
- private:
-  int64_t window_;
-  int64_t adds_ = 0;
-  std::map<int64_t, int> counts_;
-};
-
-TEST(AdmissionSketchTest, NeverBelowTheExactCountAndExactWhenRoomy) {
-  for (const int64_t width : {64, 1 << 16}) {
-    AdmissionSketch sketch(11, width, 5000);
-    ExactCounts exact(5000);
-    std::mt19937_64 rng(2);
-    int64_t over = 0;
-    for (int i = 0; i < 40000; ++i) {
-      const int64_t id = static_cast<int64_t>(rng() % 2000) - 1000;
-      const int e = exact.Add(id);
-      const int s = sketch.Add(id);
-      ASSERT_GE(s, e) << "width " << width << " add " << i;
-      over += s > e;
-    }
-    if (width == 64) {
-      EXPECT_GT(over, 0);  // 2000 ids in 64 counters a row: collisions
-    } else {
-      EXPECT_EQ(over, 0);
-    }
-    EXPECT_EQ(sketch.agings(), 8);
-    EXPECT_EQ(sketch.bytes(), AdmissionSketch::kDepth * sketch.width());
-  }
-}
-
-TEST(AdmissionSketchTest, SaturatesAt255) {
-  AdmissionSketch sketch(0, 64, 1 << 20);
-  int last = 0;
-  for (int i = 0; i < 300; ++i) last = sketch.Add(kMax);
-  EXPECT_EQ(last, 255);
-  EXPECT_EQ(sketch.Estimate(kMax), 255);
-  EXPECT_EQ(sketch.Estimate(kMin), 0);
-}
-
-// ---- DynamicRowStorage: the rules against a model --------------------------
-
-// The rules of DynamicRowStorage::Upsert, written plainly.
 class Model {
  public:
   explicit Model(const DynamicRowOptions& o)

@@ -1,0 +1,99 @@
+// The dynamic storage's id index (core/internal/id_index.h): against a map
+// through inserts, erases and rebuilds; every int64 is a key.
+
+#include "core/internal/id_index.h"
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace embedserve::internal {
+namespace {
+
+constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+
+TEST(IdIndexTest, MatchesAMapThroughInsertsErasesAndRebuilds) {
+  auto index = IdIndex::Create(7, 0);
+  ASSERT_NE(index, nullptr);
+  std::map<int64_t, int64_t> model;
+  std::mt19937_64 rng(1);
+  const int64_t initial_capacity = index->capacity();
+  for (int op = 0; op < 200000; ++op) {
+    // A small id space so that erases and re-inserts of one id happen.
+    const int64_t id = static_cast<int64_t>(rng() % 5000) * 0x9E3779B97F4A7C15LL;
+    auto it = model.find(id);
+    if (it == model.end()) {
+      ASSERT_EQ(index->WriterFind(id), IdIndex::kMissing);
+      ASSERT_TRUE(index->Insert(id, op));
+      model[id] = op;
+    } else if (rng() % 2) {
+      ASSERT_TRUE(index->Erase(id));
+      model.erase(it);
+    } else {
+      ASSERT_EQ(index->Find(id), it->second);
+    }
+  }
+  EXPECT_EQ(index->size(), static_cast<int64_t>(model.size()));
+  EXPECT_GT(index->rebuilds(), 0);
+  EXPECT_GT(index->capacity(), initial_capacity);
+  std::vector<int64_t> ids, slots;
+  for (const auto& [id, slot] : model) ids.push_back(id);
+  ids.push_back(12345);  // never inserted (not a multiple of the stride's ids)
+  slots.resize(ids.size());
+  index->Find(ids, absl::MakeSpan(slots));
+  for (size_t i = 0; i + 1 < ids.size(); ++i) ASSERT_EQ(slots[i], model[ids[i]]);
+  EXPECT_EQ(slots.back(), IdIndex::kMissing);
+}
+
+TEST(IdIndexTest, ExtremeIdsAreKeys) {
+  auto index = IdIndex::Create(0, 4);
+  for (int64_t id : {kMin, kMax, int64_t{0}, int64_t{-1}, kMin + 1}) {
+    EXPECT_EQ(index->Find(id), IdIndex::kMissing);
+  }
+  ASSERT_TRUE(index->Insert(kMin, 0));
+  ASSERT_TRUE(index->Insert(kMax, 1));
+  ASSERT_TRUE(index->Insert(0, 2));
+  ASSERT_TRUE(index->Insert(-1, 3));
+  EXPECT_EQ(index->Find(kMin), 0);
+  EXPECT_EQ(index->Find(kMax), 1);
+  EXPECT_EQ(index->Find(0), 2);
+  EXPECT_EQ(index->Find(-1), 3);
+  EXPECT_EQ(index->Find(kMin + 1), IdIndex::kMissing);
+  EXPECT_EQ(index->Find(kMax - 1), IdIndex::kMissing);
+  EXPECT_TRUE(index->Erase(kMin));
+  EXPECT_FALSE(index->Erase(kMin));
+  EXPECT_EQ(index->Find(kMin), IdIndex::kMissing);
+  EXPECT_EQ(index->Find(kMax), 1);
+}
+
+TEST(IdIndexTest, ChurnAtAFixedSizeRebuildsWithoutGrowing) {
+  // Erased buckets are not reused by other ids (readers rely on it), so a
+  // steady insert-and-erase stream rebuilds the array at the same size.
+  auto index = IdIndex::Create(3, 1000);
+  const int64_t capacity = index->capacity();
+  for (int64_t i = 0; i < 100000; ++i) {
+    ASSERT_TRUE(index->Insert(i, i % 1000));
+    if (i >= 1000) ASSERT_TRUE(index->Erase(i - 1000));
+  }
+  EXPECT_EQ(index->size(), 1000);
+  EXPECT_EQ(index->capacity(), capacity);
+  EXPECT_GT(index->rebuilds(), 10);
+  for (int64_t i = 99000; i < 100000; ++i) ASSERT_EQ(index->Find(i), i % 1000);
+  EXPECT_EQ(index->Find(98999), IdIndex::kMissing);
+}
+
+// ---- AdmissionSketch -------------------------------------------------------
+
+// The exact counts the sketch over-approximates: +1 an Add, halved at each
+// aging, capped at 255.
+
+}  // namespace
+}  // namespace embedserve::internal
