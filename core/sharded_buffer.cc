@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -17,6 +18,14 @@ int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 }  // namespace
 
+void ShardedBuffer::FreeDeleter::operator()(float* p) const {
+  if (mapped > 0) {
+    ::munmap(p, static_cast<size_t>(mapped));
+  } else {
+    std::free(p);
+  }
+}
+
 absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stride, int shard_shift,
                                                       absl::string_view what) {
   ShardedBuffer b;
@@ -28,15 +37,32 @@ absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stri
     const int64_t n = std::min(per_shard, rows - first);
     int64_t bytes = RoundUp(n * stride * static_cast<int64_t>(sizeof(float)), 64);
     const bool huge = bytes >= kHugePageBytes;
-    if (huge) bytes = RoundUp(bytes, kHugePageBytes);
-    void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
+    void* p = nullptr;
+    if (huge) {
+      // Fresh anonymous pages are zero already: no memset (it cost a pass
+      // over every new table), and the first touch is the fill's. Mapped
+      // with 2 MiB of slack so that the shard starts on a huge page.
+      bytes = RoundUp(bytes, kHugePageBytes);
+      const size_t mapped = static_cast<size_t>(bytes + kHugePageBytes);
+      void* m = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m != MAP_FAILED) {
+        const uintptr_t start = reinterpret_cast<uintptr_t>(m);
+        const uintptr_t aligned = (start + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
+        if (aligned > start) ::munmap(m, aligned - start);
+        const uintptr_t end = start + mapped, used = aligned + static_cast<uintptr_t>(bytes);
+        if (end > used) ::munmap(reinterpret_cast<void*>(used), end - used);
+        p = reinterpret_cast<void*>(aligned);
+        ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
+      }
+    } else {
+      p = std::aligned_alloc(64, static_cast<size_t>(bytes));
+      if (p != nullptr) std::memset(p, 0, static_cast<size_t>(bytes));
+    }
     if (p == nullptr) {
       return absl::ResourceExhaustedError(
           absl::StrCat("cannot allocate ", bytes, " bytes for a shard of ", what));
     }
-    if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
-    std::memset(p, 0, static_cast<size_t>(bytes));
-    b.shards_.emplace_back(static_cast<float*>(p));
+    b.shards_.emplace_back(static_cast<float*>(p), FreeDeleter{huge ? bytes : 0});
     b.ptrs_.push_back(static_cast<const float*>(p));
     b.bytes_ += bytes;
   }

@@ -32,8 +32,10 @@ class ShardedBuffer {
   bool empty() const { return shards_.empty(); }
 
  private:
+  // Huge shards are mapped (munmap of `mapped` bytes), small ones malloc'ed.
   struct FreeDeleter {
-    void operator()(float* p) const { std::free(p); }
+    int64_t mapped = 0;
+    void operator()(float* p) const;
   };
   int shift_ = 0;
   int64_t mask_ = 0;
