@@ -245,6 +245,14 @@ int Run() {
       std::make_shared<embedserve::TableRegistry>(max_table_bytes, store.get(), parallelism);
   options.store = store.get();
   std::unique_ptr<embedserve::FileUpdateLog> update_log;
+  if (store != nullptr && !absl::GetFlag(FLAGS_update_log)) {
+    if (absl::Status s =
+            embedserve::CheckNoPendingUpdateLog(absl::GetFlag(FLAGS_data_dir), *store);
+        !s.ok()) {
+      LogError(std::string(s.message()));
+      return 2;
+    }
+  }
   if (store != nullptr && absl::GetFlag(FLAGS_update_log)) {
     auto opened = embedserve::OpenUpdateLog(absl::GetFlag(FLAGS_data_dir),
                                             absl::GetFlag(FLAGS_durability),

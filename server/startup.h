@@ -40,6 +40,13 @@ absl::StatusOr<std::unique_ptr<FileUpdateLog>> OpenUpdateLog(const std::string& 
                                                              const std::string& durability,
                                                              int64_t segment_bytes);
 
+// For --update_log=false: FailedPrecondition if <data_dir>/log holds records
+// that the snapshots in `store` do not (serving without the log would lose
+// them): any record after the oldest table snapshot's position, e.g. a push
+// since, or a table made from its initializer and never snapshotted. OK if
+// there is no log or every table was snapshotted after its last record.
+absl::Status CheckNoPendingUpdateLog(const std::string& data_dir, RowStore& store);
+
 // Makes <data_dir>/uploads, where ImportTable stages uploads, and removes
 // what a killed server left there. Returns its path.
 absl::StatusOr<std::string> PrepareUploadDir(const std::string& data_dir);
