@@ -52,6 +52,12 @@ struct StoredTable {
   std::vector<uint64_t> shard_positions;
   // Exactly-once pushes: each trainer's last applied sequence number.
   std::vector<std::pair<std::string, uint64_t>> trainer_sequences;
+  // Records per stored value: 1 (one per row, the layout offline jobs
+  // write), or more for snapshots, which the store keeps as runs of this many
+  // consecutive records (fewer at the table's end) so that a restore reads
+  // few large values. Only CreateTable/StageTable honour it; a table stored
+  // with more than 1 takes no PutRecords (re-stage it with 1 first).
+  int64_t rows_per_value = 1;
 };
 
 struct CheckpointInfo {

@@ -88,11 +88,12 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(
     table->trainers_.Restore(meta.trainer_sequences);
   }
   table->persistence_.Attach(options.store);
-  if (options.log != nullptr) {
-    table->persistence_.AttachLog(options.log, meta.generation, meta.log_position);
-    table->persistence_.shard_positions() = meta.shard_positions;
-    for (LogPosition p : meta.shard_positions) table->persistence_.set_last_position(p);
-  }
+  // Without a log too: the generation and position stay in the metadata the
+  // table writes, so that a later start with the log skips what the stored
+  // rows already have.
+  table->persistence_.AttachLog(options.log, meta.generation, meta.log_position);
+  table->persistence_.shard_positions() = meta.shard_positions;
+  for (LogPosition p : meta.shard_positions) table->persistence_.set_last_position(p);
   return table;
 }
 
@@ -154,6 +155,12 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   {
     absl::ReaderMutexLock trainers(&trainers_mu_);
     meta.trainer_sequences = trainers_.Entries();
+  }
+  // With a log the store holds snapshots, read back whole at a restart:
+  // about 64 KiB of consecutive records per value, so that a restore reads
+  // few large values instead of one per row.
+  if (persistence_.log() != nullptr) {
+    meta.rows_per_value = std::max<int64_t>(1, (int64_t{64} << 10) / (record_floats() * 4));
   }
   return meta;
 }
@@ -269,19 +276,26 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r)
     default:
       return bad("is not a change of a table's rows or settings");
   }
-  // Rows: only the shards whose snapshot predates the record.
+  // Rows: only the shards whose snapshot predates the record (all of them,
+  // past the newest shard position: then the record is used in place).
   if (!r.ids.empty()) {
     const std::vector<LogPosition>& shards = persistence_.shard_positions();
-    const int64_t per_shard = rows_->rows_per_shard();
-    std::vector<int64_t> ids;
-    std::vector<float> floats;
-    for (size_t i = 0; i < r.ids.size(); ++i) {
-      const LogPosition as_of =
-          shards.empty() ? persistence_.replay_from() : shards[r.ids[i] / per_shard];
-      if (position <= as_of) continue;
-      ids.push_back(r.ids[i]);
-      floats.insert(floats.end(), r.floats.begin() + i * per_id,
-                    r.floats.begin() + (i + 1) * per_id);
+    const bool every_shard =
+        std::all_of(shards.begin(), shards.end(), [&](LogPosition s) { return position > s; });
+    absl::Span<const int64_t> ids = r.ids;
+    absl::Span<const float> floats = r.floats;
+    std::vector<int64_t> some_ids;
+    std::vector<float> some_floats;
+    if (!every_shard) {
+      const int64_t per_shard = rows_->rows_per_shard();
+      for (size_t i = 0; i < r.ids.size(); ++i) {
+        if (position <= shards[r.ids[i] / per_shard]) continue;
+        some_ids.push_back(r.ids[i]);
+        some_floats.insert(some_floats.end(), r.floats.begin() + i * per_id,
+                           r.floats.begin() + (i + 1) * per_id);
+      }
+      ids = some_ids;
+      floats = some_floats;
     }
     if (r.kind == UpdateRecord::Kind::kPush) {
       WriteRecords(ids, SteppedRecords(ids, floats, r.step));

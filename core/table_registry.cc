@@ -214,6 +214,11 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
   for (const StoredTable& meta : stored) {
     ASSIGN_OR_RETURN(std::unique_ptr<EmbeddingTable> table,
                      EmbeddingTable::Restore(meta, TableOptions{store_, parallelism_, log_}));
+    if (log_ == nullptr && meta.rows_per_value > 1) {
+      // A snapshot (runs of records per value) takes no per-row writes:
+      // store it again one record per row.
+      RETURN_IF_ERROR(table->PersistTo(store_));
+    }
     tables[meta.spec.name] = std::move(table);
   }
   if (log_ != nullptr) RETURN_IF_ERROR(Replay(*store_, *log_, tables, /*store_writable=*/true));

@@ -443,7 +443,8 @@ absl::Status RocksDbStore::ReadRecords(
     const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) {
   ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
   const size_t bytes = meta.floats_per_record * sizeof(float);
-  std::vector<float> record(meta.floats_per_record);
+  const size_t per_value = static_cast<size_t>(std::max<int64_t>(1, meta.rows_per_value));
+  std::vector<float> record(meta.floats_per_record * per_value);
   // One sequential pass: read ahead, and keep the blocks out of the block
   // cache (they would only evict each other).
   rocksdb::ReadOptions scan;
@@ -451,14 +452,22 @@ absl::Status RocksDbStore::ReadRecords(
   scan.readahead_size = 8 << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, h));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != internal::kRowKeyBytes || it->value().size() != bytes) {
-      return absl::DataLossError(
-          absl::StrCat("table '", meta.spec.name, "': record with a ", it->key().size(),
-                       "-byte key and ", it->value().size(), " bytes, expected 8 and ", bytes));
+    const size_t size = it->value().size();
+    if (it->key().size() != internal::kRowKeyBytes || size == 0 || size % bytes != 0 ||
+        size / bytes > per_value) {
+      return absl::DataLossError(absl::StrCat(
+          "table '", meta.spec.name, "': record with a ", it->key().size(), "-byte key and ",
+          size, " bytes, expected 8 and ", bytes,
+          per_value > 1 ? absl::StrCat(" times 1 to ", per_value) : std::string()));
     }
-    std::memcpy(record.data(), it->value().data(), bytes);
-    RETURN_IF_ERROR(visit(
-        internal::DecodeRowKey(absl::string_view(it->key().data(), it->key().size())), record));
+    std::memcpy(record.data(), it->value().data(), size);
+    const int64_t first =
+        internal::DecodeRowKey(absl::string_view(it->key().data(), it->key().size()));
+    for (size_t i = 0; i < size / bytes; ++i) {
+      RETURN_IF_ERROR(visit(first + static_cast<int64_t>(i),
+                            absl::MakeConstSpan(record).subspan(i * meta.floats_per_record,
+                                                                meta.floats_per_record)));
+    }
   }
   return FromRocksDb(it->status(), absl::StrCat("read table '", meta.spec.name, "'"));
 }

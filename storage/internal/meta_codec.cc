@@ -68,6 +68,7 @@ std::string EncodeMeta(const StoredTable& m) {
   line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
   // The update log's fields (storage/FORMAT.md), only when set, so that a
   // table written without a log encodes as before.
+  if (m.rows_per_value > 1) line("rows_per_value", absl::StrCat(m.rows_per_value));
   if (m.generation != 0) line("generation", absl::StrCat(m.generation));
   if (m.log_position != 0) line("log_position", absl::StrCat(m.log_position));
   if (!m.shard_positions.empty()) line("shard_positions", absl::StrJoin(m.shard_positions, ","));
@@ -163,6 +164,9 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       i64(&t);
       ok = ok && t >= 0 && t <= 3;
       s.row_type = static_cast<RowType>(t);
+    } else if (k == "rows_per_value") {
+      i64(&m.rows_per_value);
+      ok = ok && m.rows_per_value >= 1;
     } else if (k == "generation") {
       i64(&m.generation);
     } else if (k == "log_position") {

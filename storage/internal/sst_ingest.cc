@@ -65,9 +65,11 @@ absl::Status IngestRows(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
   }
   const int64_t rf = meta.floats_per_record;
   const int64_t record_bytes = rf * static_cast<int64_t>(sizeof(float));
-  const int64_t rows_per_file =
-      std::max<int64_t>(1, file_bytes / std::max<int64_t>(1, record_bytes));
-  std::vector<float> buffer(rf);
+  // Runs of `per_value` records under the key of their first id.
+  const int64_t per_value = std::max<int64_t>(1, meta.rows_per_value);
+  const int64_t rows_per_file = std::max<int64_t>(
+      per_value, file_bytes / std::max<int64_t>(1, record_bytes) / per_value * per_value);
+  std::vector<float> buffer(rf * per_value);
   std::vector<std::string> files;
   const rocksdb::Options writer_options(rocksdb::DBOptions(), family_options);
   // Ids ascend, so keys (big-endian ids) reach each writer in sorted order,
@@ -77,10 +79,11 @@ absl::Status IngestRows(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
     files.push_back((staging / absl::StrCat(files.size(), ".sst")).string());
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), writer_options, family);
     rocksdb::Status s = writer.Open(files.back());
-    for (int64_t r = first; s.ok() && r < last; ++r) {
-      record(r, buffer.data());
+    for (int64_t r = first; s.ok() && r < last; r += per_value) {
+      const int64_t n = std::min(per_value, last - r);
+      for (int64_t i = 0; i < n; ++i) record(r + i, buffer.data() + i * rf);
       s = writer.Put(RowKey(r), rocksdb::Slice(reinterpret_cast<const char*>(buffer.data()),
-                                               static_cast<size_t>(record_bytes)));
+                                               static_cast<size_t>(n * record_bytes)));
     }
     if (s.ok()) s = writer.Finish();
     if (!s.ok()) return FromRocksDb(s, absl::StrCat("write table '", name, "'"));
