@@ -1,5 +1,7 @@
 #include "storage/update_log.h"
 
+#include <algorithm>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -77,15 +79,18 @@ absl::Status FileUpdateLog::Recover() {
     if (::fstat(fd, &st) != 0) return FileError("fstat", path, errno);
     internal::ScanOptions scan_options;
     scan_options.path = path;
-    scan_options.end = st.st_size;
-    scan_options.expect_first = next == 0 ? firsts[i] : next;
+    // A closed segment's frames are checked when they are read (a restart
+    // reads them all right after): here its header only, so that the log is
+    // not read twice. The last segment is scanned whole: its end may be torn.
+    scan_options.end = last ? st.st_size
+                            : std::min<int64_t>(st.st_size, internal::kSegmentHeaderBytes);
+    scan_options.expect_first = firsts[i];
     scan_options.last_segment = last;
-    if (next != 0 && firsts[i] != next) {
-      return absl::DataLossError(absl::StrCat("update log segment ", path, " starts at position ",
-                                              firsts[i], ", but the segment before it ends at ",
-                                              next - 1, " (records are missing)"));
+    ASSIGN_OR_RETURN(internal::SegmentScan scan, internal::ScanSegment(fd, scan_options));
+    if (!last) {
+      scan.good_bytes = st.st_size;
+      scan.next = firsts[i + 1];
     }
-    ASSIGN_OR_RETURN(const internal::SegmentScan scan, internal::ScanSegment(fd, scan_options));
     if (!scan.torn.empty()) {
       std::fprintf(stderr, "update log: %s: cut off a torn tail (%s) after position %llu\n",
                    path.c_str(), scan.torn.c_str(),
@@ -281,7 +286,8 @@ absl::Status FileUpdateLog::Read(
                            std::make_shared<File>(fd, path)});
     }
   }
-  for (const Part& part : parts) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Part& part = parts[i];
     internal::ScanOptions o;
     o.path = part.file->path;
     o.end = part.end;
@@ -289,7 +295,15 @@ absl::Status FileUpdateLog::Read(
     o.after = after;
     o.through = through;
     o.visit = &visit;
-    RETURN_IF_ERROR(internal::ScanSegment(part.file->fd, o).status());
+    ASSIGN_OR_RETURN(const internal::SegmentScan scan, internal::ScanSegment(part.file->fd, o));
+    // A closed segment must end where the next one starts (Open checked
+    // only its header).
+    if (i + 1 < parts.size() && scan.next != parts[i + 1].first) {
+      return absl::DataLossError(absl::StrCat(
+          "update log segment ", part.file->path, " ends before position ", scan.next,
+          ", but the next segment ", parts[i + 1].file->path, " starts at position ",
+          parts[i + 1].first, " (records are missing)"));
+    }
   }
   return absl::OkStatus();
 }

@@ -11,9 +11,13 @@
 // segment_bytes the next append first starts a new one. In a sync log
 // WaitDurable is group commit: one caller (the leader) fdatasyncs the
 // active segment up to the newest record while the others wait for it;
-// appends go on meanwhile. Open checks every record and cuts off a torn
-// tail (ScanSegment's rule, storage/internal/log_segment.h); any other
-// damage fails Open with DataLoss.
+// appends go on meanwhile. Open checks every record of the last segment and
+// cuts off a torn tail (ScanSegment's rule, storage/internal/log_segment.h);
+// any other damage there fails Open with DataLoss. Of the closed segments
+// Open checks the headers only: their records are checked as Read reads
+// them (a restart reads them all at once), and damage, or a segment that
+// does not end where the next one starts, fails that Read with DataLoss.
+// So the log is read once at a restart, not twice.
 //
 // Thread-safe. Crash-safe: a process or machine crash at any point of
 // Append, a rotation, DropThrough or CopyTo leaves a directory that opens

@@ -124,14 +124,28 @@ TEST(UpdateLogRecoveryTest, BadRecordInAnEarlierSegmentIsDataLoss) {
   ASSERT_GE(segs.size(), 3u);
   // The last byte of the first segment: the end of its last record, which
   // would be a torn tail in the last segment.
+  // Open checks a closed segment's header only; reading it finds the damage.
   std::string bytes = ReadFile(segs[0]);
   bytes.back() ^= 0x01;
   WriteFile(segs[0], bytes);
-  EXPECT_THAT(FileUpdateLog::Open(o), StatusIs(absl::StatusCode::kDataLoss,
-                                               AllOf(HasSubstr(segs[0]), HasSubstr("checksum"))));
+  {
+    auto log = MustOpen(o);
+    EXPECT_THAT(log->Read(0, [](LogPosition, const UpdateRecord&) { return absl::OkStatus(); }),
+                StatusIs(absl::StatusCode::kDataLoss,
+                         AllOf(HasSubstr(segs[0]), HasSubstr("checksum"))));
+  }
   // Cut short instead: also DataLoss.
   WriteFile(segs[0], ReadFile(segs[0]).substr(0, bytes.size() - 5));
-  EXPECT_THAT(FileUpdateLog::Open(o), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(segs[0])));
+  {
+    auto log = MustOpen(o);
+    EXPECT_THAT(log->Read(0, [](LogPosition, const UpdateRecord&) { return absl::OkStatus(); }),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr(segs[0])));
+  }
+  // A damaged header is found at Open.
+  bytes = ReadFile(segs[1]);
+  bytes[3] ^= 0x01;
+  WriteFile(segs[1], bytes);
+  EXPECT_THAT(FileUpdateLog::Open(o), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(segs[1])));
 }
 
 TEST(UpdateLogRecoveryTest, MissingMiddleSegmentIsDataLoss) {
@@ -145,7 +159,8 @@ TEST(UpdateLogRecoveryTest, MissingMiddleSegmentIsDataLoss) {
   const std::vector<std::string> segs = SegmentPaths(dir.path());
   ASSERT_GE(segs.size(), 3u);
   std::filesystem::remove(segs[1]);
-  EXPECT_THAT(FileUpdateLog::Open(o),
+  auto log = MustOpen(o);
+  EXPECT_THAT(log->Read(0, [](LogPosition, const UpdateRecord&) { return absl::OkStatus(); }),
               StatusIs(absl::StatusCode::kDataLoss, AllOf(HasSubstr(segs[2]), HasSubstr("missing"))));
 }
 
