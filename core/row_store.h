@@ -113,6 +113,17 @@ class RowStore {
   virtual absl::Status ReadRecords(
       const StoredTable& meta,
       const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) = 0;
+  // The same for the records of ids in [first, end) only, so that a caller
+  // may read disjoint ranges from several threads at once. REQUIRES: first
+  // and end are multiples of meta.rows_per_value (or end is past the last
+  // id). This default reads everything and skips the rest.
+  virtual absl::Status ReadRecordRange(
+      const StoredTable& meta, int64_t first, int64_t end,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) {
+    return ReadRecords(meta, [&](int64_t id, absl::Span<const float> record) {
+      return id >= first && id < end ? visit(id, record) : absl::OkStatus();
+    });
+  }
 };
 
 }  // namespace embedserve

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -441,6 +442,12 @@ absl::StatusOr<std::vector<StoredTable>> RocksDbStore::ListTables() {
 absl::Status RocksDbStore::ReadRecords(
     const StoredTable& meta,
     const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) {
+  return ReadRecordRange(meta, 0, std::numeric_limits<int64_t>::max(), visit);
+}
+
+absl::Status RocksDbStore::ReadRecordRange(
+    const StoredTable& meta, int64_t first_id, int64_t end_id,
+    const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) {
   ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(meta.spec.name));
   const size_t bytes = meta.floats_per_record * sizeof(float);
   const size_t per_value = static_cast<size_t>(std::max<int64_t>(1, meta.rows_per_value));
@@ -450,8 +457,13 @@ absl::Status RocksDbStore::ReadRecords(
   rocksdb::ReadOptions scan;
   scan.fill_cache = false;
   scan.readahead_size = 8 << 20;
+  // Ids are non-negative, so their big-endian keys sort as the ids do.
+  const std::string lower = internal::RowKey(std::max<int64_t>(0, first_id));
+  const std::string upper = internal::RowKey(end_id);
+  const rocksdb::Slice upper_slice(upper);
+  if (end_id != std::numeric_limits<int64_t>::max()) scan.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, h));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  for (it->Seek(lower); it->Valid(); it->Next()) {
     const size_t size = it->value().size();
     if (it->key().size() != internal::kRowKeyBytes || size == 0 || size % bytes != 0 ||
         size / bytes > per_value) {

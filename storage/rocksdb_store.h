@@ -104,6 +104,10 @@ class RocksDbStore final : public RowStore {
   absl::Status ReadRecords(
       const StoredTable& meta,
       const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) override;
+  // One iterator over the keys of [first, end): ranges read in parallel.
+  absl::Status ReadRecordRange(
+      const StoredTable& meta, int64_t first, int64_t end,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) override;
 
  private:
   RocksDbStore() = default;

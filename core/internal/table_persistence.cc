@@ -1,5 +1,11 @@
 #include "core/internal/table_persistence.h"
 
+#include <algorithm>
+#include <atomic>
+#include <limits>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
@@ -44,19 +50,43 @@ absl::Status TablePersistence::Load(RowStore& store, const StoredTable& meta, Ro
                                             meta.floats_per_record, " floats per record, expected ",
                                             record_floats));
   }
-  int64_t records = 0;
-  RETURN_IF_ERROR(store.ReadRecords(meta, [&](int64_t id, absl::Span<const float> record) {
-    const int64_t slot = rows.SlotOf(id);
-    if (slot < 0 || slot >= rows.num_slots() ||
-        static_cast<int64_t>(record.size()) != record_floats) {
-      return absl::DataLossError(absl::StrCat("table '", name, "': bad record for row ", id));
-    }
-    rows.WriteRecord(slot, record.data());
-    ++records;
-    return absl::OkStatus();
-  }));
-  if (records != rows.num_slots()) {
-    return absl::DataLossError(absl::StrCat("table '", name, "' has ", records,
+  // Disjoint id ranges on several threads (start-up: nothing else runs on
+  // the table yet, and each slot is written once). Ranges are whole runs of
+  // records (rows_per_value); the last one is open-ended, so that a record
+  // past the table's end is still seen, and refused.
+  const int64_t n = rows.num_slots();
+  const int64_t align = std::max<int64_t>(1, meta.rows_per_value);
+  const int64_t bytes = n * record_floats * static_cast<int64_t>(sizeof(float));
+  const int pieces =
+      bytes < (int64_t{64} << 20)
+          ? 1
+          : static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+  const int64_t per_piece = ((n + pieces - 1) / pieces + align - 1) / align * align;
+  std::atomic<int64_t> records{0};
+  std::vector<absl::Status> status(pieces);
+  auto read = [&](int k) {
+    const int64_t first = k * per_piece;
+    const int64_t end =
+        k + 1 == pieces ? std::numeric_limits<int64_t>::max() : (k + 1) * per_piece;
+    status[k] = store.ReadRecordRange(meta, first, end,
+                                      [&](int64_t id, absl::Span<const float> record) {
+      const int64_t slot = rows.SlotOf(id);
+      if (slot < 0 || slot >= rows.num_slots() ||
+          static_cast<int64_t>(record.size()) != record_floats) {
+        return absl::DataLossError(absl::StrCat("table '", name, "': bad record for row ", id));
+      }
+      rows.WriteRecord(slot, record.data());
+      records.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    });
+  };
+  std::vector<std::thread> threads;
+  for (int k = 1; k < pieces; ++k) threads.emplace_back(read, k);
+  read(0);
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : status) RETURN_IF_ERROR(s);
+  if (records.load() != rows.num_slots()) {
+    return absl::DataLossError(absl::StrCat("table '", name, "' has ", records.load(),
                                             " stored rows, expected ", rows.num_slots()));
   }
   return absl::OkStatus();

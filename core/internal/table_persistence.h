@@ -72,7 +72,9 @@ class TablePersistence {
                           absl::Span<const float> packed);
   absl::Status PutMeta(const StoredTable& meta);
 
-  // Fills `rows` with every record of `meta` in `store`. DataLoss (naming
+  // Fills `rows` with every record of `meta` in `store`; a table over
+  // 64 MiB is read as disjoint id ranges on up to 8 threads at once
+  // (RowStore::ReadRecordRange), each writing its own slots. DataLoss (naming
   // the table) if the record size differs from rows.format(), a record is
   // for an id without a slot or has the wrong size, or rows are missing.
   static absl::Status Load(RowStore& store, const StoredTable& meta, RowStorage& rows);

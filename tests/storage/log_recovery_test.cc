@@ -302,6 +302,46 @@ TEST(LogRecoveryTest, ADataDirectoryWrittenWithoutTheLogOpensAndGoesOn) {
   EXPECT_TRUE(Reopen(dir.path()).at("old") == after);
 }
 
+// Over 64 MiB a table is restored from several id ranges at once (as runs of
+// records from a snapshot, and one record per row without the log).
+TEST(LogRecoveryTest, ALargeTableRestoresFromRangesInParallel) {
+  testing::TempDir dir("log_large");
+  TableSpec spec = Spec("large", OptimizerKind::kSgd, 300000, 64);  // 77 MB of rows
+  std::mt19937_64 rng(17);
+  auto push_around = [&](EmbeddingTable& t) {
+    // Rows at the ends and in the middle, where the ranges meet.
+    std::vector<int64_t> ids = {0, 1, 149999, 150000, 150001, 299998, 299999};
+    std::vector<float> grads(ids.size() * 64);
+    for (auto& g : grads) g = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    ASSERT_THAT(t.ApplyGradients(ids, grads), IsOk());
+  };
+  TableState live;
+  {
+    Durable d(dir.path());
+    ASSERT_THAT(d.Recover(), IsOk());
+    ASSERT_THAT(d.registry().Create(spec), IsOk());
+    push_around(*d.Get("large"));
+    ASSERT_THAT(d.registry().SnapshotTables(), IsOk());
+    live = Capture(*d.Get("large"));
+  }
+  EXPECT_TRUE(Reopen(dir.path()).at("large") == live);
+  // One record per row: the layout without the log.
+  testing::TempDir rows_dir("log_large_rows");
+  {
+    auto store = RocksDbStore::Open({rows_dir.Path("db"), false});
+    ASSERT_THAT(store, IsOk());
+    TableRegistry registry(0, store->get());
+    ASSERT_THAT(registry.Create(spec), IsOk());
+    push_around(**registry.Get("large"));
+    live = Capture(**registry.Get("large"));
+  }
+  auto store = RocksDbStore::Open({rows_dir.Path("db"), false});
+  ASSERT_THAT(store, IsOk());
+  TableRegistry registry(0, store->get());
+  ASSERT_THAT(registry.LoadFromStore(), IsOk());
+  EXPECT_TRUE(Capture(**registry.Get("large")) == live);
+}
+
 TEST(LogRecoveryTest, ExactlyOnceNumbersSurviveRestart) {
   testing::TempDir dir("log_once");
   std::mt19937_64 rng(1);
