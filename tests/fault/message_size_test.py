@@ -1,14 +1,16 @@
 """An oversized request is refused without keeping its memory: with
---max_message_bytes=64 MiB, a 100 MiB Lookup request (3 times) must get
+--max_message_bytes=64 MiB, a 100 MiB Lookup request (6 times) must get
 RESOURCE_EXHAUSTED, the server must stay up, after each refusal
 its RSS (lowest within 5 s) must be below its level before plus one message (the message itself
-is not kept), and refusals must not accumulate (the last leaves at most 48 MiB
-more than the worst before it). gRPC 1.51 buffers the whole message before it refuses
+is not kept), and refusals must not accumulate (after six, RSS is at most
+80 MiB above the lowest of the first three: one refusal's fragmentation
+varies by up to ~62 MiB, so a sharper bound on two rounds was flaky under
+load, while a leak of even a third of each message grows past it). gRPC 1.51 buffers the whole message before it refuses
 it; what the periodic trim cannot return is heap fragmentation, measured at
 20-75 MiB here (docs/robustness.md). Without the trim, RSS climbed by the
 message size each time (22 -> 123 -> 147 -> 182 MiB).
 
-Bounded: three 100 MiB sends over loopback, ~10 s.
+Bounded: six 100 MiB sends over loopback, ~10-30 s.
 
 Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
         tests/fault/message_size_test.py --server build/server/embedserve
@@ -22,7 +24,8 @@ import fault_harness as h
 LIMIT = 64 << 20
 SEND = 100 << 20
 RSS_SLACK_MIB = 48
-ROUNDS = 3
+ROUNDS = 6
+ACCUMULATION_SLACK_MIB = 80
 
 
 def varint(n):
@@ -103,9 +106,9 @@ class MessageSizeTest(h.FaultTest):
         self.assertLess(max(kept), SEND >> 20,
                         "RSS stays up to %.0f MiB above its level after a refusal, as much "
                         "as the refused message itself:\n%s" % (max(kept), "\n".join(report)))
-        # Fragmentation left by one refusal varies (13-75 MiB seen); growth
-        # past the worst of the earlier ones is accumulation.
-        self.assertLess(kept[-1] - max(kept[:-1]), RSS_SLACK_MIB,
+        # Fragmentation left by one refusal varies (13-75 MiB seen); steady
+        # growth over the rounds is accumulation.
+        self.assertLess(kept[-1] - min(kept[:3]), ACCUMULATION_SLACK_MIB,
                         "refused messages accumulate in RSS:\n%s" % "\n".join(report))
         got = server.stub.Lookup(h.lookup_request("t", [1, 2]), timeout=10)
         self.assertEqual(list(got.results[0].shape), [2, 16])
