@@ -252,6 +252,13 @@ class EmbeddingTable {
   absl::StatusOr<PushResult> ApplyGradients(absl::Span<const int64_t> ids,
                                             absl::Span<const float> grads,
                                             const PushOrigin& origin = {});
+  // OK for an origin ApplyGradients takes: no trainer, or a trainer name
+  // (CheckTrainerName) with a sequence above 0; InvalidArgument naming what
+  // is wrong otherwise. For a caller that checks a request before it looks
+  // the table up.
+  static absl::Status CheckPushOrigin(const PushOrigin& origin);
+  // OK for a trainer name: 1 to 128 characters of [A-Za-z0-9_.:-].
+  static absl::Status CheckTrainerName(absl::string_view trainer);
 
   // OK once this table applied `trainer`'s push `sequence` or a later one;
   // DeadlineExceeded naming the trainer, the sequence and the last applied

@@ -143,11 +143,25 @@ std::vector<float> EmbeddingTable::SteppedRecords(absl::Span<const int64_t> ids,
   return packed;
 }
 
+absl::Status EmbeddingTable::CheckTrainerName(absl::string_view trainer) {
+  return internal::TrainerSequences::CheckName(trainer);
+}
+
+absl::Status EmbeddingTable::CheckPushOrigin(const PushOrigin& origin) {
+  if (origin.trainer.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckTrainerName(origin.trainer));
+  if (origin.sequence == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a push from trainer '", origin.trainer, "' needs a sequence number above 0"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
     absl::Span<const int64_t> ids, absl::Span<const float> grads, const PushOrigin& origin) {
   const int64_t dim = spec_.embedding_dim;
-  const bool once = !origin.trainer.empty() && origin.sequence > 0;
-  if (!origin.trainer.empty()) RETURN_IF_ERROR(internal::TrainerSequences::CheckName(origin.trainer));
+  const bool once = !origin.trainer.empty();
+  RETURN_IF_ERROR(CheckPushOrigin(origin));
   RETURN_IF_ERROR(CheckRowValues(ids, grads, "grads"));
   // Coalesced outside the lock.
   const CoalescedGradients g =
@@ -200,7 +214,7 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
 
 absl::Status EmbeddingTable::WaitForSequence(absl::string_view trainer, uint64_t sequence,
                                              absl::Time deadline) const {
-  RETURN_IF_ERROR(internal::TrainerSequences::CheckName(trainer));
+  RETURN_IF_ERROR(CheckTrainerName(trainer));
   auto applied = [&]() ABSL_SHARED_LOCKS_REQUIRED(trainers_mu_) {
     return trainers_.Last(trainer) >= sequence;
   };

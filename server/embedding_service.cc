@@ -18,7 +18,6 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
-#include "core/internal/trainer_sequences.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
 #include "server/internal/log.h"
@@ -292,25 +291,13 @@ absl::Status EmbeddingServiceImpl::DoAssignRows(const v1::AssignRowsRequest& req
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingServiceImpl::CheckTrainerName(absl::string_view trainer) {
-  // core's rule for the name (the one ApplyGradients and WaitForSequence
-  // apply), checked before anything is looked up.
-  return internal::TrainerSequences::CheckName(trainer);
-}
-
 absl::Status EmbeddingServiceImpl::ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp) {
   resp->set_sequence(req.sequence());
   RETURN_IF_ERROR(CheckTotalIds(req.ids_size(), options_.limits));
   EmbeddingTable::PushOrigin origin;
-  if (!req.trainer().empty()) {
-    RETURN_IF_ERROR(CheckTrainerName(req.trainer()));
-    if (req.sequence() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "a push from trainer '", req.trainer(), "' needs a sequence number above 0"));
-    }
-    origin.trainer = req.trainer();
-    origin.sequence = req.sequence();
-  }
+  if (!req.trainer().empty()) origin = {req.trainer(), req.sequence()};
+  // Before the table is looked up: a bad origin is named first.
+  RETURN_IF_ERROR(EmbeddingTable::CheckPushOrigin(origin));
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Get(req.table()));
   std::vector<float> scratch;
   ASSIGN_OR_RETURN(absl::Span<const float> grads, FloatsFromBytes(req.grads(), "grads", &scratch));

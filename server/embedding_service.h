@@ -196,9 +196,6 @@ class EmbeddingServiceImpl final : public internal::RawEmbeddingService {
                            const std::string& display_path = "");
   // One push (shared by the unary and the streaming RPC).
   absl::Status ApplyPush(const v1::PushRequest& req, v1::PushResponse* resp);
-  // OK for a trainer name as PushRequest.trainer allows; InvalidArgument
-  // naming it otherwise.
-  static absl::Status CheckTrainerName(absl::string_view trainer);
 
   const ServiceOptions& options() const { return options_; }
   // The service's counters; null unless ServiceOptions::enable_metrics.

@@ -63,7 +63,7 @@ absl::StatusOr<bool> SequencesApplied(const google::protobuf::RepeatedPtrField<Q
     const Query& query = queries.Get(q);
     if (query.min_sequence() == 0 && query.trainer().empty()) continue;
     auto ctx = [&](const absl::Status& s) { return WithQueryContext(s, q, query.table()); };
-    RETURN_IF_ERROR(ctx(EmbeddingServiceImpl::CheckTrainerName(query.trainer())));
+    RETURN_IF_ERROR(ctx(EmbeddingTable::CheckTrainerName(query.trainer())));
     if (query.min_sequence() == 0) continue;
     absl::StatusOr<std::shared_ptr<EmbeddingTable>> table = registry.Get(query.table());
     if (!table.ok()) continue;
