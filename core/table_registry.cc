@@ -279,6 +279,41 @@ absl::Status TableRegistry::Replay(
   return absl::OkStatus();
 }
 
+absl::Status TableRegistry::CheckLogInSnapshots(RowStore& store, UpdateLog& log) {
+  const LogPosition first = log.Stats().first_position;
+  if (first == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const std::vector<StoredTable> tables, store.ListTables());
+  LogPosition pending = 0;
+  std::string pending_table;
+  const absl::Status read = log.Read(first - 1, [&](LogPosition p, const UpdateRecord& r) {
+    const auto it = std::find_if(tables.begin(), tables.end(),
+                                 [&](const StoredTable& t) { return t.spec.name == r.table; });
+    const StoredTable* t = it == tables.end() ? nullptr : &*it;
+    bool needed;
+    switch (r.kind) {
+      case UpdateRecord::Kind::kCreate:  // as Replay: unless that generation is stored
+        needed = t == nullptr || t->generation < r.generation;
+        break;
+      case UpdateRecord::Kind::kDrop:
+        needed = t != nullptr && t->generation <= r.generation;
+        break;
+      default:  // as EmbeddingTable::Replay: after the table's or a shard's position
+        needed = t != nullptr && t->generation == r.generation &&
+                 (p > t->log_position ||
+                  std::any_of(t->shard_positions.begin(), t->shard_positions.end(),
+                              [p](LogPosition s) { return p > s; }));
+    }
+    if (!needed) return absl::OkStatus();
+    pending = p;
+    pending_table = std::string(r.table);
+    return absl::CancelledError("found");  // stops the read
+  });
+  if (!read.ok() && !absl::IsCancelled(read)) return read;
+  if (pending == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("update log record ", pending, " (table '",
+                                                    pending_table, "'), in no snapshot"));
+}
+
 absl::StatusOr<int> TableRegistry::SnapshotTables() {
   if (log_ == nullptr) return 0;
   int written = 0;

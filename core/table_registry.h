@@ -47,6 +47,13 @@ class TableRegistry {
   // log (a corrupt record names its position and table).
   absl::StatusOr<int> LoadFromStore();
 
+  // OK if replaying `log` over the tables of `store` would change nothing:
+  // every record is already in a snapshot (the rules of LoadFromStore's
+  // replay). FailedPrecondition naming the first record that is not, and
+  // its table; DataLoss/Unavailable from the store or the log. For serving
+  // a data directory without its log.
+  static absl::Status CheckLogInSnapshots(RowStore& store, UpdateLog& log);
+
   // Snapshots every table that changed since its last snapshot
   // (EmbeddingTable::Snapshot), then drops the log records no table needs.
   // Returns the number of tables written. OK and 0 without a log.

@@ -4,7 +4,6 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-
 #include <filesystem>
 #include <system_error>
 
@@ -66,44 +65,12 @@ absl::Status CheckNoPendingUpdateLog(const std::string& data_dir, RowStore& stor
   options.dir = dir;
   options.read_only = true;
   ASSIGN_OR_RETURN(std::unique_ptr<FileUpdateLog> log, FileUpdateLog::Open(options));
-  const UpdateLogStats stats = log->Stats();
-  if (stats.first_position == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(const std::vector<StoredTable> tables, store.ListTables());
-  // A record is pending if replay would change something with it (the
-  // rules of TableRegistry's replay).
-  LogPosition pending = 0;
-  std::string pending_table;
-  const absl::Status read = log->Read(stats.first_position - 1, [&](LogPosition p, const UpdateRecord& r) {
-    const auto it = std::find_if(tables.begin(), tables.end(),
-                                 [&](const StoredTable& t) { return t.spec.name == r.table; });
-    const StoredTable* t = it == tables.end() ? nullptr : &*it;
-    bool needed;
-    switch (r.kind) {
-      case UpdateRecord::Kind::kCreate:
-        needed = t == nullptr || t->generation < r.generation;
-        break;
-      case UpdateRecord::Kind::kDrop:
-        needed = t != nullptr && t->generation <= r.generation;
-        break;
-      default:
-        needed = t != nullptr && t->generation == r.generation &&
-                 (p > t->log_position ||
-                  std::any_of(t->shard_positions.begin(), t->shard_positions.end(),
-                              [p](LogPosition s) { return p > s; }));
-    }
-    if (needed) {
-      pending = p;
-      pending_table = std::string(r.table);
-      return absl::CancelledError("found");  // stops the read
-    }
-    return absl::OkStatus();
-  });
-  if (!read.ok() && !absl::IsCancelled(read)) return read;
-  if (pending == 0) return absl::OkStatus();
+  const absl::Status s = TableRegistry::CheckLogInSnapshots(store, *log);
+  if (!absl::IsFailedPrecondition(s)) return s;
   return absl::FailedPreconditionError(absl::StrCat(
-      "--update_log=false, but ", dir, " holds update log record ", pending, " (table '",
-      pending_table, "') that no snapshot has; start once with --update_log (the default) and "
-      "let it snapshot (CreateCheckpoint snapshots every table), or keep the log on"));
+      "--update_log=false, but ", dir, " holds ", s.message(),
+      "; start once with --update_log (the default) and let it snapshot (CreateCheckpoint "
+      "snapshots every table), or keep the log on"));
 }
 
 absl::StatusOr<std::string> PrepareUploadDir(const std::string& data_dir) {
