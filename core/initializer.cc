@@ -251,6 +251,54 @@ void InitialRow(const TableSpec& spec, int64_t row, absl::Span<float> out) {
   }
 }
 
+RowInitializer::RowInitializer(const TableSpec& spec)
+    : spec_(spec), dim_(spec.embedding_dim), blocks_(BlocksPerRow(spec.embedding_dim)) {
+  const InitKind kind = spec.initializer.kind;
+  if (!IsRandom(kind)) {
+    mode_ = Mode::kConstant;
+    constant_ = kind == InitKind::kConstant ? static_cast<float>(spec.initializer.value) : 0.0f;
+  } else if (GeneratorOf(spec) == 1) {
+    mode_ = Mode::kGenerator1;
+  } else {
+    mode_ = Mode::kPhilox;
+    params_ = ParamsFor(spec);
+  }
+}
+
+void RowInitializer::Fill(absl::Span<const int64_t> ids, float* out) const {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  switch (mode_) {
+    case Mode::kConstant:
+      std::fill(out, out + n * dim_, constant_);
+      break;
+    case Mode::kGenerator1:
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < dim_; ++c) out[i * dim_ + c] = InitialValueV1(spec_, ids[i], c);
+      }
+      break;
+    case Mode::kPhilox: {
+      const internal::InitFillFn fill = internal::InitKernelsFor(ActiveKernels().level).fill;
+      const int64_t whole = dim_ / 4, rest = dim_ % 4;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint64_t row = static_cast<uint64_t>(ids[i]);
+        float* dst = out + i * dim_;
+        if (whole > 0) fill(params_, row, 1, whole, dst);
+        if (rest > 0) {
+          float block[4];
+          internal::InitBlockScalar(params_, row, static_cast<uint32_t>(whole), block);
+          std::copy(block, block + rest, dst + 4 * whole);
+        }
+      }
+      break;
+    }
+  }
+  if (spec_.padding_idx) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (ids[i] == *spec_.padding_idx) std::fill(out + i * dim_, out + (i + 1) * dim_, 0.0f);
+    }
+  }
+}
+
 absl::Status CheckInitialValues(const TableSpec& spec, absl::Span<const float> values) {
   const int64_t n = spec.num_embeddings, dim = spec.embedding_dim;
   if (static_cast<int64_t>(values.size()) != n * dim) {

@@ -25,15 +25,49 @@
 //   kZeros, kConstant: every value 0 or `value`.
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "core/internal/init_kernels.h"
 #include "core/row_storage.h"
 #include "core/table_spec.h"
 
 namespace embedserve {
 
 class LookupParallelism;
+
+// The initial rows of any ids of a table, for dynamic tables (rows made on
+// first use) and replay. Built once per table; Fill is thread-safe,
+// allocation-free, and runs the dispatched init kernel
+// (core/internal/init_kernels.h) so that it gives the same bits at every
+// SIMD level (the level active when Fill runs).
+class RowInitializer {
+ public:
+  // REQUIRES: spec passed NormalizeTableSpec. num_embeddings is read only
+  // by kXavierUniform (its bound) and by generator 1 (nothing: it is for
+  // dense tables, whose ids are rows).
+  explicit RowInitializer(const TableSpec& spec);
+
+  // out[i * dim .. (i + 1) * dim) = the initial row of ids[i]: InitialValue
+  // of each column for row = static_cast<uint64_t>(ids[i]) (any int64 id:
+  // generator 2 keys the row by its 64 bits), or zeros when ids[i] ==
+  // spec.padding_idx. The same values as InitialRow for
+  // 0 <= id < num_embeddings. `out` holds ids.size() * embedding_dim floats.
+  void Fill(absl::Span<const int64_t> ids, float* out) const;
+
+  int64_t dim() const { return dim_; }
+
+ private:
+  enum class Mode { kConstant, kGenerator1, kPhilox };
+
+  const TableSpec spec_;  // generator 1 reads it value by value
+  const int64_t dim_;
+  const int64_t blocks_;  // generator 2: 4-value blocks a row
+  Mode mode_ = Mode::kConstant;
+  float constant_ = 0.0f;
+  internal::InitParams params_;
+};
 
 // Value of element `col` of row `row` of a new table, by the spec's
 // generator (0: the current one). The initializer's value: a padding row is

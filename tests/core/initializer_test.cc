@@ -194,6 +194,134 @@ TEST(InitializerTest, InitialRowIsInitialValueAtEveryLevelAndAnyRowId) {
   }
 }
 
+// ---- RowInitializer: the rows of any ids, batched.
+
+std::vector<int64_t> DenseIds(int64_t n, int64_t count, uint64_t seed) {
+  std::vector<int64_t> ids;
+  uint64_t x = seed;
+  for (int64_t i = 0; i < count; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    ids.push_back(static_cast<int64_t>((x >> 17) % static_cast<uint64_t>(n)));
+  }
+  return ids;
+}
+
+std::vector<float> FillOf(const RowInitializer& init, absl::Span<const int64_t> ids) {
+  // Poisoned: every value must be written.
+  std::vector<float> out(ids.size() * init.dim(), std::numeric_limits<float>::quiet_NaN());
+  init.Fill(ids, out.data());
+  return out;
+}
+
+TEST(RowInitializerTest, FillIsInitialRowForDenseIdsAtEveryLevel) {
+  for (uint32_t generator : {1u, 2u}) {
+    for (InitKind kind : {InitKind::kNormal, InitKind::kUniform, InitKind::kXavierUniform,
+                          InitKind::kZeros, InitKind::kConstant}) {
+      for (int64_t dim : kDims) {
+        TableSpec s = Spec(1000, dim, kind, 11);
+        s.initializer.generator = generator;
+        s.initializer.a = -0.25;
+        s.initializer.b = 0.75;
+        s.initializer.value = 1.5;
+        s.padding_idx = 3;
+        s = *NormalizeTableSpec(s);
+        const RowInitializer init(s);
+        // Batches of several sizes (the kernels' tails), padding and
+        // repeated ids included.
+        std::vector<int64_t> ids = DenseIds(1000, 41, dim);
+        ids[5] = 3;
+        ids[6] = ids[7];
+        std::vector<float> want;
+        for (int64_t id : ids) {
+          std::vector<float> row(dim);
+          InitialRow(s, id, absl::MakeSpan(row));
+          want.insert(want.end(), row.begin(), row.end());
+        }
+        for (SimdLevel level : SupportedLevels()) {
+          ForcedLevel forced(level);
+          for (int64_t count : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{16}, int64_t{41}}) {
+            const std::vector<float> got =
+                FillOf(init, absl::MakeConstSpan(ids.data(), static_cast<size_t>(count)));
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+                << "generator " << generator << " kind " << static_cast<int>(kind) << " dim "
+                << dim << " level " << std::string(Name(level)) << " count " << count;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Any int64 id: its row is the uint64 row of the same bits, computed here
+// from the reference block (Philox counter {block, 0, row lo, row hi}).
+TEST(RowInitializerTest, AnyIdIsTheReferenceValueOfItsUint64Row) {
+  for (InitKind kind : {InitKind::kNormal, InitKind::kUniform}) {
+    for (int64_t dim : {int64_t{7}, int64_t{64}, int64_t{100}}) {
+      TableSpec s = Spec(10, dim, kind, 0x1234567890abcdefULL);
+      s.initializer.mean = 0.5;
+      s.initializer.std = 2.0;
+      s.initializer.a = -1.0;
+      s.initializer.b = 3.0;
+      s = *NormalizeTableSpec(s);
+      s.num_embeddings = 0;  // a dynamic table's: no range
+      internal::InitParams p;
+      p.normal = kind == InitKind::kNormal;
+      p.key[0] = static_cast<uint32_t>(s.initializer.seed);
+      p.key[1] = static_cast<uint32_t>(s.initializer.seed >> 32);
+      p.mean = 0.5f;
+      p.std = 2.0f;
+      p.a = -1.0;
+      p.width = 4.0;
+      p.below_b = std::nextafter(3.0f, 0.0f);
+      const std::vector<int64_t> ids = {-1,
+                                        std::numeric_limits<int64_t>::min(),
+                                        std::numeric_limits<int64_t>::max(),
+                                        (int64_t{1} << 40) + 5,
+                                        -123456789012345,
+                                        0x0123456789abcdefLL,
+                                        (int64_t{1} << 32) - 1,
+                                        int64_t{1} << 32,
+                                        42};
+      const RowInitializer init(s);
+      for (SimdLevel level : SupportedLevels()) {
+        ForcedLevel forced(level);
+        const std::vector<float> got = FillOf(init, ids);
+        for (size_t i = 0; i < ids.size(); ++i) {
+          for (int64_t c = 0; c < dim; ++c) {
+            float block[4];
+            internal::InitBlockScalar(p, static_cast<uint64_t>(ids[i]),
+                                      static_cast<uint32_t>(c / 4), block);
+            ASSERT_EQ(got[i * dim + c], block[c % 4])
+                << "id " << ids[i] << " col " << c << " level " << std::string(Name(level));
+          }
+        }
+      }
+      // Dense ids agree with InitialValue whatever the table's range.
+      const std::vector<float> got = FillOf(init, {int64_t{42}});
+      for (int64_t c = 0; c < dim; ++c) ASSERT_EQ(got[c], InitialValue(s, 42, c));
+    }
+  }
+}
+
+TEST(RowInitializerTest, PaddingIdIsZerosAnywhere) {
+  TableSpec s = Spec(10, 20);
+  s.num_embeddings = 0;
+  s.padding_idx = -(int64_t{1} << 50);  // a dynamic table's padding id may be any id
+  const RowInitializer init(s);
+  const std::vector<int64_t> ids = {1, *s.padding_idx, 2, *s.padding_idx};
+  for (SimdLevel level : SupportedLevels()) {
+    ForcedLevel forced(level);
+    const std::vector<float> got = FillOf(init, ids);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      bool all_zero = true;
+      for (int64_t c = 0; c < 20; ++c) all_zero = all_zero && got[i * 20 + c] == 0.0f;
+      EXPECT_EQ(all_zero, ids[i] == *s.padding_idx) << i;
+    }
+  }
+  // Filling an empty batch writes nothing.
+  init.Fill({}, nullptr);
+}
+
 // Generator 2 does not depend on the table's width: column c of row r is the
 // same in a table of 8 and of 100 columns (dynamic tables may widen).
 TEST(InitializerTest, Generator2ValuesDoNotDependOnTheWidth) {
