@@ -30,6 +30,9 @@
 #include "core/update_log.h"
 
 namespace embedserve {
+namespace internal {
+class ParallelReplay;
+}  // namespace internal
 
 // Where a table is made durable and how its lookups run; given at creation.
 struct TableOptions {
@@ -136,8 +139,11 @@ class EmbeddingTable {
   // Records at or before the restored snapshot's positions are skipped
   // (per shard for rows). For recovery, before the table is shared.
   // DataLoss (naming the table and position) for a record that does not fit
-  // the table (bad id, wrong number of floats).
-  absl::Status Replay(LogPosition position, const UpdateRecord& record);
+  // the table (bad id, wrong number of floats). With `applier`, a push's rows
+  // of dense storage are queued there (applied by its workers, visible after
+  // its Drain: core/internal/parallel_replay.h); the rest is applied here.
+  absl::Status Replay(LogPosition position, const UpdateRecord& record,
+                      internal::ParallelReplay* applier = nullptr);
   // Builds the table a kCreate record at `position` describes.
   static absl::StatusOr<std::unique_ptr<EmbeddingTable>> CreateFromLog(
       LogPosition position, const UpdateRecord& record, const TableOptions& options);

@@ -8,6 +8,7 @@
 #include "base/status_macros.h"
 #include "core/embedding_table.h"
 #include "core/initializer.h"
+#include "core/internal/parallel_replay.h"
 #include "core/internal/sharded_row_storage.h"
 
 namespace embedserve {
@@ -250,7 +251,8 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
 
 // ---- Replay --------------------------------------------------------------------
 
-absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r) {
+absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
+                                    internal::ParallelReplay* applier) {
   absl::MutexLock lock(&mu_);
   if (position <= persistence_.replay_from()) return absl::OkStatus();
   auto bad = [&](absl::string_view why) {
@@ -297,7 +299,13 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r)
       ids = some_ids;
       floats = some_floats;
     }
-    if (r.kind == UpdateRecord::Kind::kPush) {
+    if (r.kind == UpdateRecord::Kind::kPush && applier != nullptr &&
+        rows_->rows_per_shard() > 0) {
+      // Dense rows: stepped by the applier's workers, in log order per row
+      // (as SteppedRecords would: the scalars are those of this record).
+      applier->Push(*rows_, optimizer_.kind,
+                    ComputeStepScalars(optimizer_, std::max<int64_t>(r.step, 1)), ids, floats);
+    } else if (r.kind == UpdateRecord::Kind::kPush) {
       WriteRecords(ids, SteppedRecords(ids, floats, r.step));
     } else {
       WriteRecords(ids, floats);

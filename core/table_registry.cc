@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "core/internal/parallel_replay.h"
 
 namespace embedserve {
 
@@ -244,9 +246,16 @@ absl::Status TableRegistry::Replay(
   const LogPosition after = first == 0 ? log.last_position() : first - 1;
   int64_t max_generation = 0;
   int64_t records = 0;
+  // Pushes into dense rows are applied by workers while this thread reads
+  // and checks the log (core/internal/parallel_replay.h); every other
+  // record waits for them first (a create or drop replaces a table, an
+  // assign or a dynamic table's push writes rows serially).
+  internal::ParallelReplay applier(
+      static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8)));
   absl::Status s = log.Read(after, [&](LogPosition position, const UpdateRecord& r) {
     ++records;
     max_generation = std::max(max_generation, r.generation);
+    if (r.kind != UpdateRecord::Kind::kPush) applier.Drain();
     auto it = tables.find(r.table);
     EmbeddingTable* table = it == tables.end() ? nullptr : it->second.get();
     switch (r.kind) {
@@ -268,9 +277,10 @@ absl::Status TableRegistry::Replay(
         return absl::OkStatus();
       default:
         if (table == nullptr || table->generation() != r.generation) return absl::OkStatus();
-        return table->Replay(position, r);
+        return table->Replay(position, r, &applier);
     }
   });
+  applier.Drain();  // before the tables are shared, or dropped on an error
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat("replaying the update log: ", s.message()));
   }

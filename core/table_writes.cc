@@ -10,6 +10,7 @@
 #include "base/status_macros.h"
 #include "core/coalesce.h"
 #include "core/embedding_table.h"
+#include "core/internal/parallel_replay.h"
 #include "core/optimizer.h"
 
 namespace embedserve {
@@ -129,16 +130,13 @@ std::vector<float> EmbeddingTable::SteppedRecords(absl::Span<const int64_t> ids,
                                                   int64_t step) const {
   const int64_t dim = spec_.embedding_dim;
   const StepScalars k = ComputeStepScalars(optimizer_, std::max<int64_t>(step, 1));
-  // Step copies of the records (row, then state: see RowFormat).
+  // Step copies of the records (row, then state: see RowFormat), as replay
+  // does (core/internal/parallel_replay.h).
   const RowFormat& f = rows_->format();
   const int64_t rf = f.record_floats();
   std::vector<float> packed = ReadRecords(ids);
   for (size_t u = 0; u < ids.size(); ++u) {
-    float* record = packed.data() + u * rf;
-    ApplyRowStep(optimizer_.kind, k, sums.data() + u * dim, dim, record,
-                 f.element_slots >= 1 ? record + dim : nullptr,
-                 f.element_slots >= 2 ? record + 2 * dim : nullptr,
-                 f.row_slots > 0 ? record + rf - 1 : nullptr);
+    internal::StepRecord(f, optimizer_.kind, k, sums.data() + u * dim, packed.data() + u * rf);
   }
   return packed;
 }

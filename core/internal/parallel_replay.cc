@@ -1,0 +1,119 @@
+#include "core/internal/parallel_replay.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace embedserve::internal {
+namespace {
+
+// Rows ahead of the one being stepped whose first cache lines are asked for
+// (a replayed push touches rows at random: each miss is a DRAM round trip).
+constexpr size_t kPrefetchAhead = 8;
+
+inline void PrefetchForWrite(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  // asm volatile: GCC drops __builtin_prefetch in such loops (prefetch.h).
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+}  // namespace
+
+void StepRows(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
+              absl::Span<const int64_t> ids, absl::Span<const float> sums, int part, int parts) {
+  const RowFormat& f = rows.format();
+  const int64_t dim = f.dim;
+  std::vector<size_t> mine;
+  mine.reserve(parts == 1 ? ids.size() : ids.size() / parts + 64);
+  for (size_t u = 0; u < ids.size(); ++u) {
+    if (parts == 1 || ParallelReplay::PartOf(ids[u], parts) == part) mine.push_back(u);
+  }
+  std::vector<float> record(f.record_floats());
+  const int64_t line_floats = 16;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    if (i + kPrefetchAhead < mine.size()) {
+      const uint8_t* ahead = rows.Row(ids[mine[i + kPrefetchAhead]]);
+      for (int64_t b = 0; b < f.row_bytes; b += line_floats * 4) PrefetchForWrite(ahead + b);
+    }
+    const size_t u = mine[i];
+    rows.ReadRecord(ids[u], record.data());
+    StepRecord(f, kind, k, sums.data() + u * dim, record.data());
+    rows.WriteRecord(ids[u], record.data());
+  }
+}
+
+ParallelReplay::ParallelReplay(int workers, int64_t max_queued_bytes)
+    : max_queued_bytes_(max_queued_bytes) {
+  workers = std::max(1, workers);
+  {
+    absl::MutexLock lock(&mu_);
+    next_.assign(workers, 0);
+  }
+  for (int w = 0; w < workers; ++w) threads_.emplace_back([this, w, workers] { Work(w, workers); });
+}
+
+ParallelReplay::~ParallelReplay() {
+  Drain();
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  for (std::thread& t : threads_) t.join();
+}
+
+void ParallelReplay::Push(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
+                          absl::Span<const int64_t> ids, absl::Span<const float> sums) {
+  if (ids.empty()) return;
+  auto task = std::make_shared<Task>();
+  task->rows = &rows;
+  task->kind = kind;
+  task->k = k;
+  task->ids.assign(ids.begin(), ids.end());
+  task->sums.assign(sums.begin(), sums.end());
+  task->bytes = static_cast<int64_t>(ids.size() * sizeof(int64_t) + sums.size() * sizeof(float));
+  absl::MutexLock lock(&mu_);
+  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() || queued_bytes_ < max_queued_bytes_;
+  };
+  mu_.Await(absl::Condition(&room));
+  queued_bytes_ += task->bytes;
+  queue_.push_back(std::move(task));
+}
+
+void ParallelReplay::Drain() {
+  absl::MutexLock lock(&mu_);
+  auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty(); };
+  mu_.Await(absl::Condition(&empty));
+}
+
+void ParallelReplay::Retire() {
+  const int64_t done = *std::min_element(next_.begin(), next_.end());
+  while (first_ < done) {
+    queued_bytes_ -= queue_.front()->bytes;
+    queue_.pop_front();
+    ++first_;
+  }
+}
+
+void ParallelReplay::Work(int part, int parts) {
+  for (;;) {
+    std::shared_ptr<const Task> task;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this, part]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || next_[part] < first_ + static_cast<int64_t>(queue_.size());
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (next_[part] == first_ + static_cast<int64_t>(queue_.size())) return;  // stop_
+      task = queue_[next_[part] - first_];
+    }
+    StepRows(*task->rows, task->kind, task->k, task->ids, task->sums, part, parts);
+    absl::MutexLock lock(&mu_);
+    ++next_[part];
+    Retire();
+  }
+}
+
+}  // namespace embedserve::internal

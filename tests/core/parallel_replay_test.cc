@@ -1,0 +1,249 @@
+#include "core/internal/parallel_replay.h"
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/embedding_table.h"
+#include "core/update_log.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/memory_row_store.h"
+#include "tests/testing/status_matchers.h"
+
+namespace embedserve::internal {
+namespace {
+
+using ::embedserve::testing::IsOk;
+using ::embedserve::testing::MemoryRowStore;
+using ::embedserve::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// An UpdateLog that keeps deep copies of what is appended (the live side),
+// so that the test can replay the same records into other tables.
+class CapturingLog final : public UpdateLog {
+ public:
+  struct Kept {
+    UpdateRecord::Kind kind;
+    std::string table, trainer;
+    int64_t generation, version, step;
+    uint64_t trainer_sequence;
+    std::vector<int64_t> ids;
+    std::vector<float> floats;
+    std::unique_ptr<TableSpec> spec;
+    UpdateRecord View() const {
+      UpdateRecord r;
+      r.kind = kind;
+      r.table = table;
+      r.generation = generation;
+      r.version = version;
+      r.step = step;
+      r.trainer = trainer;
+      r.trainer_sequence = trainer_sequence;
+      r.ids = ids;
+      r.floats = floats;
+      r.spec = spec.get();
+      return r;
+    }
+  };
+
+  absl::StatusOr<LogPosition> Append(const UpdateRecord& r) override {
+    auto k = std::make_unique<Kept>();
+    k->kind = r.kind;
+    k->table = std::string(r.table);
+    k->trainer = std::string(r.trainer);
+    k->generation = r.generation;
+    k->version = r.version;
+    k->step = r.step;
+    k->trainer_sequence = r.trainer_sequence;
+    k->ids.assign(r.ids.begin(), r.ids.end());
+    k->floats.assign(r.floats.begin(), r.floats.end());
+    if (r.spec != nullptr) k->spec = std::make_unique<TableSpec>(*r.spec);
+    kept_.push_back(std::move(k));
+    return static_cast<LogPosition>(kept_.size());
+  }
+  absl::Status WaitDurable(LogPosition) override { return absl::OkStatus(); }
+  absl::Status DropThrough(LogPosition) override { return absl::OkStatus(); }
+  absl::Status Read(LogPosition after,
+                    const std::function<absl::Status(LogPosition, const UpdateRecord&)>& visit)
+      override {
+    for (size_t i = after; i < kept_.size(); ++i) {
+      const absl::Status s = visit(i + 1, kept_[i]->View());
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<LogPosition> CopyTo(absl::string_view) override {
+    return absl::UnimplementedError("CopyTo");
+  }
+  LogPosition last_position() const override { return kept_.size(); }
+  UpdateLogStats Stats() const override { return {}; }
+
+  const std::vector<std::unique_ptr<Kept>>& kept() const { return kept_; }
+
+ private:
+  std::vector<std::unique_ptr<Kept>> kept_;
+};
+
+TableSpec Spec(OptimizerKind kind, RowType type, int64_t rows, int64_t dim) {
+  TableSpec s;
+  s.name = "t";
+  s.num_embeddings = rows;
+  s.embedding_dim = dim;
+  s.row_type = type;
+  s.num_shards = 16;  // many shards: rows of one push land in all of them
+  s.optimizer.kind = kind;
+  s.optimizer.lr = 0.05;
+  return s;
+}
+
+// Every byte a table holds for its rows: the rows as lookups read them and
+// the optimizer state.
+std::vector<uint8_t> Bytes(EmbeddingTable& t) {
+  std::vector<int64_t> ids(t.num_rows());
+  for (int64_t i = 0; i < t.num_rows(); ++i) ids[i] = i;
+  std::vector<float> rows(ids.size() * t.dim());
+  EXPECT_THAT(t.Lookup(ids, absl::MakeSpan(rows)), IsOk());
+  std::vector<uint8_t> out(reinterpret_cast<const uint8_t*>(rows.data()),
+                           reinterpret_cast<const uint8_t*>(rows.data() + rows.size()));
+  auto state = t.ReadOptimizerState(ids);
+  EXPECT_THAT(state, IsOk());
+  for (const auto& slot : *state) {
+    const auto* p = reinterpret_cast<const uint8_t*>(slot.values.data());
+    out.insert(out.end(), p, p + slot.values.size() * sizeof(float));
+  }
+  return out;
+}
+
+// Live pushes (random ids with repeats, so pushes overlap), an assign and a
+// settings change in between (records that must see every earlier push).
+void TrainLive(EmbeddingTable& t, int pushes, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> id(0, t.num_rows() - 1);
+  std::normal_distribution<float> g(0.0f, 0.1f);
+  for (int p = 0; p < pushes; ++p) {
+    const int n = 1 + static_cast<int>(rng() % 700);
+    std::vector<int64_t> ids(n);
+    std::vector<float> grads(n * t.dim());
+    for (auto& i : ids) i = id(rng);
+    for (auto& v : grads) v = g(rng);
+    ASSERT_THAT(t.ApplyGradients(ids, grads), IsOk());
+    if (p == pushes / 3) {
+      std::vector<int64_t> a = {ids[0], (ids[0] + 1) % t.num_rows()};
+      std::vector<float> values(2 * t.dim(), 0.25f);
+      ASSERT_THAT(t.AssignRows(a, values), IsOk());
+    }
+    if (p == pushes / 2) {
+      EmbeddingTable::Settings s;
+      s.lr = 0.01;
+      ASSERT_THAT(t.UpdateSettings(s), IsOk());
+    }
+  }
+}
+
+// Replays the captured log (all but the create) into a fresh table of the
+// same spec: with an applier as TableRegistry::Replay does (drained before
+// every record that is not a push, and at the end), or serially.
+std::unique_ptr<EmbeddingTable> ReplayInto(const TableSpec& spec, const CapturingLog& log,
+                                           ParallelReplay* applier) {
+  auto made = EmbeddingTable::Create(spec);
+  EXPECT_THAT(made, IsOk());
+  std::unique_ptr<EmbeddingTable> t = *std::move(made);
+  for (size_t i = 0; i < log.kept().size(); ++i) {
+    const UpdateRecord r = log.kept()[i]->View();
+    if (r.kind == UpdateRecord::Kind::kCreate) continue;
+    if (applier != nullptr && r.kind != UpdateRecord::Kind::kPush) applier->Drain();
+    EXPECT_THAT(t->Replay(i + 1, r, applier), IsOk());
+  }
+  if (applier != nullptr) applier->Drain();
+  return t;
+}
+
+struct Case {
+  OptimizerKind kind;
+  RowType type;
+  int64_t dim;
+};
+
+class ParallelReplayTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ParallelReplayTest, ParallelReplayGivesTheBytesOfSerialReplayAndOfLive) {
+  const Case c = GetParam();
+  const TableSpec spec = Spec(c.kind, c.type, 5000, c.dim);
+  MemoryRowStore store;
+  CapturingLog log;
+  auto live = EmbeddingTable::Create(spec, {}, TableOptions{&store, nullptr, &log, 1});
+  ASSERT_THAT(live, IsOk());
+  ASSERT_GT((*live)->num_shards(), 8);
+  TrainLive(**live, 60, 7);
+  const std::vector<uint8_t> served = Bytes(**live);
+
+  auto serial = ReplayInto(spec, log, nullptr);
+  EXPECT_TRUE(Bytes(*serial) == served) << "serial replay differs from live";
+  for (int workers : {1, 3, 8}) {
+    // A small queue bound: the reader waits for the workers, too.
+    ParallelReplay applier(workers, /*max_queued_bytes=*/16 << 10);
+    auto parallel = ReplayInto(spec, log, &applier);
+    EXPECT_TRUE(Bytes(*parallel) == served) << workers << " workers differ from live";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OptimizersAndRowTypes, ParallelReplayTest,
+    ::testing::Values(Case{OptimizerKind::kSgd, RowType::kFloat32, 64},
+                      Case{OptimizerKind::kSgd, RowType::kFloat16, 17},
+                      Case{OptimizerKind::kAdagrad, RowType::kFloat32, 33},
+                      Case{OptimizerKind::kRowWiseAdagrad, RowType::kFloat32, 7},
+                      Case{OptimizerKind::kRowWiseAdagrad, RowType::kBFloat16, 16},
+                      Case{OptimizerKind::kSparseAdam, RowType::kFloat32, 64},
+                      Case{OptimizerKind::kSparseAdam, RowType::kInt8Rowwise, 31}));
+
+TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
+  // 3 workers each step their own blocks of ids; together every id of the
+  // push once (SGD: w + (-lr) * g), and no other row.
+  const TableSpec spec = Spec(OptimizerKind::kSgd, RowType::kFloat32, 1000, 3);
+  auto table = EmbeddingTable::Create(spec);
+  ASSERT_THAT(table, IsOk());
+  std::vector<int64_t> all(1000);
+  for (int64_t i = 0; i < 1000; ++i) all[i] = i;
+  std::vector<float> want(1000 * 3), got(1000 * 3);
+  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(want)), IsOk());
+  std::vector<int64_t> ids;
+  for (int64_t i = 999; i >= 0; i -= 7) ids.push_back(i);
+  std::vector<float> sums(ids.size() * 3, 1.0f);
+  const float lr = 0.05f;
+  for (int64_t id : ids) {
+    for (int j = 0; j < 3; ++j) want[id * 3 + j] += -lr * 1.0f;
+  }
+  ParallelReplay applier(3);
+  UpdateRecord r;
+  r.kind = UpdateRecord::Kind::kPush;
+  r.table = "t";
+  r.ids = ids;
+  r.floats = sums;
+  ASSERT_THAT((*table)->Replay(1, r, &applier), IsOk());
+  applier.Drain();
+  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(got)), IsOk());
+  EXPECT_EQ(got, want);
+}
+
+TEST(ParallelReplayTest, ABadIdIsStillDataLossWithAnApplier) {
+  const TableSpec spec = Spec(OptimizerKind::kSgd, RowType::kFloat32, 100, 4);
+  auto table = EmbeddingTable::Create(spec);
+  ASSERT_THAT(table, IsOk());
+  ParallelReplay applier(2);
+  std::vector<int64_t> ids = {3, 100};
+  std::vector<float> sums(8, 1.0f);
+  UpdateRecord r;
+  r.kind = UpdateRecord::Kind::kPush;
+  r.table = "t";
+  r.ids = ids;
+  r.floats = sums;
+  EXPECT_THAT((*table)->Replay(9, r, &applier),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("record 9 for table 't'")));
+}
+
+}  // namespace
+}  // namespace embedserve::internal
