@@ -17,9 +17,9 @@ namespace internal {
 namespace {
 
 constexpr InitKernels kInitTable[] = {
-    {SimdLevel::kScalar, InitFillScalar},
-    {SimdLevel::kAvx2, InitFillAvx2},
-    {SimdLevel::kAvx512, InitFillAvx512},
+    {SimdLevel::kScalar, InitFillScalar, InitFillIdsScalar},
+    {SimdLevel::kAvx2, InitFillAvx2, InitFillIdsAvx2},
+    {SimdLevel::kAvx512, InitFillAvx512, InitFillIdsAvx512},
 };
 
 }  // namespace
@@ -107,6 +107,10 @@ internal::InitParams ParamsFor(const TableSpec& spec) {
 }
 
 int64_t BlocksPerRow(int64_t dim) { return (dim + 3) / 4; }
+
+// RowInitializer::Fill's stack buffer for widths that are not whole blocks
+// (16 KiB).
+constexpr int64_t kFillScratchFloats = 4096;
 
 // Rows of one table written piece by piece (Fill may run on several threads
 // at once for disjoint ranges).
@@ -277,17 +281,37 @@ void RowInitializer::Fill(absl::Span<const int64_t> ids, float* out) const {
       }
       break;
     case Mode::kPhilox: {
-      const internal::InitFillFn fill = internal::InitKernelsFor(ActiveKernels().level).fill;
-      const int64_t whole = dim_ / 4, rest = dim_ % 4;
-      for (int64_t i = 0; i < n; ++i) {
-        const uint64_t row = static_cast<uint64_t>(ids[i]);
-        float* dst = out + i * dim_;
-        if (whole > 0) fill(params_, row, 1, whole, dst);
-        if (rest > 0) {
-          float block[4];
-          internal::InitBlockScalar(params_, row, static_cast<uint32_t>(whole), block);
-          std::copy(block, block + rest, dst + 4 * whole);
+      const internal::InitFillIdsFn fill_ids =
+          internal::InitKernelsFor(ActiveKernels().level).fill_ids;
+      // int64 and uint64 may alias: the rows are the ids' bits.
+      const uint64_t* const rows = reinterpret_cast<const uint64_t*>(ids.data());
+      if (dim_ % 4 == 0) {
+        fill_ids(params_, rows, n, blocks_, out);  // rows of whole blocks: in place
+        break;
+      }
+      const int64_t row_floats = 4 * blocks_;
+      const int64_t per_chunk = kFillScratchFloats / row_floats;
+      if (per_chunk > 0) {
+        // Through a buffer on the stack, then each row's first dim values.
+        alignas(64) float scratch[kFillScratchFloats];
+        for (int64_t first = 0; first < n; first += per_chunk) {
+          const int64_t m = std::min(per_chunk, n - first);
+          fill_ids(params_, rows + first, m, blocks_, scratch);
+          for (int64_t i = 0; i < m; ++i) {
+            std::memcpy(out + (first + i) * dim_, scratch + i * row_floats,
+                        static_cast<size_t>(dim_) * sizeof(float));
+          }
         }
+        break;
+      }
+      // Wide rows: the whole blocks in place, the last one alone.
+      const int64_t whole = dim_ / 4;
+      for (int64_t i = 0; i < n; ++i) {
+        float* dst = out + i * dim_;
+        fill_ids(params_, rows + i, 1, whole, dst);
+        float block[4];
+        internal::InitBlockScalar(params_, rows[i], static_cast<uint32_t>(whole), block);
+        std::copy(block, block + dim_ % 4, dst + 4 * whole);
       }
       break;
     }

@@ -58,6 +58,11 @@ struct Avx2 {
   }
   // 32 x 32 -> 64-bit products of every lane with m: even lanes directly,
   // odd lanes shifted down.
+  // Philox on 64-bit lanes (init_fill_simd_impl.h's Rounds).
+  static I MulLow32(I a, I m) { return _mm256_mul_epu32(a, m); }
+  static I HighHalf(I a) { return _mm256_srli_epi64(a, 32); }
+  static I Merge(I e, I o) { return _mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA); }
+  static I Xor3(I a, I b, I c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
   static void MulHiLo(I a, I m, I* hi, I* lo) {
     const I even = _mm256_mul_epu32(a, m);
     const I odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
@@ -94,6 +99,11 @@ struct Avx2 {
 void InitFillAvx2(const InitParams& p, uint64_t row0, int64_t rows, int64_t blocks_per_row,
                   float* out) {
   InitFill<Avx2>::Fill(p, row0, rows, blocks_per_row, out);
+}
+
+void InitFillIdsAvx2(const InitParams& p, const uint64_t* rows, int64_t n,
+                     int64_t blocks_per_row, float* out) {
+  InitFill<Avx2>::FillIds(p, rows, n, blocks_per_row, out);
 }
 
 }  // namespace embedserve::internal

@@ -47,6 +47,14 @@ struct Avx512 {
   static F CvtU32(I a) { return _mm512_cvtepu32_ps(a); }  // rounded to nearest
   // 32 x 32 -> 64-bit products of every lane with m: even lanes directly,
   // odd lanes shifted down.
+  // Philox on 64-bit lanes (init_fill_simd_impl.h's Rounds): the 64-bit
+  // product of each lane's low 32 bits, a 64-bit lane's high half moved
+  // down / up, the even lanes of e with the odd of o's low halves, and a
+  // three-way xor (vpternlogd).
+  static I MulLow32(I a, I m) { return _mm512_mul_epu32(a, m); }
+  static I HighHalf(I a) { return _mm512_srli_epi64(a, 32); }
+  static I Merge(I e, I o) { return _mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(o, 32)); }
+  static I Xor3(I a, I b, I c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
   static void MulHiLo(I a, I m, I* hi, I* lo) {
     const I even = _mm512_mul_epu32(a, m);
     const I odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
@@ -86,6 +94,11 @@ struct Avx512 {
 void InitFillAvx512(const InitParams& p, uint64_t row0, int64_t rows, int64_t blocks_per_row,
                     float* out) {
   InitFill<Avx512>::Fill(p, row0, rows, blocks_per_row, out);
+}
+
+void InitFillIdsAvx512(const InitParams& p, const uint64_t* rows, int64_t n,
+                       int64_t blocks_per_row, float* out) {
+  InitFill<Avx512>::FillIds(p, rows, n, blocks_per_row, out);
 }
 
 }  // namespace embedserve::internal

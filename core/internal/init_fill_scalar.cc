@@ -89,4 +89,14 @@ void InitFillScalar(const InitParams& p, uint64_t row0, int64_t rows, int64_t bl
   }
 }
 
+void InitFillIdsScalar(const InitParams& p, const uint64_t* rows, int64_t n,
+                       int64_t blocks_per_row, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < blocks_per_row; ++b) {
+      InitBlockScalar(p, rows[i], static_cast<uint32_t>(b), out);
+      out += 4;
+    }
+  }
+}
+
 }  // namespace embedserve::internal

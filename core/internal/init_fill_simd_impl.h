@@ -12,6 +12,8 @@
 // interleave of the four output vectors (V::Store4, in-chunk unpacks only)
 // leaves the blocks in memory order: no cross-chunk shuffles.
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -25,8 +27,6 @@ struct InitFill {
   using I = typename V::I;
   using F = typename V::F;
   static constexpr int64_t L = V::kLanes;
-
-  static void MulHiLo(I a, uint32_t m, I* hi, I* lo) { V::MulHiLo(a, V::SetI(m), hi, lo); }
 
   static F LogUnit(F u) {
     const I bits = V::AsI(u);
@@ -98,13 +98,117 @@ struct InitFill {
     }
   }
 
+  using Keys = std::array<PhiloxKey, kPhiloxRounds>;
+
+  // Philox4x32-10 of the counters c[0..3], lane by lane. Each 32-bit lane
+  // is kept in the low half of a 64-bit lane, even lanes in e and odd ones
+  // in o: a 64-bit product of the low halves is then (hi, lo) of the
+  // multiply in place, with no blend a round. High halves are garbage
+  // that no step reads (products take the low halves, xor keeps halves
+  // apart) until Merge puts the lanes back.
+  static void Rounds(const Keys& keys, I* c) {
+    I e[4], o[4];
+    for (int k = 0; k < 4; ++k) {
+      e[k] = c[k];
+      o[k] = V::HighHalf(c[k]);
+    }
+    const I m0 = V::SetI(kPhiloxM0), m1 = V::SetI(kPhiloxM1);
+    for (int r = 0; r < kPhiloxRounds; ++r) {
+      const I k0 = V::SetI(keys[r][0]), k1 = V::SetI(keys[r][1]);
+      for (I* h : {e, o}) {
+        const I p0 = V::MulLow32(h[0], m0), p1 = V::MulLow32(h[2], m1);
+        h[0] = V::Xor3(V::HighHalf(p1), h[1], k0);
+        h[1] = p1;
+        h[2] = V::Xor3(V::HighHalf(p0), h[3], k1);
+        h[3] = p0;
+      }
+    }
+    for (int k = 0; k < 4; ++k) c[k] = V::Merge(e[k], o[k]);
+  }
+
+  // L blocks: Philox4x32-10 of the counters {cb, 0, row_lo, row_hi} lane by
+  // lane, transformed, and the first `blocks` of them stored at `out`.
+  static void Step(const InitParams& p, const Keys& keys, I cb, I row_lo, I row_hi,
+                   int64_t blocks, float* out) {
+    I c[4] = {cb, V::SetI(0), row_lo, row_hi};
+    Rounds(keys, c);
+    F v[4];
+    Transform(p, c, v);
+    if (blocks == L) {
+      V::Store4(out, v);
+    } else {
+      alignas(64) float tail[4 * L];
+      V::Store4(tail, v);
+      std::memcpy(out, tail, static_cast<size_t>(blocks) * 4 * sizeof(float));
+    }
+  }
+
+  // Lane i = 4c + p runs block (L/4) p + c of a group of L blocks.
+  static constexpr int64_t LaneOffset(int64_t i) { return (L / 4) * (i % 4) + i / 4; }
+
+  static void FillIds(const InitParams& p, const uint64_t* rows, int64_t n, int64_t nb,
+                      float* out) {
+    if (n <= 0) return;
+    const Keys keys = PhiloxRoundKeys({p.key[0], p.key[1]});
+    alignas(64) uint32_t offset[L];
+    for (int64_t i = 0; i < L; ++i) offset[i] = static_cast<uint32_t>(LaneOffset(i));
+    if (nb % L == 0) {
+      // Whole vectors within a row (dim 64: one vector of 16 or two of 8
+      // blocks): the row is the same in every lane.
+      const I lane = V::LoadI(offset);
+      for (int64_t i = 0; i < n; ++i) {
+        const I lo = V::SetI(static_cast<uint32_t>(rows[i]));
+        const I hi = V::SetI(static_cast<uint32_t>(rows[i] >> 32));
+        for (int64_t g = 0; g < nb; g += L) {
+          Step(p, keys, V::AddI(lane, V::SetI(static_cast<uint32_t>(g))), lo, hi, L, out);
+          out += 4 * L;
+        }
+      }
+      return;
+    }
+    // Any width: lane k runs block offset[k] of the current group of L
+    // blocks (rows back to back); its (row index, block) moves on by L
+    // blocks a step. Lanes past the last row repeat it (stored nowhere).
+    int64_t r[L];
+    uint32_t b[L];
+    for (int64_t k = 0; k < L; ++k) {
+      int64_t o = offset[k];
+      r[k] = 0;
+      while (o >= nb) {
+        o -= nb;
+        ++r[k];
+      }
+      b[k] = static_cast<uint32_t>(o);
+    }
+    const int64_t step_rows = L / nb;
+    const uint32_t step_blocks = static_cast<uint32_t>(L % nb);
+    const uint32_t nb32 = static_cast<uint32_t>(nb);
+    alignas(64) uint32_t cb[L], lo[L], hi[L];
+    const int64_t total = n * nb;
+    for (int64_t j = 0; j < total; j += L) {
+      for (int64_t k = 0; k < L; ++k) {
+        const uint64_t row = rows[std::min(r[k], n - 1)];
+        cb[k] = b[k];
+        lo[k] = static_cast<uint32_t>(row);
+        hi[k] = static_cast<uint32_t>(row >> 32);
+        b[k] += step_blocks;
+        r[k] += step_rows;
+        if (b[k] >= nb32) {
+          b[k] -= nb32;
+          ++r[k];
+        }
+      }
+      Step(p, keys, V::LoadI(cb), V::LoadI(lo), V::LoadI(hi), std::min(L, total - j),
+           out + 4 * j);
+    }
+  }
+
   static void Fill(const InitParams& p, uint64_t row0, int64_t rows, int64_t nb, float* out) {
     const auto keys = PhiloxRoundKeys({p.key[0], p.key[1]});
     const I row_hi = V::SetI(static_cast<uint32_t>(row0 >> 32));
-    const I zero = V::SetI(0);
     alignas(64) uint32_t cb_init[L], row_init[L];
     for (int64_t i = 0; i < L; ++i) {
-      const int64_t offset = (L / 4) * (i % 4) + i / 4;
+      const int64_t offset = LaneOffset(i);
       cb_init[i] = static_cast<uint32_t>(offset % nb);
       row_init[i] = static_cast<uint32_t>(row0) + static_cast<uint32_t>(offset / nb);
     }
@@ -116,25 +220,7 @@ struct InitFill {
     const I nb_v = V::SetI(static_cast<uint32_t>(nb)), one = V::SetI(1);
     const int64_t total = rows * nb;
     for (int64_t j = 0; j < total; j += L) {
-      I c[4] = {cb, zero, row, row_hi};
-      for (int r = 0; r < kPhiloxRounds; ++r) {
-        I hi0, lo0, hi1, lo1;
-        MulHiLo(c[0], kPhiloxM0, &hi0, &lo0);
-        MulHiLo(c[2], kPhiloxM1, &hi1, &lo1);
-        c[0] = V::XorI(V::XorI(hi1, c[1]), V::SetI(keys[r][0]));
-        c[1] = lo1;
-        c[2] = V::XorI(V::XorI(hi0, c[3]), V::SetI(keys[r][1]));
-        c[3] = lo0;
-      }
-      F v[4];
-      Transform(p, c, v);
-      if (j + L <= total) {
-        V::Store4(out + 4 * j, v);
-      } else {
-        alignas(64) float tail[4 * L];
-        V::Store4(tail, v);
-        std::memcpy(out + 4 * j, tail, static_cast<size_t>(total - j) * 4 * sizeof(float));
-      }
+      Step(p, keys, cb, row, row_hi, std::min(L, total - j), out + 4 * j);
       cb = V::AddI(cb, step_blocks);
       row = V::AddI(row, step_rows);
       const auto carry = V::GtI(cb, V::SubI(nb_v, one));

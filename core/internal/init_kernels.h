@@ -51,12 +51,21 @@ struct InitParams {
 using InitFillFn = void (*)(const InitParams& p, uint64_t row0, int64_t rows,
                             int64_t blocks_per_row, float* out);
 
+// Fills the rows of any ids: for i in [0, n), out + 4 * blocks_per_row * i
+// gets what fill(p, rows[i], 1, blocks_per_row, ...) writes (rows need not
+// be consecutive nor share their high 32 bits). Full vectors of blocks
+// whatever the rows: RowInitializer's path (dynamic tables' unseen ids).
+// REQUIRES: n >= 0, 1 <= blocks_per_row <= 2^14.
+using InitFillIdsFn = void (*)(const InitParams& p, const uint64_t* rows, int64_t n,
+                               int64_t blocks_per_row, float* out);
+
 // The four values of block `block` of row `row` (the reference, one block).
 void InitBlockScalar(const InitParams& p, uint64_t row, uint32_t block, float out[4]);
 
 struct InitKernels {
   SimdLevel level;
   InitFillFn fill;
+  InitFillIdsFn fill_ids;
 };
 
 // The kernels of one level. REQUIRES: CpuSupports(level).
@@ -68,6 +77,12 @@ void InitFillAvx2(const InitParams& p, uint64_t row0, int64_t rows, int64_t bloc
                   float* out);
 void InitFillAvx512(const InitParams& p, uint64_t row0, int64_t rows, int64_t blocks_per_row,
                     float* out);
+void InitFillIdsScalar(const InitParams& p, const uint64_t* rows, int64_t n,
+                       int64_t blocks_per_row, float* out);
+void InitFillIdsAvx2(const InitParams& p, const uint64_t* rows, int64_t n, int64_t blocks_per_row,
+                     float* out);
+void InitFillIdsAvx512(const InitParams& p, const uint64_t* rows, int64_t n,
+                       int64_t blocks_per_row, float* out);
 
 // ---- The constants every level shares.
 inline constexpr float kTwoPow32Inv = 0x1.0p-32f;

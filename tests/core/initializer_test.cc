@@ -127,6 +127,41 @@ TEST(InitializerTest, EveryLevelMatchesTheScalarReferenceBitForBit) {
   }
 }
 
+// fill_ids, the kernel of any ids, gives at every level (the scalar one
+// included) the reference's rows for ids with any bits, for every width
+// (whole vectors within a row, rows shorter than a vector, tails) and count.
+TEST(InitializerTest, FillIdsIsTheReferenceRowOfEachIdAtEveryLevel) {
+  internal::InitParams uniform;
+  uniform.normal = false;
+  uniform.key[0] = 0xdeadbeef;
+  uniform.a = -0.5;
+  uniform.width = 1.0;
+  uniform.below_b = std::nextafter(0.5f, 0.0f);
+  std::vector<uint64_t> rows;
+  uint64_t x = 99;
+  for (int i = 0; i < 40; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    rows.push_back(i % 3 == 0 ? x : i % 3 == 1 ? x >> 40 : ~uint64_t{0} - i);
+  }
+  for (SimdLevel level : SupportedLevels()) {
+    const internal::InitKernels& k = internal::InitKernelsFor(level);
+    for (const internal::InitParams& p : {internal::InitParams{}, uniform}) {
+      for (int64_t nb : {1, 2, 3, 4, 5, 7, 8, 12, 16, 17, 24, 32, 33, 256}) {
+        for (int64_t n : {0, 1, 2, 3, 5, 16, 17, 40}) {
+          std::vector<float> want(n * nb * 4 + 1, -9.0f), got(want);
+          for (int64_t i = 0; i < n; ++i) {
+            internal::InitFillScalar(p, rows[i], 1, nb, want.data() + i * nb * 4);
+          }
+          k.fill_ids(p, rows.data(), n, nb, got.data());
+          ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << std::string(Name(level)) << " normal " << p.normal << " blocks " << nb
+              << " ids " << n;
+        }
+      }
+    }
+  }
+}
+
 // FillInitialRows writes the same bytes at every level, serially or on a
 // pool, for every row type, through the in-place path (float32, dim % 16 ==
 // 0) and the buffered one; the padding row is zero; values are InitialValue.
@@ -256,7 +291,7 @@ TEST(RowInitializerTest, FillIsInitialRowForDenseIdsAtEveryLevel) {
 // from the reference block (Philox counter {block, 0, row lo, row hi}).
 TEST(RowInitializerTest, AnyIdIsTheReferenceValueOfItsUint64Row) {
   for (InitKind kind : {InitKind::kNormal, InitKind::kUniform}) {
-    for (int64_t dim : {int64_t{7}, int64_t{64}, int64_t{100}}) {
+    for (int64_t dim : {int64_t{7}, int64_t{64}, int64_t{100}, int64_t{4099}}) {
       TableSpec s = Spec(10, dim, kind, 0x1234567890abcdefULL);
       s.initializer.mean = 0.5;
       s.initializer.std = 2.0;
