@@ -20,6 +20,12 @@ constexpr int64_t kMaxChunkSlots = int64_t{1} << 16;
 
 int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// A counter that only the writer changes: a plain load and store (readers
+// load it relaxed), not a locked read-modify-write.
+inline void Bump(std::atomic<int64_t>& counter, int64_t by) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 // asm volatile: GCC 12 drops __builtin_prefetch in loops
 // (core/internal/prefetch.h).
 inline void PrefetchL2(const void* p) {
@@ -29,6 +35,20 @@ inline void PrefetchL2(const void* p) {
   __builtin_prefetch(p, 0, 2);
 #endif
 }
+
+// For a write soon (the row a new id gets).
+inline void PrefetchForWrite(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+// Upsert works this many ids ahead on the index lines, and this many
+// victims ahead on the LRU list when the storage is full.
+constexpr size_t kUpsertAhead = 8;
+constexpr int kVictimsAhead = 4;
 
 // Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
 // without memory.
@@ -334,7 +354,7 @@ void DynamicRowStorage::Drop(uint32_t s) {
   Unlink(s);
   m.next = free_head_;
   free_head_ = s;
-  stored_.fetch_sub(1, std::memory_order_relaxed);
+  Bump(stored_, -1);
 }
 
 int64_t DynamicRowStorage::Expire(int64_t step) {
@@ -348,7 +368,7 @@ int64_t DynamicRowStorage::Expire(int64_t step) {
     Drop(lru_head_);
     ++n;
   }
-  expired_.fetch_add(n, std::memory_order_relaxed);
+  Bump(expired_, n);
   return n;
 }
 
@@ -356,7 +376,7 @@ bool DynamicRowStorage::Erase(int64_t id) {
   const int64_t s = index_->WriterFind(id);
   if (s < 0) return false;
   Drop(static_cast<uint32_t>(s));
-  erased_.fetch_add(1, std::memory_order_relaxed);
+  Bump(erased_, 1);
   return true;
 }
 
@@ -374,8 +394,32 @@ absl::Status DynamicRowStorage::Upsert(
   last_step_ = step;
   Expire(step);
   const RowFormat& f = format();
-  for (size_t i = 0; i < ids.size(); ++i) {
+  const size_t n = ids.size();
+  for (size_t i = 0; i < std::min(n, kUpsertAhead); ++i) index_->WriterPrefetch(ids[i]);
+  // Victims of a full storage, a few ahead of the LRU head: their index
+  // lines (the Erase), their rows and state (the new ids' init) are
+  // prefetched while the ids before them are applied. `ahead` is a slot
+  // `ahead_count` links past the head when nothing else moved the list
+  // meanwhile; when it did, only prefetches go astray.
+  uint32_t ahead = kNil;
+  int ahead_count = 0;
+  auto prefetch_victims = [&] {
+    while (ahead_count < kVictimsAhead) {
+      ahead = ahead == kNil ? lru_head_ : Meta(ahead).next;
+      if (ahead == kNil) return;
+      ++ahead_count;
+      index_->WriterPrefetch(Meta(ahead).id);
+      const uint8_t* row = Row(ahead);
+      for (int64_t b = 0; b < f.row_bytes; b += 64) PrefetchForWrite(row + b);
+      for (int k = 0; k < f.element_slots; ++k) {
+        const float* st = State(k, ahead);
+        for (int64_t b = 0; b < f.dim; b += 16) PrefetchForWrite(st + b);
+      }
+    }
+  };
+  for (size_t i = 0; i < n; ++i) {
     const int64_t id = ids[i];
+    if (i + kUpsertAhead < n) index_->WriterPrefetch(ids[i + kUpsertAhead]);
     const int64_t found = index_->WriterFind(id);
     if (found >= 0) {
       const uint32_t s = static_cast<uint32_t>(found);
@@ -390,16 +434,23 @@ absl::Status DynamicRowStorage::Upsert(
     slots[i] = kMissingSlot;
     if (mode == UpsertMode::kPush && sketch_ != nullptr &&
         sketch_->Add(id) < options_.admit_after) {
-      not_admitted_.fetch_add(1, std::memory_order_relaxed);
+      Bump(not_admitted_, 1);
       continue;
     }
     if (options_.max_rows > 0 && stored_.load(std::memory_order_relaxed) >= options_.max_rows) {
       if (Meta(lru_head_).last_step >= step) {  // every row is pinned
-        dropped_full_.fetch_add(1, std::memory_order_relaxed);
+        Bump(dropped_full_, 1);
         continue;
       }
+      if (lru_head_ == ahead) {
+        ahead = kNil;
+        ahead_count = 0;
+      } else if (ahead_count > 0) {
+        --ahead_count;
+      }
+      prefetch_victims();
       Drop(lru_head_);
-      evicted_.fetch_add(1, std::memory_order_relaxed);
+      Bump(evicted_, 1);
     }
     absl::StatusOr<int64_t> slot = NewSlot();
     if (!slot.ok()) {
@@ -422,8 +473,8 @@ absl::Status DynamicRowStorage::Upsert(
       return absl::ResourceExhaustedError("cannot grow the id index of a dynamic table");
     }
     LinkTail(s);
-    stored_.fetch_add(1, std::memory_order_relaxed);
-    admitted_.fetch_add(1, std::memory_order_relaxed);
+    Bump(stored_, 1);
+    Bump(admitted_, 1);
     slots[i] = *slot;
   }
   return absl::OkStatus();

@@ -90,6 +90,9 @@ class IdIndex {
   bool Insert(int64_t id, int64_t slot);
   // True if the id was present.
   bool Erase(int64_t id);
+  // Prefetches the bucket lines a WriterFind, Insert or Erase of `id` reads
+  // first, so that a batch of writes overlaps its misses.
+  void WriterPrefetch(int64_t id) const;
   // Frees old arrays that no reader holds any more. Cheap; called by every
   // Insert.
   void ReclaimRetired();
