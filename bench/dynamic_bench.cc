@@ -6,21 +6,32 @@
 //   stored/N     512 random stored 64-bit ids: Resolve, snapshot, Recheck,
 //                gather (GatherResolved), torn check: the dynamic protocol;
 //   stored_norecheck/N  the same without Recheck (what the check costs);
-//   unseen/N     512 ids never stored: resolve misses + InitialRow fills;
+//   unseen/N     512 ids never stored: resolve misses + their initial rows
+//                (RowInitializer::Fill, one call per run of misses);
 //   resolve_index/N     Resolve alone, and
 //   resolve_absl/N      absl::flat_hash_map<int64_t, int64_t>::find for the
 //                same ids (single-threaded, no concurrency story);
 //   push_update/N  Upsert of 512 stored ids + an SGD step on each row under
 //                the seqlock; push_insert/N: 512 new ids into the full
 //                storage (max_rows = N: each insert evicts the LRU row),
-//                initial row (InitialRow) + the same step.
+//                initial row + the same step. Both pushes take the same
+//                path: Resolve (which ids are new), the initial rows of the
+//                new ones in one RowInitializer::Fill, Upsert (init_row
+//                copies the prepared row), the step;
+//   push_insert_zeros/N  push_insert with zeros for initial rows: the
+//                storage's own share;
+//   initial_row, fill_ids  the initial rows of 512 random ids, one
+//                InitialRow call each or one RowInitializer::Fill.
 // Dense and dynamic gather the very same row memory: the ratio is the cost
 // of the id index and the protocol, not of a different allocation.
 // Ratios are printed by bench/dynamic_bench_ratios.py from the JSON output.
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -125,7 +136,34 @@ World& Get(int64_t n) {
   return w;
 }
 
+// The initial rows of the positions GatherResolved reported (ascending):
+// one Fill per run of consecutive positions, straight into `out`.
+void FillMissing(const RowInitializer& init, absl::Span<const int64_t> ids,
+                 const std::vector<int64_t>& missing, float* out) {
+  const int64_t dim = init.dim();
+  size_t a = 0;
+  while (a < missing.size()) {
+    size_t b = a + 1;
+    while (b < missing.size() && missing[b] == missing[b - 1] + 1) ++b;
+    init.Fill(ids.subspan(missing[a], b - a), out + missing[a] * dim);
+    a = b;
+  }
+}
+
+// The process's memory on transparent huge pages (MiB; the index and the
+// row chunks ask for them with madvise: without, each random row or bucket
+// costs a page walk too).
+double HugePageMiB() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::atof(line.c_str() + 14) / 1024.0;
+  }
+  return 0;
+}
+
 void Counters(benchmark::State& state, World& w) {
+  state.counters["thp_MiB"] = HugePageMiB();
   state.SetItemsProcessed(state.iterations() * kBatch);
   const DynamicRowStats st = w.storage->stats();
   const double rows = static_cast<double>(st.rows_stored);
@@ -157,12 +195,12 @@ void BM_Dense(benchmark::State& state) {
 
 void Stored(benchmark::State& state, bool recheck) {
   World& w = Get(state.range(0));
-  const TableSpec spec = Spec();
+  const RowInitializer init(Spec());
   const KernelRows& rows = w.storage->kernel_rows();
   const GatherKernels& k = ActiveKernels();
   std::vector<float> out(kBatch * kDim);
   std::vector<uint32_t> before(kBatch);
-  std::vector<int64_t> scratch, redo;
+  std::vector<int64_t> scratch, redo, missing;
   int b = 0;
   for (auto _ : state) {
     const std::vector<int64_t>& ids = w.stored_batches[b++ % kBatches];
@@ -170,9 +208,10 @@ void Stored(benchmark::State& state, bool recheck) {
     w.seqlock.Snapshot(slots, absl::MakeSpan(before));
     redo.clear();
     if (recheck) w.storage->Recheck(ids, scratch, &redo);
-    GatherResolved(k, rows, slots, out.data(), [&](int64_t i, float* dst) {
-      InitialRow(spec, ids[i], absl::MakeSpan(dst, kDim));
-    });
+    missing.clear();
+    GatherResolved(k, rows, slots, out.data(),
+                   [&](int64_t i, float*) { missing.push_back(i); });
+    FillMissing(init, ids, missing, out.data());
     w.seqlock.Torn(slots, before, &redo);
     benchmark::DoNotOptimize(out.data());
     if (!redo.empty()) state.SkipWithError("unexpected redo");
@@ -184,12 +223,12 @@ void BM_StoredNoRecheck(benchmark::State& state) { Stored(state, false); }
 
 void BM_Unseen(benchmark::State& state) {
   World& w = Get(state.range(0));
-  const TableSpec spec = Spec();
+  const RowInitializer init(Spec());
   const KernelRows& rows = w.storage->kernel_rows();
   const GatherKernels& k = ActiveKernels();
   std::vector<float> out(kBatch * kDim);
   std::vector<uint32_t> before(kBatch);
-  std::vector<int64_t> scratch, redo;
+  std::vector<int64_t> scratch, redo, missing;
   int b = 0;
   for (auto _ : state) {
     const std::vector<int64_t>& ids = w.unseen_batches[b++ % kBatches];
@@ -197,9 +236,10 @@ void BM_Unseen(benchmark::State& state) {
     w.seqlock.Snapshot(slots, absl::MakeSpan(before));
     redo.clear();
     w.storage->Recheck(ids, scratch, &redo);
-    GatherResolved(k, rows, slots, out.data(), [&](int64_t i, float* dst) {
-      InitialRow(spec, ids[i], absl::MakeSpan(dst, kDim));
-    });
+    missing.clear();
+    GatherResolved(k, rows, slots, out.data(),
+                   [&](int64_t i, float*) { missing.push_back(i); });
+    FillMissing(init, ids, missing, out.data());
     w.seqlock.Torn(slots, before, &redo);
     benchmark::DoNotOptimize(out.data());
   }
@@ -240,6 +280,20 @@ void BM_InitialRow(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+// The same with RowInitializer: one Fill of the request's ids.
+void BM_FillIds(benchmark::State& state) {
+  const RowInitializer init(Spec());
+  std::vector<float> out(kBatch * kDim);
+  std::vector<int64_t> ids(kBatch);
+  uint64_t id = 1;
+  for (auto _ : state) {
+    for (int64_t i = 0; i < kBatch; ++i) ids[i] = static_cast<int64_t>(SplitMix(id++));
+    init.Fill(ids, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 void BM_ResolveAbsl(benchmark::State& state) {
   World& w = Get(state.range(0));
   std::vector<int64_t> slots(kBatch);
@@ -258,13 +312,16 @@ void BM_ResolveAbsl(benchmark::State& state) {
       static_cast<double>(w.absl_index.bucket_count() * 17) / static_cast<double>(w.n);
 }
 
-// One push: Upsert, then an SGD step (row -= 0.01 * grad) under the seqlock.
+// One push: Resolve (which ids are new), the new ids' initial rows in one
+// Fill, Upsert (init_row copies a prepared row under the seqlock), then an
+// SGD step (row -= 0.01 * grad) on each row under the seqlock.
 void Push(benchmark::State& state, bool insert, bool zero_init = false) {
   World& w = Get(state.range(0));
-  const TableSpec spec = Spec();
-  std::vector<int64_t> ids(kBatch), slots(kBatch);
-  std::vector<float> grad(kDim, 0.5f), init(kDim);
+  const RowInitializer init(Spec());
+  std::vector<int64_t> ids(kBatch), slots(kBatch), scratch, fresh, row_of(kBatch);
+  std::vector<float> grad(kDim, 0.5f), rows(kBatch * kDim), zeros(kDim, 0.0f), one(kDim);
   std::mt19937_64 rng(5);
+  const int64_t rebuilds = w.storage->stats().index_rebuilds;
   for (auto _ : state) {
     // Distinct ids: new ones, or stored ones at distinct random slots (an
     // odd stride; push_insert runs after push_update, so they are stored).
@@ -274,12 +331,26 @@ void Push(benchmark::State& state, bool insert, bool zero_init = false) {
                       : w.stored[(base + static_cast<uint64_t>(i) * 7919) %
                                  static_cast<uint64_t>(w.n)];
     }
+    const absl::Span<const int64_t> found = w.storage->Resolve(ids, &scratch);
+    fresh.clear();
+    for (int64_t i = 0; i < kBatch; ++i) {
+      row_of[i] = found[i] < 0 ? static_cast<int64_t>(fresh.size()) : -1;
+      if (found[i] < 0) fresh.push_back(ids[i]);
+    }
+    if (!zero_init) init.Fill(fresh, rows.data());
     const int64_t step = ++w.step;
     const absl::Status s = w.storage->Upsert(
         ids, step, UpsertMode::kPush, absl::MakeSpan(slots), [&](int64_t i, int64_t slot) {
-          if (!zero_init) InitialRow(spec, ids[i], absl::MakeSpan(init));
+          const float* src = zeros.data();
+          if (!zero_init) {
+            src = rows.data() + row_of[i] * kDim;
+            if (row_of[i] < 0) {  // stored at Resolve, evicted by this push since
+              init.Fill(absl::MakeConstSpan(&ids[i], 1), one.data());
+              src = one.data();
+            }
+          }
           w.seqlock.BeginWrite(slot);
-          EncodeRow(RowType::kFloat32, init.data(), kDim, w.storage->MutableRow(slot));
+          EncodeRow(RowType::kFloat32, src, kDim, w.storage->MutableRow(slot));
           w.seqlock.EndWrite(slot);
         });
     if (!s.ok()) state.SkipWithError("upsert failed");
@@ -292,6 +363,9 @@ void Push(benchmark::State& state, bool insert, bool zero_init = false) {
     }
   }
   Counters(state, w);
+  // An index rebuild (erased buckets cleared) inside the run.
+  state.counters["index_rebuilds"] =
+      static_cast<double>(w.storage->stats().index_rebuilds - rebuilds);
 }
 void BM_PushUpdate(benchmark::State& state) { Push(state, false); }
 void BM_PushInsert(benchmark::State& state) { Push(state, true); }
@@ -360,6 +434,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("free" + s).c_str(), BM_Free)->Iterations(1);
   }
   benchmark::RegisterBenchmark("initial_row", BM_InitialRow);
+  benchmark::RegisterBenchmark("fill_ids", BM_FillIds);
   for (int64_t width : {int64_t{1} << 16, int64_t{1} << 18, int64_t{1} << 20}) {
     benchmark::RegisterBenchmark("sketch_false_admission", BM_SketchFalseAdmission)
         ->Arg(width)

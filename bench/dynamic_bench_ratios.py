@@ -39,9 +39,18 @@ def main(path):
             print(f"  index bytes/row {r['index_B_per_row']:.1f}, slot meta bytes/row "
                   f"{r['meta_B_per_row']:.1f}, rows+index+meta over raw float32 rows "
                   f"{r['total_over_raw']:.3f}x (target <= 1.3)")
+        for name in ("push_update", "push_insert", "push_insert_zeros"):
+            r = extra.get((name, n))
+            if r and r.get("index_rebuilds"):
+                print(f"  note: {name} ran an id index rebuild (erased buckets cleared, "
+                      f"amortised over ~0.15 x capacity inserts): its figure includes it")
         r = extra.get(("resolve_absl", n))
         if r:
             print(f"  flat_hash_map bytes/row {r['index_B_per_row']:.1f}")
+    rate1 = {r["name"]: r.get("items_per_second") for r in runs}
+    if rate1.get("initial_row") and rate1.get("fill_ids"):
+        print(f"initial rows of 512 random ids: RowInitializer::Fill / InitialRow "
+              f"{rate1['fill_ids'] / rate1['initial_row']:.2f}x")
     for r in runs:
         if r["name"].startswith("sketch_false_admission"):
             print(f"sketch {r['sketch_bytes'] / 1024:.0f} KiB: false admission rate "
