@@ -72,5 +72,22 @@ TEST(Crc32cTest, Sse42MatchesPortableOnRandomInputs) {
   EXPECT_EQ(Crc32cExtendSse42(0, buf.data() + 3, 4096), Crc32cExtendPortable(0, buf.data() + 3, 4096));
 }
 
+TEST(Crc32cTest, Sse42MatchesPortableOnLongInputs) {
+  // Past 3 x 8 KiB the SSE4.2 level runs three streams and joins them.
+  if (!Crc32cHasSse42()) GTEST_SKIP() << "no SSE4.2 on this CPU";
+  std::mt19937_64 rng(11);
+  std::string buf((1 << 20) + 8, '\0');
+  for (char& c : buf) c = static_cast<char>(rng());
+  for (size_t n : {size_t{24576} - 1, size_t{24576}, size_t{24576} + 1, size_t{49152} + 13,
+                   size_t{100000}, size_t{1} << 20}) {
+    for (size_t offset : {0, 3}) {
+      const uint32_t seed = static_cast<uint32_t>(rng());
+      ASSERT_EQ(Crc32cExtendSse42(seed, buf.data() + offset, n),
+                Crc32cExtendPortable(seed, buf.data() + offset, n))
+          << "offset " << offset << " length " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace embedserve::internal
