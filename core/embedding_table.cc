@@ -15,6 +15,8 @@ EmbeddingTable::EmbeddingTable(const TableSpec& spec, std::unique_ptr<RowStorage
                                std::shared_ptr<LookupParallelism> parallelism)
     : spec_(spec),
       rows_(std::move(rows)),
+      dynamic_(spec.dynamic ? static_cast<internal::DynamicRowStorage*>(rows_.get()) : nullptr),
+      initializer_(spec),
       parallelism_(std::move(parallelism)),
       frozen_(spec.frozen),
       optimizer_(spec.optimizer) {}
@@ -50,6 +52,7 @@ absl::Status EmbeddingTable::BadIdError(absl::Span<const int64_t> ids, int64_t p
 }
 
 absl::Status EmbeddingTable::CheckIds(absl::Span<const int64_t> ids) const {
+  if (dynamic_ != nullptr) return absl::OkStatus();  // every int64 is an id
   const uint64_t n = static_cast<uint64_t>(spec_.num_embeddings);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (static_cast<uint64_t>(ids[i]) >= n) return BadIdError(ids, static_cast<int64_t>(i));
@@ -58,6 +61,10 @@ absl::Status EmbeddingTable::CheckIds(absl::Span<const int64_t> ids) const {
 }
 
 absl::Status EmbeddingTable::CopyRows(int64_t first, int64_t n, float* out) const {
+  if (dynamic_ != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "table '", spec_.name, "' is dynamic: its rows have ids, not a range (look up its ids)"));
+  }
   if (first < 0 || n < 0 || first > spec_.num_embeddings - n) {
     return absl::InvalidArgumentError(absl::StrCat(
         "rows [", first, ", ", first + n, ") are out of range [0, ", spec_.num_embeddings, ")"));
@@ -108,6 +115,7 @@ absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids,
 }
 
 absl::Status EmbeddingTable::Lookup(absl::Span<const int64_t> ids, absl::Span<float> out) {
+  if (dynamic_ != nullptr) return LookupDynamic(ids, out);
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
   const KernelRows& rows = rows_->kernel_rows();
@@ -135,6 +143,7 @@ absl::Status EmbeddingTable::LookupPooled(absl::Span<const int64_t> ids,
                                           absl::Span<const int64_t> bounds, PoolingMode mode,
                                           absl::Span<const float> weights, absl::Span<float> out) {
   RETURN_IF_ERROR(CheckBagWeights(ids.size(), mode, weights));
+  if (dynamic_ != nullptr) return LookupPooledDynamic(ids, bounds, mode, weights, out);
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
   BagArgs args;
@@ -191,6 +200,13 @@ absl::Status EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   std::vector<int64_t> unique(ids.begin(), ids.end());
   std::sort(unique.begin(), unique.end());
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  if (dynamic_ != nullptr) {
+    // Only stored rows: an id without one reads as its initial row already
+    // renormalised (InitialRecords), and a lookup never makes a row.
+    unique.erase(std::remove_if(unique.begin(), unique.end(),
+                                [&](int64_t id) { return dynamic_->SlotOf(id) < 0; }),
+                 unique.end());
+  }
   const int64_t rf = record_floats();
   std::vector<float> packed = ReadRecords(unique);
   // Keep only the rows that changed, packed at the front.

@@ -17,6 +17,8 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/gather.h"
+#include "core/initializer.h"
+#include "core/internal/dynamic_row_storage.h"
 #include "core/internal/row_seqlock.h"
 #include "core/internal/table_persistence.h"
 #include "core/internal/trainer_sequences.h"
@@ -51,6 +53,20 @@ struct TableOptions {
   int64_t generation = 0;
 };
 
+// A dynamic table's rows (TableSpec::dynamic): what it stores and what its
+// admission and eviction rules did (core/internal/dynamic_row_storage.h).
+struct DynamicTableStats {
+  int64_t rows_stored = 0;
+  int64_t rows_admitted = 0;        // rows made, ever
+  int64_t rows_evicted = 0;         // by max_rows
+  int64_t rows_expired = 0;         // by ttl_steps
+  int64_t pushes_not_admitted = 0;  // pushed ids below admit_after
+  int64_t pushes_dropped_full = 0;  // admitted ids with every row of a full table pinned
+  int64_t index_bytes = 0;
+  int64_t sketch_bytes = 0;
+  int64_t slot_meta_bytes = 0;
+};
+
 // Who sent a push (EmbeddingTable::ApplyGradients, exactly-once).
 struct PushOrigin {
   absl::string_view trainer;  // empty: no exactly-once
@@ -76,6 +92,19 @@ struct PushOrigin {
 // seqlock (a pooled bag is recomputed). The exception: lookups on a max_norm
 // table renormalise rows in place, i.e. write, so they take mu_.
 // CopyRows and ReadOptimizerState take mu_ shared to exclude writers.
+//
+// Dynamic tables (spec.dynamic; core/internal/dynamic_row_storage.h): any
+// int64 is a valid id. A lookup reads an id without a row as its initial
+// value (RowInitializer; with max_norm, renormalised as a lookup would have
+// made it; zeros with unseen_zeros) and never makes a row. A push reads the
+// same value for such an id, steps it, and stores the result if the id is
+// admitted (admit_after); ids that are not get nothing and stay at their
+// initial value. Every push advances the table's step (optimizer_step(),
+// for every optimizer: eviction's clock), and eviction and expiry happen
+// inside pushes (and assigns) only, so replaying the log gives the same
+// rows. Lookups follow DynamicRowStorage's Recheck protocol on top of the
+// seqlock: a slot handed to another id meanwhile is re-read by id.
+// A durable dynamic table needs the update log (its store holds snapshots).
 class EmbeddingTable {
  public:
   // Builds a table. With `initial_values` (num_embeddings * embedding_dim
@@ -161,7 +190,8 @@ class EmbeddingTable {
   absl::Status WaitDurable(LogPosition position) const;
 
   // Copies rows [first, first + n) (dim floats each) into `out`, all read
-  // with writers excluded. InvalidArgument if the range is out of bounds.
+  // with writers excluded. InvalidArgument if the range is out of bounds,
+  // or for a dynamic table (which has no range: Lookup its StoredIds).
   absl::Status CopyRows(int64_t first, int64_t n, float* out) const;
 
   // Attaches one word per row (word-vector files). InvalidArgument if the
@@ -189,7 +219,14 @@ class EmbeddingTable {
   TableSpec spec() const;
   const std::string& name() const { return spec_.name; }
   int64_t dim() const { return spec_.embedding_dim; }
-  int64_t num_rows() const { return spec_.num_embeddings; }
+  // num_embeddings; rows stored for a dynamic table.
+  int64_t num_rows() const;
+  bool is_dynamic() const { return dynamic_ != nullptr; }
+  // Set for dynamic tables only.
+  std::optional<DynamicTableStats> dynamic_stats() const;
+  // A dynamic table's ids with a row, least recently updated first (what
+  // export streams); empty for a dense table.
+  std::vector<int64_t> StoredIds() const;
   int num_shards() const { return rows_->num_shards(); }
   int64_t rows_per_shard() const { return rows_->rows_per_shard(); }
   // Bytes of the rows (not of the optimizer state).
@@ -201,8 +238,8 @@ class EmbeddingTable {
   // Bumped by every call that changes rows (assign, push, renorm).
   int64_t version() const { return version_.load(std::memory_order_acquire); }
 
-  // OK if every id is in [0, num_rows); else InvalidArgument naming the first
-  // bad id and its position. Lookups check ids themselves; this lets a caller
+  // OK if every id is in [0, num_rows) (any id of a dynamic table); else
+  // InvalidArgument naming the first bad id and its position. Lookups check ids themselves; this lets a caller
   // validate a multi-table request before changing anything.
   absl::Status CheckIds(absl::Span<const int64_t> ids) const;
 
@@ -251,7 +288,7 @@ class EmbeddingTable {
   // TrainerSequences::kMaxTrainers trainers.
   struct PushResult {
     int64_t version = 0;       // the table's version after the push
-    int64_t rows_applied = 0;  // distinct non-padding rows stepped
+    int64_t rows_applied = 0;  // distinct non-padding rows stepped (and stored)
     bool duplicate = false;    // already applied: nothing changed
   };
   using PushOrigin = ::embedserve::PushOrigin;
@@ -337,6 +374,7 @@ class EmbeddingTable {
   struct Committed {
     int64_t version = 0;
     LogPosition position = 0;
+    int64_t stored = 0;  // records stored (WriteRecords)
   };
   absl::StatusOr<Committed> Commit(UpdateRecord logged, absl::Span<const int64_t> ids,
                                    absl::Span<const float> packed, int64_t step,
@@ -348,14 +386,53 @@ class EmbeddingTable {
   std::vector<float> SteppedRecords(absl::Span<const int64_t> ids, absl::Span<const float> sums,
                                     int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes packed records of distinct valid ids in memory under the seqlock.
-  void WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A dynamic table makes rows for ids without one (admission applies to
+  // kPush writes, at table step `step`); returns how many records were
+  // stored (fewer than ids.size() for ids a dynamic table did not admit).
+  int64_t WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
+                       internal::UpsertMode mode = internal::UpsertMode::kWrite,
+                       int64_t step = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ---- Dynamic tables (core/dynamic_table.cc).
+  // The record an id without a row reads as: its initial row (renormalised
+  // with max_norm, zeros with unseen_zeros or for padding_idx), then the
+  // format's initial optimizer state. `out` holds record_floats() floats.
+  void InitialRecords(absl::Span<const int64_t> ids, float* out) const;
+  // Lookup / LookupPooled of a dynamic table.
+  absl::Status LookupDynamic(absl::Span<const int64_t> ids, absl::Span<float> out);
+  absl::Status LookupPooledDynamic(absl::Span<const int64_t> ids, absl::Span<const int64_t> bounds,
+                                   PoolingMode mode, absl::Span<const float> weights,
+                                   absl::Span<float> out);
+  // Gathers rows of ids (misses: their initial rows) into `out` following the
+  // Recheck protocol; with `locked` (mu_ held) no re-check is needed.
+  void GatherDynamic(absl::Span<const int64_t> ids, float* out, bool locked);
+  // Snapshot / restore of a dynamic table's rows (StoredTable::dynamic_rows).
+  // Floats after a dynamic snapshot record's row record: the row's id and
+  // last update step, int64 each, as raw bytes.
+  static constexpr int64_t kDynamicTrailerFloats = 4;
+  // The rows' records (with ids and steps), packed, and meta's
+  // dynamic_rows and floats_per_record for them.
+  std::vector<float> CopyDynamic(StoredTable& meta) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  static absl::StatusOr<std::string> StageDynamic(RowStore& store, const StoredTable& meta,
+                                                  const std::vector<float>& records);
+  // Publishes a snapshot's staged rows unless the table was dropped or
+  // replaced meanwhile; returns where replay starts.
+  absl::StatusOr<LogPosition> CommitSnapshot(RowStore* store, const StoredTable& meta,
+                                             const std::string& staged)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  static absl::Status LoadDynamic(RowStore& store, const StoredTable& meta,
+                                  internal::DynamicRowStorage& rows);
+  // The storage of a spec: dense sharded rows, or dynamic rows.
+  static absl::StatusOr<std::unique_ptr<RowStorage>> MakeStorage(const TableSpec& spec);
   // Fixed at creation; frozen and the optimizer's hyper-parameters live in
   // the guarded fields below instead.
   const TableSpec spec_;
   // The rows' memory is fixed at creation. Contents: written only under mu_
   // and the seqlock; read lock-free by lookups (see the class comment).
   const std::unique_ptr<RowStorage> rows_;
+  // rows_ when the table is dynamic, else null.
+  internal::DynamicRowStorage* const dynamic_;
+  // Initial rows of ids without one (dynamic tables).
+  const RowInitializer initializer_;
   const std::shared_ptr<LookupParallelism> parallelism_;  // null: serial
   internal::RowSeqlock seqlock_;
   // Serialises writers; guards the settings below. Lookups never take it,

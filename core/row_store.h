@@ -58,6 +58,14 @@ struct StoredTable {
   // few large values. Only CreateTable/StageTable honour it; a table stored
   // with more than 1 takes no PutRecords (re-stage it with 1 first).
   int64_t rows_per_value = 1;
+  // A dynamic table (spec.dynamic): how many records its snapshot holds
+  // (rows stored, least recently updated first). Each record is the row's
+  // record followed by 4 floats' bytes: the row's id and last update step,
+  // int64 each (EmbeddingTable::Snapshot).
+  int64_t dynamic_rows = 0;
+
+  // Records stored: num_embeddings, or dynamic_rows for a dynamic table.
+  int64_t num_records() const { return spec.dynamic ? dynamic_rows : spec.num_embeddings; }
 };
 
 struct CheckpointInfo {

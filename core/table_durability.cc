@@ -14,6 +14,9 @@
 namespace embedserve {
 
 int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
+  // A dynamic table starts empty and grows with its rows (its memory is
+  // reported by DescribeTable); admission counts its first chunk.
+  if (spec.dynamic) return int64_t{4} << 20;
   return internal::ShardedRowStorage::EstimateBytes(spec);
 }
 
@@ -21,10 +24,21 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
     const TableSpec& raw_spec, absl::Span<const float> initial_values,
     const TableOptions& options) {
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
+  if (spec.dynamic) {
+    if (!initial_values.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table '", spec.name, "' is dynamic: it takes no initial values (assign rows by id)"));
+    }
+    if (options.store != nullptr && options.log == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("dynamic table '", spec.name,
+                       "' needs the update log to be durable (the server runs with "
+                       "--update_log=false)"));
+    }
+  }
   if (!initial_values.empty()) RETURN_IF_ERROR(CheckInitialValues(spec, initial_values));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
-                   internal::ShardedRowStorage::Create(spec));
-  FillInitialRows(spec, initial_values, *rows, options.parallelism.get());
+  ASSIGN_OR_RETURN(std::unique_ptr<RowStorage> rows, MakeStorage(spec));
+  if (!spec.dynamic) FillInitialRows(spec, initial_values, *rows, options.parallelism.get());
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(spec, std::move(rows), options.parallelism));
   if (options.store == nullptr) return table;
@@ -53,9 +67,8 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::CreateFromLog(
                                             record.table, "' without a spec"));
   }
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(*record.spec));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
-                   internal::ShardedRowStorage::Create(spec));
-  FillInitialRows(spec, {}, *rows, options.parallelism.get());
+  ASSIGN_OR_RETURN(std::unique_ptr<RowStorage> rows, MakeStorage(spec));
+  if (!spec.dynamic) FillInitialRows(spec, {}, *rows, options.parallelism.get());
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(spec, std::move(rows), options.parallelism));
   absl::MutexLock lock(&table->mu_);
@@ -68,13 +81,17 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::CreateFromLog(
 absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Restore(
     const StoredTable& meta, const TableOptions& options) {
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(meta.spec));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
-                   internal::ShardedRowStorage::Create(spec));
-  RETURN_IF_ERROR(internal::TablePersistence::Load(*options.store, meta, *rows));
+  ASSIGN_OR_RETURN(std::unique_ptr<RowStorage> rows, MakeStorage(spec));
+  if (spec.dynamic) {
+    RETURN_IF_ERROR(LoadDynamic(*options.store, meta,
+                                static_cast<internal::DynamicRowStorage&>(*rows)));
+  } else {
+    RETURN_IF_ERROR(internal::TablePersistence::Load(*options.store, meta, *rows));
+  }
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(spec, std::move(rows), options.parallelism));
   if (!meta.vocabulary.empty()) RETURN_IF_ERROR(table->SetVocabulary(meta.vocabulary));
-  if (!meta.shard_positions.empty() &&
+  if (!spec.dynamic && !meta.shard_positions.empty() &&
       static_cast<int>(meta.shard_positions.size()) != table->num_shards()) {
     return absl::DataLossError(absl::StrCat("table '", spec.name, "' is stored with ",
                                             meta.shard_positions.size(),
@@ -114,7 +131,16 @@ absl::Status EmbeddingTable::PersistTo(RowStore* store) {
 
 absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
   absl::MutexLock lock(&mu_);
-  return internal::TablePersistence::Stage(*store, Meta(version_.load(), step_), *rows_);
+  StoredTable meta = Meta(version_.load(), step_);
+  if (dynamic_ != nullptr) {
+    if (persistence_.log() == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dynamic table '", spec_.name, "' needs the update log to be durable"));
+    }
+    const std::vector<float> records = CopyDynamic(meta);
+    return StageDynamic(*store, meta, records);
+  }
+  return internal::TablePersistence::Stage(*store, meta, *rows_);
 }
 
 absl::Status EmbeddingTable::CommitTo(RowStore* store, const std::string& staged) {
@@ -162,6 +188,11 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   // few large values instead of one per row.
   if (persistence_.log() != nullptr) {
     meta.rows_per_value = std::max<int64_t>(1, (int64_t{64} << 10) / (record_floats() * 4));
+  }
+  if (dynamic_ != nullptr) {
+    // As CopyDynamic stages them (the table must not change in between).
+    meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
+    meta.dynamic_rows = dynamic_->stats().rows_stored;
   }
   return meta;
 }
@@ -212,6 +243,19 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
     meta.log_position = persistence_.last_position();
     meta.vocabulary = vocabulary_.words();
   }
+  if (dynamic_ != nullptr) {
+    // All rows at once under mu_, as of the table's last position (rows
+    // move between slots and in the LRU order, so not shard by shard).
+    std::vector<float> records;
+    {
+      absl::MutexLock lock(&mu_);
+      meta = Meta(version_.load(), step_);
+      meta.log_position = persistence_.last_position();
+      records = CopyDynamic(meta);
+    }
+    ASSIGN_OR_RETURN(const std::string staged, StageDynamic(*store, meta, records));
+    return CommitSnapshot(store, meta, staged);
+  }
   // Rows are copied one shard at a time under mu_ (writers pause for one
   // shard's copy, lookups not at all) as StageTable asks for them in id
   // order; each shard is then as of its own position.
@@ -237,6 +281,12 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
   };
   ASSIGN_OR_RETURN(const std::string staged, store->StageTable(meta, record));
   meta.shard_positions = positions;
+  return CommitSnapshot(store, meta, staged);
+}
+
+absl::StatusOr<LogPosition> EmbeddingTable::CommitSnapshot(RowStore* store,
+                                                           const StoredTable& meta,
+                                                           const std::string& staged) {
   absl::MutexLock lock(&mu_);
   if (persistence_.store() != store || persistence_.log() == nullptr) {
     // Dropped or replaced meanwhile: its rows must not come back.
@@ -306,9 +356,9 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
       applier->Push(*rows_, optimizer_.kind,
                     ComputeStepScalars(optimizer_, std::max<int64_t>(r.step, 1)), ids, floats);
     } else if (r.kind == UpdateRecord::Kind::kPush) {
-      WriteRecords(ids, SteppedRecords(ids, floats, r.step));
+      WriteRecords(ids, SteppedRecords(ids, floats, r.step), internal::UpsertMode::kPush, r.step);
     } else {
-      WriteRecords(ids, floats);
+      WriteRecords(ids, floats, internal::UpsertMode::kWrite, r.step);
     }
   }
   if (!r.trainer.empty()) {

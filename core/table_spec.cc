@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace embedserve {
 namespace {
@@ -19,6 +20,45 @@ bool ValidName(const std::string& name) {
   return true;
 }
 
+// A dynamic table's own rules (the fields every table has are checked by
+// the caller).
+absl::Status CheckDynamic(const TableSpec& spec) {
+  const DynamicSpec& d = *spec.dynamic;
+  if (spec.num_embeddings != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a dynamic table takes any int64 id and has no num_embeddings; got ",
+                     spec.num_embeddings, " (leave it 0)"));
+  }
+  if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "embedding_dim must be in [1, ", kMaxEmbeddingDim, "], got ", spec.embedding_dim));
+  }
+  if (spec.num_shards != 0) {
+    return absl::InvalidArgumentError("a dynamic table has no shards by id range; leave num_shards 0");
+  }
+  if (d.max_rows < 0 || d.max_rows > kMaxDynamicRows) {
+    return absl::InvalidArgumentError(absl::StrCat("max_rows must be in [0, ", kMaxDynamicRows,
+                                                   "] (0: no limit), got ", d.max_rows));
+  }
+  if (d.ttl_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttl_steps must be >= 0 (0: rows never expire), got ", d.ttl_steps));
+  }
+  if (d.admit_after < 0 || d.admit_after > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admit_after must be in [0, 255], got ", d.admit_after));
+  }
+  if (spec.initializer.kind == InitKind::kXavierUniform) {
+    return absl::InvalidArgumentError(
+        "xavier_uniform needs num_embeddings (its fan-out), which a dynamic table does not have");
+  }
+  if (spec.initializer.generator == 1) {
+    return absl::InvalidArgumentError(
+        "a dynamic table needs initializer generator 2 (rows keyed by 64-bit ids)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
@@ -26,22 +66,26 @@ absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("table name '", spec.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
   }
-  if (spec.num_embeddings <= 0 || spec.num_embeddings > kMaxNumEmbeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_embeddings must be in [1, ", kMaxNumEmbeddings, "], got ", spec.num_embeddings));
-  }
-  if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "embedding_dim must be in [1, ", kMaxEmbeddingDim, "], got ", spec.embedding_dim));
-  }
-  if (spec.padding_idx.has_value()) {
-    const int64_t p = *spec.padding_idx;
-    if (p < -spec.num_embeddings || p >= spec.num_embeddings) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("padding_idx ", p, " must be within num_embeddings ", spec.num_embeddings,
-                       " (in [", -spec.num_embeddings, ", ", spec.num_embeddings, "))"));
+  if (spec.dynamic.has_value()) {
+    RETURN_IF_ERROR(CheckDynamic(spec));
+  } else {
+    if (spec.num_embeddings <= 0 || spec.num_embeddings > kMaxNumEmbeddings) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "num_embeddings must be in [1, ", kMaxNumEmbeddings, "], got ", spec.num_embeddings));
     }
-    if (p < 0) spec.padding_idx = p + spec.num_embeddings;
+    if (spec.embedding_dim <= 0 || spec.embedding_dim > kMaxEmbeddingDim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "embedding_dim must be in [1, ", kMaxEmbeddingDim, "], got ", spec.embedding_dim));
+    }
+    if (spec.padding_idx.has_value()) {
+      const int64_t p = *spec.padding_idx;
+      if (p < -spec.num_embeddings || p >= spec.num_embeddings) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("padding_idx ", p, " must be within num_embeddings ", spec.num_embeddings,
+                         " (in [", -spec.num_embeddings, ", ", spec.num_embeddings, "))"));
+      }
+      if (p < 0) spec.padding_idx = p + spec.num_embeddings;
+    }
   }
   if (spec.max_norm.has_value() && !(*spec.max_norm > 0 && std::isfinite(*spec.max_norm))) {
     return absl::InvalidArgumentError(

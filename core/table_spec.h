@@ -34,6 +34,27 @@ struct InitializerSpec {
 
 inline constexpr uint32_t kCurrentInitGenerator = 2;
 
+// A dynamic table (issue 15): rows keyed by any int64 id, made by the first
+// push that passes admission, evicted by updates only (never by reads or
+// the clock), so that servers applying the same updates hold the same rows.
+// An id without a row reads as its initial value (InitialValue of the id as
+// a 64-bit row: the same on every server, restart and SIMD level), or as
+// zeros with unseen_zeros. A lookup never makes a row.
+struct DynamicSpec {
+  // Most rows stored; when full, a newly admitted id evicts the least
+  // recently updated row (core/internal/dynamic_row_storage.h says why LRU).
+  // 0: no limit.
+  int64_t max_rows = 0;
+  // A row not updated by any of the table's last ttl_steps pushes goes
+  // (checked at each push). 0: rows never expire.
+  int64_t ttl_steps = 0;
+  // An id gets a row at its admit_after-th push (counted in a bounded
+  // count-min sketch); 0 or 1: at its first push. At most 255.
+  int32_t admit_after = 0;
+  // Lookups of ids without a row answer zeros instead of the initial value.
+  bool unseen_zeros = false;
+};
+
 // The spec of one table, mirroring torch.nn.Embedding's constructor.
 struct TableSpec {
   std::string name;            // [A-Za-z0-9_.-]{1,128}
@@ -63,6 +84,9 @@ struct TableSpec {
   // Requested shard count; 0 picks one from the table's size. See
   // EmbeddingTable for how rows map to shards.
   int32_t num_shards = 0;
+  // Set: a dynamic table (see DynamicSpec). num_embeddings is then 0 (ids
+  // have no range), padding_idx may be any id, and num_shards is 0.
+  std::optional<DynamicSpec> dynamic;
 };
 
 inline constexpr int64_t kMaxEmbeddingDim = 1 << 16;
@@ -71,8 +95,12 @@ inline constexpr int64_t kMaxEmbeddingDim = 1 << 16;
 inline constexpr int64_t kMaxNumEmbeddings = int64_t{1} << 40;
 inline constexpr int32_t kMaxShards = 4096;
 
+// The most rows a dynamic table can keep (its slots are 32-bit).
+inline constexpr int64_t kMaxDynamicRows = int64_t{1} << 31;
+
 // Checks every field and returns the spec with padding_idx made
-// non-negative. InvalidArgument names the first bad field.
+// non-negative (dense tables; a dynamic table's padding_idx is an id as it
+// is). InvalidArgument names the first bad field.
 absl::StatusOr<TableSpec> NormalizeTableSpec(TableSpec spec);
 
 }  // namespace embedserve

@@ -59,19 +59,57 @@ std::vector<float> EmbeddingTable::ReadRecords(absl::Span<const int64_t> ids) co
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
   std::vector<float> packed(ids.size() * rf);
-  for (size_t u = 0; u < slots.size(); ++u) rows_->ReadRecord(slots[u], packed.data() + u * rf);
+  std::vector<int64_t> missing, missing_ids;
+  for (size_t u = 0; u < slots.size(); ++u) {
+    if (slots[u] >= 0) {
+      rows_->ReadRecord(slots[u], packed.data() + u * rf);
+    } else {  // a dynamic table's id without a row
+      missing.push_back(static_cast<int64_t>(u));
+      missing_ids.push_back(ids[u]);
+    }
+  }
+  if (!missing.empty()) {
+    std::vector<float> initial(missing.size() * rf);
+    InitialRecords(missing_ids, initial.data());
+    for (size_t m = 0; m < missing.size(); ++m) {
+      std::memcpy(packed.data() + missing[m] * rf, initial.data() + m * rf, rf * sizeof(float));
+    }
+  }
   return packed;
 }
 
-void EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed) {
+int64_t EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
+                                     internal::UpsertMode mode, int64_t step) {
   const int64_t rf = record_floats();
+  auto write = [&](size_t i, int64_t slot) {
+    seqlock_.BeginWrite(slot);
+    rows_->WriteRecord(slot, packed.data() + i * rf);
+    seqlock_.EndWrite(slot);
+  };
+  if (dynamic_ != nullptr) {
+    // New rows are written by Upsert (under the seqlock: the slot may have
+    // held an evicted id's row that readers still read) before their ids
+    // are published; the others after it.
+    std::vector<int64_t> slots(ids.size());
+    std::vector<bool> fresh(ids.size(), false);
+    // A failure to grow (ResourceExhausted) leaves the later ids without a
+    // row, as ids that were not admitted.
+    dynamic_->Upsert(ids, step, mode, absl::MakeSpan(slots), [&](int64_t i, int64_t slot) {
+      fresh[i] = true;
+      write(i, slot);
+    }).IgnoreError();
+    int64_t stored = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (slots[i] < 0) continue;
+      ++stored;
+      if (!fresh[i]) write(i, slots[i]);
+    }
+    return stored;
+  }
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
-  for (size_t i = 0; i < slots.size(); ++i) {
-    seqlock_.BeginWrite(slots[i]);
-    rows_->WriteRecord(slots[i], packed.data() + i * rf);
-    seqlock_.EndWrite(slots[i]);
-  }
+  for (size_t i = 0; i < slots.size(); ++i) write(i, slots[i]);
+  return static_cast<int64_t>(slots.size());
 }
 
 absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
@@ -89,14 +127,18 @@ absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
   } else {
     RETURN_IF_ERROR(persistence_.PutRecords(Meta(version, step), ids, packed));
   }
-  WriteRecords(ids, packed);
+  const int64_t stored = WriteRecords(ids, packed,
+                                      logged.kind == UpdateRecord::Kind::kPush
+                                          ? internal::UpsertMode::kPush
+                                          : internal::UpsertMode::kWrite,
+                                      step);
   if (!origin.trainer.empty()) {
     absl::MutexLock lock(&trainers_mu_);
     trainers_.Applied(origin.trainer, origin.sequence);
   }
   step_ = step;
   version_.store(version, std::memory_order_release);
-  return Committed{version, position};
+  return Committed{version, position, stored};
 }
 
 absl::StatusOr<int64_t> EmbeddingTable::AssignRows(absl::Span<const int64_t> ids,
@@ -192,7 +234,10 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
       // does not advance either (the trainer's number is not remembered:
       // nothing would make it durable).
       if (g.ids.empty()) return PushResult{version_.load(std::memory_order_relaxed), 0};
-      const int64_t step = HasStepCount(optimizer_.kind) ? step_ + 1 : step_;
+      // A dynamic table counts every push (its eviction clock); the step
+      // changes the math of Adagrad and SparseAdam only.
+      const int64_t step =
+          HasStepCount(optimizer_.kind) || dynamic_ != nullptr ? step_ + 1 : step_;
       const std::vector<float> packed = SteppedRecords(g.ids, g.sums, step);
       RETURN_IF_ERROR(CheckRecords(g.ids, packed, "push"));
       // The log gets the command (the coalesced gradients), not the records.
@@ -203,7 +248,7 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
       ASSIGN_OR_RETURN(done, Commit(logged, g.ids, packed, step,
                                     once ? origin : PushOrigin{}));
       result.version = done.version;
-      result.rows_applied = static_cast<int64_t>(g.ids.size());
+      result.rows_applied = done.stored;
     }
   }
   RETURN_IF_ERROR(WaitDurable(done.position));

@@ -101,6 +101,13 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   if (i.has_b()) s.initializer.b = i.b();
   s.initializer.value = i.value();
   s.initializer.seed = i.seed();
+  if (p.dynamic()) {
+    s.dynamic = DynamicSpec{p.max_rows(), p.ttl_steps(), p.admit_after(), p.unseen_zeros()};
+  } else if (p.max_rows() != 0 || p.ttl_steps() != 0 || p.admit_after() != 0 ||
+             p.unseen_zeros()) {
+    return absl::InvalidArgumentError(
+        "max_rows, ttl_steps, admit_after and unseen_zeros are for dynamic tables (set dynamic)");
+  }
   return s;
 }
 
@@ -160,6 +167,13 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   i->set_b(s.initializer.b);
   i->set_value(s.initializer.value);
   i->set_seed(s.initializer.seed);
+  if (s.dynamic) {
+    p->set_dynamic(true);
+    p->set_max_rows(s.dynamic->max_rows);
+    p->set_ttl_steps(s.dynamic->ttl_steps);
+    p->set_admit_after(s.dynamic->admit_after);
+    p->set_unseen_zeros(s.dynamic->unseen_zeros);
+  }
 }
 
 void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
@@ -173,6 +187,18 @@ void TableInfoToProto(const EmbeddingTable& t, v1::TableInfo* p) {
   p->set_optimizer_step(t.optimizer_step());
   p->set_has_vocabulary(t.has_vocabulary());
   p->set_bytes_per_row(CompactRowStride(t.spec().row_type, t.dim()));
+  if (const std::optional<DynamicTableStats> d = t.dynamic_stats()) {
+    v1::DynamicStats* ds = p->mutable_dynamic();
+    ds->set_rows_stored(d->rows_stored);
+    ds->set_rows_admitted(d->rows_admitted);
+    ds->set_rows_evicted(d->rows_evicted);
+    ds->set_rows_expired(d->rows_expired);
+    ds->set_pushes_not_admitted(d->pushes_not_admitted);
+    ds->set_pushes_dropped_full(d->pushes_dropped_full);
+    ds->set_index_bytes(d->index_bytes);
+    ds->set_sketch_bytes(d->sketch_bytes);
+    ds->set_slot_meta_bytes(d->slot_meta_bytes);
+  }
 }
 
 absl::StatusOr<PoolingMode> PoolingModeFromProto(v1::PoolingMode mode) {

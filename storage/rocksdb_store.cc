@@ -217,7 +217,7 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
   }
   // SST files: the records, plus keys and block overhead (~5%).
   RETURN_IF_ERROR(CheckSpace(
-      meta.spec.num_embeddings * (meta.floats_per_record * 4 + 16) / 20 * 21 + (64 << 10),
+      meta.num_records() * (meta.floats_per_record * 4 + 16) / 20 * 21 + (64 << 10),
       absl::StrCat("store table '", name, "'")));
   const rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
   std::string family;

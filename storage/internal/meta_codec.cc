@@ -66,6 +66,14 @@ std::string EncodeMeta(const StoredTable& m) {
   line("step", absl::StrCat(m.step));
   line("floats_per_record", absl::StrCat(m.floats_per_record));
   line("row_type", absl::StrCat(static_cast<int>(s.row_type)));
+  if (s.dynamic) {
+    line("dynamic", "1");
+    line("max_rows", absl::StrCat(s.dynamic->max_rows));
+    line("ttl_steps", absl::StrCat(s.dynamic->ttl_steps));
+    line("admit_after", absl::StrCat(s.dynamic->admit_after));
+    line("unseen_zeros", s.dynamic->unseen_zeros ? "1" : "0");
+    line("dynamic_rows", absl::StrCat(m.dynamic_rows));
+  }
   // The update log's fields (storage/FORMAT.md), only when set, so that a
   // table written without a log encodes as before.
   if (m.rows_per_value > 1) line("rows_per_value", absl::StrCat(m.rows_per_value));
@@ -164,6 +172,18 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
       i64(&t);
       ok = ok && t >= 0 && t <= 3;
       s.row_type = static_cast<RowType>(t);
+    } else if (k == "dynamic") {
+      if (v == "1" && !s.dynamic) s.dynamic.emplace();
+    } else if (k == "max_rows" || k == "ttl_steps" || k == "dynamic_rows") {
+      if (!s.dynamic) s.dynamic.emplace();
+      i64(k == "max_rows" ? &s.dynamic->max_rows
+                          : k == "ttl_steps" ? &s.dynamic->ttl_steps : &m.dynamic_rows);
+    } else if (k == "admit_after") {
+      if (!s.dynamic) s.dynamic.emplace();
+      ok = absl::SimpleAtoi(v, &s.dynamic->admit_after);
+    } else if (k == "unseen_zeros") {
+      if (!s.dynamic) s.dynamic.emplace();
+      s.dynamic->unseen_zeros = v == "1";
     } else if (k == "rows_per_value") {
       i64(&m.rows_per_value);
       ok = ok && m.rows_per_value >= 1;

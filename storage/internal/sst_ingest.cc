@@ -74,8 +74,8 @@ absl::Status IngestRows(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
   const rocksdb::Options writer_options(rocksdb::DBOptions(), family_options);
   // Ids ascend, so keys (big-endian ids) reach each writer in sorted order,
   // as SstFileWriter requires.
-  for (int64_t first = 0; first < meta.spec.num_embeddings; first += rows_per_file) {
-    const int64_t last = std::min(meta.spec.num_embeddings, first + rows_per_file);
+  for (int64_t first = 0; first < meta.num_records(); first += rows_per_file) {
+    const int64_t last = std::min(meta.num_records(), first + rows_per_file);
     files.push_back((staging / absl::StrCat(files.size(), ".sst")).string());
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), writer_options, family);
     rocksdb::Status s = writer.Open(files.back());

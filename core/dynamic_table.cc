@@ -1,0 +1,266 @@
+// EmbeddingTable: what is particular to dynamic tables (TableSpec::dynamic):
+// ids without a row, lookups by the Recheck protocol, snapshots keyed by id.
+// The shared paths (pushes, assigns, replay) branch into these.
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "core/embedding_table.h"
+#include "core/internal/sharded_row_storage.h"
+#include "core/renorm.h"
+#include "core/row_codec.h"
+
+namespace embedserve {
+namespace {
+
+internal::DynamicRowOptions DynamicOptionsOf(const TableSpec& spec) {
+  internal::DynamicRowOptions o;
+  o.max_rows = spec.dynamic->max_rows;
+  o.ttl_steps = spec.dynamic->ttl_steps;
+  o.admit_after = std::max<int>(1, spec.dynamic->admit_after);
+  o.seed = spec.initializer.seed;
+  return o;
+}
+
+// The row as its compact type stores it: encoded, then decoded.
+void RoundTrip(const RowFormat& f, float* row) {
+  thread_local std::vector<uint8_t> encoded;
+  encoded.resize(f.row_bytes);
+  EncodeRow(f.type, row, f.dim, encoded.data());
+  DecodeRow(f.type, encoded.data(), f.dim, row);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RowStorage>> EmbeddingTable::MakeStorage(const TableSpec& spec) {
+  if (!spec.dynamic) {
+    ASSIGN_OR_RETURN(std::unique_ptr<internal::ShardedRowStorage> rows,
+                     internal::ShardedRowStorage::Create(spec));
+    return std::unique_ptr<RowStorage>(std::move(rows));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::DynamicRowStorage> rows,
+                   internal::DynamicRowStorage::Create(RowFormat::For(spec), DynamicOptionsOf(spec)));
+  return std::unique_ptr<RowStorage>(std::move(rows));
+}
+
+int64_t EmbeddingTable::num_rows() const {
+  return dynamic_ == nullptr ? spec_.num_embeddings : dynamic_->stats().rows_stored;
+}
+
+std::optional<DynamicTableStats> EmbeddingTable::dynamic_stats() const {
+  if (dynamic_ == nullptr) return std::nullopt;
+  const internal::DynamicRowStats s = dynamic_->stats();
+  DynamicTableStats d;
+  d.rows_stored = s.rows_stored;
+  d.rows_admitted = s.rows_admitted;
+  d.rows_evicted = s.rows_evicted;
+  d.rows_expired = s.rows_expired;
+  d.pushes_not_admitted = s.pushes_not_admitted;
+  d.pushes_dropped_full = s.pushes_dropped_full;
+  d.index_bytes = s.index_bytes;
+  d.sketch_bytes = s.sketch_bytes;
+  d.slot_meta_bytes = s.slot_meta_bytes;
+  return d;
+}
+
+std::vector<int64_t> EmbeddingTable::StoredIds() const {
+  std::vector<int64_t> ids;
+  if (dynamic_ == nullptr) return ids;
+  absl::ReaderMutexLock lock(&mu_);  // writers hold mu_ exclusively
+  ids.reserve(dynamic_->stats().rows_stored);
+  dynamic_->ForEachRow([&](int64_t id, int64_t, int64_t) { ids.push_back(id); });
+  return ids;
+}
+
+void EmbeddingTable::InitialRecords(absl::Span<const int64_t> ids, float* out) const {
+  const RowFormat& f = rows_->format();
+  const int64_t dim = f.dim, rf = f.record_floats();
+  // Rows first, packed at the front, then spread out to their records
+  // (back to front, so that nothing is overwritten before it moves).
+  if (spec_.dynamic->unseen_zeros) {
+    std::fill(out, out + ids.size() * dim, 0.0f);
+  } else {
+    initializer_.Fill(ids, out);
+  }
+  for (int64_t u = static_cast<int64_t>(ids.size()) - 1; u >= 0; --u) {
+    float* record = out + u * rf;
+    if (rf != dim) std::memmove(record, out + u * dim, dim * sizeof(float));
+    // The row as its type stores it (a compact row reads back rounded, as
+    // a dense table's does), and as a max_norm lookup leaves it (torch
+    // renormalises the row the trainer saw; a dense table re-encodes it).
+    const bool compact = f.type != RowType::kFloat32;
+    if (compact) RoundTrip(f, record);
+    if (spec_.max_norm && RenormRow(record, dim, *spec_.max_norm, spec_.norm_type) && compact) {
+      RoundTrip(f, record);
+    }
+    std::fill(record + dim, record + rf, f.initial_state);
+  }
+}
+
+void EmbeddingTable::GatherDynamic(absl::Span<const int64_t> ids, float* out, bool locked) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t dim = spec_.embedding_dim;
+  std::vector<int64_t> scratch;
+  const absl::Span<const int64_t> slots = dynamic_->Resolve(ids, &scratch);
+  thread_local std::vector<uint32_t> before;
+  std::vector<int64_t> redo;
+  if (!locked) {
+    before.resize(n);
+    seqlock_.Snapshot(slots, absl::MakeSpan(before));
+    dynamic_->Recheck(ids, scratch, &redo);
+  }
+  std::vector<int64_t> missing;
+  internal::GatherResolved(ActiveKernels(), dynamic_->kernel_rows(), slots, out,
+                           [&](int64_t i, float*) { missing.push_back(i); });
+  if (!locked) seqlock_.Torn(slots, before, &redo);
+  // Ids without a row (and rows a writer touched meanwhile that have none
+  // now): their initial rows.
+  const int64_t rf = record_floats();
+  std::vector<float> record(rf);
+  auto initial = [&](int64_t i) {
+    InitialRecords(absl::MakeConstSpan(&ids[i], 1), record.data());
+    std::memcpy(out + i * dim, record.data(), dim * sizeof(float));
+  };
+  if (!missing.empty()) {
+    std::vector<int64_t> missing_ids(missing.size());
+    for (size_t m = 0; m < missing.size(); ++m) missing_ids[m] = ids[missing[m]];
+    std::vector<float> records(missing.size() * rf);
+    InitialRecords(missing_ids, records.data());
+    for (size_t m = 0; m < missing.size(); ++m) {
+      std::memcpy(out + missing[m] * dim, records.data() + m * rf, dim * sizeof(float));
+    }
+  }
+  if (redo.empty()) return;
+  std::sort(redo.begin(), redo.end());
+  redo.erase(std::unique(redo.begin(), redo.end()), redo.end());
+  for (int64_t i : redo) {
+    const bool stored = dynamic_->ReadRowStable(seqlock_, ids[i], [&](const uint8_t* row) {
+      DecodeRow(spec_.row_type, row, dim, out + i * dim);
+    });
+    if (!stored) initial(i);
+  }
+}
+
+absl::Status EmbeddingTable::LookupDynamic(absl::Span<const int64_t> ids, absl::Span<float> out) {
+  if (spec_.max_norm) {
+    // The renorm writes stored rows; mu_ keeps other writers out while we
+    // read.
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(RenormReferenced(ids));
+    GatherDynamic(ids, out.data(), /*locked=*/true);
+    return absl::OkStatus();
+  }
+  GatherDynamic(ids, out.data(), /*locked=*/false);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::LookupPooledDynamic(absl::Span<const int64_t> ids,
+                                                 absl::Span<const int64_t> bounds,
+                                                 PoolingMode mode, absl::Span<const float> weights,
+                                                 absl::Span<float> out) {
+  // The rows, consistently (as Lookup gives them), then the pooling kernel
+  // over that copy: position i is row i, and padding ids point at one more
+  // row that the kernel skips.
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t dim = spec_.embedding_dim;
+  std::vector<float> rows((n + 1) * dim, 0.0f);
+  RETURN_IF_ERROR(LookupDynamic(ids, absl::MakeSpan(rows.data(), n * dim)));
+  std::vector<int64_t> positions(n);
+  for (int64_t i = 0; i < n; ++i) {
+    positions[i] = spec_.padding_idx && ids[i] == *spec_.padding_idx ? n : i;
+  }
+  const float* base = rows.data();
+  RowView view;
+  view.shards = &base;
+  view.shard_shift = 62;
+  view.num_rows = n + 1;
+  view.dim = dim;
+  view.stride = dim;
+  BagArgs args;
+  args.ids = positions.data();
+  args.num_ids = n;
+  args.bounds = bounds.data();
+  args.num_bags = static_cast<int64_t>(bounds.size()) - 1;
+  args.mode = mode;
+  args.weights = weights.empty() ? nullptr : weights.data();
+  args.padding_idx = n;
+  ActiveKernels().pooled(view, args, out.data());
+  return absl::OkStatus();
+}
+
+// ---- Snapshots and restore ----------------------------------------------------
+
+std::vector<float> EmbeddingTable::CopyDynamic(StoredTable& meta) const {
+  // Every row with its id and last step, least recently updated first (the
+  // order that rebuilds the LRU list).
+  const int64_t rf = record_floats();
+  const int64_t sf = rf + kDynamicTrailerFloats;
+  std::vector<float> records;
+  records.reserve(dynamic_->stats().rows_stored * sf);
+  dynamic_->ForEachRow([&](int64_t id, int64_t slot, int64_t last_step) {
+    records.resize(records.size() + sf);
+    float* r = records.data() + records.size() - sf;
+    rows_->ReadRecord(slot, r);
+    std::memcpy(r + rf, &id, sizeof(id));
+    std::memcpy(r + rf + 2, &last_step, sizeof(last_step));
+  });
+  meta.dynamic_rows = static_cast<int64_t>(records.size()) / sf;
+  meta.floats_per_record = sf;
+  return records;
+}
+
+absl::StatusOr<std::string> EmbeddingTable::StageDynamic(RowStore& store, const StoredTable& meta,
+                                                         const std::vector<float>& records) {
+  const int64_t sf = meta.floats_per_record;
+  return store.StageTable(meta, [&](int64_t k, float* dst) {
+    std::memcpy(dst, records.data() + k * sf, sf * sizeof(float));
+  });
+}
+
+absl::Status EmbeddingTable::LoadDynamic(RowStore& store, const StoredTable& meta,
+                                         internal::DynamicRowStorage& rows) {
+  const std::string& name = meta.spec.name;
+  const int64_t rf = rows.format().record_floats();
+  const int64_t sf = rf + kDynamicTrailerFloats;
+  if (meta.floats_per_record != sf) {
+    return absl::DataLossError(absl::StrCat("dynamic table '", name, "' is stored with ",
+                                            meta.floats_per_record,
+                                            " floats per record, expected ", sf));
+  }
+  // In order: Upsert(kWrite) of each row at its last step rebuilds the same
+  // LRU order and steps (DynamicRowStorage::ForEachRow).
+  int64_t count = 0, last = INT64_MIN;
+  RETURN_IF_ERROR(store.ReadRecords(meta, [&](int64_t k, absl::Span<const float> r) {
+    if (k != count || static_cast<int64_t>(r.size()) != sf) {
+      return absl::DataLossError(
+          absl::StrCat("dynamic table '", name, "': bad stored record ", k));
+    }
+    int64_t id, step;
+    std::memcpy(&id, r.data() + rf, sizeof(id));
+    std::memcpy(&step, r.data() + rf + 2, sizeof(step));
+    if (step < last) {
+      return absl::DataLossError(absl::StrCat("dynamic table '", name, "': stored record ", k,
+                                              " (id ", id, ") goes back in steps"));
+    }
+    last = step;
+    int64_t slot = internal::DynamicRowStorage::kMissingSlot;
+    RETURN_IF_ERROR(rows.Upsert(absl::MakeConstSpan(&id, 1), step, internal::UpsertMode::kWrite,
+                                absl::MakeSpan(&slot, 1),
+                                [&](int64_t, int64_t s) { rows.WriteRecord(s, r.data()); }));
+    if (slot < 0) {
+      return absl::DataLossError(absl::StrCat("dynamic table '", name,
+                                              "': no room to restore stored record ", k));
+    }
+    ++count;
+    return absl::OkStatus();
+  }));
+  if (count != meta.dynamic_rows) {
+    return absl::DataLossError(absl::StrCat("dynamic table '", name, "' has ", count,
+                                            " stored rows, expected ", meta.dynamic_rows));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace embedserve
