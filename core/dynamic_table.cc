@@ -208,6 +208,7 @@ std::vector<float> EmbeddingTable::CopyDynamic(StoredTable& meta) const {
   });
   meta.dynamic_rows = static_cast<int64_t>(records.size()) / sf;
   meta.floats_per_record = sf;
+  meta.dynamic_admission = dynamic_->SaveAdmission();
   return records;
 }
 
@@ -259,6 +260,9 @@ absl::Status EmbeddingTable::LoadDynamic(RowStore& store, const StoredTable& met
   if (count != meta.dynamic_rows) {
     return absl::DataLossError(absl::StrCat("dynamic table '", name, "' has ", count,
                                             " stored rows, expected ", meta.dynamic_rows));
+  }
+  if (absl::Status s = rows.LoadAdmission(meta.dynamic_admission); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("dynamic table '", name, "': ", s.message()));
   }
   return absl::OkStatus();
 }

@@ -63,6 +63,9 @@ struct StoredTable {
   // record followed by 4 floats' bytes: the row's id and last update step,
   // int64 each (EmbeddingTable::Snapshot).
   int64_t dynamic_rows = 0;
+  // A dynamic table with admit_after >= 2: its admission counts as of the
+  // snapshot (DynamicRowStorage::SaveAdmission), binary.
+  std::string dynamic_admission;
 
   // Records stored: num_embeddings, or dynamic_rows for a dynamic table.
   int64_t num_records() const { return spec.dynamic ? dynamic_rows : spec.num_embeddings; }

@@ -193,6 +193,7 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
     // As CopyDynamic stages them (the table must not change in between).
     meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
     meta.dynamic_rows = dynamic_->stats().rows_stored;
+    meta.dynamic_admission = dynamic_->SaveAdmission();
   }
   return meta;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 namespace embedserve::internal {
 namespace {
@@ -56,6 +57,26 @@ int AdmissionSketch::Add(int64_t id) {
     ++agings_;
   }
   return estimate;
+}
+
+std::string AdmissionSketch::Save() const {
+  std::string out(2 * sizeof(int64_t) + counters_.size(), '\0');
+  std::memcpy(out.data(), &adds_, sizeof(adds_));
+  std::memcpy(out.data() + sizeof(adds_), &agings_, sizeof(agings_));
+  std::memcpy(out.data() + 2 * sizeof(int64_t), counters_.data(), counters_.size());
+  return out;
+}
+
+bool AdmissionSketch::Load(std::string_view saved) {
+  if (saved.size() != 2 * sizeof(int64_t) + counters_.size()) return false;
+  int64_t adds, agings;
+  std::memcpy(&adds, saved.data(), sizeof(adds));
+  std::memcpy(&agings, saved.data() + sizeof(adds), sizeof(agings));
+  if (adds < 0 || adds >= window_ || agings < 0) return false;
+  adds_ = adds;
+  agings_ = agings;
+  std::memcpy(counters_.data(), saved.data() + 2 * sizeof(int64_t), counters_.size());
+  return true;
 }
 
 }  // namespace embedserve::internal

@@ -2,6 +2,8 @@
 #define EMBEDSERVE_CORE_INTERNAL_ADMISSION_SKETCH_H_
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace embedserve::internal {
@@ -34,6 +36,12 @@ class AdmissionSketch {
   int Add(int64_t id);
   // The estimate without counting.
   int Estimate(int64_t id) const;
+
+  // The counters and the aging position, as bytes (for snapshots: a
+  // sketch loaded from them counts on exactly as this one would), and back.
+  // Load returns false, changing nothing, for bytes of another width.
+  std::string Save() const;
+  bool Load(std::string_view saved);
 
   int64_t bytes() const { return static_cast<int64_t>(counters_.size()); }
   int64_t width() const { return mask_ + 1; }

@@ -487,4 +487,21 @@ void DynamicRowStorage::ForEachRow(
   }
 }
 
+std::string DynamicRowStorage::SaveAdmission() const {
+  return sketch_ == nullptr ? std::string() : sketch_->Save();
+}
+
+absl::Status DynamicRowStorage::LoadAdmission(absl::string_view saved) {
+  if (sketch_ == nullptr) {
+    if (saved.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError("admission counts given to a table without admit_after");
+  }
+  if (!sketch_->Load(std::string_view(saved.data(), saved.size()))) {
+    return absl::InvalidArgumentError(absl::StrCat("admission counts of ", saved.size(),
+                                                   " bytes do not fit a sketch of ",
+                                                   sketch_->bytes(), " counters"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace embedserve::internal

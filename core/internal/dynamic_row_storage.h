@@ -9,6 +9,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/gather.h"
 #include "core/internal/admission_sketch.h"
@@ -204,6 +205,14 @@ class DynamicRowStorage final : public RowStorage {
   // at its last step, in this order rebuilds the same order and steps (a
   // checkpoint's restore). The admission counts are not part of it.
   void ForEachRow(absl::FunctionRef<void(int64_t id, int64_t slot, int64_t last_step)> visit) const;
+
+  // The admission counts (admit_after >= 2; empty otherwise), which
+  // ForEachRow leaves out: a snapshot keeps them so that a restored storage
+  // admits exactly as this one would. LoadAdmission: InvalidArgument
+  // (nothing changed) for counts of another sketch size, or counts given to
+  // a storage without admission.
+  std::string SaveAdmission() const;
+  absl::Status LoadAdmission(absl::string_view saved);
 
   // Any thread.
   DynamicRowStats stats() const;

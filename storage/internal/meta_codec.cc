@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -73,6 +74,7 @@ std::string EncodeMeta(const StoredTable& m) {
     line("admit_after", absl::StrCat(s.dynamic->admit_after));
     line("unseen_zeros", s.dynamic->unseen_zeros ? "1" : "0");
     line("dynamic_rows", absl::StrCat(m.dynamic_rows));
+    if (!m.dynamic_admission.empty()) line("admission", absl::Base64Escape(m.dynamic_admission));
   }
   // The update log's fields (storage/FORMAT.md), only when set, so that a
   // table written without a log encodes as before.
@@ -181,6 +183,8 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
     } else if (k == "admit_after") {
       if (!s.dynamic) s.dynamic.emplace();
       ok = absl::SimpleAtoi(v, &s.dynamic->admit_after);
+    } else if (k == "admission") {
+      ok = absl::Base64Unescape(v, &m.dynamic_admission);
     } else if (k == "unseen_zeros") {
       if (!s.dynamic) s.dynamic.emplace();
       s.dynamic->unseen_zeros = v == "1";

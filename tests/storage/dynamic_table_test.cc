@@ -374,26 +374,30 @@ TEST(DynamicDurabilityTest, RestartGivesBackTheSameRowsOrderAndCounts) {
 }
 
 TEST(DynamicDurabilityTest, SnapshotThenRestartThenMorePushesEqualsNeverStopping) {
-  embedserve::testing::TempDir live_dir("dynamic_live"), restarted_dir("dynamic_restarted");
-  const TableSpec spec =
-      DynamicSpecFor("d", OptimizerKind::kAdagrad, {.max_rows = 30, .ttl_steps = 15});
-  Durable live(live_dir.path());
-  ASSERT_THAT(live.registry().Create(spec), IsOk());
-  // Few ids a push: rows live long, so the restored steps (expiry) and LRU
-  // order decide what later pushes keep.
-  Workload(*live.Get("d"), 40, 8, true, 3);
-  {
+  // TTL and LRU (the restored steps and order decide what later pushes
+  // keep), and admission (the restored counts decide which ids get rows).
+  for (const DynamicSpec& rules : {DynamicSpec{.max_rows = 30, .ttl_steps = 15},
+                                   DynamicSpec{.max_rows = 30, .admit_after = 3}}) {
+    SCOPED_TRACE(rules.admit_after);
+    embedserve::testing::TempDir live_dir("dynamic_live"), restarted_dir("dynamic_restarted");
+    const TableSpec spec = DynamicSpecFor("d", OptimizerKind::kAdagrad, rules);
+    Durable live(live_dir.path());
+    ASSERT_THAT(live.registry().Create(spec), IsOk());
+    // Few ids a push: rows live long.
+    Workload(*live.Get("d"), 40, 8, true, 3);
+    {
+      Durable d(restarted_dir.path());
+      ASSERT_THAT(d.registry().Create(spec), IsOk());
+      Workload(*d.Get("d"), 40, 8, true, 3);
+    }
     Durable d(restarted_dir.path());
-    ASSERT_THAT(d.registry().Create(spec), IsOk());
-    Workload(*d.Get("d"), 40, 8, true, 3);
-  }
-  Durable d(restarted_dir.path());
-  ASSERT_THAT(d.registry().LoadFromStore(), IsOk());
-  ExpectSame(Capture(*d.Get("d")), Capture(*live.Get("d")));
-  for (int round = 0; round < 4; ++round) {
-    Workload(*live.Get("d"), 3, 9 + round, false, 3);
-    Workload(*d.Get("d"), 3, 9 + round, false, 3);
+    ASSERT_THAT(d.registry().LoadFromStore(), IsOk());
     ExpectSame(Capture(*d.Get("d")), Capture(*live.Get("d")));
+    for (int round = 0; round < 4; ++round) {
+      Workload(*live.Get("d"), 3, 9 + round, false, 3);
+      Workload(*d.Get("d"), 3, 9 + round, false, 3);
+      ExpectSame(Capture(*d.Get("d")), Capture(*live.Get("d")));
+    }
   }
 }
 
