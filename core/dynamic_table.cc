@@ -74,27 +74,37 @@ std::vector<int64_t> EmbeddingTable::StoredIds() const {
   return ids;
 }
 
+void EmbeddingTable::UnseenRows(absl::Span<const int64_t> ids, float* out) const {
+  const RowFormat& f = rows_->format();
+  const int64_t dim = f.dim;
+  if (spec_.dynamic->unseen_zeros) {
+    std::fill(out, out + ids.size() * dim, 0.0f);
+    return;
+  }
+  initializer_.Fill(ids, out);
+  // The row as its type stores it (a compact row reads back rounded, as a
+  // dense table's does), and as a max_norm lookup leaves it (torch
+  // renormalises the row the trainer saw; a dense table re-encodes it).
+  const bool compact = f.type != RowType::kFloat32;
+  if (!compact && !spec_.max_norm) return;
+  for (size_t u = 0; u < ids.size(); ++u) {
+    float* row = out + u * dim;
+    if (compact) RoundTrip(f, row);
+    if (spec_.max_norm && RenormRow(row, dim, *spec_.max_norm, spec_.norm_type) && compact) {
+      RoundTrip(f, row);
+    }
+  }
+}
+
 void EmbeddingTable::InitialRecords(absl::Span<const int64_t> ids, float* out) const {
   const RowFormat& f = rows_->format();
   const int64_t dim = f.dim, rf = f.record_floats();
-  // Rows first, packed at the front, then spread out to their records
-  // (back to front, so that nothing is overwritten before it moves).
-  if (spec_.dynamic->unseen_zeros) {
-    std::fill(out, out + ids.size() * dim, 0.0f);
-  } else {
-    initializer_.Fill(ids, out);
-  }
+  // Rows packed at the front, then spread out to their records (back to
+  // front, so that nothing is overwritten before it moves).
+  UnseenRows(ids, out);
   for (int64_t u = static_cast<int64_t>(ids.size()) - 1; u >= 0; --u) {
     float* record = out + u * rf;
     if (rf != dim) std::memmove(record, out + u * dim, dim * sizeof(float));
-    // The row as its type stores it (a compact row reads back rounded, as
-    // a dense table's does), and as a max_norm lookup leaves it (torch
-    // renormalises the row the trainer saw; a dense table re-encodes it).
-    const bool compact = f.type != RowType::kFloat32;
-    if (compact) RoundTrip(f, record);
-    if (spec_.max_norm && RenormRow(record, dim, *spec_.max_norm, spec_.norm_type) && compact) {
-      RoundTrip(f, record);
-    }
     std::fill(record + dim, record + rf, f.initial_state);
   }
 }
@@ -111,27 +121,10 @@ void EmbeddingTable::GatherDynamic(absl::Span<const int64_t> ids, float* out, bo
     seqlock_.Snapshot(slots, absl::MakeSpan(before));
     dynamic_->Recheck(ids, scratch, &redo);
   }
-  std::vector<int64_t> missing;
+  // Ids without a row: their initial rows, straight into `out`.
   internal::GatherResolved(ActiveKernels(), dynamic_->kernel_rows(), slots, out,
-                           [&](int64_t i, float*) { missing.push_back(i); });
+                           [&](int64_t i, float* row) { UnseenRows(ids.subspan(i, 1), row); });
   if (!locked) seqlock_.Torn(slots, before, &redo);
-  // Ids without a row (and rows a writer touched meanwhile that have none
-  // now): their initial rows.
-  const int64_t rf = record_floats();
-  std::vector<float> record(rf);
-  auto initial = [&](int64_t i) {
-    InitialRecords(absl::MakeConstSpan(&ids[i], 1), record.data());
-    std::memcpy(out + i * dim, record.data(), dim * sizeof(float));
-  };
-  if (!missing.empty()) {
-    std::vector<int64_t> missing_ids(missing.size());
-    for (size_t m = 0; m < missing.size(); ++m) missing_ids[m] = ids[missing[m]];
-    std::vector<float> records(missing.size() * rf);
-    InitialRecords(missing_ids, records.data());
-    for (size_t m = 0; m < missing.size(); ++m) {
-      std::memcpy(out + missing[m] * dim, records.data() + m * rf, dim * sizeof(float));
-    }
-  }
   if (redo.empty()) return;
   std::sort(redo.begin(), redo.end());
   redo.erase(std::unique(redo.begin(), redo.end()), redo.end());
@@ -139,7 +132,7 @@ void EmbeddingTable::GatherDynamic(absl::Span<const int64_t> ids, float* out, bo
     const bool stored = dynamic_->ReadRowStable(seqlock_, ids[i], [&](const uint8_t* row) {
       DecodeRow(spec_.row_type, row, dim, out + i * dim);
     });
-    if (!stored) initial(i);
+    if (!stored) UnseenRows(ids.subspan(i, 1), out + i * dim);  // evicted meanwhile
   }
 }
 

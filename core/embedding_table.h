@@ -397,6 +397,8 @@ class EmbeddingTable {
   // with max_norm, zeros with unseen_zeros or for padding_idx), then the
   // format's initial optimizer state. `out` holds record_floats() floats.
   void InitialRecords(absl::Span<const int64_t> ids, float* out) const;
+  // The row part only: ids.size() rows of dim floats, packed.
+  void UnseenRows(absl::Span<const int64_t> ids, float* out) const;
   // Lookup / LookupPooled of a dynamic table.
   absl::Status LookupDynamic(absl::Span<const int64_t> ids, absl::Span<float> out);
   absl::Status LookupPooledDynamic(absl::Span<const int64_t> ids, absl::Span<const int64_t> bounds,
