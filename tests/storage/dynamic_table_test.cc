@@ -341,8 +341,12 @@ void Workload(EmbeddingTable& t, int pushes, uint64_t seed, bool snapshot_midway
     std::vector<int64_t> ids(ids_per_push);
     for (auto& i : ids) i = pick(rng) * 7919 - 100000;  // negative ids too
     ASSERT_THAT(t.ApplyGradients(ids, Grads(rng, ids.size())), IsOk());
-    if (p % 9 == 4) ASSERT_THAT(t.AssignRows({ids[1]}, Grads(rng, 1)), IsOk());
-    if (snapshot_midway && p == pushes / 2) ASSERT_THAT(t.Snapshot(), IsOk());
+    if (p % 9 == 4) {
+      ASSERT_THAT(t.AssignRows({ids[1]}, Grads(rng, 1)), IsOk());
+    }
+    if (snapshot_midway && p == pushes / 2) {
+      ASSERT_THAT(t.Snapshot(), IsOk());
+    }
   }
 }
 
