@@ -66,7 +66,15 @@ ParallelReplay::~ParallelReplay() {
 void ParallelReplay::Push(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
                           absl::Span<const int64_t> ids, absl::Span<const float> sums) {
   if (ids.empty()) return;
-  auto task = std::make_shared<Task>();
+  std::unique_ptr<Task> task;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!free_.empty()) {
+      task = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (task == nullptr) task = std::make_unique<Task>();
   task->rows = &rows;
   task->kind = kind;
   task->k = k;
@@ -92,6 +100,7 @@ void ParallelReplay::Retire() {
   const int64_t done = *std::min_element(next_.begin(), next_.end());
   while (first_ < done) {
     queued_bytes_ -= queue_.front()->bytes;
+    if (free_.size() < 8) free_.push_back(std::move(queue_.front()));
     queue_.pop_front();
     ++first_;
   }
@@ -99,7 +108,7 @@ void ParallelReplay::Retire() {
 
 void ParallelReplay::Work(int part, int parts) {
   for (;;) {
-    std::shared_ptr<const Task> task;
+    const Task* task;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this, part]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -107,7 +116,7 @@ void ParallelReplay::Work(int part, int parts) {
       };
       mu_.Await(absl::Condition(&ready));
       if (next_[part] == first_ + static_cast<int64_t>(queue_.size())) return;  // stop_
-      task = queue_[next_[part] - first_];
+      task = queue_[next_[part] - first_].get();
     }
     StepRows(*task->rows, task->kind, task->k, task->ids, task->sums, part, parts);
     absl::MutexLock lock(&mu_);

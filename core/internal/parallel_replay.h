@@ -105,8 +105,12 @@ class ParallelReplay {
 
   const int64_t max_queued_bytes_;
   absl::Mutex mu_;
-  // Tasks [first_, first_ + queue_.size()) by sequence number.
-  std::deque<std::shared_ptr<const Task>> queue_ ABSL_GUARDED_BY(mu_);
+  // Tasks [first_, first_ + queue_.size()) by sequence number. A task is
+  // not changed while queued; workers read it without mu_.
+  std::deque<std::unique_ptr<Task>> queue_ ABSL_GUARDED_BY(mu_);
+  // Retired tasks, whose vectors the next pushes reuse: fresh buffers of
+  // a MiB each cost page faults and zeroing per push (as much as the copy).
+  std::vector<std::unique_ptr<Task>> free_ ABSL_GUARDED_BY(mu_);
   int64_t first_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int64_t> next_ ABSL_GUARDED_BY(mu_);  // per worker: the next task to apply
