@@ -207,7 +207,9 @@ class EmbeddingTable {
   // (RowFormat::record_floats).
   int64_t record_floats() const { return rows_->format().record_floats(); }
 
-  // Bytes Create would allocate for `spec`, for admission checks.
+  // Bytes Create would allocate for `spec`, for admission checks; for a
+  // dynamic table, what its max_rows rows can take (0 without max_rows: it
+  // grows with its rows).
   // REQUIRES: spec passed NormalizeTableSpec.
   static int64_t EstimateBytes(const TableSpec& spec);
 

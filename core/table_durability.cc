@@ -14,9 +14,15 @@
 namespace embedserve {
 
 int64_t EmbeddingTable::EstimateBytes(const TableSpec& spec) {
-  // A dynamic table starts empty and grows with its rows (its memory is
-  // reported by DescribeTable); admission counts its first chunk.
-  if (spec.dynamic) return int64_t{4} << 20;
+  if (spec.dynamic) {
+    // What max_rows rows can take: the row, its optimizer state, and about
+    // 64 bytes of id index and slot metadata (DescribeTable reports the
+    // real figures); 0 when it has no limit.
+    const RowFormat f = RowFormat::For(spec);
+    const int64_t per_row =
+        f.row_bytes + static_cast<int64_t>(sizeof(float)) * (f.element_slots * f.dim + f.row_slots) + 64;
+    return spec.dynamic->max_rows * per_row;
+  }
   return internal::ShardedRowStorage::EstimateBytes(spec);
 }
 

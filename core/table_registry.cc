@@ -14,6 +14,14 @@ absl::StatusOr<std::shared_ptr<EmbeddingTable>> TableRegistry::Create(
     const TableSpec& raw_spec, absl::Span<const float> initial_values) {
   ASSIGN_OR_RETURN(TableSpec spec, NormalizeTableSpec(raw_spec));
   const int64_t bytes = EmbeddingTable::EstimateBytes(spec);
+  if (spec.dynamic && spec.dynamic->max_rows == 0 && max_total_bytes_ > 0) {
+    // Pushes of new ids would grow it past the limit: the limit must bound
+    // it when it is made.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dynamic table '", spec.name, "' needs max_rows on a server with a table memory limit (",
+        max_total_bytes_, " bytes; its rows count against it), or a server without one "
+        "(--max_table_bytes=0)"));
+  }
   {
     absl::MutexLock lock(&mu_);
     if (tables_.contains(spec.name)) {

@@ -260,6 +260,18 @@ TEST(DynamicTableTest, PaddingIdIsZeroAndNeverStepped) {
   EXPECT_EQ((*t)->num_rows(), 0);
 }
 
+TEST(DynamicTableTest, AMemoryLimitNeedsMaxRowsAndCountsThem) {
+  TableRegistry limited(1 << 20);  // 1 MiB of tables
+  EXPECT_THAT(limited.Create(DynamicSpecFor("d", OptimizerKind::kSgd)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs max_rows")));
+  EXPECT_THAT(limited.Create(DynamicSpecFor("d", OptimizerKind::kSgd, {.max_rows = 100000})),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("byte limit")));
+  EXPECT_THAT(limited.Create(DynamicSpecFor("d", OptimizerKind::kSgd, {.max_rows = 1000})),
+              IsOk());
+  TableRegistry unlimited(0);
+  EXPECT_THAT(unlimited.Create(DynamicSpecFor("d", OptimizerKind::kSgd)), IsOk());
+}
+
 TEST(DynamicTableTest, CopyRowsIsRefused) {
   auto t = EmbeddingTable::Create(DynamicSpecFor("d", OptimizerKind::kSgd));
   ASSERT_THAT(t, IsOk());
