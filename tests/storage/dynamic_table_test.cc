@@ -417,6 +417,29 @@ TEST(DynamicDurabilityTest, SnapshotThenRestartThenMorePushesEqualsNeverStopping
   }
 }
 
+TEST(DynamicDurabilityTest, CheckpointRestoreGivesBackTheRowsOfThatMoment) {
+  embedserve::testing::TempDir dir("dynamic_checkpoint");
+  Captured after;
+  {
+    Durable d(dir.path());
+    ASSERT_THAT(d.registry().Create(DynamicSpecFor(
+                    "d", OptimizerKind::kSparseAdam, {.max_rows = 25, .admit_after = 2})),
+                IsOk());
+    Workload(*d.Get("d"), 30, 12, true, 4);
+    const Captured at_checkpoint = Capture(*d.Get("d"));
+    ASSERT_THAT(d.registry().CreateCheckpoint("c1"), IsOk());
+    Workload(*d.Get("d"), 10, 13, false, 4);  // changes after it
+    ASSERT_THAT(d.registry().RestoreCheckpoint("c1", {}), IsOk());
+    ExpectSame(Capture(*d.Get("d")), at_checkpoint);
+    // Durable again as restored: a restart gives the same rows.
+    Workload(*d.Get("d"), 5, 14, false, 4);
+    after = Capture(*d.Get("d"));
+  }
+  Durable again(dir.path());
+  ASSERT_THAT(again.registry().LoadFromStore(), IsOk());
+  ExpectSame(Capture(*again.Get("d")), after);
+}
+
 TEST(DynamicDurabilityTest, NeedsTheUpdateLogOnADurableStore) {
   embedserve::testing::TempDir dir("dynamic_table_test");
   auto store = RocksDbStore::Open({dir.path() + "/db", /*sync=*/false});
