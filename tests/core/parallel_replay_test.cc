@@ -167,6 +167,13 @@ struct Case {
   int64_t dim;
 };
 
+std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
+  static const char* const kKinds[] = {"Sgd", "Adagrad", "RowWiseAdagrad", "SparseAdam"};
+  static const char* const kTypes[] = {"Float32", "Float16", "BFloat16", "Int8Rowwise"};
+  return std::string(kKinds[static_cast<int>(info.param.kind)]) +
+         kTypes[static_cast<int>(info.param.type)] + "Dim" + std::to_string(info.param.dim);
+}
+
 class ParallelReplayTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ParallelReplayTest, ParallelReplayGivesTheBytesOfSerialReplayAndOfLive) {
@@ -199,12 +206,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{OptimizerKind::kRowWiseAdagrad, RowType::kBFloat16, 16},
                       Case{OptimizerKind::kSparseAdam, RowType::kFloat32, 64},
                       Case{OptimizerKind::kSparseAdam, RowType::kInt8Rowwise, 31}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      static const char* const kKinds[] = {"Sgd", "Adagrad", "RowWiseAdagrad", "SparseAdam"};
-      static const char* const kTypes[] = {"Float32", "Float16", "BFloat16", "Int8Rowwise"};
-      return std::string(kKinds[static_cast<int>(info.param.kind)]) +
-             kTypes[static_cast<int>(info.param.type)] + "Dim" + std::to_string(info.param.dim);
-    });
+    CaseName);
 
 TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
   // 3 workers each step their own blocks of ids; together every id of the
