@@ -30,7 +30,37 @@ struct FileUpdateLog::File {
 
 FileUpdateLog::FileUpdateLog(const UpdateLogOptions& options) : options_(options) {}
 
-FileUpdateLog::~FileUpdateLog() = default;
+FileUpdateLog::~FileUpdateLog() {
+  {
+    absl::MutexLock lock(&syncer_mu_);
+    stop_syncer_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
+}
+
+void FileUpdateLog::SyncClosedSegments() {
+  for (;;) {
+    std::shared_ptr<File> file;
+    {
+      absl::MutexLock lock(&syncer_mu_);
+      syncer_mu_.Await(absl::Condition(
+          +[](FileUpdateLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->syncer_mu_) {
+            return log->stop_syncer_ || !log->closed_.empty();
+          },
+          this));
+      if (closed_.empty()) return;  // stopping, and nothing left to sync
+      file = std::move(closed_.front());
+      closed_.pop_front();
+    }
+    if (Sync(file->fd) != 0) {
+      // The records may not reach the disk: nothing more is acknowledged.
+      const absl::Status s = FileError("fdatasync", file->path, errno);
+      std::fprintf(stderr, "update log: %s\n", std::string(s.message()).c_str());
+      absl::MutexLock lock(&mu_);
+      FailClosed(s);
+    }
+  }
+}
 
 std::string FileUpdateLog::PathOf(LogPosition first) const {
   return absl::StrCat(options_.dir, "/", internal::SegmentFileName(first));
@@ -161,6 +191,11 @@ absl::Status FileUpdateLog::Rotate(bool sync_old) {
   }
   const LogPosition first = last_position_ + 1;
   ASSIGN_OR_RETURN(const int fd, internal::CreateSegment(options_.dir, first));
+  if (!sync_old) {
+    absl::MutexLock lock(&syncer_mu_);
+    closed_.push_back(active_);
+    if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncClosedSegments(); });
+  }
   segments_.back().bytes = active_bytes_;
   segments_.push_back(Segment{first, static_cast<int64_t>(internal::kSegmentHeaderBytes)});
   active_ = std::make_shared<File>(fd, PathOf(first));

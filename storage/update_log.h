@@ -28,9 +28,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -108,10 +110,22 @@ class FileUpdateLog final : public UpdateLog {
   absl::Status FailedClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailClosed(const absl::Status& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckFreeSpace(int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Closes the active segment (fdatasync first when `sync_old`) and starts
+  // Closes the active segment (fdatasync first when `sync_old`; else the
+  // background syncer syncs it soon, off the append path) and starts
   // segment last_position_ + 1. REQUIRES: the active segment has records.
   absl::Status Rotate(bool sync_old) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int Sync(int fd);
+  // The background syncer (async logs): closed segments reach the disk
+  // without an append waiting for them, so that after a power loss (not only
+  // a process crash) an older segment has lost no tail that a newer one
+  // kept; only the active segment's tail can be torn. Started at the first
+  // rotation, stopped (after syncing what is queued) by the destructor.
+  void SyncClosedSegments();
+
+  absl::Mutex syncer_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::deque<std::shared_ptr<File>> closed_ ABSL_GUARDED_BY(syncer_mu_);
+  bool stop_syncer_ ABSL_GUARDED_BY(syncer_mu_) = false;
+  std::thread syncer_;  // started under mu_
 
   const UpdateLogOptions options_;
 
