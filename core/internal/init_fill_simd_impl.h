@@ -22,6 +22,119 @@
 
 namespace embedserve::internal {
 
+// K independent vectors of V, operation by operation: InitFill<Group<V, K>>
+// runs the math of K steps at once, so that each of the long dependency
+// chains (ten Philox rounds, then log, sqrt, sin / cos) has K - 1 others
+// beside it to fill the execution ports. Each lane's operations are the
+// very same as in InitFill<V> (only their order across lanes changes), so
+// the bits are too.
+template <typename V, int K>
+struct Group {
+  // K vectors (a plain array in a struct: std::array of vector types
+  // drops their alignment attributes).
+#define EMBEDSERVE_INIT_VECS(Name, T)                    \
+  struct Name {                                          \
+    T v[K];                                              \
+    T& operator[](int j) { return v[j]; }                \
+    const T& operator[](int j) const { return v[j]; }    \
+  }
+  EMBEDSERVE_INIT_VECS(I, typename V::I);
+  EMBEDSERVE_INIT_VECS(F, typename V::F);
+  EMBEDSERVE_INIT_VECS(M, decltype(V::LtF(V::SetF(0), V::SetF(0))));
+#undef EMBEDSERVE_INIT_VECS
+  static constexpr int64_t kLanes = K * V::kLanes;
+
+  template <typename R, typename Op>
+  static R Each(Op op) {
+    R r;
+    for (int j = 0; j < K; ++j) r[j] = op(j);
+    return r;
+  }
+  static I SetI(uint32_t x) {
+    return Each<I>([&](int) { return V::SetI(x); });
+  }
+  static F SetF(float x) {
+    return Each<F>([&](int) { return V::SetF(x); });
+  }
+  static I AsI(const F& x) {
+    return Each<I>([&](int j) { return V::AsI(x[j]); });
+  }
+  static F AsF(const I& x) {
+    return Each<F>([&](int j) { return V::AsF(x[j]); });
+  }
+  static I AddI(const I& a, const I& b) {
+    return Each<I>([&](int j) { return V::AddI(a[j], b[j]); });
+  }
+  static I SubI(const I& a, const I& b) {
+    return Each<I>([&](int j) { return V::SubI(a[j], b[j]); });
+  }
+  static I AndI(const I& a, const I& b) {
+    return Each<I>([&](int j) { return V::AndI(a[j], b[j]); });
+  }
+  static I OrI(const I& a, const I& b) {
+    return Each<I>([&](int j) { return V::OrI(a[j], b[j]); });
+  }
+  static I XorI(const I& a, const I& b) {
+    return Each<I>([&](int j) { return V::XorI(a[j], b[j]); });
+  }
+  template <int n>
+  static I Srl(const I& a) {
+    return Each<I>([&](int j) { return V::template Srl<n>(a[j]); });
+  }
+  template <int n>
+  static I Sll(const I& a) {
+    return Each<I>([&](int j) { return V::template Sll<n>(a[j]); });
+  }
+  static M NonZero(const I& a) {
+    return Each<M>([&](int j) { return V::NonZero(a[j]); });
+  }
+  static I SelI(const M& m, const I& t, const I& f) {
+    return Each<I>([&](int j) { return V::SelI(m[j], t[j], f[j]); });
+  }
+  static F SelF(const M& m, const F& t, const F& f) {
+    return Each<F>([&](int j) { return V::SelF(m[j], t[j], f[j]); });
+  }
+  static M LtF(const F& a, const F& b) {
+    return Each<M>([&](int j) { return V::LtF(a[j], b[j]); });
+  }
+  static M GeF(const F& a, const F& b) {
+    return Each<M>([&](int j) { return V::GeF(a[j], b[j]); });
+  }
+  static F Add(const F& a, const F& b) {
+    return Each<F>([&](int j) { return V::Add(a[j], b[j]); });
+  }
+  static F Sub(const F& a, const F& b) {
+    return Each<F>([&](int j) { return V::Sub(a[j], b[j]); });
+  }
+  static F Mul(const F& a, const F& b) {
+    return Each<F>([&](int j) { return V::Mul(a[j], b[j]); });
+  }
+  static F Sqrt(const F& a) {
+    return Each<F>([&](int j) { return V::Sqrt(a[j]); });
+  }
+  static F CvtI32(const I& a) {
+    return Each<F>([&](int j) { return V::CvtI32(a[j]); });
+  }
+  static F CvtU32(const I& a) {
+    return Each<F>([&](int j) { return V::CvtU32(a[j]); });
+  }
+  static I MulLow32(const I& a, const I& m) {
+    return Each<I>([&](int j) { return V::MulLow32(a[j], m[j]); });
+  }
+  static I HighHalf(const I& a) {
+    return Each<I>([&](int j) { return V::HighHalf(a[j]); });
+  }
+  static I Merge(const I& e, const I& o) {
+    return Each<I>([&](int j) { return V::Merge(e[j], o[j]); });
+  }
+  static I Xor3(const I& a, const I& b, const I& c) {
+    return Each<I>([&](int j) { return V::Xor3(a[j], b[j], c[j]); });
+  }
+  static F AffineInDouble(const F& u, double a, double width) {
+    return Each<F>([&](int j) { return V::AffineInDouble(u[j], a, width); });
+  }
+};
+
 template <typename V>
 struct InitFill {
   using I = typename V::I;
@@ -143,6 +256,22 @@ struct InitFill {
     }
   }
 
+  // kGroup whole steps at once (Group): their 4 * L * kGroup values are
+  // stored back to back at `out`.
+  static constexpr int kGroup = 2;
+  using G = Group<V, kGroup>;
+  static void StepGroup(const InitParams& p, const Keys& keys, const typename G::I& cb,
+                        const typename G::I& row_lo, const typename G::I& row_hi, float* out) {
+    typename G::I c[4] = {cb, G::SetI(0), row_lo, row_hi};
+    InitFill<G>::Rounds(keys, c);
+    typename G::F v[4];
+    InitFill<G>::Transform(p, c, v);
+    for (int j = 0; j < kGroup; ++j) {
+      const F w[4] = {v[0][j], v[1][j], v[2][j], v[3][j]};
+      V::Store4(out + 4 * L * j, w);
+    }
+  }
+
   // Lane i = 4c + p runs block (L/4) p + c of a group of L blocks.
   static constexpr int64_t LaneOffset(int64_t i) { return (L / 4) * (i % 4) + i / 4; }
 
@@ -154,15 +283,27 @@ struct InitFill {
     for (int64_t i = 0; i < L; ++i) offset[i] = static_cast<uint32_t>(LaneOffset(i));
     if (nb % L == 0) {
       // Whole vectors within a row (dim 64: one vector of 16 or two of 8
-      // blocks): the row is the same in every lane.
+      // blocks): the row is the same in every lane. Step s runs blocks
+      // [(s % per_row) L, +L) of row s / per_row, kGroup steps at once.
       const I lane = V::LoadI(offset);
-      for (int64_t i = 0; i < n; ++i) {
-        const I lo = V::SetI(static_cast<uint32_t>(rows[i]));
-        const I hi = V::SetI(static_cast<uint32_t>(rows[i] >> 32));
-        for (int64_t g = 0; g < nb; g += L) {
-          Step(p, keys, V::AddI(lane, V::SetI(static_cast<uint32_t>(g))), lo, hi, L, out);
-          out += 4 * L;
-        }
+      const int64_t per_row = nb / L;
+      const int64_t steps = n * per_row;
+      auto args = [&](int64_t s, I* cb, I* lo, I* hi) {
+        const uint64_t row = rows[s / per_row];
+        *cb = V::AddI(lane, V::SetI(static_cast<uint32_t>((s % per_row) * L)));
+        *lo = V::SetI(static_cast<uint32_t>(row));
+        *hi = V::SetI(static_cast<uint32_t>(row >> 32));
+      };
+      int64_t s = 0;
+      for (; s + kGroup <= steps; s += kGroup) {
+        typename G::I cb, lo, hi;
+        for (int j = 0; j < kGroup; ++j) args(s + j, &cb[j], &lo[j], &hi[j]);
+        StepGroup(p, keys, cb, lo, hi, out + 4 * L * s);
+      }
+      for (; s < steps; ++s) {
+        I cb, lo, hi;
+        args(s, &cb, &lo, &hi);
+        Step(p, keys, cb, lo, hi, L, out + 4 * L * s);
       }
       return;
     }
