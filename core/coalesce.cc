@@ -5,13 +5,14 @@
 namespace embedserve {
 
 CoalescedGradients CoalesceGradients(absl::Span<const int64_t> ids, absl::Span<const float> grads,
-                                     int64_t dim, int64_t padding_idx, bool scale_grad_by_freq) {
+                                     int64_t dim, std::optional<int64_t> padding_idx,
+                                     bool scale_grad_by_freq) {
   CoalescedGradients out;
   absl::flat_hash_map<int64_t, int64_t> slot_of;
   slot_of.reserve(ids.size());
   std::vector<int32_t> count;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] == padding_idx) continue;
+    if (padding_idx && ids[i] == *padding_idx) continue;
     auto [it, inserted] = slot_of.try_emplace(ids[i], static_cast<int64_t>(out.ids.size()));
     const float* g = grads.data() + i * dim;
     if (inserted) {

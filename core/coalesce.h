@@ -6,6 +6,7 @@
 // applies is exactly the result: this is the unit an update log records.
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -24,9 +25,11 @@ struct CoalescedGradients {
   std::vector<float> sums;
 };
 
-// REQUIRES: grads.size() == ids.size() * dim. padding_idx < 0: none.
+// REQUIRES: grads.size() == ids.size() * dim. padding_idx: none when unset
+// (any int64 may be an id: dynamic tables).
 CoalescedGradients CoalesceGradients(absl::Span<const int64_t> ids, absl::Span<const float> grads,
-                                     int64_t dim, int64_t padding_idx, bool scale_grad_by_freq);
+                                     int64_t dim, std::optional<int64_t> padding_idx,
+                                     bool scale_grad_by_freq);
 
 // The distinct ids of an assignment, the last occurrence of an id winning:
 //   ids:       in order of their last occurrence

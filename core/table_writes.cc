@@ -205,7 +205,7 @@ absl::StatusOr<EmbeddingTable::PushResult> EmbeddingTable::ApplyGradients(
   RETURN_IF_ERROR(CheckRowValues(ids, grads, "grads"));
   // Coalesced outside the lock.
   const CoalescedGradients g =
-      CoalesceGradients(ids, grads, dim, spec_.padding_idx.value_or(-1), spec_.scale_grad_by_freq);
+      CoalesceGradients(ids, grads, dim, spec_.padding_idx, spec_.scale_grad_by_freq);
   PushResult result;
   Committed done;
   {

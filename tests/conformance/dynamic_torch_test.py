@@ -111,12 +111,8 @@ class InitialValues(unittest.TestCase):
     def test_negative_padding_idx_is_kept_apart_from_other_ids(self):
         self.minus_one_is_trained(-2)
 
-    # BUG (core/table_writes.cc, ApplyGradients): a table without padding_idx
-    # coalesces with padding_idx.value_or(-1), and CoalesceGradients drops
-    # ids equal to it, so in a dynamic table (where -1 is an id like any
-    # other) id -1's gradient is dropped: no row, its value stays initial.
-    # Remove the decorator once fixed (an unexpected success fails the run).
-    @unittest.expectedFailure
+    # A table without padding_idx has no padding id: -1 is an id like any
+    # other (it once coalesced with padding_idx.value_or(-1)).
     def test_id_minus_one_is_trained_without_padding_idx(self):
         self.minus_one_is_trained(None)
 

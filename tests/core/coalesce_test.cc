@@ -14,7 +14,7 @@ using ::testing::IsEmpty;
 TEST(CoalesceTest, SumsDuplicatesInFirstOccurrenceOrder) {
   const std::vector<int64_t> ids = {7, 2, 7, 5, 2, 7};
   const std::vector<float> grads = {1, 10, 2, 20, 3, 30, 4, 40, 5, 50, 6, 60};
-  const CoalescedGradients g = CoalesceGradients(ids, grads, 2, /*padding_idx=*/-1, false);
+  const CoalescedGradients g = CoalesceGradients(ids, grads, 2, /*padding_idx=*/std::nullopt, false);
   EXPECT_THAT(g.ids, ElementsAre(7, 2, 5));
   EXPECT_THAT(g.sums, ElementsAre(1 + 3 + 6, 10 + 30 + 60, 2 + 5, 20 + 50, 4, 40));
 }
@@ -24,9 +24,9 @@ TEST(CoalesceTest, SumsInPushOrderAsFloat32) {
   // give 0 and 1e8, -1e8, 1 give 1.
   const std::vector<int64_t> ids = {3, 3, 3};
   const std::vector<float> grads = {1.0f, 1e8f, -1e8f};
-  EXPECT_THAT(CoalesceGradients(ids, grads, 1, -1, false).sums, ElementsAre(0.0f));
+  EXPECT_THAT(CoalesceGradients(ids, grads, 1, std::nullopt, false).sums, ElementsAre(0.0f));
   const std::vector<float> other = {1e8f, -1e8f, 1.0f};
-  EXPECT_THAT(CoalesceGradients(ids, other, 1, -1, false).sums, ElementsAre(1.0f));
+  EXPECT_THAT(CoalesceGradients(ids, other, 1, std::nullopt, false).sums, ElementsAre(1.0f));
 }
 
 TEST(CoalesceTest, PaddingIsDroppedAndScaleDividesByCount) {

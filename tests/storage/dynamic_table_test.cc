@@ -272,6 +272,15 @@ TEST(DynamicTableTest, AMemoryLimitNeedsMaxRowsAndCountsThem) {
   EXPECT_THAT(unlimited.Create(DynamicSpecFor("d", OptimizerKind::kSgd)), IsOk());
 }
 
+TEST(DynamicTableTest, IdMinusOneIsAnIdLikeAnyOtherWithoutPaddingIdx) {
+  auto t = EmbeddingTable::Create(DynamicSpecFor("d", OptimizerKind::kSgd));
+  ASSERT_THAT(t, IsOk());
+  auto r = (*t)->ApplyGradients({-1}, std::vector<float>(kDim, 1.0f));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->rows_applied, 1);
+  EXPECT_EQ((*t)->StoredIds(), std::vector<int64_t>{-1});
+}
+
 TEST(DynamicTableTest, CopyRowsIsRefused) {
   auto t = EmbeddingTable::Create(DynamicSpecFor("d", OptimizerKind::kSgd));
   ASSERT_THAT(t, IsOk());
