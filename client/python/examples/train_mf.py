@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedserve_client import EmbeddingClient, RemoteEmbedding
+from embedserve_client import EmbeddingClient, RemoteEmbedding, remote_lookup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -135,8 +135,10 @@ def fit(a):
             u = torch.from_numpy(batch[:, 0])
             pos = torch.from_numpy(batch[:, 1])
             neg = torch.from_numpy(rng.integers(0, a.items, len(batch)))
-            items = item_emb(torch.stack([pos, neg], dim=1))  # [B, 2, dim]
-            scores = (user_emb(u)[:, None, :] * items).sum(-1)
+            # Both tables in one request (one round trip, not two).
+            users_rows, items = remote_lookup((user_emb, u),
+                                              (item_emb, torch.stack([pos, neg], dim=1)))
+            scores = (users_rows[:, None, :] * items).sum(-1)  # items: [B, 2, dim]
             loss = -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
             loss.backward()  # pushes both tables' gradients; the server steps
             total += loss.item() * len(batch)
