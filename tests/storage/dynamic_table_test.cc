@@ -20,12 +20,14 @@
 #include "gtest/gtest.h"
 #include "storage/rocksdb_store.h"
 #include "storage/update_log.h"
+#include "tests/testing/durable_registry.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace embedserve {
 namespace {
 
+using ::embedserve::testing::Durable;
 using ::embedserve::testing::IsOk;
 using ::embedserve::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -290,35 +292,6 @@ TEST(DynamicTableTest, CopyRowsIsRefused) {
 }
 
 // ---- Durability ---------------------------------------------------------------
-
-class Durable {
- public:
-  explicit Durable(const std::string& dir) {
-    auto store = RocksDbStore::Open({dir + "/db", /*sync=*/false});
-    EXPECT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    UpdateLogOptions o;
-    o.dir = dir + "/log";
-    o.segment_bytes = 1 << 20;
-    auto log = FileUpdateLog::Open(o);
-    EXPECT_THAT(log, IsOk());
-    log_ = *std::move(log);
-    store_->SetUpdateLog(log_.get());
-    registry_ = std::make_unique<TableRegistry>(0, store_.get());
-    registry_->SetUpdateLog(log_.get());
-  }
-  TableRegistry& registry() { return *registry_; }
-  std::shared_ptr<EmbeddingTable> Get(const std::string& name) {
-    auto t = registry_->Get(name);
-    EXPECT_THAT(t, IsOk());
-    return t.ok() ? *t : nullptr;
-  }
-
- private:
-  std::unique_ptr<RocksDbStore> store_;
-  std::unique_ptr<FileUpdateLog> log_;
-  std::unique_ptr<TableRegistry> registry_;
-};
 
 struct Captured {
   std::vector<int64_t> ids;  // LRU order

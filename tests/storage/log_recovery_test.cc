@@ -21,12 +21,14 @@
 #include "gtest/gtest.h"
 #include "storage/rocksdb_store.h"
 #include "storage/update_log.h"
+#include "tests/testing/durable_registry.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace embedserve {
 namespace {
 
+using ::embedserve::testing::Durable;
 using ::embedserve::testing::IsOk;
 using ::embedserve::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -75,39 +77,6 @@ TableSpec Spec(const std::string& name, OptimizerKind kind, int64_t rows = 200, 
   s.num_shards = 4;
   return s;
 }
-
-// One data directory: the store and the log, reopened as a restart would.
-class Durable {
- public:
-  explicit Durable(const std::string& dir, int64_t segment_bytes = 1 << 20) : dir_(dir) {
-    auto store = RocksDbStore::Open({dir + "/db", /*sync=*/false});
-    EXPECT_THAT(store, IsOk());
-    store_ = *std::move(store);
-    UpdateLogOptions o;
-    o.dir = dir + "/log";
-    o.segment_bytes = segment_bytes;
-    auto log = FileUpdateLog::Open(o);
-    EXPECT_THAT(log, IsOk());
-    log_ = *std::move(log);
-    store_->SetUpdateLog(log_.get());
-    registry_ = std::make_unique<TableRegistry>(0, store_.get());
-    registry_->SetUpdateLog(log_.get());
-  }
-  absl::StatusOr<int> Recover() { return registry_->LoadFromStore(); }
-  TableRegistry& registry() { return *registry_; }
-  FileUpdateLog& log() { return *log_; }
-  std::shared_ptr<EmbeddingTable> Get(const std::string& name) {
-    auto t = registry_->Get(name);
-    EXPECT_THAT(t, IsOk());
-    return t.ok() ? *t : nullptr;
-  }
-
- private:
-  std::string dir_;
-  std::unique_ptr<RocksDbStore> store_;
-  std::unique_ptr<FileUpdateLog> log_;
-  std::unique_ptr<TableRegistry> registry_;
-};
 
 // A push of `n` ids (duplicates and the padding id included) to `t`.
 void RandomPush(EmbeddingTable& t, std::mt19937_64& rng, int n = 40,
