@@ -37,21 +37,19 @@ import grpc
 import numpy as np
 
 import harness
-from dynamic_testing import INT64_MAX, INT64_MIN, create_dynamic, dynamic_spec, push_request, sparse_ids
+from dynamic_testing import create_dynamic, dynamic_spec, push_request, sparse_ids
 from embedserve_client._proto import embedserve_pb2 as pb
 
 CLIENT = None
 DIM = 6
-# Edge ids but -1: a table without padding_idx drops id -1's gradients
-# (the bug dynamic_torch_test.py's test_id_minus_one_is_trained_without_
-# padding_idx shows), which would hide the rules tested here.
-NO_MINUS_ONE = (0, INT64_MIN, INT64_MAX, (1 << 53) + 1, -(1 << 53) - 3)
 _counter = [0]
 
 
 def setUpModule():
     global CLIENT
-    CLIENT = harness.start()
+    # No table memory limit: a server with one refuses dynamic tables
+    # without max_rows, and these tests use max_rows 0 (no limit) too.
+    CLIENT = harness.start("--max_table_bytes=0")
 
 
 def tearDownModule():
@@ -174,7 +172,7 @@ class RulesAgainstModel(unittest.TestCase):
 
     def run_config(self, config, seed, ops=160):
         rng = np.random.default_rng(seed)
-        universe = sparse_ids(rng, 40, extra=NO_MINUS_ONE)
+        universe = sparse_ids(rng, 40)
         padding = int(universe[3]) if config.get("padding") else None
         table = name("rules")
         create_dynamic(CLIENT, table, DIM, seed=seed, optimizer_args={"lr": 1.0},
@@ -307,7 +305,7 @@ class BadInput(unittest.TestCase):
         self.assertEqual(sorted(t.spec.name for t in CLIENT.list_tables()), before)
 
     def test_bad_pushes_and_assigns_change_nothing(self):
-        ids = sparse_ids(np.random.default_rng(8), 6, extra=NO_MINUS_ONE)
+        ids = sparse_ids(np.random.default_rng(8), 6)
         table = name("bad_push")
         create_dynamic(CLIENT, table, DIM, seed=4, max_rows=3, ttl_steps=2, admit_after=2,
                        optimizer="adagrad")
