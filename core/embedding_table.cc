@@ -219,12 +219,13 @@ absl::Status EmbeddingTable::RenormReferenced(absl::Span<const int64_t> ids) {
   }
   if (changed.empty()) return absl::OkStatus();
   packed.resize(changed.size() * rf);
-  // Logged as the records it wrote: replay need not know that a lookup did
-  // it. A lookup does not wait for it to be durable: every later change of
+  // Logged as the records it wrote (kRenorm: not an update, so a dynamic
+  // table's LRU order stays; reads never decide evictions). A lookup does
+  // not wait for it to be durable: every later change of
   // the table is logged after it, so no acknowledged change can survive a
   // crash without it.
   UpdateRecord logged;
-  logged.kind = UpdateRecord::Kind::kWriteRecords;
+  logged.kind = UpdateRecord::Kind::kRenorm;
   logged.ids = changed;
   logged.floats = packed;
   return Commit(logged, changed, packed, step_).status();

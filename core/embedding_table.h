@@ -387,13 +387,21 @@ class EmbeddingTable {
   // gradients `sums` (dim floats per id) at step `step`, packed.
   std::vector<float> SteppedRecords(absl::Span<const int64_t> ids, absl::Span<const float> sums,
                                     int64_t step) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a write of records is, for a dynamic table's rules (a dense table
+  // writes every kind the same).
+  enum class WriteKind {
+    kPush,     // an update by a push: admission applies
+    kAssign,   // an update that stores every id (AssignRows)
+    kInPlace,  // not an update (a max_norm renorm): rows the table has only,
+               // the LRU order and row steps stay
+  };
+  static WriteKind WriteKindOf(UpdateRecord::Kind kind);
   // Writes packed records of distinct valid ids in memory under the seqlock.
-  // A dynamic table makes rows for ids without one (admission applies to
-  // kPush writes, at table step `step`); returns how many records were
-  // stored (fewer than ids.size() for ids a dynamic table did not admit).
+  // A dynamic table makes rows for ids without one at table step `step`
+  // (kPush and kAssign); returns how many records were stored (fewer than
+  // ids.size() for ids a dynamic table did not admit).
   int64_t WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
-                       internal::UpsertMode mode = internal::UpsertMode::kWrite,
-                       int64_t step = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                       WriteKind kind, int64_t step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ---- Dynamic tables (core/dynamic_table.cc).
   // The record an id without a row reads as: its initial row (renormalised
   // with max_norm, zeros with unseen_zeros or for padding_idx), then the

@@ -327,6 +327,7 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
       break;
     case UpdateRecord::Kind::kPush:
     case UpdateRecord::Kind::kWriteRecords:
+    case UpdateRecord::Kind::kRenorm:
       if (static_cast<int64_t>(r.floats.size()) != static_cast<int64_t>(r.ids.size()) * per_id) {
         return bad(absl::StrCat("has ", r.floats.size(), " floats for ", r.ids.size(), " ids"));
       }
@@ -363,9 +364,9 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
       applier->Push(*rows_, optimizer_.kind,
                     ComputeStepScalars(optimizer_, std::max<int64_t>(r.step, 1)), ids, floats);
     } else if (r.kind == UpdateRecord::Kind::kPush) {
-      WriteRecords(ids, SteppedRecords(ids, floats, r.step), internal::UpsertMode::kPush, r.step);
+      WriteRecords(ids, SteppedRecords(ids, floats, r.step), WriteKind::kPush, r.step);
     } else {
-      WriteRecords(ids, floats, internal::UpsertMode::kWrite, r.step);
+      WriteRecords(ids, floats, WriteKindOf(r.kind), r.step);
     }
   }
   if (!r.trainer.empty()) {

@@ -78,15 +78,26 @@ std::vector<float> EmbeddingTable::ReadRecords(absl::Span<const int64_t> ids) co
   return packed;
 }
 
+EmbeddingTable::WriteKind EmbeddingTable::WriteKindOf(UpdateRecord::Kind kind) {
+  switch (kind) {
+    case UpdateRecord::Kind::kPush:
+      return WriteKind::kPush;
+    case UpdateRecord::Kind::kRenorm:
+      return WriteKind::kInPlace;
+    default:
+      return WriteKind::kAssign;
+  }
+}
+
 int64_t EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<const float> packed,
-                                     internal::UpsertMode mode, int64_t step) {
+                                     WriteKind kind, int64_t step) {
   const int64_t rf = record_floats();
   auto write = [&](size_t i, int64_t slot) {
     seqlock_.BeginWrite(slot);
     rows_->WriteRecord(slot, packed.data() + i * rf);
     seqlock_.EndWrite(slot);
   };
-  if (dynamic_ != nullptr) {
+  if (dynamic_ != nullptr && kind != WriteKind::kInPlace) {
     // New rows are written by Upsert (under the seqlock: the slot may have
     // held an evicted id's row that readers still read) before their ids
     // are published; the others after it.
@@ -94,6 +105,8 @@ int64_t EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<c
     std::vector<bool> fresh(ids.size(), false);
     // A failure to grow (ResourceExhausted) leaves the later ids without a
     // row, as ids that were not admitted.
+    const internal::UpsertMode mode =
+        kind == WriteKind::kPush ? internal::UpsertMode::kPush : internal::UpsertMode::kWrite;
     dynamic_->Upsert(ids, step, mode, absl::MakeSpan(slots), [&](int64_t i, int64_t slot) {
       fresh[i] = true;
       write(i, slot);
@@ -108,8 +121,13 @@ int64_t EmbeddingTable::WriteRecords(absl::Span<const int64_t> ids, absl::Span<c
   }
   std::vector<int64_t> scratch;
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
-  for (size_t i = 0; i < slots.size(); ++i) write(i, slots[i]);
-  return static_cast<int64_t>(slots.size());
+  int64_t stored = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i] < 0) continue;  // kInPlace of a dynamic table: rows it has only
+    write(i, slots[i]);
+    ++stored;
+  }
+  return stored;
 }
 
 absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
@@ -127,11 +145,7 @@ absl::StatusOr<EmbeddingTable::Committed> EmbeddingTable::Commit(
   } else {
     RETURN_IF_ERROR(persistence_.PutRecords(Meta(version, step), ids, packed));
   }
-  const int64_t stored = WriteRecords(ids, packed,
-                                      logged.kind == UpdateRecord::Kind::kPush
-                                          ? internal::UpsertMode::kPush
-                                          : internal::UpsertMode::kWrite,
-                                      step);
+  const int64_t stored = WriteRecords(ids, packed, WriteKindOf(logged.kind), step);
   if (!origin.trainer.empty()) {
     absl::MutexLock lock(&trainers_mu_);
     trainers_.Applied(origin.trainer, origin.sequence);

@@ -38,7 +38,8 @@ struct UpdateRecord {
     kPush = 1,
     // Records written whole: `ids` distinct, `floats` their new records
     // (RowFormat::record_floats each: the row, then its optimizer state).
-    // An assign, and the in-place renorm of a max_norm lookup.
+    // An assign (and, in logs written before kRenorm, the renorm of a
+    // max_norm lookup).
     kWriteRecords = 2,
     // New settings: `spec` holds the table's frozen flag and optimizer as
     // set (the rest of the spec is unchanged).
@@ -48,6 +49,10 @@ struct UpdateRecord {
     kCreate = 4,
     // The table `table` of `generation` is gone.
     kDrop = 5,
+    // The in-place renorm of a max_norm lookup: as kWriteRecords, of rows
+    // the table has, but not an update (a read made it): a dynamic table's
+    // LRU order and row steps do not move.
+    kRenorm = 6,
   };
 
   Kind kind = Kind::kPush;

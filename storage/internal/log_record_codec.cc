@@ -39,7 +39,7 @@ T Get(const char* p) {
 
 bool KnownKind(uint8_t k) {
   return k >= static_cast<uint8_t>(UpdateRecord::Kind::kPush) &&
-         k <= static_cast<uint8_t>(UpdateRecord::Kind::kDrop);
+         k <= static_cast<uint8_t>(UpdateRecord::Kind::kRenorm);
 }
 bool HasSpec(UpdateRecord::Kind k) {
   return k == UpdateRecord::Kind::kSettings || k == UpdateRecord::Kind::kCreate;

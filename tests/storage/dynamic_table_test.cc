@@ -197,6 +197,33 @@ TEST(DynamicTableTest, MaxNormMatchesADenseTable) {
   EXPECT_TRUE(SameBytes(Rows(**dyn, {1, 2, 7, 9}), Rows(**den, {1, 2, 7, 9})));
 }
 
+// A max_norm lookup writes the rows it renormalises, but a read never
+// decides an eviction: the LRU order stays, live and after replay.
+TEST(DynamicTableTest, RenormByALookupDoesNotMoveTheLruOrder) {
+  embedserve::testing::TempDir dir("dynamic_renorm");
+  TableSpec spec = DynamicSpecFor("d", OptimizerKind::kSgd, {.max_rows = 2});
+  spec.max_norm = 0.5;  // every N(0, 1) row of dim 8 is renormalised
+  std::vector<int64_t> kept;
+  {
+    Durable d(dir.path());
+    ASSERT_THAT(d.registry().Create(spec), IsOk());
+    auto t = d.Get("d");
+    const std::vector<float> g(kDim, -5.0f);  // +0.5 each: past max_norm again
+    ASSERT_THAT(t->ApplyGradients({10}, g), IsOk());
+    ASSERT_THAT(t->ApplyGradients({20}, g), IsOk());
+    const int64_t version = t->version();
+    Rows(*t, {10});  // renormalises row 10 (the LRU head)
+    EXPECT_GT(t->version(), version);
+    EXPECT_EQ(t->StoredIds(), (std::vector<int64_t>{10, 20}));
+    ASSERT_THAT(t->ApplyGradients({30}, g), IsOk());  // evicts 10, not 20
+    kept = t->StoredIds();
+    EXPECT_EQ(kept, (std::vector<int64_t>{20, 30}));
+  }
+  Durable again(dir.path());
+  ASSERT_THAT(again.Recover(), IsOk());
+  EXPECT_EQ(again.Get("d")->StoredIds(), kept);
+}
+
 TEST(DynamicTableTest, AdmissionAfterKPushes) {
   const TableSpec spec = DynamicSpecFor("d", OptimizerKind::kSgd, {.admit_after = 3});
   auto t = EmbeddingTable::Create(spec);

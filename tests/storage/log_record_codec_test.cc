@@ -128,7 +128,7 @@ TEST(LogRecordCodecTest, EveryKindRoundTripsWithEveryField) {
                                      7.f};
   for (auto kind : {UpdateRecord::Kind::kPush, UpdateRecord::Kind::kWriteRecords,
                     UpdateRecord::Kind::kSettings, UpdateRecord::Kind::kCreate,
-                    UpdateRecord::Kind::kDrop}) {
+                    UpdateRecord::Kind::kDrop, UpdateRecord::Kind::kRenorm}) {
     SCOPED_TRACE(static_cast<int>(kind));
     UpdateRecord r;
     r.kind = kind;
