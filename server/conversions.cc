@@ -103,10 +103,16 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   s.initializer.seed = i.seed();
   if (p.dynamic()) {
     s.dynamic = DynamicSpec{p.max_rows(), p.ttl_steps(), p.admit_after(), p.unseen_zeros()};
-  } else if (p.max_rows() != 0 || p.ttl_steps() != 0 || p.admit_after() != 0 ||
-             p.unseen_zeros()) {
-    return absl::InvalidArgumentError(
-        "max_rows, ttl_steps, admit_after and unseen_zeros are for dynamic tables (set dynamic)");
+  } else {
+    const char* field = p.max_rows() != 0      ? "max_rows"
+                        : p.ttl_steps() != 0   ? "ttl_steps"
+                        : p.admit_after() != 0 ? "admit_after"
+                        : p.unseen_zeros()     ? "unseen_zeros"
+                                               : nullptr;
+    if (field != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " is only for dynamic tables (set dynamic, or leave ", field, " unset)"));
+    }
   }
   return s;
 }

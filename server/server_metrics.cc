@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/hash/hash.h"
@@ -162,23 +163,36 @@ void ServiceMetrics::Collect(std::vector<MetricFamily>* out) const {
 void CollectTableMetrics(const TableRegistry& registry, std::vector<MetricFamily>* out) {
   const std::vector<std::shared_ptr<EmbeddingTable>> tables = registry.List();
   AddSingle(out, "embedserve_tables", "Tables served.", static_cast<double>(tables.size()));
-  MetricFamily rows =
-      Family("embedserve_table_rows", "Rows (num_embeddings) of the table.", MetricType::kGauge);
+  MetricFamily rows = Family(
+      "embedserve_table_rows",
+      "Rows of the table: num_embeddings, or the rows a dynamic table stores.", MetricType::kGauge);
   MetricFamily bytes =
       Family("embedserve_table_memory_bytes",
              "Memory the table's rows and optimizer state take, bytes.", MetricType::kGauge);
   MetricFamily version =
       Family("embedserve_table_version", "The table's version: bumped by every change of its rows.",
              MetricType::kGauge);
+  MetricFamily removed =
+      Family("embedserve_dynamic_table_rows_removed_total",
+             "Rows a dynamic table removed: reason evicted (max_rows, least recently updated) "
+             "or expired (ttl_steps).",
+             MetricType::kCounter);
   for (const auto& t : tables) {
     const MetricLabels labels = {{"table", t->name()}};
     rows.samples.push_back({labels, static_cast<double>(t->num_rows())});
     bytes.samples.push_back({labels, static_cast<double>(t->bytes_used())});
     version.samples.push_back({labels, static_cast<double>(t->version())});
+    if (const std::optional<DynamicTableStats> d = t->dynamic_stats()) {
+      removed.samples.push_back(
+          {{{"table", t->name()}, {"reason", "evicted"}}, static_cast<double>(d->rows_evicted)});
+      removed.samples.push_back(
+          {{{"table", t->name()}, {"reason", "expired"}}, static_cast<double>(d->rows_expired)});
+    }
   }
   out->push_back(std::move(rows));
   out->push_back(std::move(bytes));
   out->push_back(std::move(version));
+  if (!removed.samples.empty()) out->push_back(std::move(removed));
 }
 
 void CollectUpdateLogMetrics(const UpdateLogStats& s, std::vector<MetricFamily>* out) {

@@ -100,7 +100,8 @@ absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& 
   }
   if (*restored > 0) {
     for (const auto& t : registry.List()) {
-      internal::LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(), " x ",
+      internal::LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(),
+                                     t->is_dynamic() ? " rows stored (dynamic)" : "", " x ",
                                      t->dim(), ", version ", t->version()));
     }
   }
@@ -132,7 +133,8 @@ absl::Status CreateConfigTables(TableRegistry& registry, const std::string& conf
       return absl::Status(table.status().code(),
                           absl::StrCat("table '", spec.name, "': ", table.status().message()));
     }
-    internal::LogInfo(absl::StrCat("created table '", spec.name, "': ", spec.num_embeddings, " x ",
+    const std::string rows = spec.dynamic ? "dynamic" : absl::StrCat(spec.num_embeddings);
+    internal::LogInfo(absl::StrCat("created table '", spec.name, "': ", rows, " x ",
                                    spec.embedding_dim, " (", (*table)->bytes_used(), " bytes)"));
   }
   return absl::OkStatus();

@@ -12,9 +12,11 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/types/span.h"
 #include "core/answer_budget.h"
 #include "proto/grpc_status.h"
 #include "server/conversions.h"
@@ -259,7 +261,11 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
 };
 
 // ExportTable: the table's rows in chunks, each read when the previous one
-// is sent (memory stays one chunk).
+// is sent (memory stays one chunk). A dense table's rows are copied by range
+// (CopyRows); a dynamic table's ids with a row are taken once at the start
+// (StoredIds, least recently updated first) and each chunk carries its ids
+// and their rows, read by Lookup (an id evicted meanwhile reads as its
+// initial value, as any lookup of it would).
 class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
  public:
   ExportWriter(EmbeddingServiceImpl* service, std::shared_ptr<EmbeddingTable> table,
@@ -268,7 +274,12 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
         rpc_started_(EmbeddingServiceImpl::Clock::now()),
         table_(std::move(table)),
         per_chunk_(rows_per_chunk) {
+    if (table_->is_dynamic()) ids_ = table_->StoredIds();
     TableInfoToProto(*table_, chunk_.mutable_table());
+    // The info's row count is the rows that follow (a client sizes its
+    // file by it), even if a push changed the table since StoredIds.
+    total_ = table_->is_dynamic() ? static_cast<int64_t>(ids_.size()) : table_->num_rows();
+    chunk_.mutable_table()->set_num_rows(total_);
     Next();
   }
 
@@ -293,8 +304,10 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
   }
 
   void Next() {
-    const int64_t n = std::min(per_chunk_, table_->num_rows() - row_);
-    if (n <= 0) {
+    const int64_t n = std::max<int64_t>(0, std::min(per_chunk_, total_ - row_));
+    // The first message carries the table's info even when no row follows
+    // (a dynamic table without rows).
+    if (n == 0 && !chunk_.has_table()) {
       End(grpc::Status::OK);
       return;
     }
@@ -302,7 +315,15 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
     chunk_.set_num_rows(n);
     std::string* values = chunk_.mutable_values();
     values->resize(static_cast<size_t>(n * table_->dim()) * sizeof(float));
-    const absl::Status s = table_->CopyRows(row_, n, reinterpret_cast<float*>(values->data()));
+    float* out = reinterpret_cast<float*>(values->data());
+    absl::Status s;
+    if (table_->is_dynamic()) {
+      const absl::Span<const int64_t> ids(ids_.data() + row_, static_cast<size_t>(n));
+      chunk_.mutable_ids()->Assign(ids.begin(), ids.end());
+      s = table_->Lookup(ids, absl::MakeSpan(out, static_cast<size_t>(n * table_->dim())));
+    } else {
+      s = table_->CopyRows(row_, n, out);
+    }
     if (!s.ok()) {
       End(ToGrpcStatus(s));
       return;
@@ -317,6 +338,8 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
   grpc::StatusCode code_ = grpc::StatusCode::OK;
   const std::shared_ptr<EmbeddingTable> table_;
   const int64_t per_chunk_;
+  std::vector<int64_t> ids_;  // dynamic tables: the ids to export, in order
+  int64_t total_ = 0;
   int64_t row_ = 0;
   v1::ExportChunk chunk_;
   Raw out_;
@@ -375,7 +398,10 @@ grpc::ServerWriteReactor<Raw>* EmbeddingServiceImpl::ExportTable(grpc::CallbackS
   if (!table.ok()) {
     return new Failed<grpc::ServerWriteReactor<Raw>>(this, kExportTableRpc, table.status());
   }
-  const int64_t per_chunk = ExportRowsPerChunk(request.rows_per_chunk(), (*table)->dim(),
+  // A dynamic table's chunk also carries an id per row: at most 10 bytes
+  // as a varint, counted as 3 more floats.
+  const int64_t per_chunk = ExportRowsPerChunk(request.rows_per_chunk(),
+                                               (*table)->dim() + ((*table)->is_dynamic() ? 3 : 0),
                                                options_.limits.max_response_bytes);
   return new ExportWriter(this, *std::move(table), per_chunk);
 }

@@ -30,9 +30,10 @@ absl::Status EmbeddingServiceImpl::DoCreateTable(const v1::CreateTableRequest& r
                    FloatsFromBytes(req.initial_values(), "initial_values", &scratch));
   ASSIGN_OR_RETURN(std::shared_ptr<EmbeddingTable> table, registry_->Create(spec, values));
   TableInfoToProto(*table, resp->mutable_table());
-  internal::LogInfo(absl::StrCat("created table '", table->name(), "': ", table->num_rows(), " x ",
-                                 table->dim(), values.empty() ? "" : " (from values)", ", ",
-                                 table->bytes_used(), " bytes"));
+  internal::LogInfo(absl::StrCat(
+      "created table '", table->name(),
+      "': ", table->is_dynamic() ? "dynamic" : absl::StrCat(table->num_rows()), " x ", table->dim(),
+      values.empty() ? "" : " (from values)", ", ", table->bytes_used(), " bytes"));
   return absl::OkStatus();
 }
 
