@@ -203,16 +203,27 @@ class EmbeddingClient:
                      weights=None, padding_idx=None, max_norm=None,
                      norm_type=None, frozen=False, init="normal", seed=0,
                      num_shards=0, scale_grad_by_freq=False, optimizer="sgd",
-                     optimizer_args=None, row_type="float32", timeout=None, **init_args):
+                     optimizer_args=None, row_type="float32", dynamic=False,
+                     max_rows=None, ttl_steps=None, admit_after=None, unseen_zeros=None,
+                     timeout=None, **init_args):
         """Creates a table; with `weights` (a 2-D array) it is from_pretrained.
 
         optimizer: "sgd", "adagrad", "rowwise_adagrad" or "sparse_adam", with
         optimizer_args such as {"lr": 0.1, "eps": 1e-8, "beta1": 0.9}.
+        dynamic: a table keyed by any int64 id (README, Dynamic tables):
+        leave num_embeddings None; an id without a row reads as its initial
+        value (zeros with unseen_zeros=True) and gets a row at its first push
+        (its admit_after-th with admit_after); max_rows (when full, the least
+        recently updated row goes) and ttl_steps (rows not updated by the
+        table's last ttl_steps pushes go) bound it. These four are for
+        dynamic tables only: the server refuses them otherwise, as it refuses
+        num_embeddings with dynamic=True (INVALID_ARGUMENT naming the field).
         timeout: seconds; None: the client's timeout plus the table's bytes
-        at 50 MB/s (deadlines.admin_timeout), as for every admin call.
+        at 50 MB/s (deadlines.admin_timeout; a dynamic table starts empty,
+        so just the client's timeout), as for every admin call.
         """
         spec = pb.TableSpec(name=name, frozen=frozen, num_shards=num_shards,
-                            scale_grad_by_freq=scale_grad_by_freq)
+                            scale_grad_by_freq=scale_grad_by_freq, dynamic=bool(dynamic))
         spec.optimizer.kind = OPTIMIZERS[optimizer]
         spec.row_type = value_type(row_type)
         for key, value in (optimizer_args or {}).items():
@@ -222,8 +233,17 @@ class EmbeddingClient:
             w = np.ascontiguousarray(weights, dtype="<f4")
             num_embeddings, embedding_dim = w.shape
             values = w.tobytes()
-        spec.num_embeddings = int(num_embeddings)
+        if num_embeddings is None and not dynamic:
+            raise TypeError("create_table needs num_embeddings (or weights), or dynamic=True")
+        if embedding_dim is None:
+            raise TypeError("create_table needs embedding_dim (or weights)")
+        # Passed on as given: the server checks them and names a bad one.
+        spec.num_embeddings = int(num_embeddings or 0)
         spec.embedding_dim = int(embedding_dim)
+        for field, value in (("max_rows", max_rows), ("ttl_steps", ttl_steps),
+                             ("admit_after", admit_after), ("unseen_zeros", unseen_zeros)):
+            if value is not None:
+                setattr(spec, field, type(getattr(spec, field))(value))
         if padding_idx is not None:
             spec.padding_idx = int(padding_idx)
         if max_norm is not None:
@@ -236,7 +256,7 @@ class EmbeddingClient:
             setattr(spec.initializer, key, value)
         req = pb.CreateTableRequest(spec=spec, initial_values=values)
         if timeout is None:
-            timeout = admin_timeout(table_bytes(num_embeddings, embedding_dim, optimizer),
+            timeout = admin_timeout(table_bytes(spec.num_embeddings, embedding_dim, optimizer),
                                     self.timeout)
         return self._stub.CreateTable(req, timeout=timeout).table
 
@@ -245,6 +265,10 @@ class EmbeddingClient:
         self._stub.DropTable(pb.DropTableRequest(name=name), timeout=self.timeout)
 
     def describe_table(self, name):
+        """The table's TableInfo: spec, rows (num_rows: rows stored for a
+        dynamic table), bytes, version; a dynamic table's admission and
+        eviction counts are in .dynamic (rows_stored, rows_admitted,
+        rows_evicted, rows_expired, pushes_not_admitted, index_bytes, ...)."""
         return self._stub.DescribeTable(pb.DescribeTableRequest(name=name),
                                         timeout=self.timeout).table
 
@@ -305,17 +329,49 @@ class EmbeddingClient:
             timeout = admin_timeout(os.path.getsize(local_path), self.timeout)
         return self._stub.ImportTable(chunks(), timeout=timeout).table
 
-    def export_table(self, name):
-        """The whole table as a (rows, dim) float32 array, and its TableInfo."""
+    def export_table(self, name, with_ids=False):
+        """The whole table as a (rows, dim) float32 array, and its TableInfo:
+        (rows, info); with_ids=True: (ids, rows, info), ids an int64 array
+        with the id of each row. A dynamic table's rows are the ids it
+        stores, least recently updated first, so it needs with_ids=True (a
+        ValueError otherwise); a dense table's ids are 0..num_rows-1.
+        import_rows(new_table, ids, rows) puts them into another table."""
         self.flush()
-        info, parts = None, []
+        info, parts, id_parts = None, [], []
         for chunk in self._stub.ExportTable(pb.ExportTableRequest(name=name),
                                             timeout=self.timeout):
             if chunk.HasField("table"):
                 info = chunk.table
+                if info.spec.dynamic and not with_ids:
+                    raise ValueError("%s is a dynamic table: its rows need their ids "
+                                     "(export_table(%r, with_ids=True))" % (name, name))
             parts.append(np.frombuffer(chunk.values, dtype="<f4"))
+            if info.spec.dynamic:
+                id_parts.append(np.array(chunk.ids, dtype=np.int64))
         dim = info.spec.embedding_dim
-        return np.concatenate(parts).reshape(-1, dim), info
+        rows = np.concatenate(parts).reshape(-1, dim)
+        if not with_ids:
+            return rows, info
+        if info.spec.dynamic:
+            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
+        else:
+            ids = np.arange(len(rows), dtype=np.int64)
+        return ids, rows, info
+
+    def import_rows(self, table, ids, rows, chunk_rows=65536):
+        """Assigns rows[i] to ids[i] (assign_rows) in chunks of chunk_rows:
+        e.g. what export_table(name, with_ids=True) gave, into a new table
+        created with the same spec (a dynamic table gets a row per id, and
+        ids assigned in export order keep their least-recently-updated
+        order). Optimizer state is not carried. Returns the table's version
+        after the last chunk (None for no rows)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = np.ascontiguousarray(rows, dtype="<f4").reshape(len(ids), -1)
+        version = None
+        for start in range(0, len(ids), int(chunk_rows)):
+            version = self.assign_rows(table, ids[start:start + chunk_rows],
+                                       rows[start:start + chunk_rows])
+        return version
 
     def create_checkpoint(self, name, timeout=None):
         """timeout: seconds; None: the client's timeout plus the bytes of

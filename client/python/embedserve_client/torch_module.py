@@ -12,6 +12,12 @@ numbers of synchronous pushes (window=0 or 1). Call flush() (or
 client.flush()) to wait for the pushes in flight; a failed push raises its
 PushError at the next push, lookup that waited for it, or flush().
 remote_lookup() looks several modules up in one request (one round trip).
+
+Over a dynamic table (README, Dynamic tables) forward() takes any int64 ids
+(the server checks them, not the client): an id without a row reads as its
+initial value, and backward() pushes its gradient as for a dense table, which
+makes the row (if admitted). Such a table has no range, so `weight` raises;
+`stored()` gives the ids with a row and their rows instead.
 """
 
 import numpy as np
@@ -61,6 +67,8 @@ class RemoteEmbedding(torch.nn.Module):
         self.table = table
         self.window = client.push_window(window) if window > 1 else None
         info = client.describe_table(table)
+        self.dynamic = info.spec.dynamic
+        # 0 for a dynamic table (any int64 id is valid).
         self.num_embeddings = info.spec.num_embeddings
         self.embedding_dim = info.spec.embedding_dim
         self.padding_idx = info.spec.padding_idx if info.spec.HasField("padding_idx") else None
@@ -91,10 +99,25 @@ class RemoteEmbedding(torch.nn.Module):
     @property
     def weight(self):
         """The whole table, fetched from the server (for inspection); it
-        includes every push made so far."""
+        includes every push made so far. A dynamic table has no whole (any
+        int64 is an id): TypeError, see stored()."""
+        if self.dynamic:
+            raise TypeError("table %r is dynamic: it has no weight matrix (any int64 is an id); "
+                            "use stored() for the ids with a row and their rows, or look ids "
+                            "up with forward()" % self.table)
         return torch.from_numpy(self.client.lookup(self.table, np.arange(self.num_embeddings)))
 
+    def stored(self):
+        """(ids, rows) as tensors: the rows the table holds with their ids
+        (for a dynamic table, the ids with a row, least recently updated
+        first; for a dense one, 0..num_embeddings-1), after every push made
+        so far."""
+        ids, rows, _ = self.client.export_table(self.table, with_ids=True)
+        return torch.from_numpy(ids), torch.from_numpy(rows)
+
     def extra_repr(self):
+        if self.dynamic:
+            return "table=%r, dynamic, %d" % (self.table, self.embedding_dim)
         return "table=%r, %d, %d" % (self.table, self.num_embeddings, self.embedding_dim)
 
 
