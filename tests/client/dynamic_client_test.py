@@ -12,6 +12,7 @@ rows used change, and pushing them makes them).
 
 import os
 import sys
+import tempfile
 import unittest
 
 import grpc
@@ -20,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance"))
 import harness  # noqa: E402
+from metrics_testing import parse, read_port, scrape  # noqa: E402
 
 DIM = 4
 # Ids a float64 would merge (2**53 + 1 is not a double), negative ones, and
@@ -38,11 +40,16 @@ class DynamicClientTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.client = harness.start()
+        cls.dir = tempfile.TemporaryDirectory(prefix="dynamic-client-")
+        port_file = os.path.join(cls.dir.name, "metrics.port")
+        cls.client = harness.start("--metrics_address=127.0.0.1:0",
+                                   "--metrics_port_file=" + port_file)
+        cls.metrics_port = read_port(port_file)  # written before the server's port file
 
     @classmethod
     def tearDownClass(cls):
         harness.stop()
+        cls.dir.cleanup()
 
     def dynamic(self, **kwargs):
         table = name("dyn")
@@ -161,6 +168,11 @@ class DynamicClientTest(unittest.TestCase):
         np.testing.assert_allclose(rows[1:], initial[1:] - 0.5, rtol=1e-6)
         got_ids, _, _ = self.client.export_table(table, with_ids=True)
         np.testing.assert_array_equal(got_ids, ids[1:])
+        metrics = parse(scrape(self.metrics_port))
+        removed = 'embedserve_dynamic_table_rows_removed_total{table="%s",reason="%s"}'
+        self.assertEqual(metrics[removed % (table, "evicted")], 1)
+        self.assertEqual(metrics[removed % (table, "expired")], 0)
+        self.assertEqual(metrics['embedserve_table_rows{table="%s"}' % table], 2)
 
     def test_bad_specs_are_invalid_argument_naming_the_field(self):
         cases = [
