@@ -65,8 +65,9 @@ void StepRows(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
 
 class ParallelReplay {
  public:
-  // Ids per block of the split: 64 rows, so that workers never share a
-  // row's cache lines and runs of ids stay with one worker.
+  // Ids per block of the split: 64, so that runs of ids stay with one
+  // worker (rows are padded to whole cache lines; per-row state floats of
+  // two workers share a line only at block edges).
   static constexpr int kBlockShift = 6;
   static int PartOf(int64_t id, int parts) {
     return static_cast<int>(static_cast<uint64_t>(id >> kBlockShift) % static_cast<uint64_t>(parts));
