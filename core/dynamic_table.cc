@@ -110,30 +110,13 @@ void EmbeddingTable::InitialRecords(absl::Span<const int64_t> ids, float* out) c
 }
 
 void EmbeddingTable::GatherDynamic(absl::Span<const int64_t> ids, float* out, bool locked) {
-  const int64_t n = static_cast<int64_t>(ids.size());
-  const int64_t dim = spec_.embedding_dim;
-  std::vector<int64_t> scratch;
-  const absl::Span<const int64_t> slots = dynamic_->Resolve(ids, &scratch);
-  thread_local std::vector<uint32_t> before;
-  std::vector<int64_t> redo;
-  if (!locked) {
-    before.resize(n);
-    seqlock_.Snapshot(slots, absl::MakeSpan(before));
-    dynamic_->Recheck(ids, scratch, &redo);
-  }
-  // Ids without a row: their initial rows, straight into `out`.
-  internal::GatherResolved(ActiveKernels(), dynamic_->kernel_rows(), slots, out,
-                           [&](int64_t i, float* row) { UnseenRows(ids.subspan(i, 1), row); });
-  if (!locked) seqlock_.Torn(slots, before, &redo);
-  if (redo.empty()) return;
-  std::sort(redo.begin(), redo.end());
-  redo.erase(std::unique(redo.begin(), redo.end()), redo.end());
-  for (int64_t i : redo) {
-    const bool stored = dynamic_->ReadRowStable(seqlock_, ids[i], [&](const uint8_t* row) {
-      DecodeRow(spec_.row_type, row, dim, out + i * dim);
-    });
-    if (!stored) UnseenRows(ids.subspan(i, 1), out + i * dim);  // evicted meanwhile
-  }
+  // The Recheck protocol (DynamicRowStorage::Lookup): stored rows, and the
+  // initial rows of ids without one straight into `out`, computed while the
+  // index lines of later ids load.
+  dynamic_->Lookup(ids, ActiveKernels(), locked ? nullptr : &seqlock_, out,
+                   [&](absl::Span<const int64_t> unseen, float* rows) {
+                     UnseenRows(unseen, rows);
+                   });
 }
 
 absl::Status EmbeddingTable::LookupDynamic(absl::Span<const int64_t> ids, absl::Span<float> out) {

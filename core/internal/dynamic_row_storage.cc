@@ -187,6 +187,83 @@ void DynamicRowStorage::Recheck(absl::Span<const int64_t> ids,
                   static_cast<uint64_t>(scratch[2 * n]), changed);
 }
 
+void DynamicRowStorage::Lookup(
+    absl::Span<const int64_t> ids, const GatherKernels& kernels, const RowSeqlock* seqlock,
+    float* out,
+    absl::FunctionRef<void(absl::Span<const int64_t> ids, float* rows)> unseen) const {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t dim = format().dim;
+  const int64_t row_bytes = format().row_bytes;
+  const int64_t* const id = ids.data();
+  thread_local std::vector<int64_t> slot_buf, position_buf, redo;
+  thread_local std::vector<uint32_t> before;
+  thread_local std::vector<float> packed;
+  slot_buf.resize(n);
+  position_buf.resize(n);
+  int64_t* const slots = slot_buf.data();
+  int64_t* const positions = position_buf.data();
+  // Positions without a row, not filled yet (ascending).
+  int64_t missing[kUnseenBatch];
+  int64_t pending = 0;
+  auto fill_pending = [&] {
+    const int64_t first = missing[0];
+    if (missing[pending - 1] - first == pending - 1) {
+      unseen(ids.subspan(first, pending), out + first * dim);  // one run: in place
+    } else {
+      int64_t batch_ids[kUnseenBatch];
+      for (int64_t k = 0; k < pending; ++k) batch_ids[k] = id[missing[k]];
+      packed.resize(kUnseenBatch * dim);
+      unseen(absl::MakeConstSpan(batch_ids, pending), packed.data());
+      for (int64_t k = 0; k < pending; ++k) {
+        std::memcpy(out + missing[k] * dim, packed.data() + k * dim, dim * sizeof(float));
+      }
+    }
+    pending = 0;
+  };
+  uint64_t generation = 0;
+  {
+    // Resolve, with the misses filled as they come: while a batch is
+    // filled, the index lines of the next kLookupAhead ids load.
+    const IdIndex::Reader reader(*index_);
+    generation = reader.generation();
+    for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i], true);
+    for (int64_t i = 0; i < n; ++i) {
+      if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead], true);
+      slots[i] = reader.Find(id[i], &positions[i]);
+      if (slots[i] >= 0) {
+        // Into L2 while the next ids are probed (as Resolve).
+        const uint8_t* row = Row(slots[i]);
+        for (int64_t b = 0; b < row_bytes; b += 64) PrefetchL2(row + b);
+      } else {
+        missing[pending++] = i;
+        if (pending == kUnseenBatch) fill_pending();
+      }
+    }
+  }
+  if (pending > 0) fill_pending();
+  const absl::Span<const int64_t> slot_span(slots, n);
+  redo.clear();
+  if (seqlock != nullptr) {
+    before.resize(n);
+    seqlock->Snapshot(slot_span, absl::MakeSpan(before));
+    index_->Recheck(ids, slot_span, absl::MakeConstSpan(positions, n), generation, &redo);
+  }
+  // The rows (the missing ones are written already).
+  GatherResolved(kernels, kernel_rows_, slot_span, out, [](int64_t, float*) {});
+  if (seqlock == nullptr) return;
+  seqlock->Torn(slot_span, before, &redo);
+  if (redo.empty()) return;
+  std::sort(redo.begin(), redo.end());
+  redo.erase(std::unique(redo.begin(), redo.end()), redo.end());
+  for (const int64_t i : redo) {
+    float* const row = out + i * dim;
+    const bool stored = ReadRowStable(*seqlock, id[i], [&](const uint8_t* src) {
+      DecodeRow(format().type, src, dim, row);
+    });
+    if (!stored) unseen(ids.subspan(i, 1), row);  // evicted meanwhile
+  }
+}
+
 void GatherResolved(const GatherKernels& kernels, const KernelRows& rows,
                     absl::Span<const int64_t> slots, float* out,
                     absl::FunctionRef<void(int64_t position, float* row)> fill_missing) {

@@ -150,6 +150,25 @@ class DynamicRowStorage final : public RowStorage {
   // &scratch) left it (it keeps the buckets past the slots).
   void Recheck(absl::Span<const int64_t> ids, const std::vector<int64_t>& scratch,
                std::vector<int64_t>* changed) const;
+  // The whole protocol above in one call, the engine's lookup (issue 15):
+  // out[i * dim, +dim) = the row of ids[i] (decoded to float), or, for an
+  // id without a row, what unseen(ids', rows') writes for it (rows' gets
+  // ids'.size() packed rows: e.g. RowInitializer::Fill). `seqlock` is the
+  // writer's; nullptr when the caller keeps writers out (no Snapshot,
+  // Recheck nor Torn). Why one call: a missing id's index probe is a wait
+  // for memory (a random line of a large index) and its initial row is
+  // arithmetic, so the probes run kLookupAhead ids ahead of a batch of
+  // misses being filled and the two overlap, where Resolve and then the
+  // fill would add them up. unseen is called on batches of at most
+  // kUnseenBatch ids while the index reader epoch is held (and once more
+  // for each redone position whose id has no row by then); it must not
+  // call into this storage's writer.
+  void Lookup(absl::Span<const int64_t> ids, const GatherKernels& kernels,
+              const RowSeqlock* seqlock, float* out,
+              absl::FunctionRef<void(absl::Span<const int64_t> ids, float* rows)> unseen) const;
+  static constexpr int64_t kLookupAhead = 16;
+  static constexpr int64_t kUnseenBatch = 16;
+
   // One id's row, consistently: calls copy(Row(slot)) under `seqlock` (the
   // seqlock the writer holds around row writes) while the id maps to the
   // slot, and returns true; false if the id has no row.

@@ -164,6 +164,22 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
   }
 }
 
+IdIndex::Reader::Reader(const IdIndex& index)
+    : index_(index), guard_(index.epoch_), array_(index.array_.load(std::memory_order_acquire)) {}
+
+void IdIndex::Reader::Prefetch(int64_t id, bool next_line) const {
+  const uint64_t h = index_.Hash(id) & array_->mask;
+  PrefetchT0(&array_->buckets[h]);
+  if (next_line) PrefetchT0(&array_->buckets[(h + 4) & array_->mask]);
+}
+
+int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
+  uint64_t p = 0;
+  const int64_t slot = Probe(array_, index_.Hash(id), id, &p);
+  *position = static_cast<int64_t>(p);
+  return slot;
+}
+
 int64_t IdIndex::Find(int64_t id) const {
   ReaderEpochGuard guard(epoch_);
   uint64_t position;

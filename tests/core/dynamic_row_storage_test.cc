@@ -9,6 +9,7 @@
 
 #include "core/internal/dynamic_row_storage.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -454,6 +455,7 @@ TEST(DynamicRowStorageTest, GatherResolvedFillsMissesAtEveryLevel) {
 // protocol and check every row they get: all of it from one version (not
 // torn) and of the id they asked for (never a row that an evicted id left
 // in a reused slot). Bounded by the writer's work, not by time.
+// Readers by the steps of the protocol and by DynamicRowStorage::Lookup.
 TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRowsOfTheirIds) {
   constexpr int64_t kDim = 32;
   DynamicRowOptions o;
@@ -487,7 +489,10 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
   std::atomic<bool> done{false};
   std::atomic<int64_t> reads{0};
   std::atomic<int> bad{0};
-  auto reader = [&](uint64_t seed) {
+  // Readers by the steps of the protocol, and by Lookup (the engine's call,
+  // whose ids without a row are filled between probes: its callback
+  // sleeps now and then, as if preempted between Resolve and Snapshot).
+  auto reader = [&](uint64_t seed, bool lookup) {
     std::mt19937_64 rng(seed);
     std::vector<int64_t> ids(48), scratch, redo;
     std::vector<uint32_t> before(ids.size());
@@ -495,6 +500,19 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
     int my_bad = 0;
     while (!done.load(std::memory_order_relaxed)) {
       for (int64_t& id : ids) id = universe[rng() % universe.size()];
+      if (lookup) {
+        std::fill(out.begin(), out.end(), -1.0f);
+        s->Lookup(ids, ActiveKernels(), &seqlock, out.data(),
+                  [&](absl::Span<const int64_t> unseen, float* rows) {
+                    if (rng() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+                    for (size_t u = 0; u < unseen.size(); ++u) initial(unseen[u], rows + u * kDim);
+                  });
+        for (size_t i = 0; i < ids.size(); ++i) {
+          expect_row(ids[i], out.data() + i * kDim, &my_bad);
+        }
+        reads.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       const absl::Span<const int64_t> slots = s->Resolve(ids, &scratch);
       // Now and then as if preempted here, so that the writer reuses
       // resolved slots before the snapshot (what Recheck is for).
@@ -519,7 +537,7 @@ TEST(DynamicRowStorageTest, LookupsDuringInsertsEvictionsAndRebuildsSeeWholeRows
     bad.fetch_add(my_bad);
   };
   std::vector<std::thread> readers;
-  for (int t = 0; t < 2; ++t) readers.emplace_back(reader, 100 + t);
+  for (int t = 0; t < 3; ++t) readers.emplace_back(reader, 100 + t, t > 0);
 
   std::mt19937_64 rng(3);
   std::map<int64_t, int> version;
