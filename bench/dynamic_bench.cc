@@ -3,11 +3,15 @@
 //   dense/N      a lookup of 512 random dense ids over the storage's own rows
 //                (slot == id: the dense table's path: seqlock snapshot,
 //                gather, torn check);
-//   stored/N     512 random stored 64-bit ids: Resolve, snapshot, Recheck,
-//                gather (GatherResolved), torn check: the dynamic protocol;
-//   stored_norecheck/N  the same without Recheck (what the check costs);
-//   unseen/N     512 ids never stored: resolve misses + their initial rows
-//                (RowInitializer::Fill, one call per run of misses);
+//   stored/N     512 random stored 64-bit ids through the engine's lookup
+//                (EmbeddingTable::GatherDynamic's DynamicRowStorage::Lookup:
+//                the Recheck protocol in one call);
+//   stored_steps/N  the same protocol step by step: Resolve, snapshot,
+//                Recheck, gather (GatherResolved), torn check;
+//   stored_norecheck/N  the steps without Recheck (what the check costs);
+//   unseen/N     512 ids never stored through the engine's lookup: index
+//                misses, their initial rows (RowInitializer::Fill, in
+//                batches computed while the index lines of later ids load);
 //   resolve_index/N     Resolve alone, and
 //   resolve_absl/N      absl::flat_hash_map<int64_t, int64_t>::find for the
 //                same ids (single-threaded, no concurrency story);
@@ -193,6 +197,8 @@ void BM_Dense(benchmark::State& state) {
   Counters(state, w);
 }
 
+// The protocol step by step (Resolve, Snapshot, [Recheck,] GatherResolved,
+// Torn) as Lookup runs it for stored ids.
 void Stored(benchmark::State& state, bool recheck) {
   World& w = Get(state.range(0));
   const RowInitializer init(Spec());
@@ -218,29 +224,42 @@ void Stored(benchmark::State& state, bool recheck) {
   }
   Counters(state, w);
 }
-void BM_Stored(benchmark::State& state) { Stored(state, true); }
+void BM_StoredSteps(benchmark::State& state) { Stored(state, true); }
 void BM_StoredNoRecheck(benchmark::State& state) { Stored(state, false); }
 
-void BM_Unseen(benchmark::State& state) {
+// The engine's lookup (EmbeddingTable::GatherDynamic): one
+// DynamicRowStorage::Lookup with RowInitializer::Fill for the ids without a
+// row (what UnseenRows runs for float32 rows without max_norm).
+void EngineLookup(benchmark::State& state, bool unseen) {
   World& w = Get(state.range(0));
   const RowInitializer init(Spec());
-  const KernelRows& rows = w.storage->kernel_rows();
   const GatherKernels& k = ActiveKernels();
   std::vector<float> out(kBatch * kDim);
-  std::vector<uint32_t> before(kBatch);
-  std::vector<int64_t> scratch, redo, missing;
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& ids =
+        (unseen ? w.unseen_batches : w.stored_batches)[b++ % kBatches];
+    w.storage->Lookup(ids, k, &w.seqlock, out.data(),
+                      [&](absl::Span<const int64_t> missing, float* rows) {
+                        init.Fill(missing, rows);
+                      });
+    benchmark::DoNotOptimize(out.data());
+  }
+  Counters(state, w);
+}
+void BM_Stored(benchmark::State& state) { EngineLookup(state, false); }
+void BM_Unseen(benchmark::State& state) { EngineLookup(state, true); }
+void BM_UnseenNoFill(benchmark::State& state) {
+  World& w = Get(state.range(0));
+  const GatherKernels& k = ActiveKernels();
+  std::vector<float> out(kBatch * kDim);
   int b = 0;
   for (auto _ : state) {
     const std::vector<int64_t>& ids = w.unseen_batches[b++ % kBatches];
-    const absl::Span<const int64_t> slots = w.storage->Resolve(ids, &scratch);
-    w.seqlock.Snapshot(slots, absl::MakeSpan(before));
-    redo.clear();
-    w.storage->Recheck(ids, scratch, &redo);
-    missing.clear();
-    GatherResolved(k, rows, slots, out.data(),
-                   [&](int64_t i, float*) { missing.push_back(i); });
-    FillMissing(init, ids, missing, out.data());
-    w.seqlock.Torn(slots, before, &redo);
+    w.storage->Lookup(ids, k, &w.seqlock, out.data(),
+                      [&](absl::Span<const int64_t> missing, float* rows) {
+                        benchmark::DoNotOptimize(rows);
+                      });
     benchmark::DoNotOptimize(out.data());
   }
   Counters(state, w);
@@ -423,8 +442,10 @@ int main(int argc, char** argv) {
     const std::string s = "/" + std::to_string(n);
     benchmark::RegisterBenchmark(("dense" + s).c_str(), BM_Dense)->Arg(n);
     benchmark::RegisterBenchmark(("stored" + s).c_str(), BM_Stored)->Arg(n);
+    benchmark::RegisterBenchmark(("stored_steps" + s).c_str(), BM_StoredSteps)->Arg(n);
     benchmark::RegisterBenchmark(("stored_norecheck" + s).c_str(), BM_StoredNoRecheck)->Arg(n);
     benchmark::RegisterBenchmark(("unseen" + s).c_str(), BM_Unseen)->Arg(n);
+    benchmark::RegisterBenchmark(("unseen_nofill" + s).c_str(), BM_UnseenNoFill)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_index" + s).c_str(), BM_ResolveIndex)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_unseen" + s).c_str(), BM_ResolveUnseen)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_absl" + s).c_str(), BM_ResolveAbsl)->Arg(n);

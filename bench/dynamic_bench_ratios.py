@@ -20,7 +20,8 @@ def main(path):
     sizes = sorted({n for (_, n) in rate})
     pairs = [
         ("stored", "dense", 0.7, "lookups of stored ids / dense gather"),
-        ("stored_norecheck", "dense", None, "the same without Recheck / dense"),
+        ("stored_steps", "dense", None, "the same, protocol step by step / dense"),
+        ("stored_norecheck", "dense", None, "the steps without Recheck / dense"),
         ("unseen", "dense", 0.5, "lookups of unseen ids / dense gather"),
         ("push_insert", "push_update", 0.5, "pushes that insert / pushes that update"),
         ("push_insert_zeros", "push_update", None, "inserts with zero init / updates"),
