@@ -29,7 +29,8 @@ ABSL_FLAG(std::string, tls_key, kDefaults.tls_key, "PEM private key of --tls_cer
 ABSL_FLAG(std::string, tls_server_name, kDefaults.tls_server_name,
           "verify the server's certificate against this name instead of --address's host");
 // lookup, lookup-pooled, assign
-ABSL_FLAG(std::string, ids, kDefaults.ids, "comma-separated row ids, e.g. 1,2,3");
+ABSL_FLAG(std::string, ids, kDefaults.ids,
+          "comma-separated row ids, e.g. 1,2,3 (any int64 for a dynamic table)");
 ABSL_FLAG(std::string, shape, kDefaults.shape,
           "lookup: shape of ids, e.g. 2,3; lookup-pooled: bags,bag_size");
 ABSL_FLAG(std::string, offsets, kDefaults.offsets, "lookup-pooled: bag starts, e.g. 0,2,5");
@@ -57,6 +58,18 @@ ABSL_FLAG(uint64_t, seed, kDefaults.seed, "create: initializer seed");
 ABSL_FLAG(int32_t, shards, kDefaults.shards, "create: number of shards (0 = by size)");
 ABSL_FLAG(bool, scale_grad_by_freq, kDefaults.scale_grad_by_freq,
           "create: divide pushed gradients by id frequency");
+ABSL_FLAG(bool, dynamic, kDefaults.dynamic,
+          "create: a dynamic table, keyed by any int64 id (leave --num 0): an id without a row "
+          "reads as its initial value, a push makes its row");
+ABSL_FLAG(int64_t, max_rows, kDefaults.max_rows,
+          "create --dynamic: most rows kept; when full, the least recently updated goes "
+          "(0 = no limit)");
+ABSL_FLAG(int64_t, ttl_steps, kDefaults.ttl_steps,
+          "create --dynamic: a row not updated by the table's last N pushes goes (0 = never)");
+ABSL_FLAG(int32_t, admit_after, kDefaults.admit_after,
+          "create --dynamic: an id gets a row at its N-th push (0 or 1 = the first; <= 255)");
+ABSL_FLAG(bool, unseen_zeros, kDefaults.unseen_zeros,
+          "create --dynamic: ids without a row read as zeros, not their initial value");
 ABSL_FLAG(std::string, optimizer, kDefaults.optimizer,
           "create: sgd, adagrad, rowwise_adagrad or sparse_adam");
 ABSL_FLAG(std::string, lr, kDefaults.lr, "create/update: learning rate");
@@ -77,7 +90,9 @@ ABSL_FLAG(std::string, format, kDefaults.format,
           "load: npy, word2vec_text, word2vec_binary, glove_text, raw_f32");
 ABSL_FLAG(int64_t, raw_dim, kDefaults.raw_dim, "load: row width of a raw_f32 file");
 ABSL_FLAG(bool, replace, kDefaults.replace, "load/import: swap out an existing table of that name");
-ABSL_FLAG(std::string, out, kDefaults.out, "export: the .npy file to write");
+ABSL_FLAG(std::string, out, kDefaults.out,
+          "export: the .npy file of rows to write (a dynamic table's ids go beside it, "
+          "in FILE.ids.npy)");
 ABSL_FLAG(std::string, tables, kDefaults.tables,
           "checkpoint restore: comma-separated tables (default all)");
 ABSL_FLAG(std::string, from_raw, kDefaults.from_raw,
@@ -117,6 +132,11 @@ int main(int argc, char** argv) {
   o.seed = absl::GetFlag(FLAGS_seed);
   o.shards = absl::GetFlag(FLAGS_shards);
   o.scale_grad_by_freq = absl::GetFlag(FLAGS_scale_grad_by_freq);
+  o.dynamic = absl::GetFlag(FLAGS_dynamic);
+  o.max_rows = absl::GetFlag(FLAGS_max_rows);
+  o.ttl_steps = absl::GetFlag(FLAGS_ttl_steps);
+  o.admit_after = absl::GetFlag(FLAGS_admit_after);
+  o.unseen_zeros = absl::GetFlag(FLAGS_unseen_zeros);
   o.optimizer = absl::GetFlag(FLAGS_optimizer);
   o.lr = absl::GetFlag(FLAGS_lr);
   o.lr_decay = absl::GetFlag(FLAGS_lr_decay);

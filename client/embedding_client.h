@@ -78,9 +78,11 @@ struct ClientOptions {
 // an import, rows of an export; total -1 when unknown).
 using TransferProgress = std::function<void(int64_t done, int64_t total)>;
 
-// Where ExportTable puts a table: Begin once with the table's info, then
-// Rows with every row in order. An error from either ends the export (the
-// call is cancelled) and ExportTable returns that error unchanged.
+// Where ExportTable puts a table: Begin once with the table's info
+// (table.num_rows() rows follow), then Rows with every row in order; for a
+// dynamic table (table.spec().dynamic()) each Rows is preceded by Ids with
+// the id of each of its rows. An error from any ends the export (the call
+// is cancelled) and ExportTable returns that error unchanged.
 class ExportSink {
  public:
   virtual ~ExportSink() = default;
@@ -88,6 +90,11 @@ class ExportSink {
   // Rows [first_row, first_row + num_rows): num_rows * embedding_dim
   // little-endian float32 values, row-major.
   virtual absl::Status Rows(int64_t first_row, int64_t num_rows, absl::string_view values) = 0;
+  // A dynamic table's ids of rows [first_row, first_row + ids.size()), in
+  // order (least recently updated first). The default refuses them
+  // (Unimplemented): a sink that keeps rows only would lose which id each
+  // row is.
+  virtual absl::Status Ids(int64_t first_row, absl::Span<const int64_t> ids);
 };
 
 class EmbeddingClient {
@@ -176,7 +183,10 @@ class EmbeddingClient {
   // `progress` counts rows. OK: every row reached the sink. NotFound for an
   // unknown table; the sink's error; DataLoss if the answer is malformed
   // (rows before the table's info, a chunk whose bytes do not match its
-  // rows, an answer without the info).
+  // rows, a dynamic table's chunk without an id per row, ids from a dense
+  // table, more or fewer rows than the info said, an answer without the
+  // info). Importing a dynamic table's export: AssignRows of its ids and
+  // rows into a new dynamic table of the same spec.
   absl::Status ExportTable(absl::string_view name, ExportSink& sink,
                            const TransferProgress& progress = nullptr);
   // A consistent point-in-time copy of every table (rows, optimizer state,

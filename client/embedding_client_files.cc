@@ -84,11 +84,12 @@ absl::Status EmbeddingClient::ExportTable(absl::string_view name, ExportSink& si
   auto reader = stub_->ExportTable(&ctx, req);
   v1::ExportChunk chunk;
   absl::Status stopped;  // why the client ended the call, if it did
-  bool begun = false;
+  bool begun = false, dynamic = false;
   int64_t rows = 0, total = 0, row_bytes = 0;
   while (stopped.ok() && reader->Read(&chunk)) {
     if (chunk.has_table()) {
       begun = true;
+      dynamic = chunk.table().spec().dynamic();
       total = chunk.table().num_rows();
       row_bytes = chunk.table().spec().embedding_dim() * int64_t{sizeof(float)};
       stopped = sink.Begin(chunk.table());
@@ -96,12 +97,18 @@ absl::Status EmbeddingClient::ExportTable(absl::string_view name, ExportSink& si
     if (!stopped.ok() || (chunk.num_rows() == 0 && chunk.values().empty())) continue;
     if (!begun) {
       stopped = absl::DataLossError("the export sent rows before the table's info");
-    } else if (chunk.num_rows() < 0 ||
+    } else if (chunk.num_rows() < 0 || chunk.num_rows() > total - rows ||
                static_cast<int64_t>(chunk.values().size()) != chunk.num_rows() * row_bytes) {
       stopped = absl::DataLossError(absl::StrCat("an export chunk has ", chunk.values().size(),
-                                                 " bytes for ", chunk.num_rows(), " rows"));
+                                                 " bytes for ", chunk.num_rows(), " rows (", rows,
+                                                 " of ", total, " received)"));
+    } else if (chunk.ids_size() != (dynamic ? chunk.num_rows() : 0)) {
+      stopped = absl::DataLossError(
+          absl::StrCat("an export chunk of a ", dynamic ? "dynamic" : "dense", " table has ",
+                       chunk.ids_size(), " ids for ", chunk.num_rows(), " rows"));
     } else {
-      stopped = sink.Rows(chunk.first_row(), chunk.num_rows(), chunk.values());
+      if (dynamic) stopped = sink.Ids(chunk.first_row(), chunk.ids());
+      if (stopped.ok()) stopped = sink.Rows(chunk.first_row(), chunk.num_rows(), chunk.values());
       rows += chunk.num_rows();
       if (stopped.ok() && progress) progress(rows, total);
     }
@@ -113,7 +120,16 @@ absl::Status EmbeddingClient::ExportTable(absl::string_view name, ExportSink& si
   }
   RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
   if (!begun) return absl::DataLossError("the export ended without the table's info");
+  if (rows != total) {
+    return absl::DataLossError(
+        absl::StrCat("the export ended after ", rows, " of its ", total, " rows"));
+  }
   return absl::OkStatus();
+}
+
+absl::Status ExportSink::Ids(int64_t, absl::Span<const int64_t>) {
+  return absl::UnimplementedError(
+      "this export sink keeps no ids, and a dynamic table's rows need theirs");
 }
 
 absl::StatusOr<v1::Checkpoint> EmbeddingClient::CreateCheckpoint(

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -145,21 +146,55 @@ int Import(Call& c) {
   return Answer(info, InfoAfter("imported"));
 }
 
-// Writes an export to a .npy file (renamed over --out when complete).
+// Where `embedctl export --out=FILE.npy` puts a dynamic table's ids:
+// FILE.ids.npy (any other name gets ".ids.npy" appended).
+std::string IdsPathFor(const std::string& out) {
+  constexpr absl::string_view kNpy = ".npy";
+  const absl::string_view stem =
+      absl::EndsWith(out, kNpy) ? absl::string_view(out).substr(0, out.size() - kNpy.size()) : out;
+  return absl::StrCat(stem, ".ids.npy");
+}
+
+// Writes an export to a .npy file of rows (renamed over --out when
+// complete) and, for a dynamic table, its ids to an int64 .npy beside it
+// (IdsPathFor), row i of the one being the id at i of the other.
 class NpyExport final : public ExportSink {
  public:
-  explicit NpyExport(NpyFileWriter& file) : file_(file) {}
+  NpyExport(NpyFileWriter& file, std::string ids_path)
+      : file_(file), ids_path_(std::move(ids_path)) {}
   absl::Status Begin(const v1::TableInfo& table) override {
+    if (table.spec().dynamic()) {
+      absl::StatusOr<std::unique_ptr<NpyFileWriter>> ids = NpyFileWriter::Create(ids_path_);
+      if (!ids.ok()) return ids.status();
+      ids_ = *std::move(ids);
+      if (absl::Status s = ids_->WriteInt64VectorHeader(table.num_rows()); !s.ok()) return s;
+    }
     return file_.WriteHeader(table.num_rows(), table.spec().embedding_dim());
+  }
+  absl::Status Ids(int64_t, absl::Span<const int64_t> ids) override {
+    // Little-endian int64, as the header says (the hosts we build for are).
+    return ids_->Append(
+        absl::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int64_t)));
   }
   absl::Status Rows(int64_t, int64_t num_rows, absl::string_view values) override {
     rows_ += num_rows;
     return file_.Append(values);
   }
+  // Puts the files in place: the ids first, so that new rows never sit
+  // beside stale ids.
+  absl::Status Commit() {
+    if (ids_ != nullptr) {
+      if (absl::Status s = ids_->Commit(); !s.ok()) return s;
+    }
+    return file_.Commit();
+  }
   int64_t rows() const { return rows_; }
+  bool has_ids() const { return ids_ != nullptr; }
 
  private:
   NpyFileWriter& file_;
+  const std::string ids_path_;
+  std::unique_ptr<NpyFileWriter> ids_;  // dynamic tables only
   int64_t rows_ = 0;
 };
 
@@ -167,14 +202,16 @@ int Export(Call& c) {
   if (c.o.out.empty()) return UsageError("export needs --out=FILE.npy");
   auto file = NpyFileWriter::Create(c.o.out);
   if (!file.ok()) return UsageError(file.status().message());
-  NpyExport sink(**file);
+  const std::string ids_path = IdsPathFor(c.o.out);
+  NpyExport sink(**file, ids_path);
   Progress progress("export " + c.arg, "rows");
   absl::Status s =
       c.client->ExportTable(c.arg, sink, [&](int64_t n, int64_t of) { progress.Update(n, of); });
   progress.Done();
-  if (s.ok()) s = (*file)->Commit();
+  if (s.ok()) s = sink.Commit();
   if (!s.ok()) return Fail(s);
-  std::cout << "exported " << sink.rows() << " rows of " << c.arg << " to " << c.o.out << "\n";
+  std::cout << "exported " << sink.rows() << " rows of " << c.arg << " to " << c.o.out
+            << (sink.has_ids() ? absl::StrCat(" (their ids in ", ids_path, ")") : "") << "\n";
   return 0;
 }
 
@@ -242,18 +279,25 @@ int State(Call& c) {
 // Help, argument checks and dispatch all come from this table.
 constexpr Command<Handler> kCommands[] = {
     {"health", "[SERVICE]", "", "grpc.health.v1 status; exit 0 if SERVING", Health},
-    {"list", "", "", "tables and their sizes", List},
-    {"describe", "TABLE", "", "spec, rows, bytes, version", Describe},
+    {"list", "", "", "tables and their sizes (a dynamic table: rows stored)", List},
+    {"describe", "TABLE", "",
+     "spec, rows, bytes, version; a dynamic table's\n"
+     "rows stored, admitted, evicted, expired",
+     Describe},
     {"create", "TABLE",
      "--num=N --dim=D [--padding_idx=I] [--max_norm=M --norm_type=P]\n"
      "[--frozen] [--init=normal|uniform|zeros|constant|xavier_uniform]\n"
      "[--mean --std --a --b --value --seed] [--shards=S] [--from_raw=FILE]\n"
      "[--optimizer=sgd|adagrad|rowwise_adagrad|sparse_adam --lr=... ]\n"
-     "[--scale_grad_by_freq]",
+     "[--scale_grad_by_freq]\n"
+     "or a dynamic table (any int64 id; no --num, --shards, --from_raw):\n"
+     "--dynamic --dim=D [--max_rows=R] [--ttl_steps=T] [--admit_after=K]\n"
+     "[--unseen_zeros] [the other flags above]",
      "", Create},
     {"drop", "TABLE", "", "", Drop},
     {"lookup", "TABLE",
-     "--ids=1,2,3 [--shape=3]   or   --words=king,queen\n[--output=float32|float16]", "", Lookup},
+     "--ids=1,2,3 [--shape=3]   or   --words=king,queen\n[--output=float32|float16]",
+     "ids: any int64 for a dynamic table", Lookup},
     {"load", "TABLE",
      "--path=FILE [--format=npy|word2vec_text|word2vec_binary|glove_text|raw_f32]\n"
      "[--raw_dim=D] [--frozen] [--padding_idx=I] [--replace]",
@@ -267,7 +311,10 @@ constexpr Command<Handler> kCommands[] = {
      "upload a file and load it (progress on stderr)", Import},
     {"export", "TABLE", "--out=FILE.npy",
      "download the rows as float32 .npy (progress on stderr;\n"
-     "FILE.npy is replaced only by a complete export)",
+     "FILE.npy is replaced only by a complete export);\n"
+     "a dynamic table's rows are its stored ids' (least\n"
+     "recently updated first), whose ids go to FILE.ids.npy\n"
+     "(int64, one per row)",
      Export},
     {"checkpoint create", "NAME", "", "", CheckpointCreate},
     {"checkpoint list", "", "", "", CheckpointList},

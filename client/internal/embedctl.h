@@ -39,6 +39,11 @@ struct EmbedctlOptions {
   int32_t shards = 0;
   bool scale_grad_by_freq = false;
   std::string from_raw;
+  // create: a dynamic table (any int64 id; README, Dynamic tables).
+  bool dynamic = false;
+  int64_t max_rows = 0, ttl_steps = 0;  // 0: no limit, rows never expire
+  int32_t admit_after = 0;
+  bool unseen_zeros = false;
   // Optimizer (create, load; update without optimizer).
   std::string optimizer = "sgd";
   std::string lr, lr_decay, eps, beta1, beta2, initial_accumulator_value;

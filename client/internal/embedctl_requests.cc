@@ -78,6 +78,13 @@ bool MakeTableSpec(const EmbedctlOptions& o, const std::string& name, v1::TableS
   spec->set_frozen(o.frozen);
   spec->set_num_shards(o.shards);
   spec->set_scale_grad_by_freq(o.scale_grad_by_freq);
+  // As given: the server refuses --num with --dynamic, or --max_rows and
+  // the others without it, naming the field.
+  spec->set_dynamic(o.dynamic);
+  spec->set_max_rows(o.max_rows);
+  spec->set_ttl_steps(o.ttl_steps);
+  spec->set_admit_after(o.admit_after);
+  spec->set_unseen_zeros(o.unseen_zeros);
   if (!SetOptimizer(o, /*creating=*/true, spec->mutable_optimizer())) return false;
   v1::Initializer* init = spec->mutable_initializer();
   const std::string kind = absl::AsciiStrToUpper(o.init);

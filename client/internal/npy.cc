@@ -8,9 +8,13 @@
 
 namespace embedserve::internal {
 
-std::string NpyFloat32Header(int64_t rows, int64_t cols) {
+namespace {
+
+// The header of a C-order array of `descr` values and `shape` (as Python
+// writes a tuple).
+std::string NpyHeader(absl::string_view descr, absl::string_view shape) {
   std::string dict =
-      absl::StrFormat("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+      absl::StrFormat("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
   // magic (6) + version (2) + length (2) + dict + '\n', padded to 64.
   const size_t unpadded = 10 + dict.size() + 1;
   dict.append((64 - unpadded % 64) % 64, ' ');
@@ -20,6 +24,16 @@ std::string NpyFloat32Header(int64_t rows, int64_t cols) {
   header.push_back(static_cast<char>(len & 0xff));
   header.push_back(static_cast<char>(len >> 8));
   return header + dict;
+}
+
+}  // namespace
+
+std::string NpyFloat32Header(int64_t rows, int64_t cols) {
+  return NpyHeader("<f4", absl::StrFormat("(%d, %d)", rows, cols));
+}
+
+std::string NpyInt64VectorHeader(int64_t n) {
+  return NpyHeader("<i8", absl::StrFormat("(%d,)", n));
 }
 
 NpyFileWriter::NpyFileWriter(std::string path, std::string part_path)
@@ -47,6 +61,10 @@ absl::Status NpyFileWriter::WriteFailed() const {
 
 absl::Status NpyFileWriter::WriteHeader(int64_t rows, int64_t cols) {
   return Append(NpyFloat32Header(rows, cols));
+}
+
+absl::Status NpyFileWriter::WriteInt64VectorHeader(int64_t n) {
+  return Append(NpyInt64VectorHeader(n));
 }
 
 absl::Status NpyFileWriter::Append(absl::string_view bytes) {

@@ -1,8 +1,8 @@
 #ifndef EMBEDSERVE_CLIENT_INTERNAL_NPY_H_
 #define EMBEDSERVE_CLIENT_INTERNAL_NPY_H_
 
-// Writing float32 matrices as NumPy .npy files (format version 1.0), for
-// `embedctl export`. numpy.load and the server's npy loader read them.
+// Writing float32 matrices (and int64 vectors) as NumPy .npy files (format
+// version 1.0), for `embedctl export`. numpy.load and the server's npy loader read them.
 
 #include <cstdint>
 #include <fstream>
@@ -20,6 +20,9 @@ namespace embedserve::internal {
 // data starts on a 64-byte boundary (as numpy writes it).
 // REQUIRES: rows >= 0, cols >= 0.
 std::string NpyFloat32Header(int64_t rows, int64_t cols);
+// The same for a little-endian int64 vector of `n` values (a dynamic
+// table's ids, beside its rows). REQUIRES: n >= 0.
+std::string NpyInt64VectorHeader(int64_t n);
 
 // A .npy file written beside its destination, as `path` + ".part", and
 // renamed over `path` only by Commit: a write that fails or is abandoned
@@ -39,8 +42,11 @@ class NpyFileWriter {
   // Writes NpyFloat32Header(rows, cols). Unavailable if the write fails.
   // REQUIRES: called once, before Append.
   absl::Status WriteHeader(int64_t rows, int64_t cols);
-  // Appends rows as little-endian float32 bytes. Unavailable if the write
-  // fails. The caller writes rows * cols values in all; nothing checks it.
+  // Writes NpyInt64VectorHeader(n) instead (same REQUIRES).
+  absl::Status WriteInt64VectorHeader(int64_t n);
+  // Appends rows as little-endian float32 bytes (int64 after
+  // WriteInt64VectorHeader). Unavailable if the write fails. The caller
+  // writes rows * cols (n) values in all; nothing checks it.
   absl::Status Append(absl::string_view float32_bytes);
   // Flushes, closes and renames the .part over the destination.
   // Unavailable ("cannot write ..." or "cannot rename ...") if that fails;

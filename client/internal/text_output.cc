@@ -1,5 +1,7 @@
 #include "client/internal/text_output.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -25,11 +27,36 @@ void PrintRows(std::ostream& out, const Tensor& t, const std::function<std::stri
   }
 }
 
+namespace {
+
+// A dynamic table's lines (in place of num_embeddings and the shards).
+void PrintDynamic(std::ostream& out, const v1::TableInfo& info) {
+  const v1::TableSpec& s = info.spec();
+  const v1::DynamicStats& d = info.dynamic();
+  out << "  dynamic         any int64 id; max_rows "
+      << (s.max_rows() > 0 ? absl::StrCat(s.max_rows()) : "none") << ", ttl_steps "
+      << (s.ttl_steps() > 0 ? absl::StrCat(s.ttl_steps()) : "none") << ", admit_after "
+      << std::max(1, s.admit_after()) << ", unseen ids read "
+      << (s.unseen_zeros() ? "zeros" : "their initial value") << "\n"
+      << "  rows_stored     " << d.rows_stored() << " (admitted " << d.rows_admitted()
+      << ", evicted " << d.rows_evicted() << ", expired " << d.rows_expired() << ")\n"
+      << "  pushes dropped  " << d.pushes_not_admitted() << " not admitted, "
+      << d.pushes_dropped_full() << " table full\n"
+      << "  index_bytes     " << d.index_bytes() << " (sketch " << d.sketch_bytes()
+      << ", slot meta " << d.slot_meta_bytes() << ")\n";
+}
+
+}  // namespace
+
 void PrintTableInfo(std::ostream& out, const v1::TableInfo& info) {
   const v1::TableSpec& s = info.spec();
-  out << "table " << s.name() << "\n"
-      << "  num_embeddings  " << s.num_embeddings() << "\n"
-      << "  embedding_dim   " << s.embedding_dim() << "\n"
+  out << "table " << s.name() << "\n";
+  if (s.dynamic()) {
+    PrintDynamic(out, info);
+  } else {
+    out << "  num_embeddings  " << s.num_embeddings() << "\n";
+  }
+  out << "  embedding_dim   " << s.embedding_dim() << "\n"
       << "  padding_idx     " << (s.has_padding_idx() ? absl::StrCat(s.padding_idx()) : "none")
       << "\n"
       << "  max_norm        "
@@ -42,9 +69,11 @@ void PrintTableInfo(std::ostream& out, const v1::TableInfo& info) {
       << "  optimizer       " << v1::OptimizerSpec::Kind_Name(s.optimizer().kind()) << " (lr "
       << s.optimizer().lr() << ", step " << info.optimizer_step() << ", "
       << info.optimizer_state_bytes() << " state bytes)\n"
-      << "  scale_grad_by_freq " << (s.scale_grad_by_freq() ? "yes" : "no") << "\n"
-      << "  shards          " << info.num_shards() << " x " << info.rows_per_shard() << " rows\n"
-      << "  bytes_used      " << info.bytes_used() << "\n"
+      << "  scale_grad_by_freq " << (s.scale_grad_by_freq() ? "yes" : "no") << "\n";
+  if (!s.dynamic()) {
+    out << "  shards          " << info.num_shards() << " x " << info.rows_per_shard() << " rows\n";
+  }
+  out << "  bytes_used      " << info.bytes_used() << "\n"
       << "  version         " << info.version() << "\n";
 }
 
@@ -52,8 +81,14 @@ void PrintTableList(std::ostream& out, absl::Span<const v1::TableInfo> tables) {
   out << absl::StrFormat("%-24s %14s %6s %8s %14s %8s\n", "TABLE", "ROWS", "DIM", "SHARDS", "BYTES",
                          "VERSION");
   for (const v1::TableInfo& t : tables) {
-    out << absl::StrFormat("%-24s %14d %6d %8d %14d %8d\n", t.spec().name(), t.num_rows(),
+    out << absl::StrFormat("%-24s %14d %6d %8d %14d %8d", t.spec().name(), t.num_rows(),
                            t.spec().embedding_dim(), t.num_shards(), t.bytes_used(), t.version());
+    // ROWS is the rows stored; the rest of its ids read as initial values.
+    if (t.spec().dynamic()) {
+      out << "  dynamic (max_rows "
+          << (t.spec().max_rows() > 0 ? absl::StrCat(t.spec().max_rows()) : "none") << ")";
+    }
+    out << "\n";
   }
 }
 

@@ -24,11 +24,14 @@ std::string FormatRow(const float* row, int64_t dim, int64_t max_values);
 void PrintRows(std::ostream& out, const Tensor& t, const std::function<std::string(int64_t)>& label,
                int64_t max_values);
 
-// "table <name>" and the spec, size and version, one field a line.
+// "table <name>" and the spec, size and version, one field a line; a
+// dynamic table has "dynamic" (its rules), "rows_stored", "pushes dropped"
+// and "index_bytes" lines instead of num_embeddings, and no shards line.
 void PrintTableInfo(std::ostream& out, const v1::TableInfo& info);
 
 // A header line and one aligned row per table: name, rows, dim, shards,
-// bytes, version.
+// bytes, version; a dynamic table's row (rows: stored) ends with
+// "  dynamic (max_rows N|none)".
 void PrintTableList(std::ostream& out, absl::Span<const v1::TableInfo> tables);
 
 // "<name>  <created, RFC 3339 in the local time zone>  <bytes> bytes  tables: a,b".
