@@ -494,6 +494,9 @@ absl::Status DynamicRowStorage::Upsert(
       }
     }
   };
+  // Rows this call updated or made: they sit at the tail of the LRU list,
+  // so the head is one of them only when all rows are.
+  int64_t ours = 0;
   for (size_t i = 0; i < n; ++i) {
     const int64_t id = ids[i];
     if (i + kUpsertAhead < n) index_->WriterPrefetch(ids[i + kUpsertAhead]);
@@ -506,6 +509,7 @@ absl::Status DynamicRowStorage::Upsert(
       }
       Meta(s).last_step = step;
       slots[i] = found;
+      ++ours;
       continue;
     }
     slots[i] = kMissingSlot;
@@ -515,7 +519,7 @@ absl::Status DynamicRowStorage::Upsert(
       continue;
     }
     if (options_.max_rows > 0 && stored_.load(std::memory_order_relaxed) >= options_.max_rows) {
-      if (Meta(lru_head_).last_step >= step) {  // every row is pinned
+      if (ours >= stored_.load(std::memory_order_relaxed)) {  // every row is pinned
         Bump(dropped_full_, 1);
         continue;
       }
@@ -553,6 +557,7 @@ absl::Status DynamicRowStorage::Upsert(
     Bump(stored_, 1);
     Bump(admitted_, 1);
     slots[i] = *slot;
+    ++ours;
   }
   return absl::OkStatus();
 }

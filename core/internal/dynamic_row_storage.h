@@ -197,16 +197,19 @@ class DynamicRowStorage final : public RowStorage {
   //     - else, kPush with admit_after >= 2: counted; below admit_after, no
   //       row (pushes_not_admitted);
   //     - else, when max_rows rows are stored: the least recently updated
-  //       row is evicted, unless it was updated at `step` (rows of the
-  //       update in progress are pinned, since the caller holds their slots):
-  //       then no row (pushes_dropped_full);
+  //       row is evicted, unless every stored row is one of this call's
+  //       (rows of the update in progress are pinned, since the caller holds
+  //       their slots): then no row (pushes_dropped_full). Only this call's
+  //       rows are pinned, not every row updated at `step`: an assign at the
+  //       step of the push before it evicts that push's oldest row.
   //     - a new slot; its optimizer state is set to the format's initial
   //       state and init_row(i, slot) is called to write the row (the
   //       caller's seqlock write: the slot may have held an evicted id's
   //       row that readers still read), and only then is the id published
   //       to readers.
   // `ids` are meant to be distinct (a push's coalesced ids); a repeated id
-  // is found the second time. InvalidArgument (nothing changed) if `step`
+  // is found the second time (and counts twice towards "every row is this
+  // call's"). InvalidArgument (nothing changed) if `step`
   // is below an earlier step or the sizes differ; ResourceExhausted if a
   // chunk or a larger index cannot be allocated (the ids before it were
   // applied, later slots are kMissingSlot).

@@ -11,8 +11,8 @@ comment and DynamicRowStorage::Upsert's contract:
     becomes the most recently updated; an id without a row is counted and
     gets none below admit_after pushes (pushes only; assigns always store);
     when max_rows rows are stored the least recently updated row is
-    evicted, unless it was updated at this step (pinned): then the id gets
-    no row;
+    evicted, unless every stored row is one this push or assign updated or
+    made (pinned): then the id gets no row;
   * an evicted or expired row reads as its initial value again (and its
     optimizer state starts over).
 Admission counts are exact here: the server's count-min sketch (4 rows of
@@ -86,11 +86,13 @@ class RulesModel:
                 del self.rows[head]
                 self.stats["rows_expired"] += 1
         stored = []
+        ours = 0  # rows this call updated or made (the tail of the LRU order)
         for i in ids:
             if i in self.rows:
                 self.rows.move_to_end(i)
                 self.rows[i][1] = self.step
                 stored.append(i)
+                ours += 1
                 continue
             if push and self.admit_after >= 2:
                 self.counts[i] += 1
@@ -99,11 +101,10 @@ class RulesModel:
                     continue
             if self.max_rows and len(self.rows) >= self.max_rows:
                 head = next(iter(self.rows))
-                # Pinned: updated at this step. An assign runs at the last
-                # push's step, so an assign of a new id into a full table
-                # whose rows that push all updated stores nothing (and is
-                # answered OK): the engine's rule as documented, modelled.
-                if self.rows[head][1] >= self.step:
+                # Pinned: every stored row is one this call updated or made.
+                # Only this call's: an assign at the step of the push before
+                # it evicts that push's oldest row.
+                if ours >= len(self.rows):
                     self.stats["pushes_dropped_full"] += 1
                     continue
                 del self.rows[head]
@@ -111,6 +112,7 @@ class RulesModel:
             self.rows[i] = [self.initial[i].copy(), self.step]
             self.stats["rows_admitted"] += 1
             stored.append(i)
+            ours += 1
         return stored
 
     def push(self, ids, grads):

@@ -261,6 +261,23 @@ TEST(DynamicTableTest, MaxRowsEvictsTheLeastRecentlyUpdated) {
   EXPECT_EQ((*t)->dynamic_stats()->rows_evicted, 1);
 }
 
+// Only the rows of the update in progress are pinned: an assign right after
+// a push that filled the table evicts that push's oldest row.
+TEST(DynamicTableTest, AnAssignAfterAFillingPushEvictsItsOldestRow) {
+  auto t = EmbeddingTable::Create(DynamicSpecFor("d", OptimizerKind::kSgd, {.max_rows = 2}));
+  ASSERT_THAT(t, IsOk());
+  ASSERT_THAT((*t)->ApplyGradients({1, 2}, std::vector<float>(2 * kDim, 1.0f)), IsOk());
+  ASSERT_THAT((*t)->AssignRows({3}, std::vector<float>(kDim, 0.5f)), IsOk());
+  EXPECT_EQ((*t)->StoredIds(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(Rows(**t, {3}), std::vector<float>(kDim, 0.5f));
+  // Within one push the rows are pinned: 3 ids into 2 rows store 2.
+  auto r = (*t)->ApplyGradients({4, 5, 6}, std::vector<float>(3 * kDim, 1.0f));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->rows_applied, 2);
+  EXPECT_EQ((*t)->StoredIds(), (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ((*t)->dynamic_stats()->pushes_dropped_full, 1);
+}
+
 TEST(DynamicTableTest, TtlExpiresRowsNotUpdatedForThatManyPushes) {
   const TableSpec spec = DynamicSpecFor("d", OptimizerKind::kAdagrad, {.ttl_steps = 2});
   auto t = EmbeddingTable::Create(spec);
