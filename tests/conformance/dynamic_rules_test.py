@@ -37,28 +37,21 @@ import grpc
 import numpy as np
 
 import harness
-from dynamic_testing import create_dynamic, dynamic_spec, push_request, sparse_ids
+from dynamic_testing import (create_dynamic, dynamic_spec, push_request, sparse_ids,
+                             start_unlimited_server, unique_name)
 from embedserve_client._proto import embedserve_pb2 as pb
 
 CLIENT = None
 DIM = 6
-_counter = [0]
 
 
 def setUpModule():
     global CLIENT
-    # No table memory limit: a server with one refuses dynamic tables
-    # without max_rows, and these tests use max_rows 0 (no limit) too.
-    CLIENT = harness.start("--max_table_bytes=0")
+    CLIENT = start_unlimited_server(harness)
 
 
 def tearDownModule():
     harness.stop()
-
-
-def name(prefix):
-    _counter[0] += 1
-    return "%s_%d" % (prefix, _counter[0])
 
 
 class RulesModel:
@@ -176,7 +169,7 @@ class RulesAgainstModel(unittest.TestCase):
         rng = np.random.default_rng(seed)
         universe = sparse_ids(rng, 40)
         padding = int(universe[3]) if config.get("padding") else None
-        table = name("rules")
+        table = unique_name("rules")
         create_dynamic(CLIENT, table, DIM, seed=seed, optimizer_args={"lr": 1.0},
                        padding_idx=padding, max_rows=config.get("max_rows", 0),
                        ttl_steps=config.get("ttl_steps", 0),
@@ -227,7 +220,7 @@ class RulesAgainstModel(unittest.TestCase):
 
     def test_lru_orders_by_update_not_by_lookup(self):
         ids = sparse_ids(np.random.default_rng(3), 4, extra=())
-        table = name("lru")
+        table = unique_name("lru")
         create_dynamic(CLIENT, table, DIM, seed=1, max_rows=3, optimizer_args={"lr": 1.0})
         initial = CLIENT.lookup(table, ids)
         g = np.ones((1, DIM), np.float32)
@@ -246,7 +239,7 @@ class RulesAgainstModel(unittest.TestCase):
 
     def test_evicted_rows_start_over_with_initial_optimizer_state(self):
         a, b = sparse_ids(np.random.default_rng(4), 2, extra=())
-        table = name("state")
+        table = unique_name("state")
         create_dynamic(CLIENT, table, DIM, seed=2, max_rows=1, optimizer="adagrad",
                        optimizer_args={"lr": 0.5, "initial_accumulator_value": 0.25})
         initial = CLIENT.lookup(table, [a, b])
@@ -308,7 +301,7 @@ class BadInput(unittest.TestCase):
 
     def test_bad_pushes_and_assigns_change_nothing(self):
         ids = sparse_ids(np.random.default_rng(8), 6)
-        table = name("bad_push")
+        table = unique_name("bad_push")
         create_dynamic(CLIENT, table, DIM, seed=4, max_rows=3, ttl_steps=2, admit_after=2,
                        optimizer="adagrad")
         g = np.ones((3, DIM), np.float32)

@@ -25,28 +25,21 @@ import torch
 import torch.nn.functional as F
 
 import harness
-from dynamic_testing import INT64_MAX, INT64_MIN, create_dynamic, sparse_ids
+from dynamic_testing import (INT64_MAX, INT64_MIN, create_dynamic, sparse_ids,
+                             start_unlimited_server, unique_name)
 from torch_training_test import CONFIGS, torch_state
 
 CLIENT = None
 RTOL, ATOL = 1e-5, 1e-6
-_counter = [0]
 
 
 def setUpModule():
     global CLIENT
-    # No table memory limit: a server with one refuses dynamic tables
-    # without max_rows, and these tests use max_rows 0 (no limit) too.
-    CLIENT = harness.start("--max_table_bytes=0")
+    CLIENT = start_unlimited_server(harness)
 
 
 def tearDownModule():
     harness.stop()
-
-
-def name(prefix):
-    _counter[0] += 1
-    return "%s_%d" % (prefix, _counter[0])
 
 
 class InitialValues(unittest.TestCase):
@@ -55,7 +48,7 @@ class InitialValues(unittest.TestCase):
         for init, args in (("normal", {}), ("normal", {"mean": 0.5, "std": 2.0}),
                            ("uniform", {"a": -0.3, "b": 0.7}), ("constant", {"value": 1.25})):
             for dim in (1, 7, 16, 33, 64):
-                dense, dyn = name("dense"), name("dyn")
+                dense, dyn = unique_name("dense"), unique_name("dyn")
                 CLIENT.create_table(dense, 700, dim, seed=77, init=init, **args)
                 create_dynamic(CLIENT, dyn, dim, seed=77, init=init, init_args=args)
                 ids = np.arange(700)
@@ -72,7 +65,7 @@ class InitialValues(unittest.TestCase):
     def test_unseen_ids_are_a_pure_function_of_seed_and_id(self):
         rng = np.random.default_rng(5)
         ids = sparse_ids(rng, 300)
-        a, b, c = name("pure"), name("pure"), name("pure")
+        a, b, c = unique_name("pure"), unique_name("pure"), unique_name("pure")
         create_dynamic(CLIENT, a, 24, seed=9)
         create_dynamic(CLIENT, b, 24, seed=9)
         create_dynamic(CLIENT, c, 24, seed=10)
@@ -87,7 +80,7 @@ class InitialValues(unittest.TestCase):
 
     def test_unseen_zeros(self):
         ids = sparse_ids(np.random.default_rng(6), 50, extra=(0, INT64_MIN, INT64_MAX))
-        table = name("zeros")
+        table = unique_name("zeros")
         create_dynamic(CLIENT, table, 5, seed=3, unseen_zeros=True, optimizer="sgd",
                        optimizer_args={"lr": 0.5})
         np.testing.assert_array_equal(CLIENT.lookup(table, ids), np.zeros((50, 5), np.float32))
@@ -98,7 +91,7 @@ class InitialValues(unittest.TestCase):
         np.testing.assert_array_equal(got[10:], 0)
 
     def minus_one_is_trained(self, padding_idx):
-        table = name("minus_one")
+        table = unique_name("minus_one")
         create_dynamic(CLIENT, table, 4, seed=1, optimizer_args={"lr": 1.0},
                        padding_idx=padding_idx)
         ids = np.array([-1, 7, -2])
@@ -130,7 +123,7 @@ class DynamicAgainstTorch(unittest.TestCase):
         self.ids = sparse_ids(rng, self.N)
         self.pad = 5  # the dense index of the padding id
         self.pad_id = int(self.ids[self.pad])
-        self.table = name("dyn_" + optimizer)
+        self.table = unique_name("dyn_" + optimizer)
         args = CONFIGS[optimizer]["args"]
         kwargs = dict(seed=seed, optimizer=optimizer, optimizer_args=args,
                       padding_idx=self.pad_id, scale_grad_by_freq=scale_grad_by_freq,
@@ -141,7 +134,7 @@ class DynamicAgainstTorch(unittest.TestCase):
         self.assertEqual(info.spec.padding_idx, self.pad_id)
         # The initial values, before any push: from a twin without max_norm
         # (the raw values); the table itself must read them renormalised.
-        twin = name("twin")
+        twin = unique_name("twin")
         create_dynamic(CLIENT, twin, self.DIM, **kwargs)
         raw = CLIENT.lookup(twin, self.ids)
         CLIENT.drop_table(twin)

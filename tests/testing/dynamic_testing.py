@@ -75,3 +75,19 @@ def sparse_ids(rng, n, extra=(0, -1, INT64_MIN, INT64_MAX, (1 << 53) + 1, -(1 <<
     ids = np.array(sorted(ids), dtype=np.int64)
     rng.shuffle(ids)
     return ids
+
+
+_names = [0]
+
+
+def unique_name(prefix):
+    """A table name not used before in this process."""
+    _names[0] += 1
+    return "%s_%d" % (prefix, _names[0])
+
+
+def start_unlimited_server(harness):
+    """Starts the conformance harness's server without a table memory limit
+    (a server with one refuses dynamic tables without max_rows, and these
+    tests use max_rows 0, no limit, too); returns its client."""
+    return harness.start("--max_table_bytes=0")
