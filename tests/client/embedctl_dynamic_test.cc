@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/embedding_server.h"
+#include "tests/testing/embedctl_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -69,24 +70,9 @@ TEST(NpyInt64HeaderTest, MatchesNumpysBytes) {
   EXPECT_EQ(NpyInt64VectorHeader(0).size() % 64, 0u);
 }
 
-class EmbedctlDynamicTest : public ::testing::Test {
+class EmbedctlDynamicTest : public ::embedserve::testing::EmbedctlServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.address = "127.0.0.1:0";
-    auto server = EmbeddingServer::Start(options, std::make_shared<TableRegistry>(1 << 24));
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    o_.address = server_->address();
-    o_.timeout = 10;
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-  }
-
-  ::embedserve::testing::TempDir dir_{"embedctl_dynamic_test"};
-  std::unique_ptr<EmbeddingServer> server_;
-  EmbedctlOptions o_;
+  EmbedctlDynamicTest() : EmbedctlServerTest("embedctl_dynamic_test") {}
 };
 
 TEST_F(EmbedctlDynamicTest, CreateDescribeLookupPushExport) {

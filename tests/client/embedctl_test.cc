@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/embedding_server.h"
+#include "tests/testing/embedctl_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -65,24 +66,9 @@ TEST(EmbedctlUsageTest, UsageErrorsExitTwoBeforeConnecting) {
   EXPECT_EQ(bad_ids.err, "embedctl: --ids: 'x' is not a number\n");
 }
 
-class EmbedctlTest : public ::testing::Test {
+class EmbedctlTest : public ::embedserve::testing::EmbedctlServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.address = "127.0.0.1:0";
-    auto server = EmbeddingServer::Start(options, std::make_shared<TableRegistry>(1 << 24));
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    o_.address = server_->address();
-    o_.timeout = 10;
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-  }
-
-  ::embedserve::testing::TempDir dir_{"embedctl_test"};
-  std::unique_ptr<EmbeddingServer> server_;
-  EmbedctlOptions o_;
+  EmbedctlTest() : EmbedctlServerTest("embedctl_test") {}
 };
 
 TEST_F(EmbedctlTest, LookupOutputFloat16PrintsTheRoundedValues) {
