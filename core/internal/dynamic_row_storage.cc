@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/internal/prefetch.h"
 #include "core/row_codec.h"
 
 namespace embedserve::internal {
@@ -24,25 +25,6 @@ int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // load it relaxed), not a locked read-modify-write.
 inline void Bump(std::atomic<int64_t>& counter, int64_t by) {
   counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-// asm volatile: GCC 12 drops __builtin_prefetch in loops
-// (core/internal/prefetch.h).
-inline void PrefetchL2(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 0, 2);
-#endif
-}
-
-// For a write soon (the row a new id gets).
-inline void PrefetchForWrite(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 1, 3);
-#endif
 }
 
 // Upsert works this many ids ahead on the index lines, and this many

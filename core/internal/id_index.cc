@@ -8,6 +8,8 @@
 #include <new>
 #include <memory>
 
+#include "core/internal/prefetch.h"
+
 namespace embedserve::internal {
 namespace {
 
@@ -26,16 +28,8 @@ inline uint64_t Mix(uint64_t x) {
   return x;
 }
 
-// Into L1 (a batched Find reads the line again a few ids later, and Recheck
-// once more). asm volatile: GCC 12 drops __builtin_prefetch in such loops
-// (core/internal/prefetch.h).
-inline void PrefetchT0(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 0, 3);
-#endif
-}
+// Prefetches go into L1 (PrefetchT0): a batched Find reads the line again a
+// few ids later, and Recheck once more.
 
 // A counter that only the writer changes: a plain load and store (readers
 // load it relaxed), not a locked read-modify-write.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/internal/prefetch.h"
+
 namespace embedserve::internal {
 namespace {
 
@@ -12,15 +14,6 @@ namespace {
 // the optimizer state lives.
 constexpr size_t kPrefetchAhead = 8;
 constexpr int64_t kLineBytes = 64;
-
-inline void PrefetchForWrite(const void* p) {
-#if defined(__x86_64__) || defined(__i386__)
-  // asm volatile: GCC drops __builtin_prefetch in such loops (prefetch.h).
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p, 1, 3);
-#endif
-}
 
 }  // namespace
 
@@ -37,7 +30,7 @@ void StepRows(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
   for (size_t i = 0; i < mine.size(); ++i) {
     if (i + kPrefetchAhead < mine.size()) {
       const uint8_t* ahead = rows.Row(ids[mine[i + kPrefetchAhead]]);
-      for (int64_t b = 0; b < f.row_bytes; b += kLineBytes) PrefetchForWrite(ahead + b);
+      for (int64_t b = 0; b < f.row_bytes; b += kLineBytes) PrefetchT0(ahead + b);
     }
     const size_t u = mine[i];
     rows.ReadRecord(ids[u], record.data());

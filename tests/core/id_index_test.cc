@@ -81,7 +81,9 @@ TEST(IdIndexTest, ChurnAtAFixedSizeRebuildsWithoutGrowing) {
   const int64_t capacity = index->capacity();
   for (int64_t i = 0; i < 100000; ++i) {
     ASSERT_TRUE(index->Insert(i, i % 1000));
-    if (i >= 1000) ASSERT_TRUE(index->Erase(i - 1000));
+    if (i >= 1000) {
+      ASSERT_TRUE(index->Erase(i - 1000));
+    }
   }
   EXPECT_EQ(index->size(), 1000);
   EXPECT_EQ(index->capacity(), capacity);
