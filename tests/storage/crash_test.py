@@ -74,18 +74,13 @@ def main():
     from embedserve_client import EmbeddingClient
     from embedserve_testing import ServerProcess
 
-    class Killable(ServerProcess):
-        def kill_process(self):
-            if self.proc.poll() is None:
-                self.proc.kill()
-
     rng = random.Random(1234)
     w0 = np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
     data = tempfile.TemporaryDirectory(prefix="embedserve-crash-")
     acked_total = sent_total = applied = 0
     failures = 0
     for round_ in range(ROUNDS + 1):
-        server = Killable(a.server, "--durability=" + a.durability, *a.server_flag,
+        server = ServerProcess(a.server, "--durability=" + a.durability, *a.server_flag,
                           data_dir=data.name)
         try:  # never leave a server behind, also when a check raises
             client = EmbeddingClient(server.address)

@@ -100,17 +100,12 @@ def main():
     from embedserve_client import EmbeddingClient
     from embedserve_testing import ServerProcess
 
-    class Killable(ServerProcess):
-        def kill_process(self):
-            if self.proc.poll() is None:
-                self.proc.kill()
-
     rng = random.Random(4321)
     data = tempfile.TemporaryDirectory(prefix="embedserve-dyncrash-")
     acked = sent = 0  # pushes 1..acked acknowledged (new or duplicate); 1..sent sent
     failures = 0
     for round_ in range(ROUNDS + 1):
-        server = Killable(a.server, *a.server_flag, data_dir=data.name)
+        server = ServerProcess(a.server, *a.server_flag, data_dir=data.name)
         try:  # never leave a server behind, also when a check raises
             client = EmbeddingClient(server.address)
             client.wait_for_ready()

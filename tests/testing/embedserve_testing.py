@@ -41,6 +41,12 @@ class ServerProcess:
         self._log.seek(0)
         return self._log.read()
 
+    def kill_process(self):
+        """SIGKILL only (no wait, no cleanup): for a crash test's timer
+        thread, while the test's own calls are in flight; stop() after."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+
     def kill(self):
         """SIGKILL: no shutdown, no flush (for crash tests)."""
         if self.proc.poll() is None:
