@@ -64,9 +64,14 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
   std::vector<std::string> names;
   rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &names);
   if (!s.ok()) names = {rocksdb::kDefaultColumnFamilyName};  // a new database
+  // Row families open without automatic compaction (SetUpdateLog in
+  // rocksdb_store.h): DB::Open would otherwise start compacting a freshly
+  // ingested snapshot at once, beside the restore, before a SetOptions after
+  // Open could stop it. PutRecords turns it on before a family's first write.
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
     descriptors.emplace_back(name, FamilyOptions(db_options));
+    if (internal::IsRowsFamily(name)) descriptors.back().options.disable_auto_compactions = true;
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
@@ -96,6 +101,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const StoreOpti
         orphans.push_back(h);
       } else {
         store->families_[table] = h;
+        store->uncompacted_.insert(name);
       }
     }
   }
@@ -219,7 +225,20 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
   RETURN_IF_ERROR(CheckSpace(
       meta.num_records() * (meta.floats_per_record * 4 + 16) / 20 * 21 + (64 << 10),
       absl::StrCat("store table '", name, "'")));
-  const rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
+  // With a log, row families only ever receive snapshots: this stages a
+  // whole new family of sorted, disjoint SST files, CommitTable drops the
+  // old one, and pushes go to the log, not PutRecords (EmbeddingTable::
+  // Commit). Universal compaction would still rewrite each ingested table
+  // once (its files land in L0 as separate sorted runs: "size
+  // amplification"), for nothing: the family is read by one scan at
+  // start-up and replaced whole by the next snapshot. Leaving it out is
+  // safe: compaction never changes what a family holds, only its files;
+  // RocksDB skips L0-count write stalls for such a family, and should a
+  // PutRecords come anyway, it turns compaction on first. Checkpoints
+  // hard-link the same files and open read-only; --import_rocksdb reads
+  // its source read-only and re-stages its tables here (with this rule).
+  rocksdb::ColumnFamilyOptions family_options = FamilyOptions(rocksdb::Options());
+  family_options.disable_auto_compactions = log_ != nullptr;
   std::string family;
   {
     absl::MutexLock lock(&mu_);
@@ -244,6 +263,7 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
   }
   absl::MutexLock lock(&mu_);
   staged_[family] = h;
+  if (family_options.disable_auto_compactions) uncompacted_.insert(family);
   return family;
 }
 
@@ -275,7 +295,10 @@ absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::strin
     absl::MutexLock lock(&mu_);
     staged_.erase(staged);
     auto it = families_.find(name);
-    if (it != families_.end()) old = it->second;
+    if (it != families_.end()) {
+      old = it->second;
+      uncompacted_.erase(old->GetName());
+    }
     families_[name] = h;
   }
   if (old != nullptr) {
@@ -293,6 +316,7 @@ void RocksDbStore::AbortTable(const std::string& staged) {
     if (it == staged_.end()) return;
     h = it->second;
     staged_.erase(it);
+    uncompacted_.erase(staged);
   }
   db_->DropColumnFamily(h);
   db_->DestroyColumnFamilyHandle(h);
@@ -307,6 +331,7 @@ absl::Status RocksDbStore::DropTable(absl::string_view name) {
   {
     absl::MutexLock lock(&mu_);
     families_.erase(std::string(name));
+    uncompacted_.erase(h->GetName());
   }
   db_->DropColumnFamily(h);  // if this fails, Open drops the orphan later
   db_->DestroyColumnFamilyHandle(h);
@@ -320,6 +345,19 @@ absl::Status RocksDbStore::PutRecords(const StoredTable& meta, absl::Span<const 
   // The WAL record now and the SST a flush writes later.
   RETURN_IF_ERROR(CheckSpace(2 * static_cast<int64_t>(ids.size()) * (rf * 4 + 16) + 4096,
                              absl::StrCat("write table '", meta.spec.name, "'")));
+  bool compacted;
+  {
+    absl::MutexLock lock(&mu_);
+    compacted = !uncompacted_.contains(h->GetName());
+  }
+  if (!compacted) {
+    // Overwritten rows pile up in flushed files: this family needs
+    // automatic compaction (and its write stalls) from now on.
+    RETURN_IF_ERROR(FromRocksDb(db_->SetOptions(h, {{"disable_auto_compactions", "false"}}),
+                                absl::StrCat("write table '", meta.spec.name, "'")));
+    absl::MutexLock lock(&mu_);
+    uncompacted_.erase(h->GetName());
+  }
   rocksdb::WriteBatch batch;
   for (size_t i = 0; i < ids.size(); ++i) {
     batch.Put(

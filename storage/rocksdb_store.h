@@ -11,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "core/row_store.h"
 
@@ -80,7 +81,15 @@ class RocksDbStore final : public RowStore {
   // <checkpoint>/update_log (storage/FORMAT.md), opened read-only.
   absl::StatusOr<std::unique_ptr<UpdateLog>> OpenCheckpointLog(absl::string_view name) override;
   // The update log that CreateCheckpoint saves beside the rows (not owned;
-  // must outlive the store). Call before serving.
+  // must outlive the store). Call before serving, before any StageTable.
+  //
+  // Automatic compaction of row families: a family staged while a log is
+  // attached, and every family opened by Open, starts without it
+  // (disable_auto_compactions); PutRecords turns it on for a family before
+  // its first write. With a log no PutRecords come (pushes go to the log),
+  // so snapshot families are never rewritten; without one a family
+  // compacts as before once pushes write into it, and families staged
+  // without a log compact from the start.
   void SetUpdateLog(UpdateLog* log) { log_ = log; }
 
   // Reads the figures of StoreStats (a few property reads and a listing of
@@ -131,6 +140,9 @@ class RocksDbStore final : public RowStore {
   // Staged, not yet committed tables: family name -> handle.
   absl::flat_hash_map<std::string, rocksdb::ColumnFamilyHandle*> staged_ ABSL_GUARDED_BY(mu_);
   int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // Names of the row families whose automatic compaction is off (see
+  // SetUpdateLog); PutRecords takes a family out before writing to it.
+  absl::flat_hash_set<std::string> uncompacted_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace embedserve

@@ -11,8 +11,12 @@
 #include "core/table_registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/table_properties.h"
+#include "rocksdb/utilities/options_util.h"
 #include "storage/internal/meta_codec.h"
+#include "storage/update_log.h"
 #include "tests/testing/status_matchers.h"
 
 namespace embedserve {
@@ -293,6 +297,178 @@ TEST_F(RocksDbStoreTest, CorruptRecordIsDataLoss) {
   auto store = Open();
   TableRegistry registry(0, store.get());
   EXPECT_THAT(registry.LoadFromStore(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("'t'")));
+}
+
+// --- Row families and automatic compaction (RocksDbStore::SetUpdateLog) ---
+
+// What the plain RocksDB API sees of the store's one rows family at `dir`
+// (the store must be closed): its files, how many of them are SST files as
+// SstFileWriter made them (ingested; compaction output lacks this
+// property), and disable_auto_compactions in the newest OPTIONS file.
+struct RowsFamilyFiles {
+  int files = 0;
+  int ingested = 0;
+  bool auto_compactions_disabled = false;
+};
+
+RowsFamilyFiles InspectRowsFamily(const std::string& dir) {
+  RowsFamilyFiles out;
+  rocksdb::ConfigOptions config;
+  config.ignore_unknown_options = true;
+  config.ignore_unsupported_options = true;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> latest;
+  EXPECT_TRUE(rocksdb::LoadLatestOptions(config, dir, &db_options, &latest).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  int rows_families = 0;
+  for (const auto& d : latest) {
+    if (d.name.rfind("rows/", 0) == 0) {
+      ++rows_families;
+      out.auto_compactions_disabled = d.options.disable_auto_compactions;
+    }
+  }
+  EXPECT_EQ(rows_families, 1);
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir, &names).ok());
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir, descriptors, &handles, &raw);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return out;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  for (rocksdb::ColumnFamilyHandle* h : handles) {
+    if (h->GetName().rfind("rows/", 0) == 0) {
+      rocksdb::ColumnFamilyMetaData meta;
+      db->GetColumnFamilyMetaData(h, &meta);
+      out.files = static_cast<int>(meta.file_count);
+      rocksdb::TablePropertiesCollection props;
+      EXPECT_TRUE(db->GetPropertiesOfAllTables(h, &props).ok());
+      for (const auto& [file, p] : props) {
+        out.ingested += p->user_collected_properties.count("rocksdb.external_sst_file.version");
+      }
+    }
+    db->DestroyColumnFamilyHandle(h);
+  }
+  return out;
+}
+
+class RowsCompactionTest : public RocksDbStoreTest {
+ protected:
+  void SetUp() override {
+    RocksDbStoreTest::SetUp();
+    log_dir_ = dir_ + "_log";
+    std::filesystem::remove_all(log_dir_);
+    UpdateLogOptions o;
+    o.dir = log_dir_;
+    auto log = FileUpdateLog::Open(o);
+    ASSERT_THAT(log, IsOk());
+    log_ = *std::move(log);
+  }
+  void TearDown() override {
+    log_.reset();
+    std::filesystem::remove_all(log_dir_);
+    RocksDbStoreTest::TearDown();
+  }
+  // A store whose tables are SST files of 4 KiB, with the log attached or not.
+  std::unique_ptr<RocksDbStore> OpenSmallFiles(bool logged) {
+    StoreOptions options{dir_, /*sync=*/false};
+    options.ingest_file_bytes = 4096;
+    auto store = RocksDbStore::Open(options);
+    EXPECT_THAT(store, IsOk());
+    if (!store.ok()) return nullptr;
+    if (logged) (*store)->SetUpdateLog(log_.get());
+    return *std::move(store);
+  }
+  // What a snapshot writes: a whole table staged and committed, 2,000 rows
+  // of 8 floats in 16 files.
+  static void Snapshot(RocksDbStore& store) {
+    StoredTable meta;
+    meta.spec = *NormalizeTableSpec(Spec("snap", 2000, 8, OptimizerKind::kSgd));
+    meta.floats_per_record = 8;
+    ASSERT_THAT(store.CreateTable(meta,
+                                  [](int64_t id, float* out) {
+                                    for (int i = 0; i < 8; ++i) out[i] = id + 0.125f * i;
+                                  }),
+                IsOk());
+  }
+  std::string log_dir_;
+  std::unique_ptr<FileUpdateLog> log_;
+};
+
+// With the log attached, a snapshot's family keeps its ingested files: no
+// automatic compaction rewrites them, now or at the next start.
+TEST_F(RowsCompactionTest, LoggedSnapshotFamilyIsNotCompacted) {
+  Snapshot(*OpenSmallFiles(/*logged=*/true));
+  RowsFamilyFiles f = InspectRowsFamily(dir_);
+  EXPECT_TRUE(f.auto_compactions_disabled);
+  EXPECT_EQ(f.files, 16);
+  EXPECT_EQ(f.ingested, 16);
+  // Reopened with the log (restarts), the family stays out of compaction.
+  for (int restart = 0; restart < 3; ++restart) {
+    OpenSmallFiles(/*logged=*/true).reset();
+    f = InspectRowsFamily(dir_);
+    EXPECT_TRUE(f.auto_compactions_disabled);
+    EXPECT_EQ(f.files, 16);
+    EXPECT_EQ(f.ingested, 16);
+  }
+}
+
+// Without a log, row families compact as before; the check above does see
+// compaction output (an explicit CompactRange rewrites the 16 files).
+TEST_F(RowsCompactionTest, UnloggedFamilyCompacts) {
+  {
+    auto store = OpenSmallFiles(/*logged=*/false);
+    Snapshot(*store);
+  }
+  EXPECT_FALSE(InspectRowsFamily(dir_).auto_compactions_disabled);
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir_, &names).ok());
+    // The store's style; forced, so that no file is merely moved.
+    rocksdb::ColumnFamilyOptions universal;
+    universal.compaction_style = rocksdb::kCompactionStyleUniversal;
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& name : names) descriptors.emplace_back(name, universal);
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_, descriptors, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::CompactRangeOptions force;
+    force.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    for (rocksdb::ColumnFamilyHandle* h : handles) {
+      if (h->GetName().rfind("rows/", 0) == 0) {
+        EXPECT_TRUE(db->CompactRange(force, h, nullptr, nullptr).ok());
+      }
+      db->DestroyColumnFamilyHandle(h);
+    }
+  }
+  const RowsFamilyFiles f = InspectRowsFamily(dir_);
+  EXPECT_GE(f.files, 1);
+  EXPECT_EQ(f.ingested, 0);
+}
+
+// Open leaves every rows family out of automatic compaction (a restart
+// must not start rewriting a snapshot beside the restore); the first
+// PutRecords into a family (--update_log=false) turns it on.
+TEST_F(RowsCompactionTest, OpenedFamiliesCompactOnceWrittenTo) {
+  Snapshot(*OpenSmallFiles(/*logged=*/false));
+  EXPECT_FALSE(InspectRowsFamily(dir_).auto_compactions_disabled);
+  OpenSmallFiles(/*logged=*/false).reset();
+  EXPECT_TRUE(InspectRowsFamily(dir_).auto_compactions_disabled);
+  {
+    auto store = OpenSmallFiles(/*logged=*/false);
+    auto tables = store->ListTables();
+    ASSERT_THAT(tables, IsOk());
+    ASSERT_EQ(tables->size(), 1u);
+    const std::vector<int64_t> ids = {3, 1999};
+    const std::vector<float> packed(16, 0.5f);
+    ASSERT_THAT(store->PutRecords(tables->front(), ids, packed), IsOk());
+  }
+  EXPECT_FALSE(InspectRowsFamily(dir_).auto_compactions_disabled);
 }
 
 }  // namespace
