@@ -2,10 +2,10 @@
 --max_message_bytes=64 MiB, a 100 MiB Lookup request (6 times) must get
 RESOURCE_EXHAUSTED, the server must stay up, after each refusal
 its RSS (lowest within 5 s; the median over the six refusals) must be below its level
-before plus one message (the message itself is not kept), and refusals must not accumulate (after six, RSS is at most
-80 MiB above the lowest of the first three: one refusal's fragmentation
-varies by up to ~62 MiB, so a sharper bound on two rounds was flaky under
-load, while a leak of even a third of each message grows past it). gRPC 1.51 buffers the whole message before it refuses
+before plus one message (the message itself is not kept), and refusals must not accumulate (the lowest of the last three
+refusals is at most 80 MiB above the lowest of the first three: one
+refusal's fragmentation varies by up to ~90 MiB, so comparing single rounds
+was flaky, while a leak of even a third of each message grows past it). gRPC 1.51 buffers the whole message before it refuses
 it; what the periodic trim cannot return is heap fragmentation, measured at
 20-75 MiB here (docs/robustness.md). Without the trim, RSS climbed by the
 message size each time (22 -> 123 -> 147 -> 182 MiB).
@@ -109,9 +109,10 @@ class MessageSizeTest(h.FaultTest):
         self.assertLess(median, SEND >> 20,
                         "RSS stays %.0f MiB (median) above its level after a refusal, as much "
                         "as the refused message itself:\n%s" % (median, "\n".join(report)))
-        # Fragmentation left by one refusal varies (13-75 MiB seen); steady
-        # growth over the rounds is accumulation.
-        self.assertLess(kept[-1] - min(kept[:3]), ACCUMULATION_SLACK_MIB,
+        # Fragmentation left by one refusal varies (10-97 MiB seen in one
+        # run), upwards only: steady growth shows in the lowest rounds, so
+        # compare the lowest of the last three with the lowest of the first.
+        self.assertLess(min(kept[3:]) - min(kept[:3]), ACCUMULATION_SLACK_MIB,
                         "refused messages accumulate in RSS:\n%s" % "\n".join(report))
         got = server.stub.Lookup(h.lookup_request("t", [1, 2]), timeout=10)
         self.assertEqual(list(got.results[0].shape), [2, 16])
