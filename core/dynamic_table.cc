@@ -182,10 +182,14 @@ std::vector<float> EmbeddingTable::CopyDynamic(StoredTable& meta) const {
     std::memcpy(r + rf, &id, sizeof(id));
     std::memcpy(r + rf + 2, &last_step, sizeof(last_step));
   });
-  meta.dynamic_rows = static_cast<int64_t>(records.size()) / sf;
-  meta.floats_per_record = sf;
-  meta.dynamic_admission = dynamic_->SaveAdmission();
+  DescribeDynamic(meta);
   return records;
+}
+
+void EmbeddingTable::DescribeDynamic(StoredTable& meta) const {
+  meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
+  meta.dynamic_rows = dynamic_->stats().rows_stored;
+  meta.dynamic_admission = dynamic_->SaveAdmission();
 }
 
 absl::StatusOr<std::string> EmbeddingTable::StageDynamic(RowStore& store, const StoredTable& meta,

@@ -421,9 +421,12 @@ class EmbeddingTable {
   // Floats after a dynamic snapshot record's row record: the row's id and
   // last update step, int64 each, as raw bytes.
   static constexpr int64_t kDynamicTrailerFloats = 4;
-  // The rows' records (with ids and steps), packed, and meta's
-  // dynamic_rows and floats_per_record for them.
+  // The rows' records (with ids and steps), packed, and meta described for
+  // them (DescribeDynamic).
   std::vector<float> CopyDynamic(StoredTable& meta) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Sets meta's dynamic_rows, floats_per_record and dynamic_admission as
+  // CopyDynamic stages the table now.
+  void DescribeDynamic(StoredTable& meta) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   static absl::StatusOr<std::string> StageDynamic(RowStore& store, const StoredTable& meta,
                                                   const std::vector<float>& records);
   // Publishes a snapshot's staged rows unless the table was dropped or

@@ -155,6 +155,8 @@ absl::Status EmbeddingTable::CommitTo(RowStore* store, const std::string& staged
   // leave it out.
   StoredTable meta = Meta(version_.load(), step_);
   meta.vocabulary = vocabulary_.words();
+  // As StageTo staged them (the table must not change in between).
+  if (dynamic_ != nullptr) DescribeDynamic(meta);
   UpdateLog* log = persistence_.log();
   if (log != nullptr) {
     // The table is not shared yet: no record of its generation precedes the
@@ -195,12 +197,6 @@ StoredTable EmbeddingTable::Meta(int64_t version, int64_t step) const {
   if (persistence_.log() != nullptr) {
     meta.rows_per_value = std::max<int64_t>(1, (int64_t{64} << 10) / (record_floats() * 4));
   }
-  if (dynamic_ != nullptr) {
-    // As CopyDynamic stages them (the table must not change in between).
-    meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
-    meta.dynamic_rows = dynamic_->stats().rows_stored;
-    meta.dynamic_admission = dynamic_->SaveAdmission();
-  }
   return meta;
 }
 
@@ -237,6 +233,7 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
   absl::MutexLock one_at_a_time(&snapshot_mu_);
   StoredTable meta;
   RowStore* store;
+  std::vector<float> records;  // a dynamic table's (CopyDynamic)
   {
     absl::MutexLock lock(&mu_);
     store = persistence_.store();
@@ -249,17 +246,12 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
     meta = Meta(version_.load(), step_);
     meta.log_position = persistence_.last_position();
     meta.vocabulary = vocabulary_.words();
+    // A dynamic table's rows all at once, under the same lock, as of the
+    // same position (rows move between slots and in the LRU order, so not
+    // shard by shard).
+    if (dynamic_ != nullptr) records = CopyDynamic(meta);
   }
   if (dynamic_ != nullptr) {
-    // All rows at once under mu_, as of the table's last position (rows
-    // move between slots and in the LRU order, so not shard by shard).
-    std::vector<float> records;
-    {
-      absl::MutexLock lock(&mu_);
-      meta = Meta(version_.load(), step_);
-      meta.log_position = persistence_.last_position();
-      records = CopyDynamic(meta);
-    }
     ASSIGN_OR_RETURN(const std::string staged, StageDynamic(*store, meta, records));
     return CommitSnapshot(store, meta, staged);
   }
