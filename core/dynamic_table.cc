@@ -138,31 +138,51 @@ absl::Status EmbeddingTable::LookupPooledDynamic(absl::Span<const int64_t> ids,
                                                  absl::Span<float> out) {
   // The rows, consistently (as Lookup gives them), then the pooling kernel
   // over that copy: position i is row i, and padding ids point at one more
-  // row that the kernel skips.
-  const int64_t n = static_cast<int64_t>(ids.size());
+  // row that the kernel skips. In runs of whole bags of about 64 MiB of
+  // rows, so that a request's copy stays bounded whatever its ids.
   const int64_t dim = spec_.embedding_dim;
-  std::vector<float> rows((n + 1) * dim, 0.0f);
-  RETURN_IF_ERROR(LookupDynamic(ids, absl::MakeSpan(rows.data(), n * dim)));
-  std::vector<int64_t> positions(n);
-  for (int64_t i = 0; i < n; ++i) {
-    positions[i] = spec_.padding_idx && ids[i] == *spec_.padding_idx ? n : i;
+  const int64_t num_bags = static_cast<int64_t>(bounds.size()) - 1;
+  const int64_t run_ids = std::max<int64_t>(1, (int64_t{64} << 20) / (dim * sizeof(float)));
+  // One bag alone may be larger; past 1 GiB of rows it is refused.
+  constexpr int64_t kMaxBagBytes = int64_t{1} << 30;
+  std::vector<float> rows;
+  std::vector<int64_t> positions, run_bounds;
+  for (int64_t b0 = 0; b0 < num_bags;) {
+    int64_t b1 = b0 + 1;
+    while (b1 < num_bags && bounds[b1 + 1] - bounds[b0] <= run_ids) ++b1;
+    const int64_t first = bounds[b0], n = bounds[b1] - first;
+    if (n * dim * static_cast<int64_t>(sizeof(float)) > kMaxBagBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "bag ", b0, " of dynamic table '", spec_.name, "' has ", n, " ids x dim ", dim,
+          ": over the 1 GiB of rows one bag may pool; split it"));
+    }
+    rows.assign((n + 1) * dim, 0.0f);
+    const absl::Span<const int64_t> run = ids.subspan(first, n);
+    RETURN_IF_ERROR(LookupDynamic(run, absl::MakeSpan(rows.data(), n * dim)));
+    positions.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      positions[i] = spec_.padding_idx && run[i] == *spec_.padding_idx ? n : i;
+    }
+    run_bounds.resize(b1 - b0 + 1);
+    for (int64_t b = b0; b <= b1; ++b) run_bounds[b - b0] = bounds[b] - first;
+    const float* base = rows.data();
+    RowView view;
+    view.shards = &base;
+    view.shard_shift = 62;
+    view.num_rows = n + 1;
+    view.dim = dim;
+    view.stride = dim;
+    BagArgs args;
+    args.ids = positions.data();
+    args.num_ids = n;
+    args.bounds = run_bounds.data();
+    args.num_bags = b1 - b0;
+    args.mode = mode;
+    args.weights = weights.empty() ? nullptr : weights.data() + first;
+    args.padding_idx = n;
+    ActiveKernels().pooled(view, args, out.data() + b0 * dim);
+    b0 = b1;
   }
-  const float* base = rows.data();
-  RowView view;
-  view.shards = &base;
-  view.shard_shift = 62;
-  view.num_rows = n + 1;
-  view.dim = dim;
-  view.stride = dim;
-  BagArgs args;
-  args.ids = positions.data();
-  args.num_ids = n;
-  args.bounds = bounds.data();
-  args.num_bags = static_cast<int64_t>(bounds.size()) - 1;
-  args.mode = mode;
-  args.weights = weights.empty() ? nullptr : weights.data();
-  args.padding_idx = n;
-  ActiveKernels().pooled(view, args, out.data());
   return absl::OkStatus();
 }
 

@@ -258,7 +258,8 @@ class EmbeddingTable {
   // REQUIRES: out.size() == (bounds.size() - 1) * dim(), bounds valid.
   // InvalidArgument (nothing changed): bad id (named with its position),
   // weights of the wrong length or with a mode other than kSum, non-finite
-  // weights.
+  // weights. A dynamic table pools runs of bags of about 64 MiB of rows at
+  // a time, and refuses (ResourceExhausted) one bag of over 1 GiB of rows.
   absl::Status LookupPooled(absl::Span<const int64_t> ids, absl::Span<const int64_t> bounds,
                             PoolingMode mode, absl::Span<const float> weights,
                             absl::Span<float> out);

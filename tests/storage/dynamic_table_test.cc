@@ -175,6 +175,42 @@ TEST(DynamicTableTest, MatchesADenseTableOnTheSameIds) {
   }
 }
 
+// Pooled lookups copy rows in runs of bags (about 64 MiB of rows each): a
+// request of several runs pools as a dense table does, and one bag past
+// 1 GiB of rows is refused before anything is allocated.
+TEST(DynamicTableTest, PooledLookupsRunInBoundedPieces) {
+  TableSpec spec = DynamicSpecFor("d", OptimizerKind::kSgd);
+  spec.embedding_dim = 4096;  // 4,096 ids a run
+  spec.padding_idx = 5;
+  TableSpec dense = spec;
+  dense.dynamic.reset();
+  dense.num_embeddings = 64;
+  auto dyn = EmbeddingTable::Create(spec);
+  auto den = EmbeddingTable::Create(dense);
+  ASSERT_THAT(dyn, IsOk());
+  ASSERT_THAT(den, IsOk());
+  std::mt19937_64 rng(3);
+  std::uniform_int_distribution<int64_t> pick(0, 63);
+  std::vector<int64_t> ids(10000);
+  for (auto& i : ids) i = pick(rng);
+  std::vector<int64_t> bounds = {0};
+  while (bounds.back() < 10000) bounds.push_back(std::min<int64_t>(bounds.back() + 97, 10000));
+  const int64_t bags = static_cast<int64_t>(bounds.size()) - 1;
+  for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean, PoolingMode::kMax}) {
+    std::vector<float> a(bags * 4096), b(bags * 4096);
+    ASSERT_THAT((*dyn)->LookupPooled(ids, bounds, mode, {}, absl::MakeSpan(a)), IsOk());
+    ASSERT_THAT((*den)->LookupPooled(ids, bounds, mode, {}, absl::MakeSpan(b)), IsOk());
+    EXPECT_TRUE(SameBytes(a, b));
+  }
+  spec.embedding_dim = 65536;  // 4,096 ids make 1 GiB of rows
+  auto wide = EmbeddingTable::Create(spec);
+  ASSERT_THAT(wide, IsOk());
+  const std::vector<int64_t> many(4097, 1);
+  std::vector<float> out(65536);
+  EXPECT_THAT((*wide)->LookupPooled(many, {0, 4097}, PoolingMode::kSum, {}, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("split it")));
+}
+
 TEST(DynamicTableTest, MaxNormMatchesADenseTable) {
   TableSpec spec = DynamicSpecFor("d", OptimizerKind::kSgd);
   spec.max_norm = 1.0;
