@@ -85,7 +85,8 @@ ABSL_FLAG(std::string, words, kDefaults.words,
           "lookup: comma-separated words (tables loaded from word vectors)");
 ABSL_FLAG(std::string, output, kDefaults.output,
           "lookup: float32, or float16 (half the bytes on the wire; printed widened)");
-ABSL_FLAG(std::string, path, kDefaults.path, "load: file on the server's disk");
+ABSL_FLAG(std::string, path, kDefaults.path,
+          "load: file on the server's disk; import, import-rows: a local file");
 ABSL_FLAG(std::string, format, kDefaults.format,
           "load: npy, word2vec_text, word2vec_binary, glove_text, raw_f32");
 ABSL_FLAG(int64_t, raw_dim, kDefaults.raw_dim, "load: row width of a raw_f32 file");
@@ -93,6 +94,8 @@ ABSL_FLAG(bool, replace, kDefaults.replace, "load/import: swap out an existing t
 ABSL_FLAG(std::string, out, kDefaults.out,
           "export: the .npy file of rows to write (a dynamic table's ids go beside it, "
           "in FILE.ids.npy)");
+ABSL_FLAG(std::string, ids_path, kDefaults.ids_path,
+          "import-rows: int64 .npy of the rows' ids (default: FILE.ids.npy beside --path)");
 ABSL_FLAG(std::string, tables, kDefaults.tables,
           "checkpoint restore: comma-separated tables (default all)");
 ABSL_FLAG(std::string, from_raw, kDefaults.from_raw,
@@ -154,6 +157,7 @@ int main(int argc, char** argv) {
   o.replace = absl::GetFlag(FLAGS_replace);
   o.out = absl::GetFlag(FLAGS_out);
   o.tables = absl::GetFlag(FLAGS_tables);
+  o.ids_path = absl::GetFlag(FLAGS_ids_path);
   o.from_raw = absl::GetFlag(FLAGS_from_raw);
   return embedserve::internal::RunEmbedctl(std::vector<std::string>(args.begin() + 1, args.end()),
                                            o);

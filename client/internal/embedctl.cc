@@ -1,5 +1,6 @@
 #include "client/internal/embedctl.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -215,6 +216,69 @@ int Export(Call& c) {
   return 0;
 }
 
+// Rows assigned per AssignRows call: about 8 MiB of values.
+int64_t ImportChunkRows(int64_t dim) { return std::max<int64_t>(1, (8 << 20) / (dim * 4)); }
+
+// Assigns the rows of a float32 .npy (an export) to the ids beside it, a
+// chunk at a time, into an existing table.
+int ImportRows(Call& c) {
+  if (c.o.path.empty()) return UsageError("import-rows needs --path=FILE.npy");
+  auto rows = NpyFileReader::Open(c.o.path, NpyFileReader::Kind::kFloat32Matrix);
+  if (!rows.ok()) return UsageError(rows.status().message());
+  const std::string ids_path = c.o.ids_path.empty() ? IdsPathFor(c.o.path) : c.o.ids_path;
+  std::unique_ptr<NpyFileReader> ids;
+  if (!c.o.ids_path.empty() || std::ifstream(ids_path).good()) {
+    auto opened = NpyFileReader::Open(ids_path, NpyFileReader::Kind::kInt64Vector);
+    if (!opened.ok()) return UsageError(opened.status().message());
+    ids = *std::move(opened);
+    if (ids->rows() != (*rows)->rows()) {
+      return UsageError(absl::StrCat(ids_path, " holds ", ids->rows(), " ids for the ",
+                                     (*rows)->rows(), " rows of ", c.o.path));
+    }
+  }
+  auto info = c.client->DescribeTable(c.arg);
+  if (!info.ok()) return Fail(info.status());
+  const int64_t dim = info->spec().embedding_dim(), n = (*rows)->rows();
+  if ((*rows)->cols() != dim) {
+    return UsageError(absl::StrCat(c.o.path, " has rows of ", (*rows)->cols(), " values; table ",
+                                   c.arg, " has embedding_dim ", dim));
+  }
+  if (ids == nullptr && info->spec().dynamic()) {
+    return UsageError(absl::StrCat("table ", c.arg, " is dynamic: its rows need their ids (",
+                                   ids_path, " is not there; give --ids_path)"));
+  }
+  const int64_t chunk = ImportChunkRows(dim);
+  std::vector<int64_t> chunk_ids;
+  std::vector<float> values;
+  int64_t version = info->version(), done = 0;
+  Progress progress("import-rows " + c.o.path, "rows");
+  for (; done < n; done += chunk_ids.size()) {
+    const int64_t m = std::min(chunk, n - done);
+    chunk_ids.resize(m);
+    values.resize(m * dim);
+    absl::Status s;
+    if (ids != nullptr) {
+      s = ids->Read(m, chunk_ids.data());
+    } else {
+      for (int64_t i = 0; i < m; ++i) chunk_ids[i] = done + i;
+    }
+    if (s.ok()) s = (*rows)->Read(m, values.data());
+    absl::StatusOr<int64_t> assigned =
+        s.ok() ? c.client->AssignRows(c.arg, chunk_ids, values) : absl::StatusOr<int64_t>(s);
+    if (!assigned.ok()) {
+      progress.Done();
+      std::cerr << "embedctl: " << done << " of " << n << " rows were assigned before this error\n";
+      return Fail(assigned.status());
+    }
+    version = *assigned;
+    progress.Update(done + m, n);
+  }
+  progress.Done();
+  std::cout << "assigned " << n << " rows of " << c.o.path << " to " << c.arg << "; version "
+            << version << "\n";
+  return 0;
+}
+
 int CheckpointCreate(Call& c) {
   return Answer(c.client->CreateCheckpoint(c.arg), [&](const v1::Checkpoint& cp) {
     std::cout << "created checkpoint " << c.arg << " (" << cp.bytes()
@@ -316,6 +380,12 @@ constexpr Command<Handler> kCommands[] = {
      "recently updated first), whose ids go to FILE.ids.npy\n"
      "(int64, one per row)",
      Export},
+    {"import-rows", "TABLE", "--path=FILE.npy [--ids_path=IDS.npy]",
+     "assign the rows of a local float32 .npy (an export)\n"
+     "to the ids of IDS.npy (int64; default FILE.ids.npy,\n"
+     "without it ids 0..N-1) in an existing table, ~8 MiB\n"
+     "a call; optimizer state is not carried",
+     ImportRows},
     {"checkpoint create", "NAME", "", "", CheckpointCreate},
     {"checkpoint list", "", "", "", CheckpointList},
     {"checkpoint restore", "NAME", "[--tables=a,b]", "", CheckpointRestore},

@@ -53,6 +53,8 @@ struct EmbedctlOptions {
   int64_t raw_dim = 0;
   bool replace = false;
   std::string out, tables;
+  // import-rows: the ids of --path's rows ("": FILE.ids.npy beside it).
+  std::string ids_path;
 };
 
 // The program's help (absl prefixes "embedctl: "): synopsis, every command

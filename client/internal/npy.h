@@ -2,7 +2,9 @@
 #define EMBEDSERVE_CLIENT_INTERNAL_NPY_H_
 
 // Writing float32 matrices (and int64 vectors) as NumPy .npy files (format
-// version 1.0), for `embedctl export`. numpy.load and the server's npy loader read them.
+// version 1.0), for `embedctl export`, and reading them back a chunk at a
+// time, for `embedctl import-rows`. numpy.load and the server's npy loader
+// read what this writes; the reader takes what numpy.save writes.
 
 #include <cstdint>
 #include <fstream>
@@ -63,6 +65,40 @@ class NpyFileWriter {
   const std::string part_path_;
   std::ofstream out_;
   bool committed_ = false;
+};
+
+// A .npy file (versions 1-3) read a chunk of rows at a time: a C-order
+// little-endian float32 matrix (rows x cols) or an int64 vector (rows x 1).
+//
+// Not thread-safe.
+class NpyFileReader {
+ public:
+  enum class Kind { kFloat32Matrix, kInt64Vector };
+  // Opens `path` and checks its header. InvalidArgument naming the path and
+  // what is wrong: it cannot be opened, it is not a .npy file, its version,
+  // a header over kMaxNpyHeaderBytes, Fortran order, a dtype other than
+  // '<f4' ('<i8' for kInt64Vector; the message describes the dtype), a
+  // shape that is not 2-D (1-D), a negative or overflowing shape, or a file
+  // shorter than its shape says.
+  static absl::StatusOr<std::unique_ptr<NpyFileReader>> Open(const std::string& path, Kind kind);
+  NpyFileReader(const NpyFileReader&) = delete;
+  NpyFileReader& operator=(const NpyFileReader&) = delete;
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }  // 1 for a vector
+  // Reads the next `n` rows (n * cols values, 4 or 8 bytes each) into
+  // `out`. DataLoss naming the path if the file ends or a read fails.
+  // REQUIRES: n >= 0 and no more than the rows not read yet.
+  absl::Status Read(int64_t n, void* out);
+
+ private:
+  NpyFileReader(std::string path, int64_t item_bytes) : path_(std::move(path)), item_bytes_(item_bytes) {}
+  absl::Status Bad(absl::string_view what) const;
+
+  const std::string path_;
+  const int64_t item_bytes_;
+  std::ifstream in_;
+  int64_t rows_ = 0, cols_ = 1;
 };
 
 }  // namespace embedserve::internal

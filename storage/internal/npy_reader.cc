@@ -6,97 +6,21 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "base/float16.h"
+#include "base/npy_format.h"
 #include "base/status_macros.h"
 
 namespace embedserve::internal {
-namespace {
-
-// The value of `key` in a .npy header (a Python dict literal such as
-// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }), or "" if
-// absent. A shape is returned with its parentheses.
-absl::string_view NpyField(absl::string_view header, absl::string_view key) {
-  const size_t at = header.find(absl::StrCat("'", key, "'"));
-  if (at == absl::string_view::npos) return "";
-  const size_t colon = header.find(':', at + key.size() + 2);
-  if (colon == absl::string_view::npos) return "";
-  if (key == "shape") {
-    const size_t open = header.find('(', colon);
-    if (open == absl::string_view::npos) return "";
-    const size_t close = header.find(')', open);
-    if (close == absl::string_view::npos) return "";
-    return header.substr(open, close - open + 1);
-  }
-  const size_t end = std::min(header.find_first_of(",}", colon), header.size());
-  return absl::StripAsciiWhitespace(header.substr(colon + 1, end - colon - 1));
-}
-
-// "int32 (little-endian)" for a numpy type string such as '<i4', or "" when
-// it is not one (a message describes the dtype, it never quotes the header).
-std::string DescribeDtype(absl::string_view descr) {
-  if (descr.size() < 5 || descr.size() > 6 || descr.front() != '\'' || descr.back() != '\'') {
-    return "";
-  }
-  const char order = descr[1], kind = descr[2];
-  int bytes;
-  if (!absl::SimpleAtoi(descr.substr(3, descr.size() - 4), &bytes) || bytes <= 0 || bytes > 16) {
-    return "";
-  }
-  const char* name;
-  switch (kind) {
-    case 'b':
-      name = "bool";
-      break;
-    case 'i':
-      name = "int";
-      break;
-    case 'u':
-      name = "uint";
-      break;
-    case 'f':
-      name = "float";
-      break;
-    case 'c':
-      name = "complex";
-      break;
-    default:
-      return "";
-  }
-  const char* endian;
-  switch (order) {
-    case '<':
-      endian = " (little-endian)";
-      break;
-    case '>':
-      endian = " (big-endian)";
-      break;
-    case '=':
-      endian = " (native)";
-      break;
-    case '|':
-      endian = "";
-      break;
-    default:
-      return "";
-  }
-  return absl::StrCat(name, bytes * 8, endian);
-}
-
-}  // namespace
 
 absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view header, absl::string_view path,
                                          int64_t offset) {
-  const absl::string_view descr = NpyField(header, "descr"),
-                          fortran = NpyField(header, "fortran_order"),
-                          shape = NpyField(header, "shape");
-  if (fortran != "False") {
+  const NpyDict dict = SplitNpyDict(header);
+  if (dict.fortran_order != "False") {
     return FormatErrorAt(path, offset, "Fortran-order arrays are not supported; save with C order");
   }
   NpyHeader out;
+  const absl::string_view descr = dict.descr;
   if (descr == "'<f4'" || descr == "'=f4'") {
     out.item_bytes = 4;
   } else if (descr == "'<f2'" || descr == "'=f2'") {
@@ -104,28 +28,19 @@ absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view header, absl::string_
   } else if (descr == "'<f8'" || descr == "'=f8'") {
     out.item_bytes = 8;
   } else {
-    const std::string dtype = DescribeDtype(descr);
+    const std::string dtype = DescribeNpyDtype(descr);
     return FormatErrorAt(path, offset,
                          absl::StrCat("dtype ", dtype.empty() ? "(unrecognised)" : dtype,
                                       " is not float32, float16 or float64 (little-endian)"));
   }
-  std::vector<int64_t> dims;
-  if (shape.size() < 2) return FormatErrorAt(path, offset, "no shape in the header");
-  for (absl::string_view part :
-       absl::StrSplit(shape.substr(1, shape.size() - 2), ',', absl::SkipWhitespace())) {
-    int64_t d;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &d)) {
-      return FormatErrorAt(path, offset,
-                           absl::StrCat("shape field ", dims.size(), " is not an integer"));
-    }
-    dims.push_back(d);
-  }
-  if (dims.size() != 2) {
+  absl::StatusOr<std::vector<int64_t>> dims = ParseNpyShape(dict.shape);
+  if (!dims.ok()) return FormatErrorAt(path, offset, dims.status().message());
+  if (dims->size() != 2) {
     return FormatErrorAt(path, offset,
-                         absl::StrCat("the shape has ", dims.size(), " dimensions, not 2"));
+                         absl::StrCat("the shape has ", dims->size(), " dimensions, not 2"));
   }
-  out.rows = dims[0];
-  out.dim = dims[1];
+  out.rows = (*dims)[0];
+  out.dim = (*dims)[1];
   return out;
 }
 
@@ -136,17 +51,11 @@ absl::StatusOr<std::unique_ptr<PretrainedMatrix>> LoadNpy(SafeFile& in) {
   if (std::memcmp(preamble, "\x93NUMPY", 6) != 0) {
     return FormatErrorAt(in.path(), 0, "not a .npy file (no \\x93NUMPY magic)");
   }
-  const int major = preamble[6];
+  const absl::StatusOr<int> length_bytes = NpyHeaderLengthBytes(preamble[6]);
+  if (!length_bytes.ok()) return FormatErrorAt(in.path(), 6, length_bytes.status().message());
+  RETURN_IF_ERROR(in.Read(preamble + 8, *length_bytes, "the .npy header length"));
   int64_t header_len = 0;
-  if (major == 1) {
-    RETURN_IF_ERROR(in.Read(preamble + 8, 2, "the .npy header length"));
-    header_len = preamble[8] | (preamble[9] << 8);
-  } else if (major == 2 || major == 3) {
-    RETURN_IF_ERROR(in.Read(preamble + 8, 4, "the .npy header length"));
-    for (int i = 0; i < 4; ++i) header_len |= int64_t{preamble[8 + i]} << (8 * i);
-  } else {
-    return FormatErrorAt(in.path(), 6, absl::StrCat("unsupported .npy version ", major));
-  }
+  for (int i = 0; i < *length_bytes; ++i) header_len |= int64_t{preamble[8 + i]} << (8 * i);
   const int64_t header_start = in.offset();
   if (header_len > kMaxNpyHeaderBytes) {
     return FormatErrorAt(in.path(), header_start - 4,

@@ -10,14 +10,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/npy_format.h"
 #include "storage/internal/safe_file.h"
 #include "storage/pretrained.h"
 
 namespace embedserve::internal {
 
-// Longest .npy header accepted (numpy writes ~128 bytes for a 2-D array and
-// itself refuses headers over 10000 bytes by default).
-inline constexpr int64_t kMaxNpyHeaderBytes = 64 << 10;
+// Longest .npy header accepted: base/npy_format.h.
+using ::embedserve::kMaxNpyHeaderBytes;
 
 // What an accepted .npy header says about the array.
 struct NpyHeader {

@@ -1,7 +1,8 @@
 // embedctl over dynamic tables (README, Dynamic tables), in-process
 // (RunEmbedctl) against a real server on 127.0.0.1:0: create --dynamic and
 // its flags, describe and list, lookup and push of any int64 id, export to
-// FILE.npy plus FILE.ids.npy, and bad specs.
+// FILE.npy plus FILE.ids.npy, import-rows of such an export back (and of a
+// dense table's, over several calls), and bad specs and files.
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -171,6 +172,117 @@ TEST_F(EmbedctlDynamicTest, EmptyDynamicTableExportsEmptyFiles) {
   ASSERT_EQ(exported.status, 0) << exported.err;
   EXPECT_EQ(ReadFile(e.out), NpyFloat32Header(0, 3));
   EXPECT_EQ(ReadFile(dir_.Path("e_rows.ids.npy")), NpyInt64VectorHeader(0));
+}
+
+// import-rows puts an export back: a new dynamic table of the same spec
+// exports the very same files (rows, ids, and so their order).
+TEST_F(EmbedctlDynamicTest, ImportRowsRestoresAnExportIntoANewTable) {
+  EmbedctlOptions create = o_;
+  create.dynamic = true;
+  create.dim = 3;
+  create.max_rows = 1000;
+  create.seed = 9;
+  ASSERT_EQ(Embedctl(create, {"create", "src"}).status, 0);
+  auto client = EmbeddingClient::Connect(o_.address, absl::Seconds(10));
+  ASSERT_NE(client, nullptr);
+  const std::vector<int64_t> ids = {7, -3, 9007199254740993, INT64_MIN, 42, 5};
+  std::vector<float> grads(ids.size() * 3);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.25f * static_cast<float>(i) - 1;
+  ASSERT_THAT(client->PushGradients("src", ids, grads), IsOk());
+  ASSERT_THAT(client->PushGradients("src", {42, 7}, {1, 2, 3, 4, 5, 6}), IsOk());
+  EmbedctlOptions e = o_;
+  e.out = dir_.Path("src.npy");
+  ASSERT_EQ(Embedctl(e, {"export", "src"}).status, 0);
+
+  create.seed = 10;  // unseen ids differ: only imported rows can match
+  ASSERT_EQ(Embedctl(create, {"create", "dst"}).status, 0);
+  EmbedctlOptions im = o_;
+  im.path = e.out;
+  const Outcome imported = Embedctl(im, {"import-rows", "dst"});
+  ASSERT_EQ(imported.status, 0) << imported.err;
+  EXPECT_THAT(imported.out, StartsWith(absl::StrCat("assigned 6 rows of ", e.out, " to dst")));
+  EmbedctlOptions e2 = o_;
+  e2.out = dir_.Path("dst.npy");
+  ASSERT_EQ(Embedctl(e2, {"export", "dst"}).status, 0);
+  EXPECT_EQ(ReadFile(e2.out), ReadFile(e.out));
+  EXPECT_EQ(ReadFile(dir_.Path("dst.ids.npy")), ReadFile(dir_.Path("src.ids.npy")));
+  auto a = client->Lookup("src", ids);
+  auto b = client->Lookup("dst", ids);
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  EXPECT_EQ(a->values, b->values);
+}
+
+// A dense table's export has no ids file: rows go to ids 0..N-1, here over
+// several AssignRows calls (~8 MiB each).
+TEST_F(EmbedctlDynamicTest, ImportRowsOfADenseExportInSeveralCalls) {
+  auto client = EmbeddingClient::Connect(o_.address, absl::Seconds(10));
+  ASSERT_NE(client, nullptr);
+  EmbedctlOptions create = o_;
+  create.num = 2500;
+  create.dim = 1024;  // 2048 rows a call: two calls
+  ASSERT_EQ(Embedctl(create, {"create", "t"}).status, 0);
+  EmbedctlOptions e = o_;
+  e.out = dir_.Path("t.npy");
+  ASSERT_EQ(Embedctl(e, {"export", "t"}).status, 0);
+  const std::vector<int64_t> changed = {0, 2047, 2048, 2499};
+  ASSERT_THAT(client->AssignRows("t", changed, std::vector<float>(4 * 1024, 0.5f)), IsOk());
+  EmbedctlOptions im = o_;
+  im.path = e.out;
+  const Outcome imported = Embedctl(im, {"import-rows", "t"});
+  ASSERT_EQ(imported.status, 0) << imported.err;
+  EmbedctlOptions e2 = o_;
+  e2.out = dir_.Path("t2.npy");
+  ASSERT_EQ(Embedctl(e2, {"export", "t"}).status, 0);
+  EXPECT_EQ(ReadFile(e2.out), ReadFile(e.out));
+}
+
+// Files that do not fit are usage errors naming the file and what is wrong,
+// and the table is left as it was.
+TEST_F(EmbedctlDynamicTest, ImportRowsRefusesFilesThatDoNotFit) {
+  EmbedctlOptions create = o_;
+  create.dynamic = true;
+  create.dim = 2;
+  create.max_rows = 100;
+  ASSERT_EQ(Embedctl(create, {"create", "d"}).status, 0);
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir_.Path(name), std::ios::binary) << bytes;
+    return dir_.Path(name);
+  };
+  const std::vector<float> rows = {1, 2, 3, 4, 5, 6};  // 3 rows of 2
+  const std::string rows3 = write("r.npy", NpyFloat32Header(3, 2) + Bytes(rows));
+  const std::vector<int64_t> two_ids = {1, 2};
+  write("r.ids.npy", NpyInt64VectorHeader(2) + Bytes(two_ids));
+  const std::string rows_dim3 = write("w.npy", NpyFloat32Header(2, 3) + Bytes(rows));
+  const std::string float_ids =
+      write("f.ids.npy", NpyFloat32Header(3, 1) + Bytes(std::vector<float>{1, 2, 3}));
+  const std::string short_rows = write("s.npy", NpyFloat32Header(4, 2) + Bytes(rows));
+  write("s.ids.npy", NpyInt64VectorHeader(4) + Bytes(std::vector<int64_t>{1, 2, 3, 4}));
+  const std::string lone = write("lone.npy", NpyFloat32Header(3, 2) + Bytes(rows));
+
+  struct Case {
+    std::string path, ids_path, message;
+  };
+  const Case cases[] = {
+      {rows3, "", "r.ids.npy holds 2 ids for the 3 rows of " + rows3},
+      {rows_dim3, write("w.ids.npy", NpyInt64VectorHeader(2) + Bytes(two_ids)),
+       rows_dim3 + " has rows of 3 values; table d has embedding_dim 2"},
+      {rows3, float_ids, float_ids + ": dtype float32 (little-endian) is not int64"},
+      {short_rows, "", short_rows + ": the shape says 32 bytes of values but the file holds 24"},
+      {lone, "", "table d is dynamic: its rows need their ids"},
+      {dir_.Path("none.npy"), "", dir_.Path("none.npy") + ": cannot open it"},
+      {write("bad.npy", "not numpy at all"), "", "bad.npy: not a .npy file"},
+  };
+  for (const Case& c : cases) {
+    EmbedctlOptions im = o_;
+    im.path = c.path;
+    im.ids_path = c.ids_path;
+    const Outcome out = Embedctl(im, {"import-rows", "d"});
+    EXPECT_EQ(out.status, 2) << c.message;
+    EXPECT_THAT(out.err, HasSubstr(c.message));
+  }
+  const Outcome described = Embedctl(o_, {"describe", "d"});
+  EXPECT_THAT(described.out, HasSubstr("  rows_stored     0 "));
 }
 
 }  // namespace
