@@ -112,11 +112,20 @@ void EmbeddingTable::InitialRecords(absl::Span<const int64_t> ids, float* out) c
 void EmbeddingTable::GatherDynamic(absl::Span<const int64_t> ids, float* out, bool locked) {
   // The Recheck protocol (DynamicRowStorage::Lookup): stored rows, and the
   // initial rows of ids without one straight into `out`, computed while the
-  // index lines of later ids load.
-  dynamic_->Lookup(ids, ActiveKernels(), locked ? nullptr : &seqlock_, out,
-                   [&](absl::Span<const int64_t> unseen, float* rows) {
-                     UnseenRows(unseen, rows);
-                   });
+  // index lines of later ids load. A large request in contiguous pieces on
+  // the lookup pool, as a dense one (each piece is a lookup of its own: any
+  // number of readers may run at once, and with `locked` the caller's mu_
+  // keeps writers out for all of them).
+  const int64_t dim = spec_.embedding_dim;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  Split(n, n, [&](int64_t begin, int64_t end) -> int64_t {
+    dynamic_->Lookup(ids.subspan(begin, end - begin), ActiveKernels(),
+                     locked ? nullptr : &seqlock_, out + begin * dim,
+                     [&](absl::Span<const int64_t> unseen, float* rows) {
+                       UnseenRows(unseen, rows);
+                     });
+    return kAllValid;
+  });
 }
 
 absl::Status EmbeddingTable::LookupDynamic(absl::Span<const int64_t> ids, absl::Span<float> out) {
@@ -180,7 +189,13 @@ absl::Status EmbeddingTable::LookupPooledDynamic(absl::Span<const int64_t> ids,
     args.mode = mode;
     args.weights = weights.empty() ? nullptr : weights.data() + first;
     args.padding_idx = n;
-    ActiveKernels().pooled(view, args, out.data() + b0 * dim);
+    // Pieces are ranges of the run's bags, as for a dense table.
+    Split(args.num_bags, n, [&](int64_t p0, int64_t p1) -> int64_t {
+      BagArgs piece = args;
+      piece.bounds = args.bounds + p0;
+      piece.num_bags = p1 - p0;
+      return ActiveKernels().pooled(view, piece, out.data() + (b0 + p0) * dim);
+    });
     b0 = b1;
   }
   return absl::OkStatus();

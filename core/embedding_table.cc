@@ -84,8 +84,8 @@ void EmbeddingTable::StableCopyRow(int64_t slot, float* dst) const {
   seqlock_.ReadStable(slot, [&] { DecodeRow(spec_.row_type, src, spec_.embedding_dim, dst); });
 }
 
-template <typename Piece>
-int64_t EmbeddingTable::Split(int64_t n, int64_t work, Piece piece) {
+int64_t EmbeddingTable::Split(int64_t n, int64_t work,
+                              absl::FunctionRef<int64_t(int64_t, int64_t)> piece) {
   if (parallelism_ == nullptr) return piece(0, n);
   return parallelism_->Run(n, work, piece);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -360,8 +361,7 @@ class EmbeddingTable {
                         Kernel kernel, Redo redo);
   // Runs piece(begin, end) over [0, n) on the lookup threads, or on the
   // caller; returns the first bad position (see LookupParallelism::Run).
-  template <typename Piece>
-  int64_t Split(int64_t n, int64_t work, Piece piece);
+  int64_t Split(int64_t n, int64_t work, absl::FunctionRef<int64_t(int64_t, int64_t)> piece);
   // Copies the row at `slot` (dim floats, decoded) consistently.
   void StableCopyRow(int64_t slot, float* dst) const;
   // The records of valid `ids`, packed (record_floats() each).

@@ -63,6 +63,49 @@ TEST(ParallelLookupTest, SameAnswersAsSerial) {
   }
 }
 
+// A dynamic table's lookups split the same way: stored and unseen ids,
+// padding, compact rows and max_norm (whose renorm runs before the split,
+// under the table's lock).
+TEST(ParallelLookupTest, DynamicTablesGiveTheSerialAnswers) {
+  for (RowType type : {RowType::kFloat32, RowType::kFloat16}) {
+    for (bool max_norm : {false, true}) {
+      TableSpec spec;
+      spec.name = "d";
+      spec.embedding_dim = 33;
+      spec.row_type = type;
+      spec.padding_idx = -4;
+      if (max_norm) spec.max_norm = 3.0;
+      spec.dynamic = DynamicSpec{};
+      spec.dynamic->max_rows = 4000;
+      auto t = EmbeddingTable::Create(spec);
+      ASSERT_TRUE(t.ok()) << t.status();
+      auto split = EmbeddingTable::Create(
+          spec, {}, TableOptions{nullptr, std::make_shared<LookupParallelism>(3, 1)});
+      ASSERT_TRUE(split.ok()) << split.status();
+      std::mt19937_64 rng(5);
+      std::vector<int64_t> stored(3000);
+      for (auto& id : stored) id = static_cast<int64_t>(rng());
+      std::vector<float> values(stored.size() * 33);
+      for (auto& v : values) v = static_cast<float>(rng() % 1000) / 100.0f - 5.0f;
+      ASSERT_TRUE((*t)->AssignRows(stored, values).ok());
+      ASSERT_TRUE((*split)->AssignRows(stored, values).ok());
+      std::vector<int64_t> ids(10007);
+      for (auto& id : ids) {
+        const uint64_t r = rng() % 10;
+        id = r < 6 ? stored[rng() % stored.size()] : r < 9 ? static_cast<int64_t>(rng()) : -4;
+      }
+      std::vector<int64_t> bounds = {0};
+      while (bounds.back() < static_cast<int64_t>(ids.size())) {
+        bounds.push_back(std::min<int64_t>(ids.size(), bounds.back() + rng() % 40));
+      }
+      const Answers serial = LookupBoth(**t, ids, bounds);
+      const Answers parallel = LookupBoth(**split, ids, bounds);
+      EXPECT_EQ(parallel.rows, serial.rows);
+      EXPECT_EQ(parallel.pooled, serial.pooled);
+    }
+  }
+}
+
 TEST(ParallelLookupTest, ReportsTheFirstBadIdOfTheWholeRequest) {
   TableSpec spec;
   spec.name = "p";
