@@ -341,6 +341,38 @@ struct InitFill {
     }
   }
 
+  // Rows of whole vectors (nb % L == 0, dim 64: two steps of 8 blocks),
+  // row row_of(i) at out + 4 nb i: row by row, step by step (RowRounds),
+  // the block words of a row's first steps computed once a call.
+  template <typename RowOf>
+  static void WholeRows(const InitParams& p, const Keys& keys, RowOf row_of, int64_t n,
+                        int64_t nb, float* out) {
+    alignas(64) uint32_t offset[L];
+    for (int64_t i = 0; i < L; ++i) offset[i] = static_cast<uint32_t>(LaneOffset(i));
+    const I lane = V::LoadI(offset);
+    const int64_t per_row = nb / L;
+    constexpr int64_t kCached = 4;
+    BlockStart cached[kCached];
+    for (int64_t j = 0; j < std::min(per_row, kCached); ++j) {
+      cached[j] = StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L))));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const RowStart row = StartRow(keys, row_of(i));
+      for (int64_t j = 0; j < per_row; ++j) {
+        I c[4];
+        if (j < kCached) {
+          RowRounds(keys, row, cached[j], c);
+        } else {
+          RowRounds(keys, row, StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L)))),
+                    c);
+        }
+        F v[4];
+        Transform(p, c, v);
+        V::Store4(out + 4 * L * (i * per_row + j), v);
+      }
+    }
+  }
+
   // Lane i = 4c + p runs block (L/4) p + c of a group of L blocks.
   static constexpr int64_t LaneOffset(int64_t i) { return (L / 4) * (i % 4) + i / 4; }
 
@@ -357,29 +389,7 @@ struct InitFill {
       const I lane = V::LoadI(offset);
       const int64_t per_row = nb / L;
       if constexpr (kGroup == 1) {
-        // Row by row, step by step (RowRounds): the block words of the
-        // first steps of a row are computed once a call. (Levels that group
-        // steps, AVX-512, take the grouped steps below.)
-        constexpr int64_t kCached = 4;
-        BlockStart cached[kCached];
-        for (int64_t j = 0; j < std::min(per_row, kCached); ++j) {
-          cached[j] = StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L))));
-        }
-        for (int64_t i = 0; i < n; ++i) {
-          const RowStart row = StartRow(keys, rows[i]);
-          for (int64_t j = 0; j < per_row; ++j) {
-            I c[4];
-            if (j < kCached) {
-              RowRounds(keys, row, cached[j], c);
-            } else {
-              RowRounds(keys, row,
-                        StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L)))), c);
-            }
-            F v[4];
-            Transform(p, c, v);
-            V::Store4(out + 4 * L * (i * per_row + j), v);
-          }
-        }
+        WholeRows(p, keys, [&](int64_t i) { return rows[i]; }, n, nb, out);
         return;
       }
       const int64_t steps = n * per_row;
@@ -441,6 +451,13 @@ struct InitFill {
 
   static void Fill(const InitParams& p, uint64_t row0, int64_t rows, int64_t nb, float* out) {
     const auto keys = PhiloxRoundKeys({p.key[0], p.key[1]});
+    if constexpr (kGroup == 1) {
+      if (nb % L == 0) {
+        WholeRows(p, keys, [&](int64_t i) { return row0 + static_cast<uint64_t>(i); }, rows, nb,
+                  out);
+        return;
+      }
+    }
     const I row_hi = V::SetI(static_cast<uint32_t>(row0 >> 32));
     alignas(64) uint32_t cb_init[L], row_init[L];
     for (int64_t i = 0; i < L; ++i) {
