@@ -344,6 +344,7 @@ struct InitFill {
   // Rows of whole vectors (nb % L == 0, dim 64: two steps of 8 blocks),
   // row row_of(i) at out + 4 nb i: row by row, step by step (RowRounds),
   // the block words of a row's first steps computed once a call.
+  // REQUIRES: n >= 1.
   template <typename RowOf>
   static void WholeRows(const InitParams& p, const Keys& keys, RowOf row_of, int64_t n,
                         int64_t nb, float* out) {
@@ -356,19 +357,32 @@ struct InitFill {
     for (int64_t j = 0; j < std::min(per_row, kCached); ++j) {
       cached[j] = StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L))));
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const RowStart row = StartRow(keys, row_of(i));
-      for (int64_t j = 0; j < per_row; ++j) {
-        I c[4];
+    // In batches of kBatch steps: Philox words of the batch, then their
+    // transform; two short loops whose iterations overlap, where one long
+    // one spilled registers (~10% faster on Zen 3; 8 or 32 steps no better).
+    constexpr int64_t kBatch = 16;
+    I words[kBatch][4];
+    const int64_t steps = n * per_row;
+    int64_t i = 0, j = 0;  // the row and step in it of the batch's next step
+    RowStart row = StartRow(keys, row_of(0));
+    for (int64_t s0 = 0; s0 < steps; s0 += kBatch) {
+      const int64_t m = std::min(kBatch, steps - s0);
+      for (int64_t t = 0; t < m; ++t) {
         if (j < kCached) {
-          RowRounds(keys, row, cached[j], c);
+          RowRounds(keys, row, cached[j], words[t]);
         } else {
           RowRounds(keys, row, StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L)))),
-                    c);
+                    words[t]);
         }
+        if (++j == per_row && ++i < n) {
+          j = 0;
+          row = StartRow(keys, row_of(i));
+        }
+      }
+      for (int64_t t = 0; t < m; ++t) {
         F v[4];
-        Transform(p, c, v);
-        V::Store4(out + 4 * L * (i * per_row + j), v);
+        Transform(p, words[t], v);
+        V::Store4(out + 4 * L * (s0 + t), v);
       }
     }
   }
