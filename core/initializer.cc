@@ -248,9 +248,13 @@ void InitialRow(const TableSpec& spec, int64_t row, absl::Span<float> out) {
     for (int64_t c = 0; c < dim; ++c) out[c] = InitialValueV1(spec, row, c);
   } else {
     const int64_t nb = BlocksPerRow(dim);
+    const internal::InitFillFn fill = internal::InitKernelsFor(ActiveKernels().level).fill;
+    if (dim % 4 == 0) {  // whole blocks: in place
+      fill(ParamsFor(spec), static_cast<uint64_t>(row), 1, nb, out.data());
+      return;
+    }
     std::vector<float> values(nb * 4);
-    internal::InitKernelsFor(ActiveKernels().level)
-        .fill(ParamsFor(spec), static_cast<uint64_t>(row), 1, nb, values.data());
+    fill(ParamsFor(spec), static_cast<uint64_t>(row), 1, nb, values.data());
     std::copy(values.begin(), values.begin() + dim, out.begin());
   }
 }

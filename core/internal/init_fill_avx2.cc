@@ -13,6 +13,7 @@ struct Avx2 {
   using F = __m256;
   using M = __m256;  // all-ones lanes where true
   static constexpr int64_t kLanes = 8;
+  static constexpr int kGroup = 1;  // InitFill::StepGroup
 
   static I SetI(uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
   static F SetF(float x) { return _mm256_set1_ps(x); }
@@ -32,11 +33,13 @@ struct Avx2 {
   static I Sll(I a) {
     return _mm256_slli_epi32(a, n);
   }
-  static M GtI(I a, I b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)); }
-  static M NonZero(I a) {
-    return _mm256_castsi256_ps(
-        _mm256_xor_si256(_mm256_cmpeq_epi32(a, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
+  template <int n>
+  static I Sra(I a) {
+    return _mm256_srai_epi32(a, n);
   }
+  // Lanes whose bit 31 is set (blendv reads no other bit).
+  static M SignMask(I a) { return _mm256_castsi256_ps(a); }
+  static M GtI(I a, I b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b)); }
   static I SelI(M m, I t, I f) {
     return _mm256_castps_si256(
         _mm256_blendv_ps(_mm256_castsi256_ps(f), _mm256_castsi256_ps(t), m));

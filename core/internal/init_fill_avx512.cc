@@ -18,6 +18,7 @@ struct Avx512 {
   using F = __m512;
   using M = __mmask16;
   static constexpr int64_t kLanes = 16;
+  static constexpr int kGroup = 2;  // InitFill::StepGroup
 
   static I SetI(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
   static F SetF(float x) { return _mm512_set1_ps(x); }
@@ -37,8 +38,13 @@ struct Avx512 {
   static I Sll(I a) {
     return _mm512_slli_epi32(a, n);
   }
+  template <int n>
+  static I Sra(I a) {
+    return _mm512_srai_epi32(a, n);
+  }
+  // Lanes whose bit 31 is set: negative as int32.
+  static M SignMask(I a) { return _mm512_cmplt_epi32_mask(a, _mm512_setzero_si512()); }
   static M GtI(I a, I b) { return _mm512_cmpgt_epi32_mask(a, b); }
-  static M NonZero(I a) { return _mm512_test_epi32_mask(a, a); }
   static I SelI(M m, I t, I f) { return _mm512_mask_blend_epi32(m, f, t); }
   static F SelF(M m, F t, F f) { return _mm512_mask_blend_ps(m, f, t); }
   static M LtF(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }

@@ -14,13 +14,19 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 
 #include "core/internal/init_kernels.h"
 #include "core/internal/philox.h"
 
 namespace embedserve::internal {
+
+// The bits of kSqrtHalf: exponent field 126, mantissa field 0x3504F3.
+inline constexpr uint32_t kSqrtHalfBits = 0x3F3504F3u;
+static_assert(std::bit_cast<uint32_t>(kSqrtHalf) == kSqrtHalfBits);
 
 // K independent vectors of V, operation by operation: InitFill<Group<V, K>>
 // runs the math of K steps at once, so that each of the long dependency
@@ -43,6 +49,7 @@ struct Group {
   EMBEDSERVE_INIT_VECS(M, decltype(V::LtF(V::SetF(0), V::SetF(0))));
 #undef EMBEDSERVE_INIT_VECS
   static constexpr int64_t kLanes = K * V::kLanes;
+  static constexpr int kGroup = 1;  // InitFill<Group> runs no groups of its own
 
   template <typename R, typename Op>
   static R Each(Op op) {
@@ -85,8 +92,12 @@ struct Group {
   static I Sll(const I& a) {
     return Each<I>([&](int j) { return V::template Sll<n>(a[j]); });
   }
-  static M NonZero(const I& a) {
-    return Each<M>([&](int j) { return V::NonZero(a[j]); });
+  template <int n>
+  static I Sra(const I& a) {
+    return Each<I>([&](int j) { return V::template Sra<n>(a[j]); });
+  }
+  static M SignMask(const I& a) {
+    return Each<M>([&](int j) { return V::SignMask(a[j]); });
   }
   static I SelI(const M& m, const I& t, const I& f) {
     return Each<I>([&](int j) { return V::SelI(m[j], t[j], f[j]); });
@@ -141,14 +152,17 @@ struct InitFill {
   using F = typename V::F;
   static constexpr int64_t L = V::kLanes;
 
+  // The reference's LogUnit with its prologue done in integers: taking the
+  // bits of sqrt(1/2) from u's borrows from the exponent field exactly when
+  // u's mantissa is below sqrt(1/2)'s (the reference's m < sqrt(1/2), both
+  // in [0.5, 1)), so the arithmetic shift of the difference is the
+  // reference's e, and u's bits less e in the exponent are its m, or m + m
+  // (exact) when it doubled m. The float steps from x on are the reference's.
   static F LogUnit(F u) {
     const I bits = V::AsI(u);
-    const I e0 = V::SubI(V::template Srl<23>(bits), V::SetI(126));
-    const F m = V::AsF(V::OrI(V::AndI(bits, V::SetI(0x007FFFFFu)), V::SetI(0x3F000000u)));
-    const auto small = V::LtF(m, V::SetF(kSqrtHalf));
-    const I e = V::SelI(small, V::SubI(e0, V::SetI(1)), e0);
-    const F one = V::SetF(1.0f);
-    F x = V::SelF(small, V::Sub(V::Add(m, m), one), V::Sub(m, one));
+    const I e = V::template Sra<23>(V::SubI(bits, V::SetI(kSqrtHalfBits)));
+    const F m = V::AsF(V::SubI(bits, V::template Sll<23>(e)));
+    F x = V::Sub(m, V::SetF(1.0f));
     const F z = V::Mul(x, x);
     F y = V::SetF(kLogP[0]);
     for (int i = 1; i < 9; ++i) y = V::Add(V::Mul(y, x), V::SetF(kLogP[i]));
@@ -163,7 +177,6 @@ struct InitFill {
   static void SinCosTurns(I t, F* sin_out, F* cos_out) {
     const I near = V::template Srl<22>(V::AddI(t, V::SetI(1u << 21)));
     const I r = V::SubI(t, V::template Sll<22>(near));
-    const I q = V::AndI(near, V::SetI(3));
     const F x = V::Mul(V::CvtI32(r), V::SetF(kTurnStep));
     const F z = V::Mul(x, x);
     const F s = V::Add(
@@ -180,11 +193,13 @@ struct InitFill {
                       z),
                V::Mul(V::SetF(0.5f), z)),
         V::SetF(1.0f));
-    const auto swap = V::NonZero(V::AndI(q, V::SetI(1)));
-    // Sign flips as in the reference's negations: bit 1 of q for sin, of
-    // q + 1 for cos, moved to the sign bit.
-    const I sin_sign = V::template Sll<30>(V::AndI(q, V::SetI(2)));
-    const I cos_sign = V::template Sll<30>(V::AndI(V::AddI(q, V::SetI(1)), V::SetI(2)));
+    // The reference's swap and negations from q = near & 3: swap when
+    // bit 0 of q is set, sin negated by bit 1 of q, cos by bit 1 of q + 1,
+    // which is bit 1 xor bit 0 of q; each moved to the sign bit.
+    const I odd = V::template Sll<31>(near);
+    const auto swap = V::SignMask(odd);
+    const I sin_sign = V::AndI(V::template Sll<30>(near), V::SetI(0x80000000u));
+    const I cos_sign = V::XorI(sin_sign, odd);
     *sin_out = V::AsF(V::XorI(V::AsI(V::SelF(swap, c, s)), sin_sign));
     *cos_out = V::AsF(V::XorI(V::AsI(V::SelF(swap, s, c)), cos_sign));
   }
@@ -225,8 +240,14 @@ struct InitFill {
       e[k] = c[k];
       o[k] = V::HighHalf(c[k]);
     }
+    RoundsFrom(keys, 0, e, o);
+    for (int k = 0; k < 4; ++k) c[k] = V::Merge(e[k], o[k]);
+  }
+
+  // Rounds [r0, kPhiloxRounds) on the split state of Rounds.
+  static void RoundsFrom(const Keys& keys, int r0, I* e, I* o) {
     const I m0 = V::SetI(kPhiloxM0), m1 = V::SetI(kPhiloxM1);
-    for (int r = 0; r < kPhiloxRounds; ++r) {
+    for (int r = r0; r < kPhiloxRounds; ++r) {
       const I k0 = V::SetI(keys[r][0]), k1 = V::SetI(keys[r][1]);
       for (I* h : {e, o}) {
         const I p0 = V::MulLow32(h[0], m0), p1 = V::MulLow32(h[2], m1);
@@ -236,6 +257,53 @@ struct InitFill {
         h[3] = p0;
       }
     }
+  }
+
+  // Rounds of the counters {cb, 0, row lo, row hi} of one row in every
+  // lane, with the words that are the same in every lane computed once a
+  // row in scalars (RowStart) and those that depend on the block alone
+  // once a call (BlockStart): round 1 is then two xors, round 2 half of
+  // one. Exact integer steps, as Rounds's.
+  // With (c0, c1) = (hi(M1 row lo) ^ k1[0], lo(M1 row lo)), round 1's
+  // words of the row, and (hi b, lo b) = M0 c0 of round 2:
+  struct RowStart {
+    uint32_t c2_xor;  // row hi ^ k1[1]: round 1's c[2] = hi(M0 cb) ^ c2_xor
+    uint32_t c0_xor;  // c1 ^ k2[0]: round 2's c[0] = hi(M1 c[2]) ^ c0_xor
+    uint32_t c2x;     // hi b ^ k2[1]: round 2's c[2] = round 1's c[3] ^ c2x
+    uint32_t c3;      // lo b: round 2's c[3]
+  };
+  struct BlockStart {
+    I hi_e, hi_o;  // hi(M0 cb) of the even and odd lanes (split)
+    I lo_e, lo_o;  // lo(M0 cb), the same
+  };
+  static RowStart StartRow(const Keys& keys, uint64_t row) {
+    const uint64_t a = uint64_t{kPhiloxM1} * static_cast<uint32_t>(row);
+    const uint32_t c0 = static_cast<uint32_t>(a >> 32) ^ keys[0][0];  // ^ c[1] = 0
+    const uint32_t c1 = static_cast<uint32_t>(a);
+    const uint64_t b = uint64_t{kPhiloxM0} * c0;
+    return RowStart{static_cast<uint32_t>(row >> 32) ^ keys[0][1], c1 ^ keys[1][0],
+                    static_cast<uint32_t>(b >> 32) ^ keys[1][1], static_cast<uint32_t>(b)};
+  }
+  static BlockStart StartBlocks(I cb) {
+    const I m0 = V::SetI(kPhiloxM0);
+    const I pe = V::MulLow32(cb, m0), po = V::MulLow32(V::HighHalf(cb), m0);
+    return BlockStart{V::HighHalf(pe), V::HighHalf(po), pe, po};
+  }
+  static void RowRounds(const Keys& keys, const RowStart& row, const BlockStart& blocks, I* c) {
+    const I m1 = V::SetI(kPhiloxM1);
+    const I c0_xor = V::SetI(row.c0_xor), c2_xor = V::SetI(row.c2_xor);
+    const I c2x = V::SetI(row.c2x), c3 = V::SetI(row.c3);
+    I e[4], o[4];
+    for (auto [h, hi, lo] : {std::tuple(e, &blocks.hi_e, &blocks.lo_e),
+                             std::tuple(o, &blocks.hi_o, &blocks.lo_o)}) {
+      const I c2 = V::XorI(*hi, c2_xor);  // round 1's c[2]; its c[3] is *lo
+      const I p1 = V::MulLow32(c2, m1);
+      h[0] = V::XorI(V::HighHalf(p1), c0_xor);
+      h[1] = p1;
+      h[2] = V::XorI(*lo, c2x);
+      h[3] = c3;
+    }
+    RoundsFrom(keys, 2, e, o);
     for (int k = 0; k < 4; ++k) c[k] = V::Merge(e[k], o[k]);
   }
 
@@ -257,8 +325,9 @@ struct InitFill {
   }
 
   // kGroup whole steps at once (Group): their 4 * L * kGroup values are
-  // stored back to back at `out`.
-  static constexpr int kGroup = 2;
+  // stored back to back at `out`. V::kGroup: 2 for AVX-512 (32 registers
+  // hold two steps' Philox state), 1 for AVX2 (16 do not: spills).
+  static constexpr int kGroup = V::kGroup;
   using G = Group<V, kGroup>;
   static void StepGroup(const InitParams& p, const Keys& keys, const typename G::I& cb,
                         const typename G::I& row_lo, const typename G::I& row_hi, float* out) {
@@ -269,6 +338,52 @@ struct InitFill {
     for (int j = 0; j < kGroup; ++j) {
       const F w[4] = {v[0][j], v[1][j], v[2][j], v[3][j]};
       V::Store4(out + 4 * L * j, w);
+    }
+  }
+
+  // Rows of whole vectors (nb % L == 0, dim 64: two steps of 8 blocks),
+  // row row_of(i) at out + 4 nb i: row by row, step by step (RowRounds),
+  // the block words of a row's first steps computed once a call.
+  // REQUIRES: n >= 1.
+  template <typename RowOf>
+  static void WholeRows(const InitParams& p, const Keys& keys, RowOf row_of, int64_t n,
+                        int64_t nb, float* out) {
+    alignas(64) uint32_t offset[L];
+    for (int64_t i = 0; i < L; ++i) offset[i] = static_cast<uint32_t>(LaneOffset(i));
+    const I lane = V::LoadI(offset);
+    const int64_t per_row = nb / L;
+    constexpr int64_t kCached = 4;
+    BlockStart cached[kCached];
+    for (int64_t j = 0; j < std::min(per_row, kCached); ++j) {
+      cached[j] = StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L))));
+    }
+    // In batches of kBatch steps: Philox words of the batch, then their
+    // transform; two short loops whose iterations overlap, where one long
+    // one spilled registers (~10% faster on Zen 3; 8 or 32 steps no better).
+    constexpr int64_t kBatch = 16;
+    I words[kBatch][4];
+    const int64_t steps = n * per_row;
+    int64_t i = 0, j = 0;  // the row and step in it of the batch's next step
+    RowStart row = StartRow(keys, row_of(0));
+    for (int64_t s0 = 0; s0 < steps; s0 += kBatch) {
+      const int64_t m = std::min(kBatch, steps - s0);
+      for (int64_t t = 0; t < m; ++t) {
+        if (j < kCached) {
+          RowRounds(keys, row, cached[j], words[t]);
+        } else {
+          RowRounds(keys, row, StartBlocks(V::AddI(lane, V::SetI(static_cast<uint32_t>(j * L)))),
+                    words[t]);
+        }
+        if (++j == per_row && ++i < n) {
+          j = 0;
+          row = StartRow(keys, row_of(i));
+        }
+      }
+      for (int64_t t = 0; t < m; ++t) {
+        F v[4];
+        Transform(p, words[t], v);
+        V::Store4(out + 4 * L * (s0 + t), v);
+      }
     }
   }
 
@@ -287,6 +402,10 @@ struct InitFill {
       // [(s % per_row) L, +L) of row s / per_row, kGroup steps at once.
       const I lane = V::LoadI(offset);
       const int64_t per_row = nb / L;
+      if constexpr (kGroup == 1) {
+        WholeRows(p, keys, [&](int64_t i) { return rows[i]; }, n, nb, out);
+        return;
+      }
       const int64_t steps = n * per_row;
       auto args = [&](int64_t s, I* cb, I* lo, I* hi) {
         const uint64_t row = rows[s / per_row];
@@ -346,6 +465,13 @@ struct InitFill {
 
   static void Fill(const InitParams& p, uint64_t row0, int64_t rows, int64_t nb, float* out) {
     const auto keys = PhiloxRoundKeys({p.key[0], p.key[1]});
+    if constexpr (kGroup == 1) {
+      if (nb % L == 0) {
+        WholeRows(p, keys, [&](int64_t i) { return row0 + static_cast<uint64_t>(i); }, rows, nb,
+                  out);
+        return;
+      }
+    }
     const I row_hi = V::SetI(static_cast<uint32_t>(row0 >> 32));
     alignas(64) uint32_t cb_init[L], row_init[L];
     for (int64_t i = 0; i < L; ++i) {

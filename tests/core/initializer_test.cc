@@ -366,6 +366,62 @@ TEST(InitializerTest, Generator2ValuesDoNotDependOnTheWidth) {
   }
 }
 
+// ---- Generator 2 stays bit for bit too: stored tables and every server's
+// unseen ids depend on it. Checksums (FNV-1a over the values' bits) of the
+// initial rows of 256 ids, the first 8 small and the others spread over all
+// 64 bits, as main computed them (c283b9f) before the fill kernels were
+// rescheduled; at every level, through RowInitializer::Fill and FillIds.
+uint64_t Fnv1a(absl::Span<const float> values) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (float f : values) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    for (int i = 0; i < 4; ++i) {
+      h ^= (b >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ULL;
+    }
+  }
+  return h;
+}
+
+TEST(InitializerTest, Generator2ValuesArePinned) {
+  std::vector<int64_t> ids;
+  uint64_t x = 1;
+  for (int i = 0; i < 256; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    ids.push_back(static_cast<int64_t>(i < 8 ? uint64_t(i) : x));
+  }
+  struct Pin {
+    InitKind kind;
+    int64_t dim;
+    uint64_t fnv;
+    float first;  // row of id 0, column 0
+  };
+  const Pin pins[] = {
+      {InitKind::kNormal, 64, 0xa163c447985befe0ULL, 0x1.e16be2p-2f},
+      {InitKind::kNormal, 12, 0x65aa149edb1ba3f9ULL, 0x1.e16be2p-2f},
+      {InitKind::kUniform, 64, 0x74d9085496fd39b4ULL, 0x1.c2811p-3f},
+      {InitKind::kUniform, 12, 0xc581f910b52271ebULL, 0x1.c2811p-3f},
+  };
+  for (const Pin& pin : pins) {
+    TableSpec s = Spec(1000, pin.dim, pin.kind, 0x0123456789abcdefULL);
+    s.initializer.mean = 0.25;
+    s.initializer.std = 2.0;
+    s.initializer.a = -0.5;
+    s.initializer.b = 0.5;
+    const RowInitializer init(s);
+    for (SimdLevel level : SupportedLevels()) {
+      ForcedLevel forced(level);
+      std::vector<float> rows(ids.size() * pin.dim);
+      init.Fill(ids, rows.data());
+      EXPECT_EQ(Fnv1a(rows), pin.fnv)
+          << std::string(Name(level)) << " " << std::string(Name(pin.kind)) << " dim " << pin.dim;
+      EXPECT_EQ(rows[0], pin.first) << std::string(Name(level));
+      EXPECT_EQ(InitialValue(s, 0, 0), pin.first);
+    }
+  }
+}
+
 // ---- Generator 1 stays bit for bit: tables made by earlier servers were
 // filled with it. These values are what every release before generator 2
 // computed.
