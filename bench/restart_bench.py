@@ -14,6 +14,12 @@ and until a first lookup answers, next to `cat` of every file of the data dir
 after.
 
     PYTHONPATH=build/python python3 bench/restart_bench.py --server build/server/embedserve
+
+With --compare OLD_BINARY (and --repeats N), each table size gets one data
+dir per binary, each written by its own binary (its own snapshot) with the
+same pushes, and at each log length the two binaries restart their dirs N
+times, alternating (kill -9 after each); the medians come last. Nothing is
+deleted before the data dirs are: --keep leaves them (and prints where).
 """
 
 import argparse
@@ -115,16 +121,100 @@ def wait_for_snapshots(log_path, count, timeout=600):
     sys.exit("no snapshot in %s" % log_path)
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def make_table(binary, data, work, rows):
+    """A server of `binary` creates table t in `data` and snapshots it."""
+    seen = snapshots(os.path.join(work, "server.log"))
+    s = Server(binary, data, work, "--snapshot_log_bytes=1", "--snapshot_interval_s=0")
+    EmbeddingClient(s.address, timeout=600).create_table(
+        "t", rows, DIM, init="uniform", optimizer="sgd", optimizer_args={"lr": 0.01})
+    wait_for_snapshots(s.log_path, seen + 1)
+    s.kill(signal.SIGTERM)
+
+
+def fill_log(binary, data, work, rows, target, rng, grads):
+    """Pushes until the log of `data` holds about `target` bytes."""
+    s = Server(binary, data, work, "--snapshot_log_bytes=0", "--snapshot_interval_s=0")
+    client = EmbeddingClient(s.address, timeout=600)
+    responses = client.push_stream(
+        ("t", rng.integers(0, rows, PUSH_ROWS), grads)
+        for _ in range(max(0, (target - dir_bytes(data, "log")) // (PUSH_ROWS * (DIM * 4 + 8)))))
+    for r in responses:
+        if r.code != 0:
+            sys.exit("push failed: %s" % r)
+    client.close()
+    s.kill()  # SIGKILL: no orderly shutdown
+
+
+def compare(args, work, grads):
+    binaries = [("old", args.compare), ("new", args.server)]
+    print("binary  rows      log_MiB  round  first_lookup_s  cat_s  ratio")
+    results = {}
+    for rows in [int(r) for r in args.rows.split(",")]:
+        dirs = {name: os.path.join(work, "data-%s-%d" % (name, rows)) for name, _ in binaries}
+        rngs = {name: np.random.default_rng(rows) for name, _ in binaries}
+        for name, binary in binaries:
+            make_table(binary, dirs[name], work, rows)
+        for target in [int(m) << 20 for m in args.log_mib.split(",")]:
+            for name, binary in binaries:
+                fill_log(binary, dirs[name], work, rows, target, rngs[name], grads)
+            for rnd in range(args.repeats):
+                for name, binary in (binaries if rnd % 2 == 0 else binaries[::-1]):
+                    data = dirs[name]
+                    cat_s = cat_seconds(data)
+                    s = Server(binary, data, work, "--snapshot_log_bytes=0",
+                               "--snapshot_interval_s=0")
+                    first = s.first_lookup_s("t")
+                    s.kill()  # SIGKILL, as a crash: the next start finds the same state
+                    log_mib = dir_bytes(data, "log") / 2**20
+                    results.setdefault((rows, target, name), []).append(
+                        (first, cat_s, log_mib, dir_bytes(data) / 2**20))
+                    print("%-7s %-9d %8.0f %6d %15.3f %6.3f %6.2fx" % (
+                        name, rows, log_mib, rnd, first, cat_s, first / cat_s), flush=True)
+    print("\nmedians over %d restarts each (ratio: median of the per-restart ratios)" %
+          args.repeats)
+    print("rows      log_MiB  binary  data_MiB  first_lookup_s  cat_s  ratio  best_ratio")
+    for (rows, target, name), rs in sorted(results.items()):
+        ratios = [f / c for f, c, _, _ in rs]
+        print("%-9d %8.0f  %-6s %9.0f %15.3f %6.3f %5.2fx %9.2fx" % (
+            rows, rs[-1][2], name, rs[-1][3], median([r[0] for r in rs]),
+            median([r[1] for r in rs]), median(ratios), min(ratios)))
+    for rows, target, name in sorted(results):
+        if name != "new":
+            continue
+        old = median([r[0] for r in results[(rows, target, "old")]])
+        new = median([r[0] for r in results[(rows, target, "new")]])
+        print("rows %d, log %d MiB: new / old first lookup %.2fx" % (rows, target >> 20,
+                                                                      new / old))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True)
     parser.add_argument("--rows", default="1000000,4000000")
     parser.add_argument("--log_mib", default="0,256,1024")
     parser.add_argument("--data_root", default="/var/tmp")
+    parser.add_argument("--compare", help="an older server binary to alternate with")
+    parser.add_argument("--repeats", type=int, default=5, help="restarts per binary (--compare)")
+    parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="embedserve-restart-bench.", dir=args.data_root)
     rng = np.random.default_rng(0)
     grads = rng.standard_normal((PUSH_ROWS, DIM)).astype("<f4") * 1e-3
+    if args.compare:
+        try:
+            compare(args, work, grads)
+        finally:
+            if args.keep:
+                print("data dirs kept in", work)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     print("rows      table_MiB  log_MiB  serving_s  first_lookup_s  cat_MiB  cat_s  ratio"
           "   (ratio = first lookup / cat of the data dir from the page cache)")
     try:

@@ -354,7 +354,8 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
       // Dense rows: stepped by the applier's workers, in log order per row
       // (as SteppedRecords would: the scalars are those of this record).
       applier->Push(*rows_, optimizer_.kind,
-                    ComputeStepScalars(optimizer_, std::max<int64_t>(r.step, 1)), ids, floats);
+                    ComputeStepScalars(optimizer_, std::max<int64_t>(r.step, 1)), ids, floats,
+                    every_shard ? r.pin : nullptr);  // else ids are this call's copies
     } else if (r.kind == UpdateRecord::Kind::kPush) {
       WriteRecords(ids, SteppedRecords(ids, floats, r.step), WriteKind::kPush, r.step);
     } else {

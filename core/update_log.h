@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -28,7 +29,7 @@ namespace embedserve {
 
 // One change of one table. A view: the spans and strings point into the
 // caller's memory (Append) or the log's read buffer (Read's visit), valid
-// for the duration of that call only.
+// for the duration of that call only, unless `pin` is set.
 struct UpdateRecord {
   enum class Kind : uint8_t {
     // A push: `ids` are the distinct non-padding ids of the push (coalesced,
@@ -70,6 +71,12 @@ struct UpdateRecord {
   absl::Span<const int64_t> ids;
   absl::Span<const float> floats;
   const TableSpec* spec = nullptr;  // kSettings and kCreate only
+  // Set by Read's visit where `ids` and `floats` lie in memory that lives
+  // as long as a copy of this pointer (a mapped segment): a consumer may
+  // keep the spans past the visit by keeping a copy (parallel replay
+  // queues pushes without copying them). Null: valid for the call only.
+  // The memory is read-only; the strings and `spec` are never pinned.
+  std::shared_ptr<const void> pin;
 };
 
 // Record positions: 1, 2, 3, ... in append order, over the life of the log

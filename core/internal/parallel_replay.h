@@ -19,8 +19,9 @@
 // is not a per-id function; its pushes stay on the serial path.
 //
 // The caller (TableRegistry::Replay) reads the log on its own thread and
-// queues each dense push with Push (a copy of the ids and gradients: the
-// log's record is a view into its read buffer), and calls Drain before any
+// queues each dense push with Push (the ids and gradients in place where
+// the log's record pins them, UpdateRecord::pin, else a copy: the record
+// is then a view into the log's reused read buffer), and calls Drain before any
 // record that is not a push (create, drop, settings, assign) and at the end,
 // so that those see every earlier push applied, and so that no table is
 // destroyed with pushes pending.
@@ -58,7 +59,8 @@ inline void StepRecord(const RowFormat& f, OptimizerKind kind, const StepScalars
 
 // Steps rows[ids[u]] by sums[u * dim ...] for the ids that `part` owns
 // (PartOf(id, parts) == part; all of them with parts == 1), each through
-// ReadRecord, StepRecord and WriteRecord. REQUIRES: dense `rows`, ids
+// ReadRecord, StepRecord and WriteRecord (a float32 row without optimizer
+// state, its own record, by StepRecord in place). REQUIRES: dense `rows`, ids
 // distinct and in range, sums.size() == ids.size() * dim.
 void StepRows(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
               absl::Span<const int64_t> ids, absl::Span<const float> sums, int part, int parts);
@@ -81,10 +83,15 @@ class ParallelReplay {
   ParallelReplay(const ParallelReplay&) = delete;
   ParallelReplay& operator=(const ParallelReplay&) = delete;
 
-  // Queues the push (copies ids and sums) and returns; waits first while
-  // the queue is full. REQUIRES: as StepRows; `rows` outlives the next Drain.
+  // Queues the push and returns; waits first while the queue is full.
+  // With `pin` null, ids and sums are copied; otherwise they are used in
+  // place and must stay valid while a copy of `pin` is held: the queue
+  // holds one until every worker has applied the push (released by then
+  // when Drain returns). REQUIRES: as StepRows; `rows` outlives the next
+  // Drain.
   void Push(RowStorage& rows, OptimizerKind kind, const StepScalars& k,
-            absl::Span<const int64_t> ids, absl::Span<const float> sums);
+            absl::Span<const int64_t> ids, absl::Span<const float> sums,
+            std::shared_ptr<const void> pin = nullptr);
   // Returns once every push queued so far is applied (its writes are then
   // visible to the caller).
   void Drain();
@@ -96,12 +103,15 @@ class ParallelReplay {
     RowStorage* rows;
     OptimizerKind kind;
     StepScalars k;
-    std::vector<int64_t> ids;
-    std::vector<float> sums;
-    int64_t bytes;
+    absl::Span<const int64_t> ids;  // into *pin, or ids_copy
+    absl::Span<const float> sums;   // into *pin, or sums_copy
+    std::shared_ptr<const void> pin;
+    std::vector<int64_t> ids_copy;
+    std::vector<float> sums_copy;
+    int64_t bytes;  // of ids and sums, copied or pinned
   };
   void Work(int part, int parts);
-  // Tasks every worker has finished leave the queue.
+  // Tasks every worker has finished leave the queue (and drop their pins).
   void Retire() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t max_queued_bytes_;

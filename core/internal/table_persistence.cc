@@ -68,6 +68,7 @@ absl::Status TablePersistence::Load(RowStore& store, const StoredTable& meta, Ro
     const int64_t first = k * per_piece;
     const int64_t end =
         k + 1 == pieces ? std::numeric_limits<int64_t>::max() : (k + 1) * per_piece;
+    int64_t mine = 0;  // counted apart: one shared counter per row bounced between cores
     status[k] = store.ReadRecordRange(meta, first, end,
                                       [&](int64_t id, absl::Span<const float> record) {
       const int64_t slot = rows.SlotOf(id);
@@ -76,9 +77,10 @@ absl::Status TablePersistence::Load(RowStore& store, const StoredTable& meta, Ro
         return absl::DataLossError(absl::StrCat("table '", name, "': bad record for row ", id));
       }
       rows.WriteRecord(slot, record.data());
-      records.fetch_add(1, std::memory_order_relaxed);
+      ++mine;
       return absl::OkStatus();
     });
+    records.fetch_add(mine, std::memory_order_relaxed);
   };
   std::vector<std::thread> threads;
   for (int k = 1; k < pieces; ++k) threads.emplace_back(read, k);

@@ -33,13 +33,12 @@ constexpr int64_t kChunkBytes = int64_t{1} << 20;
 // ~0.3 s per GiB of log). Only if the file still holds `end` bytes then: a
 // file that shrank is read (and reported) as before. Nothing truncates a
 // segment below a record that was read (Open cuts a torn tail before any
-// Read; CopyTo links closed segments only).
+// Read; CopyTo links closed segments only). The mapping is reference
+// counted (pin()): records read from it carry it (UpdateRecord::pin), so
+// that replay's workers read pushes in place after the scan moved on.
 class ReadBuffer {
  public:
   ReadBuffer(int fd, const std::string& path, int64_t end) : fd_(fd), path_(path), end_(end) {}
-  ~ReadBuffer() {
-    if (map_ != nullptr) ::munmap(map_, static_cast<size_t>(end_));
-  }
   ReadBuffer(const ReadBuffer&) = delete;
   ReadBuffer& operator=(const ReadBuffer&) = delete;
 
@@ -53,8 +52,11 @@ class ReadBuffer {
         void* m = ::mmap(nullptr, static_cast<size_t>(end_), PROT_READ, MAP_SHARED | MAP_POPULATE,
                          fd_, 0);
         if (m != MAP_FAILED) {
-          map_ = static_cast<char*>(m);
-          base_ = map_;
+          const size_t bytes = static_cast<size_t>(end_);
+          map_ = std::shared_ptr<const void>(m, [bytes](const void* p) {
+            ::munmap(const_cast<void*>(p), bytes);
+          });
+          base_ = static_cast<const char*>(m);
           start_ = 0;
           len_ = end_;
           return absl::OkStatus();
@@ -85,6 +87,10 @@ class ReadBuffer {
     return absl::OkStatus();
   }
   const char* At(int64_t at) const { return base_ + (at - start_); }
+  // The mapping, once the file is mapped (then every At stays valid while
+  // a copy is held, after this buffer is gone); null while bytes are read
+  // into the reused buffer.
+  const std::shared_ptr<const void>& pin() const { return map_; }
 
  private:
   static constexpr int64_t kMapBytes = int64_t{4} << 20;
@@ -92,7 +98,7 @@ class ReadBuffer {
   const std::string& path_;
   const int64_t end_;
   bool tried_map_ = false;
-  char* map_ = nullptr;          // the whole file [0, end_) once mapped
+  std::shared_ptr<const void> map_;  // the whole file [0, end_) once mapped
   const char* base_ = nullptr;   // file byte start_
   std::unique_ptr<uint64_t[]> buf_;
   int64_t cap_ = 0, start_ = 0, len_ = 0;
@@ -292,6 +298,7 @@ absl::StatusOr<SegmentScan> ScanSegment(int fd, const ScanOptions& o) {
                                                 ")"));
       }
       if (o.visit != nullptr && scan.next > o.after) {
+        rec.record.pin = buf.pin();  // the payload lies in the mapping, if any
         RETURN_IF_ERROR((*o.visit)(scan.next, rec.record));
       }
       at += kFrameHeaderBytes + payload.size();

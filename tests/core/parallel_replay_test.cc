@@ -145,15 +145,19 @@ void TrainLive(EmbeddingTable& t, int pushes, uint32_t seed) {
 
 // Replays the captured log (all but the create) into a fresh table of the
 // same spec: with an applier as TableRegistry::Replay does (drained before
-// every record that is not a push, and at the end), or serially.
+// every record that is not a push, and at the end), or serially. `pinned`:
+// the records pin their spans, as those of a mapped log segment do, so the
+// applier queues pushes in place instead of copies.
 std::unique_ptr<EmbeddingTable> ReplayInto(const TableSpec& spec, const CapturingLog& log,
-                                           ParallelReplay* applier) {
+                                           ParallelReplay* applier, bool pinned = false) {
   auto made = EmbeddingTable::Create(spec);
   EXPECT_THAT(made, IsOk());
   std::unique_ptr<EmbeddingTable> t = *std::move(made);
   for (size_t i = 0; i < log.kept().size(); ++i) {
-    const UpdateRecord r = log.kept()[i]->View();
+    UpdateRecord r = log.kept()[i]->View();
     if (r.kind == UpdateRecord::Kind::kCreate) continue;
+    // Owns nothing (the log outlives the replay), but is set.
+    if (pinned) r.pin = std::shared_ptr<const void>(std::shared_ptr<void>(), log.kept()[i].get());
     if (applier != nullptr && r.kind != UpdateRecord::Kind::kPush) applier->Drain();
     EXPECT_THAT(t->Replay(i + 1, r, applier), IsOk());
   }
@@ -190,10 +194,13 @@ TEST_P(ParallelReplayTest, ParallelReplayGivesTheBytesOfSerialReplayAndOfLive) {
   auto serial = ReplayInto(spec, log, nullptr);
   EXPECT_TRUE(Bytes(*serial) == served) << "serial replay differs from live";
   for (int workers : {1, 3, 8}) {
-    // A small queue bound: the reader waits for the workers, too.
-    ParallelReplay applier(workers, /*max_queued_bytes=*/16 << 10);
-    auto parallel = ReplayInto(spec, log, &applier);
-    EXPECT_TRUE(Bytes(*parallel) == served) << workers << " workers differ from live";
+    for (bool pinned : {false, true}) {
+      // A small queue bound: the reader waits for the workers, too.
+      ParallelReplay applier(workers, /*max_queued_bytes=*/16 << 10);
+      auto parallel = ReplayInto(spec, log, &applier, pinned);
+      EXPECT_TRUE(Bytes(*parallel) == served)
+          << workers << " workers" << (pinned ? ", pinned records," : "") << " differ from live";
+    }
   }
 }
 
@@ -235,6 +242,45 @@ TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
   applier.Drain();
   ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(got)), IsOk());
   EXPECT_EQ(got, want);
+}
+
+// A pinned push is used in place: the queue holds its pin (the only owner
+// of the ids and gradients here) until the workers are done, and lets go
+// of it by the time Drain returns.
+TEST(ParallelReplayTest, APinnedPushIsAppliedInPlaceAndReleasedByDrain) {
+  const TableSpec spec = Spec(OptimizerKind::kSgd, RowType::kFloat32, 1000, 3);
+  auto table = EmbeddingTable::Create(spec);
+  ASSERT_THAT(table, IsOk());
+  std::vector<int64_t> all(1000);
+  for (int64_t i = 0; i < 1000; ++i) all[i] = i;
+  std::vector<float> want(1000 * 3), got(1000 * 3);
+  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(want)), IsOk());
+  struct Push {
+    std::vector<int64_t> ids;
+    std::vector<float> sums;
+  };
+  std::weak_ptr<Push> watch;
+  ParallelReplay applier(2);
+  for (int p = 0; p < 20; ++p) {
+    auto push = std::make_shared<Push>();
+    for (int64_t i = p; i < 1000; i += 3) push->ids.push_back(i);
+    push->sums.assign(push->ids.size() * 3, 0.5f + p);
+    for (int64_t id : push->ids) {
+      for (int j = 0; j < 3; ++j) want[id * 3 + j] += -0.05f * (0.5f + p);
+    }
+    UpdateRecord r;
+    r.kind = UpdateRecord::Kind::kPush;
+    r.table = "t";
+    r.ids = push->ids;
+    r.floats = push->sums;
+    watch = push;
+    r.pin = std::move(push);  // the record's pin is the only owner now
+    ASSERT_THAT((*table)->Replay(p + 1, r, &applier), IsOk());
+  }
+  applier.Drain();
+  EXPECT_TRUE(watch.expired()) << "the queue still holds the last push's pin after Drain";
+  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(got)), IsOk());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_FLOAT_EQ(got[i], want[i]) << i;
 }
 
 TEST(ParallelReplayTest, ABadIdIsStillDataLossWithAnApplier) {

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,48 @@ TEST_F(ScanTest, VisitsTheWindowAndStopsAfterThrough) {
   o.expect_first = 4;
   EXPECT_THAT(Scan(Segment(5, 6), o),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("starts at position 5, expected 4")));
+}
+
+// A segment of 4 MiB and more is read through a mapping: its records pin
+// it (UpdateRecord::pin), so that their ids and floats can be used after
+// the scan is over (parallel replay queues them without a copy); a small
+// segment is read into a reused buffer and pins nothing.
+TEST_F(ScanTest, RecordsOfAMappedSegmentPinTheirBytesPastTheScan) {
+  std::string bytes = EncodeSegmentHeader(5), frame;
+  const int64_t per_record = 200'000;  // 1.6 MB of ids each: 3 records, 4.8 MB
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int64_t> ids(per_record);
+    for (int64_t j = 0; j < per_record; ++j) ids[j] = i * per_record + j;
+    UpdateRecord r;
+    r.table = "t";
+    r.ids = ids;
+    ASSERT_THAT(EncodeFrame(5 + i, r, &frame), IsOk());
+    bytes += frame;
+  }
+  ASSERT_GE(bytes.size(), size_t{4} << 20);
+  std::vector<std::shared_ptr<const void>> pins;
+  std::vector<absl::Span<const int64_t>> kept;
+  const std::function<absl::Status(LogPosition, const UpdateRecord&)> visit =
+      [&](LogPosition, const UpdateRecord& r) {
+        pins.push_back(r.pin);
+        kept.push_back(r.ids);
+        return absl::OkStatus();
+      };
+  ScanOptions o;
+  o.visit = &visit;
+  ASSERT_THAT(Scan(bytes, o), IsOk());  // the file is closed, the buffer gone
+  ASSERT_EQ(kept.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_NE(pins[i], nullptr) << i;
+    ASSERT_EQ(kept[i].size(), static_cast<size_t>(per_record));
+    int64_t wrong = 0;
+    for (int64_t j = 0; j < per_record; ++j) wrong += kept[i][j] != i * per_record + j;
+    EXPECT_EQ(wrong, 0) << "record " << i;
+  }
+  pins.clear();
+  ASSERT_THAT(Scan(Segment(5, 3), o), IsOk());
+  ASSERT_EQ(pins.size(), 3u);
+  for (const auto& pin : pins) EXPECT_EQ(pin, nullptr);
 }
 
 TEST_F(ScanTest, TornTailOnlyInTheLastSegment) {
