@@ -31,6 +31,7 @@ inline void Bump(std::atomic<int64_t>& counter, int64_t by) {
 // victims ahead on the LRU list when the storage is full.
 constexpr size_t kUpsertAhead = 8;
 constexpr int kVictimsAhead = 4;
+static_assert(DynamicRowStorage::kMaxSlots <= IdIndex::kSlotLimit);
 
 // Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
 // without memory.
@@ -208,9 +209,9 @@ void DynamicRowStorage::Lookup(
     // filled, the index lines of the next kLookupAhead ids load.
     const IdIndex::Reader reader(*index_);
     generation = reader.generation();
-    for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i], true);
+    for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i]);
     for (int64_t i = 0; i < n; ++i) {
-      if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead], true);
+      if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead]);
       slots[i] = reader.Find(id[i], &positions[i]);
       if (slots[i] >= 0) {
         // Into L2 while the next ids are probed (as Resolve).
