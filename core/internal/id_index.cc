@@ -62,12 +62,17 @@ IdIndex::~IdIndex() {
 }
 
 IdIndex::Array* IdIndex::NewArray(int64_t lines) {
-  int64_t bytes = lines * static_cast<int64_t>(sizeof(Line));
+  // The filter's words after the lines, in one allocation (lines >= 4).
+  const int64_t words = lines / 2;
+  const int64_t line_bytes = lines * static_cast<int64_t>(sizeof(Line));
+  int64_t bytes = line_bytes + words * 8;
   const bool huge = bytes >= kHugePageBytes;
   if (huge) bytes = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
   if (p == nullptr) return nullptr;
   if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
+  auto* filter = reinterpret_cast<std::atomic<uint64_t>*>(static_cast<char*>(p) + line_bytes);
+  for (int64_t i = 0; i < words; ++i) new (&filter[i]) std::atomic<uint64_t>(0);
   Line* l = static_cast<Line*>(p);
   for (int64_t i = 0; i < lines; ++i) {
     new (&l[i]) Line;
@@ -80,6 +85,8 @@ IdIndex::Array* IdIndex::NewArray(int64_t lines) {
   Array* a = new Array;
   a->mask = static_cast<uint64_t>(lines - 1);
   a->lines = l;
+  a->filter = filter;
+  a->filter_shift = static_cast<uint64_t>(64 - std::countr_zero(static_cast<uint64_t>(words)));
   a->bytes = bytes;
   return a;
 }
@@ -90,6 +97,19 @@ void IdIndex::FreeArray(Array* a) {
 }
 
 uint64_t IdIndex::Hash(int64_t id) const { return Mix(static_cast<uint64_t>(id) ^ seed_); }
+
+// The filter's word and bits come from a second mix of the hash: the word
+// from its top bits, the four bit numbers from its low 24 (independent of
+// the line, which is the hash's low bits).
+uint64_t IdIndex::FilterWord(const Array* a, uint64_t h) {
+  return Mix(h ^ 0x9e3779b97f4a7c15ULL) >> a->filter_shift;
+}
+
+uint64_t IdIndex::FilterBits(uint64_t h) {
+  const uint64_t g = Mix(h ^ 0x9e3779b97f4a7c15ULL);
+  return uint64_t{1} << (g & 63) | uint64_t{1} << (g >> 6 & 63) | uint64_t{1} << (g >> 12 & 63) |
+         uint64_t{1} << (g >> 18 & 63);
+}
 
 int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position) {
   uint64_t l = h & a->mask;
@@ -112,6 +132,9 @@ int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* positio
 }
 
 bool IdIndex::Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order) {
+  // Before the id is published (by the release store of its value).
+  std::atomic<uint64_t>& word = a->filter[FilterWord(a, h)];
+  word.store(word.load(std::memory_order_relaxed) | FilterBits(h), std::memory_order_relaxed);
   for (uint64_t l = h & a->mask;; l = (l + 1) & a->mask) {
     Line& line = a->lines[l];
     for (int k = 0; k < kEntries; ++k) {
@@ -199,6 +222,26 @@ IdIndex::Reader::Reader(const IdIndex& index)
 
 void IdIndex::Reader::Prefetch(int64_t id) const {
   PrefetchT0(&array_->lines[index_.Hash(id) & array_->mask]);
+}
+
+void IdIndex::Reader::PrefetchFilter(uint64_t h) const {
+  PrefetchT0(&array_->filter[FilterWord(array_, h)]);
+}
+
+bool IdIndex::Reader::MayHold(uint64_t h) const {
+  const uint64_t bits = FilterBits(h);
+  return (array_->filter[FilterWord(array_, h)].load(std::memory_order_relaxed) & bits) == bits;
+}
+
+void IdIndex::Reader::PrefetchLine(uint64_t h) const {
+  PrefetchT0(&array_->lines[h & array_->mask]);
+}
+
+int64_t IdIndex::Reader::Find(uint64_t h, int64_t id, int64_t* position) const {
+  uint64_t p = 0;
+  const int64_t slot = Probe(array_, h, id, &p);
+  *position = static_cast<int64_t>(p);
+  return slot;
 }
 
 int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
