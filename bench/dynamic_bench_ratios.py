@@ -37,6 +37,7 @@ def main(path):
         ("stored_steps", "dense", None, "the same, protocol step by step / dense"),
         ("stored_norecheck", "dense", None, "the steps without Recheck / dense"),
         ("unseen", "dense", 0.5, "lookups of unseen ids / dense gather"),
+        ("unseen_nofill", "dense", None, "the same without the initial rows / dense"),
         ("push_insert", "push_update", 0.5, "pushes that insert / pushes that update"),
         ("push_insert_zeros", "push_update", None, "inserts with zero init / updates"),
         ("resolve_index", "resolve_absl", None, "id index resolve / flat_hash_map find"),
@@ -58,7 +59,7 @@ def main(path):
             r = extra.get((name, n))
             if r and r.get("index_rebuilds"):
                 print(f"  note: {name} ran an id index rebuild (erased buckets cleared, "
-                      f"amortised over ~0.15 x capacity inserts): its figure includes it")
+                      f"amortised over ~0.25 x capacity inserts): its figure includes it")
         r = extra.get(("resolve_absl", n))
         if r:
             print(f"  flat_hash_map bytes/row {r['index_B_per_row']:.1f}")

@@ -205,40 +205,23 @@ void DynamicRowStorage::Lookup(
   };
   uint64_t generation = 0;
   {
-    // Resolve, with the misses filled as they come, in three stages: the
-    // filter word of id i + 2 * kLookupAhead is prefetched, the filter of
-    // id i + kLookupAhead read (and, if it may hold the id, its index line
+    // Resolve, with the misses filled as they come. While most of the
+    // thread's recent ids had no row, in three stages: the filter word of
+    // id i + 2 * kLookupAhead is prefetched, the filter of id i +
+    // kLookupAhead read (and, if it may hold the id, its index line
     // prefetched), and id i probed: an id the filter rules out reads no
     // index line at all (see IdIndex: such a line costs a TLB walk that
-    // stalls the fill beside it). While most recent ids had rows, the
-    // filter is skipped (it would only add a third random line to each
-    // stored id's index line and row): `balance`, kept per thread across
-    // calls, counts recent ids with a row up and those without down.
+    // stalls the fill beside it). Else in two (the line prefetched
+    // kLookupAhead ids ahead, the probe): for a stored id the filter would
+    // be a third random line beside its index line and its row. `balance`,
+    // kept per thread across calls, counts ids with a row up and ids
+    // without down; each call picks its way from it.
     const IdIndex::Reader reader(*index_);
     generation = reader.generation();
-    constexpr int64_t kRing = 4 * kLookupAhead;  // a power of two
     constexpr int kBalanceMax = 16;
     thread_local int balance = 0;
-    uint64_t hash[kRing];
-    bool filtered[kRing], may[kRing];
-    auto stage1 = [&](int64_t j) {
-      const int64_t r = j & (kRing - 1);
-      hash[r] = reader.Hash(id[j]);
-      filtered[r] = balance < kBalanceMax / 2;
-      if (filtered[r]) reader.PrefetchFilter(hash[r]);
-    };
-    auto stage2 = [&](int64_t j) {
-      const int64_t r = j & (kRing - 1);
-      may[r] = !filtered[r] || reader.MayHold(hash[r]);
-      if (may[r]) reader.PrefetchLine(hash[r]);
-    };
-    for (int64_t j = 0; j < std::min(n, 2 * kLookupAhead); ++j) stage1(j);
-    for (int64_t j = 0; j < std::min(n, kLookupAhead); ++j) stage2(j);
-    for (int64_t i = 0; i < n; ++i) {
-      if (i + 2 * kLookupAhead < n) stage1(i + 2 * kLookupAhead);
-      if (i + kLookupAhead < n) stage2(i + kLookupAhead);
-      const int64_t r = i & (kRing - 1);
-      slots[i] = may[r] ? reader.Find(hash[r], id[i], &positions[i]) : IdIndex::kMissing;
+    const bool filtered = balance < kBalanceMax / 2;
+    auto probed = [&](int64_t i) {
       if (slots[i] >= 0) {
         balance = std::min(balance + 1, kBalanceMax);
         // Into L2 while the next ids are probed (as Resolve).
@@ -248,6 +231,36 @@ void DynamicRowStorage::Lookup(
         balance = std::max(balance - 1, 0);
         missing[pending++] = i;
         if (pending == kUnseenBatch) fill_pending();
+      }
+    };
+    if (!filtered) {
+      for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead]);
+        slots[i] = reader.Find(id[i], &positions[i]);
+        probed(i);
+      }
+    } else {
+      constexpr int64_t kRing = 4 * kLookupAhead;  // a power of two
+      uint64_t hash[kRing];
+      bool may[kRing];
+      auto stage1 = [&](int64_t j) {
+        hash[j & (kRing - 1)] = reader.Hash(id[j]);
+        reader.PrefetchFilter(hash[j & (kRing - 1)]);
+      };
+      auto stage2 = [&](int64_t j) {
+        const uint64_t h = hash[j & (kRing - 1)];
+        may[j & (kRing - 1)] = reader.MayHold(h);
+        if (may[j & (kRing - 1)]) reader.PrefetchLine(h);
+      };
+      for (int64_t j = 0; j < std::min(n, 2 * kLookupAhead); ++j) stage1(j);
+      for (int64_t j = 0; j < std::min(n, kLookupAhead); ++j) stage2(j);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i + 2 * kLookupAhead < n) stage1(i + 2 * kLookupAhead);
+        if (i + kLookupAhead < n) stage2(i + kLookupAhead);
+        const int64_t r = i & (kRing - 1);
+        slots[i] = may[r] ? reader.Find(hash[r], id[i], &positions[i]) : IdIndex::kMissing;
+        probed(i);
       }
     }
   }

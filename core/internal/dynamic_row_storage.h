@@ -160,8 +160,9 @@ class DynamicRowStorage final : public RowStorage {
   // of the index does not overlap the arithmetic beside it (its TLB walk
   // holds up retirement: measured, see IdIndex), so the probes consult the
   // index's filter first (kLookupAhead ids ahead), and an id it rules out
-  // reads no index line; the filter is skipped while most recent ids of
-  // the thread had rows. unseen is called on batches of at most
+  // reads no index line; a call skips the filter when most of the
+  // thread's recent ids had rows (the answer is the same either way).
+  // unseen is called on batches of at most
   // kUnseenBatch ids while the index reader epoch is held (and once more
   // for each redone position whose id has no row by then); it must not
   // call into this storage's writer.
