@@ -264,7 +264,10 @@ int64_t IdIndex::WriterFind(int64_t id) const {
 
 void IdIndex::WriterPrefetch(int64_t id) const {
   const Array* a = array_.load(std::memory_order_relaxed);
-  PrefetchT0(&a->lines[Hash(id) & a->mask]);
+  const uint64_t h = Hash(id);
+  PrefetchT0(&a->lines[h & a->mask]);
+  // An Insert writes the id's filter word too: a line of its own.
+  PrefetchForWrite(&a->filter[FilterWord(a, h)]);
 }
 
 bool IdIndex::Insert(int64_t id, int64_t slot) {
