@@ -9,9 +9,10 @@
 //   stored_steps/N  the same protocol step by step: Resolve, snapshot,
 //                Recheck, gather (GatherResolved), torn check;
 //   stored_norecheck/N  the steps without Recheck (what the check costs);
-//   unseen/N     512 ids never stored through the engine's lookup: index
-//                misses, their initial rows (RowInitializer::Fill, in
-//                batches computed while the index lines of later ids load);
+//   unseen/N     512 ids never stored through the engine's lookup: the id
+//                index's filter rules most out (no index line read), their
+//                initial rows (RowInitializer::Fill, in batches of 16);
+//   unseen_nofill/N  the same with an empty fill: the index's share;
 //   resolve_index/N     Resolve alone, and
 //   resolve_absl/N      absl::flat_hash_map<int64_t, int64_t>::find for the
 //                same ids (single-threaded, no concurrency story);
@@ -28,7 +29,11 @@
 //                InitialRow call each or one RowInitializer::Fill.
 // Dense and dynamic gather the very same row memory: the ratio is the cost
 // of the id index and the protocol, not of a different allocation.
-// Ratios are printed by bench/dynamic_bench_ratios.py from the JSON output.
+// Ratios are printed by bench/dynamic_bench_ratios.py from the JSON output
+// (the median of --benchmark_repetitions runs; items_per_second is CPU
+// time, so a busy machine's preemption does not count, its cache and TLB
+// pollution does: run --benchmark_enable_random_interleaving=true so that
+// drifting load hits every benchmark alike).
 
 #include <algorithm>
 #include <cstdlib>

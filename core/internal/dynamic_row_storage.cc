@@ -31,6 +31,7 @@ inline void Bump(std::atomic<int64_t>& counter, int64_t by) {
 // victims ahead on the LRU list when the storage is full.
 constexpr size_t kUpsertAhead = 8;
 constexpr int kVictimsAhead = 4;
+static_assert(DynamicRowStorage::kMaxSlots <= IdIndex::kSlotLimit);
 
 // Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
 // without memory.
@@ -204,21 +205,62 @@ void DynamicRowStorage::Lookup(
   };
   uint64_t generation = 0;
   {
-    // Resolve, with the misses filled as they come: while a batch is
-    // filled, the index lines of the next kLookupAhead ids load.
+    // Resolve, with the misses filled as they come. While most of the
+    // thread's recent ids had no row, in three stages: the filter word of
+    // id i + 2 * kLookupAhead is prefetched, the filter of id i +
+    // kLookupAhead read (and, if it may hold the id, its index line
+    // prefetched), and id i probed: an id the filter rules out reads no
+    // index line at all (see IdIndex: such a line costs a TLB walk that
+    // stalls the fill beside it). Else in two (the line prefetched
+    // kLookupAhead ids ahead, the probe): for a stored id the filter would
+    // be a third random line beside its index line and its row. `balance`,
+    // kept per thread across calls, counts ids with a row up and ids
+    // without down; each call picks its way from it.
     const IdIndex::Reader reader(*index_);
     generation = reader.generation();
-    for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i], true);
-    for (int64_t i = 0; i < n; ++i) {
-      if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead], true);
-      slots[i] = reader.Find(id[i], &positions[i]);
+    constexpr int kBalanceMax = 16;
+    thread_local int balance = 0;
+    const bool filtered = balance < kBalanceMax / 2;
+    auto probed = [&](int64_t i) {
       if (slots[i] >= 0) {
+        balance = std::min(balance + 1, kBalanceMax);
         // Into L2 while the next ids are probed (as Resolve).
         const uint8_t* row = Row(slots[i]);
         for (int64_t b = 0; b < row_bytes; b += 64) PrefetchL2(row + b);
       } else {
+        balance = std::max(balance - 1, 0);
         missing[pending++] = i;
         if (pending == kUnseenBatch) fill_pending();
+      }
+    };
+    if (!filtered) {
+      for (int64_t i = 0; i < std::min(n, kLookupAhead); ++i) reader.Prefetch(id[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i + kLookupAhead < n) reader.Prefetch(id[i + kLookupAhead]);
+        slots[i] = reader.Find(id[i], &positions[i]);
+        probed(i);
+      }
+    } else {
+      constexpr int64_t kRing = 4 * kLookupAhead;  // a power of two
+      uint64_t hash[kRing];
+      bool may[kRing];
+      auto stage1 = [&](int64_t j) {
+        hash[j & (kRing - 1)] = reader.Hash(id[j]);
+        reader.PrefetchFilter(hash[j & (kRing - 1)]);
+      };
+      auto stage2 = [&](int64_t j) {
+        const uint64_t h = hash[j & (kRing - 1)];
+        may[j & (kRing - 1)] = reader.MayHold(h);
+        if (may[j & (kRing - 1)]) reader.PrefetchLine(h);
+      };
+      for (int64_t j = 0; j < std::min(n, 2 * kLookupAhead); ++j) stage1(j);
+      for (int64_t j = 0; j < std::min(n, kLookupAhead); ++j) stage2(j);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i + 2 * kLookupAhead < n) stage1(i + 2 * kLookupAhead);
+        if (i + kLookupAhead < n) stage2(i + kLookupAhead);
+        const int64_t r = i & (kRing - 1);
+        slots[i] = may[r] ? reader.Find(hash[r], id[i], &positions[i]) : IdIndex::kMissing;
+        probed(i);
       }
     }
   }

@@ -156,10 +156,13 @@ class DynamicRowStorage final : public RowStorage {
   // ids'.size() packed rows: e.g. RowInitializer::Fill). `seqlock` is the
   // writer's; nullptr when the caller keeps writers out (no Snapshot,
   // Recheck nor Torn). Why one call: a missing id's index probe is a wait
-  // for memory (a random line of a large index) and its initial row is
-  // arithmetic, so the probes run kLookupAhead ids ahead of a batch of
-  // misses being filled and the two overlap, where Resolve and then the
-  // fill would add them up. unseen is called on batches of at most
+  // for memory and its initial row is arithmetic; a prefetched random line
+  // of the index does not overlap the arithmetic beside it (its TLB walk
+  // holds up retirement: measured, see IdIndex), so the probes consult the
+  // index's filter first (kLookupAhead ids ahead), and an id it rules out
+  // reads no index line; a call skips the filter when most of the
+  // thread's recent ids had rows (the answer is the same either way).
+  // unseen is called on batches of at most
   // kUnseenBatch ids while the index reader epoch is held (and once more
   // for each redone position whose id has no row by then); it must not
   // call into this storage's writer.

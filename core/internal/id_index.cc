@@ -14,7 +14,7 @@ namespace embedserve::internal {
 namespace {
 
 constexpr int64_t kHugePageBytes = int64_t{2} << 20;
-constexpr int64_t kMinCapacity = 16;
+constexpr int64_t kMinLines = 4;
 // Ids this far down a request get their home line prefetched.
 constexpr size_t kPrefetchAhead = 16;
 
@@ -42,16 +42,16 @@ inline void Bump(std::atomic<int64_t>& counter, int64_t by) {
 IdIndex::IdIndex(uint64_t seed) : seed_(Mix(seed ^ 0x5bd1e9955bd1e995ULL)) {}
 
 std::unique_ptr<IdIndex> IdIndex::Create(uint64_t seed, int64_t expected) {
-  int64_t capacity = kMinCapacity;
+  int64_t lines = kMinLines;
   while (static_cast<double>(std::max<int64_t>(expected, 1)) >
-         kRebuildLoad * static_cast<double>(capacity)) {
-    capacity *= 2;
+         kRebuildLoad * static_cast<double>(lines * kEntries)) {
+    lines *= 2;
   }
-  Array* a = NewArray(capacity);
+  Array* a = NewArray(lines);
   if (a == nullptr) return nullptr;
   std::unique_ptr<IdIndex> index(new IdIndex(seed));
   index->array_.store(a, std::memory_order_release);
-  index->capacity_.store(capacity, std::memory_order_relaxed);
+  index->capacity_.store(lines * kEntries, std::memory_order_relaxed);
   index->bytes_.store(a->bytes, std::memory_order_relaxed);
   return index;
 }
@@ -61,41 +61,98 @@ IdIndex::~IdIndex() {
   if (retired_ != nullptr) FreeArray(retired_);
 }
 
-IdIndex::Array* IdIndex::NewArray(int64_t capacity) {
-  int64_t bytes = capacity * static_cast<int64_t>(sizeof(Bucket));
+IdIndex::Array* IdIndex::NewArray(int64_t lines) {
+  // The filter's words after the lines, in one allocation (lines >= 4).
+  const int64_t words = lines / 2;
+  const int64_t line_bytes = lines * static_cast<int64_t>(sizeof(Line));
+  int64_t bytes = line_bytes + words * 8;
   const bool huge = bytes >= kHugePageBytes;
   if (huge) bytes = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
   if (p == nullptr) return nullptr;
   if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
-  Bucket* b = static_cast<Bucket*>(p);
-  for (int64_t i = 0; i < capacity; ++i) new (&b[i]) Bucket{{0}, {kEmpty}};
+  auto* filter = reinterpret_cast<std::atomic<uint64_t>*>(static_cast<char*>(p) + line_bytes);
+  for (int64_t i = 0; i < words; ++i) new (&filter[i]) std::atomic<uint64_t>(0);
+  Line* l = static_cast<Line*>(p);
+  for (int64_t i = 0; i < lines; ++i) {
+    new (&l[i]) Line;
+    l[i].flags.store(0, std::memory_order_relaxed);
+    for (int k = 0; k < kEntries; ++k) {
+      l[i].value[k].store(kEmpty, std::memory_order_relaxed);
+      l[i].id[k].store(0, std::memory_order_relaxed);
+    }
+  }
   Array* a = new Array;
-  a->mask = static_cast<uint64_t>(capacity - 1);
-  a->buckets = b;
+  a->mask = static_cast<uint64_t>(lines - 1);
+  a->lines = l;
+  a->filter = filter;
+  a->filter_shift = static_cast<uint64_t>(64 - std::countr_zero(static_cast<uint64_t>(words)));
   a->bytes = bytes;
   return a;
 }
 
 void IdIndex::FreeArray(Array* a) {
-  std::free(a->buckets);
+  std::free(a->lines);
   delete a;
 }
 
 uint64_t IdIndex::Hash(int64_t id) const { return Mix(static_cast<uint64_t>(id) ^ seed_); }
 
+// The filter's word and bits come from a second mix of the hash: the word
+// from its top bits, the four bit numbers from its low 24 (independent of
+// the line, which is the hash's low bits).
+uint64_t IdIndex::FilterWord(const Array* a, uint64_t h) {
+  return Mix(h ^ 0x9e3779b97f4a7c15ULL) >> a->filter_shift;
+}
+
+uint64_t IdIndex::FilterBits(uint64_t h) {
+  const uint64_t g = Mix(h ^ 0x9e3779b97f4a7c15ULL);
+  return uint64_t{1} << (g & 63) | uint64_t{1} << (g >> 6 & 63) | uint64_t{1} << (g >> 12 & 63) |
+         uint64_t{1} << (g >> 18 & 63);
+}
+
 int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position) {
-  uint64_t i = h & a->mask;
+  uint64_t l = h & a->mask;
   for (;;) {
-    const Bucket& b = a->buckets[i];
-    // The value first: a live value was stored (release) after its id.
-    const uint64_t v = b.value.load(std::memory_order_acquire);
-    if (v == kEmpty) return kMissing;
-    if (v != kErased && b.id.load(std::memory_order_relaxed) == id) {
-      *position = i;
-      return static_cast<int64_t>(v - 2);
+    const Line& line = a->lines[l];
+    for (int k = 0; k < kEntries; ++k) {
+      // The value first: a live value was stored (release) after its id.
+      const uint32_t v = line.value[k].load(std::memory_order_acquire);
+      // Entries fill in order: none of this line's ids is further on, and
+      // a line with room never sent an id to the next.
+      if (v == kEmpty) return kMissing;
+      if (v != kErased && line.id[k].load(std::memory_order_relaxed) == id) {
+        *position = l << kEntryBits | static_cast<uint64_t>(k);
+        return static_cast<int64_t>(v - 2);
+      }
     }
-    i = (i + 1) & a->mask;
+    if ((line.flags.load(std::memory_order_acquire) & kOverflow) == 0) return kMissing;
+    l = (l + 1) & a->mask;
+  }
+}
+
+bool IdIndex::Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order) {
+  // Before the id is published (by the release store of its value).
+  std::atomic<uint64_t>& word = a->filter[FilterWord(a, h)];
+  word.store(word.load(std::memory_order_relaxed) | FilterBits(h), std::memory_order_relaxed);
+  for (uint64_t l = h & a->mask;; l = (l + 1) & a->mask) {
+    Line& line = a->lines[l];
+    for (int k = 0; k < kEntries; ++k) {
+      const uint32_t v = line.value[k].load(std::memory_order_relaxed);
+      if (v == kEmpty) {
+        line.id[k].store(id, std::memory_order_relaxed);
+        line.value[k].store(value, order);
+        return true;
+      }
+      // Its own erased entry: the id is unchanged, so readers stay right.
+      if (v == kErased && line.id[k].load(std::memory_order_relaxed) == id) {
+        line.value[k].store(value, order);
+        return false;
+      }
+    }
+    // Full: the id goes further on, so probes for ids of this line must too.
+    const uint32_t f = line.flags.load(std::memory_order_relaxed);
+    if ((f & kOverflow) == 0) line.flags.store(f | kOverflow, order);
   }
 }
 
@@ -104,14 +161,14 @@ void IdIndex::FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out
                      int64_t* positions, absl::FunctionRef<void(int64_t slot)>* found) const {
   const int64_t* const id = ids.data();
   const size_t n = ids.size();
-  const Bucket* const buckets = a->buckets;
+  const Line* const lines = a->lines;
   const uint64_t mask = a->mask;
   for (size_t i = 0; i < std::min(n, kPrefetchAhead); ++i) {
-    PrefetchT0(&buckets[Hash(id[i]) & mask]);
+    PrefetchT0(&lines[Hash(id[i]) & mask]);
   }
   uint64_t position = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) PrefetchT0(&buckets[Hash(id[i + kPrefetchAhead]) & mask]);
+    if (i + kPrefetchAhead < n) PrefetchT0(&lines[Hash(id[i + kPrefetchAhead]) & mask]);
     out[i] = Probe(a, Hash(id[i]), id[i], &position);
     if constexpr (kPositions) {
       positions[i] = static_cast<int64_t>(position);
@@ -149,11 +206,13 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
     }
     return;
   }
-  // Same array: the bucket still holds the id; is its value still the slot?
-  const Bucket* const buckets = a->buckets;
+  // Same array: the entry still holds the id; is its value still the slot?
+  const Line* const lines = a->lines;
+  constexpr uint64_t kEntryMask = (uint64_t{1} << kEntryBits) - 1;
   for (size_t i = 0; i < n; ++i) {
     if (slots[i] < 0) continue;
-    const uint64_t v = buckets[positions[i]].value.load(std::memory_order_acquire);
+    const uint64_t p = static_cast<uint64_t>(positions[i]);
+    const uint32_t v = lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire);
     if (v != static_cast<uint64_t>(slots[i]) + 2) changed->push_back(static_cast<int64_t>(i));
   }
 }
@@ -161,10 +220,28 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
 IdIndex::Reader::Reader(const IdIndex& index)
     : index_(index), guard_(index.epoch_), array_(index.array_.load(std::memory_order_acquire)) {}
 
-void IdIndex::Reader::Prefetch(int64_t id, bool next_line) const {
-  const uint64_t h = index_.Hash(id) & array_->mask;
-  PrefetchT0(&array_->buckets[h]);
-  if (next_line) PrefetchT0(&array_->buckets[(h + 4) & array_->mask]);
+void IdIndex::Reader::Prefetch(int64_t id) const {
+  PrefetchT0(&array_->lines[index_.Hash(id) & array_->mask]);
+}
+
+void IdIndex::Reader::PrefetchFilter(uint64_t h) const {
+  PrefetchT0(&array_->filter[FilterWord(array_, h)]);
+}
+
+bool IdIndex::Reader::MayHold(uint64_t h) const {
+  const uint64_t bits = FilterBits(h);
+  return (array_->filter[FilterWord(array_, h)].load(std::memory_order_relaxed) & bits) == bits;
+}
+
+void IdIndex::Reader::PrefetchLine(uint64_t h) const {
+  PrefetchT0(&array_->lines[h & array_->mask]);
+}
+
+int64_t IdIndex::Reader::Find(uint64_t h, int64_t id, int64_t* position) const {
+  uint64_t p = 0;
+  const int64_t slot = Probe(array_, h, id, &p);
+  *position = static_cast<int64_t>(p);
+  return slot;
 }
 
 int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
@@ -187,74 +264,54 @@ int64_t IdIndex::WriterFind(int64_t id) const {
 
 void IdIndex::WriterPrefetch(int64_t id) const {
   const Array* a = array_.load(std::memory_order_relaxed);
-  const uint64_t h = Hash(id) & a->mask;
-  PrefetchT0(&a->buckets[h]);
-  // A new id probes on to an empty bucket (3.6 buckets on average at 60%
-  // load): from the line's second half it often reads the next line.
-  if ((h & 2) != 0) PrefetchT0(&a->buckets[(h + 4) & a->mask]);
+  const uint64_t h = Hash(id);
+  PrefetchT0(&a->lines[h & a->mask]);
+  // An Insert writes the id's filter word too: a line of its own.
+  PrefetchForWrite(&a->filter[FilterWord(a, h)]);
 }
 
 bool IdIndex::Insert(int64_t id, int64_t slot) {
   ReclaimRetired();
   Array* a = array_.load(std::memory_order_relaxed);
-  if (static_cast<double>(used_ + 1) > kMaxLoad * static_cast<double>(a->mask + 1)) {
+  if (static_cast<double>(used_ + 1) > kMaxLoad * static_cast<double>((a->mask + 1) * kEntries)) {
     if (!Rebuild()) return false;
     a = array_.load(std::memory_order_relaxed);
   }
-  const uint64_t value = static_cast<uint64_t>(slot) + 2;
-  for (uint64_t i = Hash(id) & a->mask;; i = (i + 1) & a->mask) {
-    Bucket& b = a->buckets[i];
-    const uint64_t v = b.value.load(std::memory_order_relaxed);
-    if (v == kEmpty) {
-      b.id.store(id, std::memory_order_relaxed);
-      b.value.store(value, std::memory_order_release);
-      ++used_;
-      break;
-    }
-    // Its own erased bucket: the id is unchanged, so readers stay right.
-    if (v == kErased && b.id.load(std::memory_order_relaxed) == id) {
-      b.value.store(value, std::memory_order_release);
-      break;
-    }
-  }
+  if (Place(a, Hash(id), id, static_cast<uint32_t>(slot + 2), std::memory_order_release)) ++used_;
   Bump(live_, 1);
   return true;
 }
 
 bool IdIndex::Erase(int64_t id) {
   Array* a = array_.load(std::memory_order_relaxed);
-  for (uint64_t i = Hash(id) & a->mask;; i = (i + 1) & a->mask) {
-    Bucket& b = a->buckets[i];
-    const uint64_t v = b.value.load(std::memory_order_relaxed);
-    if (v == kEmpty) return false;
-    if (v != kErased && b.id.load(std::memory_order_relaxed) == id) {
-      b.value.store(kErased, std::memory_order_release);
-      Bump(live_, -1);
-      return true;
-    }
-  }
+  uint64_t p = 0;
+  if (Probe(a, Hash(id), id, &p) == kMissing) return false;
+  a->lines[p >> kEntryBits].value[p & ((1 << kEntryBits) - 1)].store(kErased,
+                                                                     std::memory_order_release);
+  Bump(live_, -1);
+  return true;
 }
 
 bool IdIndex::Rebuild() {
   Array* old = array_.load(std::memory_order_relaxed);
   const int64_t live = live_.load(std::memory_order_relaxed);
-  int64_t capacity = static_cast<int64_t>(old->mask + 1);
-  while (static_cast<double>(live + 1) > kRebuildLoad * static_cast<double>(capacity)) {
-    capacity *= 2;
+  int64_t lines = static_cast<int64_t>(old->mask + 1);
+  while (static_cast<double>(live + 1) > kRebuildLoad * static_cast<double>(lines * kEntries)) {
+    lines *= 2;
   }
-  Array* a = NewArray(capacity);
+  Array* a = NewArray(lines);
   if (a == nullptr) return false;
   a->generation = old->generation + 1;
-  // In bucket order: the new layout is a function of the old one.
+  // In entry order: the new layout is a function of the old one.
   for (uint64_t j = 0; j <= old->mask; ++j) {
-    const Bucket& from = old->buckets[j];
-    const uint64_t v = from.value.load(std::memory_order_relaxed);
-    if (v == kEmpty || v == kErased) continue;
-    const int64_t id = from.id.load(std::memory_order_relaxed);
-    uint64_t i = Hash(id) & a->mask;
-    while (a->buckets[i].value.load(std::memory_order_relaxed) != kEmpty) i = (i + 1) & a->mask;
-    a->buckets[i].id.store(id, std::memory_order_relaxed);
-    a->buckets[i].value.store(v, std::memory_order_relaxed);
+    const Line& from = old->lines[j];
+    for (int k = 0; k < kEntries; ++k) {
+      const uint32_t v = from.value[k].load(std::memory_order_relaxed);
+      if (v == kEmpty) break;
+      if (v == kErased) continue;
+      const int64_t id = from.id[k].load(std::memory_order_relaxed);
+      Place(a, Hash(id), id, v, std::memory_order_relaxed);
+    }
   }
   // Publish (the seq_cst store orders it before the epoch flip in Retire).
   array_.store(a, std::memory_order_seq_cst);
@@ -267,7 +324,7 @@ bool IdIndex::Rebuild() {
   }
   retired_parity_ = epoch_.Retire();
   retired_ = old;
-  capacity_.store(capacity, std::memory_order_relaxed);
+  capacity_.store(lines * kEntries, std::memory_order_relaxed);
   bytes_.store(a->bytes + old->bytes, std::memory_order_relaxed);
   Bump(rebuilds_, 1);
   return true;

@@ -15,28 +15,59 @@ namespace embedserve::internal {
 // A collision-free hash index from any int64 id to a slot, read lock-free by
 // any number of threads while one writer inserts and erases.
 //
-// Layout: open addressing with linear probing over a power-of-two array of
-// 16-byte buckets {id, slot + 2} (value 0: empty, 1: erased), four buckets a
-// cache line. The home bucket is the low bits of a 64-bit mixer of
-// (id, seed) (murmur3's finaliser, a bijection: any id, negative and
-// INT64_MIN / INT64_MAX included, is a key). Why this and not a Swiss table
-// with SIMD tag groups: a Swiss table reads a control line and then a slot
-// line (two dependent cache misses a lookup), and its 1-byte tags need the
-// full key check anyway; here the id is compared in the bucket itself, so a
-// hit costs one line (two at most, at the 75% load cap: about 2.5 buckets
-// are read on a hit, 8.5 on a miss, adjacent lines the prefetcher streams),
-// and each bucket is two independent 8-byte atomics that a reader can read
-// without a lock. Batched lookups (Find of a span) prefetch the home lines of
-// ids further down the request, so a request's misses overlap.
+// Layout: open addressing over a power-of-two array of 64-byte lines, each
+// a bucket of five entries {id, slot + 2} (a 32-bit value: 0 empty, 1
+// erased) and an overflow flag. The home line is the low bits of a 64-bit
+// mixer of (id, seed) (murmur3's finaliser, a bijection: any id, negative
+// and INT64_MIN / INT64_MAX included, is a key). An id goes to the first
+// free entry of its home line, or, when that line is full, of the next line
+// with one, and every full line it passes gets its overflow flag. Entries of
+// a line fill in order and never become empty again within an array, so a
+// probe stops at the first empty entry, or at the end of a full line
+// without the flag: a lookup, found or not, reads its home line and only
+// then a next line when that home line overflowed (about 4% of lines at the
+// load of a freshly rebuilt array, ~10-20% at the rebuild threshold).
+// Why one line: an id that is not stored (an unseen id, a new id of a
+// push) is the common case of a recommender's lookups, and with 16-byte
+// buckets and linear probing a miss read ~4-8.5 buckets, often two or three
+// lines, each a DRAM access (and a TLB walk) that a prefetch had to cover;
+// 32-bit values fit five entries a line where 16-byte buckets fit four, so
+// the same bytes hold more entries. Why not a Swiss table with SIMD tag
+// groups: it reads a control line and then a slot line (two dependent
+// misses a lookup), and its 1-byte tags need the full key check anyway;
+// here the ids are compared in the line itself, and each entry is two
+// independent atomics that a reader reads without a lock. Batched lookups
+// (Find of a span) prefetch the home lines of ids further down the
+// request, so a request's misses overlap.
+//
+// Beside the lines, a filter of the ids inserted into the array (a blocked
+// Bloom filter: one 64-bit word per two lines, 4 bits an id, about 13 bits
+// an id at the load of a fresh array, so ~1% false positives; erased ids
+// keep their bits until the next rebuild). Why: a random line of a large
+// array costs a TLB walk that a prefetch does not hide (the prefetch waits
+// at retirement for its translation, and the work behind it, e.g. an
+// unseen id's initial row, stalls behind it; measured on this project's
+// 2-core EPYC VM, where random prefetched lines of up to 32 MiB cost
+// nothing over the work beside them and of 256 MiB ~80 ns each). The
+// filter is 1/16 of the lines' bytes (16 MiB at 10 M ids): a batched
+// lookup reads an id's filter word first and probes the lines only if the
+// filter holds the id, so an id that is not stored costs no line.
 //
 // Concurrency (one writer, lock-free readers):
-//  - A bucket's id is written once, when the bucket leaves "empty", before
+//  - An entry's id is written once, when the entry leaves "empty", before
 //    its value (release); it never changes until the array is rebuilt. An
 //    erase only sets the value to "erased"; re-inserting the same id reuses
-//    its own erased bucket, a different id takes an empty one. So a reader
+//    its own erased entry, a different id takes an empty one. So a reader
 //    that loads a live value (acquire) and then the id sees the id that value
 //    was stored for: a reader never pairs one id with another id's slot.
-//  - Growth and the removal of erased buckets build a new array and swap an
+//  - A line's overflow flag is set (release) before the id that passed it
+//    is published further on, and never cleared within an array; a reader
+//    that misses the flag of an insert in progress answers "absent", the
+//    answer from before that insert.
+//  - An id's filter bits are set before the id is published, and cleared
+//    only by a rebuild (a new array); a reader that reads them before an
+//    insert in progress sets them answers "absent", the answer from before.
+//  - Growth and the removal of erased entries build a new array and swap an
 //    atomic pointer; the old array is freed only once every reader that could
 //    have loaded it left (ReaderEpoch), so readers never touch freed memory.
 //  - A Find that runs concurrently with an Insert or Erase of the same id
@@ -50,7 +81,9 @@ namespace embedserve::internal {
 class IdIndex {
  public:
   static constexpr int64_t kMissing = -1;
-  // Most live + erased buckets before the array is rebuilt.
+  // Slots are below this (values are 32-bit).
+  static constexpr int64_t kSlotLimit = int64_t{1} << 31;
+  // Most live + erased entries before the array is rebuilt.
   static constexpr double kMaxLoad = 0.75;
   // A rebuild doubles the array until live ids fill at most this much.
   static constexpr double kRebuildLoad = 0.625;
@@ -80,7 +113,7 @@ class IdIndex {
   class Reader;
   // Appends to `changed` the positions i with slots[i] >= 0 whose id no
   // longer maps to slots[i] (arguments as that Find left them). One load
-  // per id while the array is the same (a bucket's id never changes within
+  // per id while the array is the same (an entry's id never changes within
   // an array); a full Find after a rebuild.
   void Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
                absl::Span<const int64_t> positions, uint64_t generation,
@@ -89,13 +122,12 @@ class IdIndex {
   // ---- The writer (one at a time, serialised by the caller).
   // Find without the reader epoch (the writer is the only one who frees).
   int64_t WriterFind(int64_t id) const;
-  // REQUIRES: id absent; 0 <= slot < 2^62. False (nothing changed) when a
+  // REQUIRES: id absent; 0 <= slot < kSlotLimit. False (nothing changed) when a
   // rebuild needed memory that cannot be had.
   bool Insert(int64_t id, int64_t slot);
   // True if the id was present.
   bool Erase(int64_t id);
-  // Prefetches the bucket lines a WriterFind, Insert or Erase of `id` reads
-  // first, so that a batch of writes overlaps its misses.
+  // Prefetches the line a WriterFind, Insert or Erase of `id` reads first, so that a batch of writes overlaps its misses.
   void WriterPrefetch(int64_t id) const;
   // Frees old arrays that no reader holds any more. Cheap; called by every
   // Insert.
@@ -103,35 +135,46 @@ class IdIndex {
 
   // ---- Figures (any thread).
   int64_t size() const { return live_.load(std::memory_order_relaxed); }
+  // Entries (five a line).
   int64_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
-  // The bucket array's bytes (and any old arrays not yet freed).
+  // The line array's bytes (and any old arrays not yet freed).
   int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   int64_t rebuilds() const { return rebuilds_.load(std::memory_order_relaxed); }
 
-  // The bucket index an id probes first (tests).
+  // The line an id probes first, before the mask (tests).
   uint64_t Hash(int64_t id) const;
 
  private:
-  struct Bucket {
-    std::atomic<int64_t> id;
-    std::atomic<uint64_t> value;  // 0 empty, 1 erased, else slot + 2
+  static constexpr int kEntries = 5;  // a line's
+  static constexpr uint32_t kEmpty = 0, kErased = 1, kOverflow = 1;
+  struct alignas(64) Line {
+    std::atomic<uint32_t> flags;              // kOverflow
+    std::atomic<uint32_t> value[kEntries];    // kEmpty, kErased, else slot + 2
+    std::atomic<int64_t> id[kEntries];
   };
+  static_assert(sizeof(Line) == 64);
   struct Array {
-    uint64_t mask = 0;
+    uint64_t mask = 0;        // lines - 1
     uint64_t generation = 0;  // 0, 1, 2, ... one per rebuild
-    Bucket* buckets = nullptr;
-    int64_t bytes = 0;
+    Line* lines = nullptr;
+    std::atomic<uint64_t>* filter = nullptr;  // one word per two lines
+    uint64_t filter_shift = 0;                // a hash's word: the top bits
+    int64_t bytes = 0;                        // lines and filter
   };
-  static constexpr uint64_t kEmpty = 0, kErased = 1;
+  // An entry's position for Recheck: line * 8 + entry.
+  static constexpr int kEntryBits = 3;
 
   explicit IdIndex(uint64_t seed);
-  static Array* NewArray(int64_t capacity);  // nullptr without memory
+  static Array* NewArray(int64_t lines);  // nullptr without memory
   static void FreeArray(Array* a);
   // Rebuilds into an array where live_ + 1 ids fit under kRebuildLoad;
   // false (nothing changed) without memory.
   bool Rebuild();
+  // The filter word of hash h and the bits an id of that hash sets in it.
+  static uint64_t FilterWord(const Array* a, uint64_t h);
+  static uint64_t FilterBits(uint64_t h);
   // Probe for the reader / writer. `a` stays valid for the call. Sets
-  // *position to the bucket of a found id.
+  // *position to the entry of a found id.
   static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position);
   template <bool kPositions>
   void FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out, int64_t* positions,
@@ -143,7 +186,12 @@ class IdIndex {
   // Retired arrays and the parity of their possible readers (writer only).
   Array* retired_ = nullptr;
   int retired_parity_ = 0;
-  int64_t used_ = 0;  // live + erased buckets (writer only)
+  // Places `id` with `value` in `a`: its own erased entry, else the first
+  // empty one, flagging the full lines it passes (writer, or a rebuild's
+  // private array). Returns true if it took an empty entry.
+  // Sets its filter bits first.
+  static bool Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order);
+  int64_t used_ = 0;  // live + erased entries (writer only)
   std::atomic<int64_t> live_{0};
   std::atomic<int64_t> capacity_{0};
   std::atomic<int64_t> bytes_{0};
@@ -161,12 +209,20 @@ class IdIndex::Reader {
   Reader& operator=(const Reader&) = delete;
 
   uint64_t generation() const { return array_->generation; }
-  // Prefetches the bucket line Find(id) reads first (into L1), and with
-  // next_line the line after it (a probe for an absent id runs on to an
-  // empty bucket: about 3.6 buckets at 60% load, often past its line).
-  void Prefetch(int64_t id, bool next_line) const;
-  // The slot of `id`, or kMissing; sets *position to its bucket when found.
+  // Prefetches the line Find(id) reads first (into L1): usually the only
+  // one it reads.
+  void Prefetch(int64_t id) const;
+  // The slot of `id`, or kMissing; sets *position to its entry when found.
   int64_t Find(int64_t id, int64_t* position) const;
+  // The same in three steps, for a pipeline over a request's ids: h =
+  // Hash(id); PrefetchFilter(h) a few ids ahead; MayHold(h) (false: the id
+  // is absent, no line needs reading) and PrefetchLine(h) a few ids ahead;
+  // Find(h, id, position).
+  uint64_t Hash(int64_t id) const { return index_.Hash(id); }
+  void PrefetchFilter(uint64_t h) const;
+  bool MayHold(uint64_t h) const;
+  void PrefetchLine(uint64_t h) const;
+  int64_t Find(uint64_t h, int64_t id, int64_t* position) const;
 
  private:
   const IdIndex& index_;

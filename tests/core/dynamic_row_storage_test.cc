@@ -448,6 +448,55 @@ TEST(DynamicRowStorageTest, GatherResolvedFillsMissesAtEveryLevel) {
   }
 }
 
+TEST(DynamicRowStorageTest, LookupGivesStoredRowsAndInitialRowsInEveryMix) {
+  // Lookup probes through the index's filter while the thread's recent ids
+  // were mostly unseen and straight while they were mostly stored: every
+  // mix of requests, each way round, must give each stored id its row and
+  // each other id its initial row (through erases and an index rebuild).
+  constexpr int64_t dim = 8;
+  auto s = MakeStorage(FloatFormat(dim), {});
+  std::vector<int64_t> stored;
+  for (int64_t k = 0; k < 3000; ++k) stored.push_back(k * 1000003 - 5);
+  std::vector<int64_t> slots(stored.size());
+  std::vector<float> row(dim);
+  ASSERT_TRUE(s->Upsert(stored, 1, UpsertMode::kWrite, absl::MakeSpan(slots),
+                        [&](int64_t i, int64_t slot) {
+                          for (int64_t j = 0; j < dim; ++j) row[j] = static_cast<float>(i + j);
+                          s->WriteRecord(slot, row.data());
+                        }).ok());
+  for (int64_t k = 0; k < 3000; k += 3) ASSERT_TRUE(s->Erase(stored[k]));
+  auto initial = [](int64_t id, int64_t j) { return -static_cast<float>((id & 0xff) + j); };
+  auto want = [&](int64_t id, int64_t j) {
+    const int64_t k = (id + 5) / 1000003;
+    const bool has = (id + 5) % 1000003 == 0 && k >= 0 && k < 3000 && k % 3 != 0;
+    return has ? static_cast<float>(k + j) : initial(id, j);
+  };
+  RowSeqlock seqlock;
+  std::mt19937_64 rng(8);
+  for (int round = 0; round < 60; ++round) {
+    // Requests from all-unseen to all-stored, in runs and shuffled.
+    const int stored_share = round % 5;  // of 4
+    std::vector<int64_t> ids(200);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const bool pick_stored = static_cast<int>(rng() % 4) < stored_share;
+      ids[i] = pick_stored ? stored[rng() % stored.size()] : static_cast<int64_t>(rng() | 1);
+    }
+    if (round % 2) std::sort(ids.begin(), ids.end());
+    std::vector<float> out(ids.size() * dim, 99.0f);
+    s->Lookup(ids, ActiveKernels(), round % 3 ? &seqlock : nullptr, out.data(),
+              [&](absl::Span<const int64_t> unseen, float* rows) {
+                for (size_t u = 0; u < unseen.size(); ++u) {
+                  for (int64_t j = 0; j < dim; ++j) rows[u * dim + j] = initial(unseen[u], j);
+                }
+              });
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (int64_t j = 0; j < dim; ++j) {
+        ASSERT_EQ(out[i * dim + j], want(ids[i], j)) << "round " << round << " id " << ids[i];
+      }
+    }
+  }
+}
+
 // ---- Concurrency -----------------------------------------------------------
 
 // A writer that inserts, updates, evicts, expires and rebuilds the index

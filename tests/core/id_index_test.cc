@@ -92,6 +92,81 @@ TEST(IdIndexTest, ChurnAtAFixedSizeRebuildsWithoutGrowing) {
   EXPECT_EQ(index->Find(98999), IdIndex::kMissing);
 }
 
+TEST(IdIndexTest, FilterHoldsEveryStoredIdAndFewOthers) {
+  // The reader's filter (MayHold) may only err towards "maybe": every
+  // stored id passes, through erases, re-inserts and rebuilds; ids never
+  // inserted mostly do not (the filter is what spares them a line).
+  auto index = IdIndex::Create(9, 0);
+  std::set<int64_t> stored;
+  std::mt19937_64 rng(4);
+  for (int op = 0; op < 300000; ++op) {
+    const int64_t id = static_cast<int64_t>(rng() % 60000) * 7919 - 100000;
+    if (stored.count(id)) {
+      if (rng() % 3 == 0) {
+        ASSERT_TRUE(index->Erase(id));
+        stored.erase(id);
+      }
+    } else {
+      ASSERT_TRUE(index->Insert(id, op));
+      stored.insert(id);
+    }
+  }
+  ASSERT_GT(index->rebuilds(), 0);
+  const IdIndex::Reader reader(*index);
+  int64_t position = 0;
+  for (const int64_t id : stored) {
+    const uint64_t h = reader.Hash(id);
+    ASSERT_TRUE(reader.MayHold(h)) << id;
+    ASSERT_GE(reader.Find(h, id, &position), 0) << id;
+  }
+  int64_t passed = 0;
+  const int64_t absent = 100000;
+  for (int64_t k = 0; k < absent; ++k) {
+    const int64_t id = k * 7919 + 3;  // never a multiple of 7919 minus 100000
+    const uint64_t h = reader.Hash(id);
+    if (reader.MayHold(h)) {
+      ++passed;
+      ASSERT_EQ(reader.Find(h, id, &position), IdIndex::kMissing);
+    }
+  }
+  EXPECT_LT(passed, absent / 10) << "false positives";
+}
+
+TEST(IdIndexTest, IdsOfOneHomeLineOverflowIntoTheNextLines) {
+  // A line holds five entries: the 6th..20th id of one home line go to the
+  // lines after it, and lookups of them, and of absent ids of that home
+  // line, must follow the overflow flag (while absent ids of other lines
+  // stop at their own line).
+  auto index = IdIndex::Create(5, 1000);
+  const uint64_t lines = static_cast<uint64_t>(index->capacity() / 5);
+  ASSERT_EQ(lines & (lines - 1), 0u);
+  std::vector<int64_t> same;  // ids whose home line is line 3
+  for (int64_t id = 0; same.size() < 40; ++id) {
+    if ((index->Hash(id) & (lines - 1)) == 3) same.push_back(id);
+  }
+  for (size_t i = 0; i < 20; ++i) ASSERT_TRUE(index->Insert(same[i], static_cast<int64_t>(i)));
+  for (size_t i = 0; i < 20; ++i) ASSERT_EQ(index->Find(same[i]), static_cast<int64_t>(i));
+  for (size_t i = 20; i < 40; ++i) ASSERT_EQ(index->Find(same[i]), IdIndex::kMissing);
+  // Erased entries keep their line full: the ids past them are still found,
+  // and an erased id comes back (into its own entry).
+  for (size_t i = 0; i < 20; i += 2) ASSERT_TRUE(index->Erase(same[i]));
+  for (size_t i = 0; i < 20; ++i) {
+    ASSERT_EQ(index->Find(same[i]), i % 2 ? static_cast<int64_t>(i) : IdIndex::kMissing);
+  }
+  ASSERT_TRUE(index->Insert(same[4], 104));
+  ASSERT_TRUE(index->Insert(same[30], 130));
+  EXPECT_EQ(index->Find(same[4]), 104);
+  EXPECT_EQ(index->Find(same[30]), 130);
+  EXPECT_EQ(index->Find(same[19]), 19);
+  std::vector<int64_t> ids(same.begin(), same.end()), slots(ids.size());
+  index->Find(ids, absl::MakeSpan(slots));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t want = i == 4 ? 104 : i == 30 ? 130 : (i < 20 && i % 2) ? static_cast<int64_t>(i)
+                                                                           : IdIndex::kMissing;
+    EXPECT_EQ(slots[i], want) << i;
+  }
+}
+
 // ---- AdmissionSketch -------------------------------------------------------
 
 // The exact counts the sketch over-approximates: +1 an Add, halved at each
