@@ -302,7 +302,23 @@ bool IdIndex::Rebuild() {
   Array* a = NewArray(lines);
   if (a == nullptr) return false;
   a->generation = old->generation + 1;
-  // In entry order: the new layout is a function of the old one.
+  // In entry order: the new layout is a function of the old one. Each id's
+  // new line and filter word are prefetched kAhead ids before it is placed
+  // (first in, first placed: the order, and so the layout, is unchanged),
+  // so that the random writes of a rebuild overlap instead of each waiting
+  // for its line.
+  constexpr int64_t kAhead = 16;
+  struct Pending {
+    int64_t id;
+    uint64_t h;
+    uint32_t value;
+  };
+  Pending pending[kAhead];
+  int64_t queued = 0, placed = 0;
+  auto place_next = [&] {
+    const Pending& p = pending[placed++ % kAhead];
+    Place(a, p.h, p.id, p.value, std::memory_order_relaxed);
+  };
   for (uint64_t j = 0; j <= old->mask; ++j) {
     const Line& from = old->lines[j];
     for (int k = 0; k < kEntries; ++k) {
@@ -310,9 +326,14 @@ bool IdIndex::Rebuild() {
       if (v == kEmpty) break;
       if (v == kErased) continue;
       const int64_t id = from.id[k].load(std::memory_order_relaxed);
-      Place(a, Hash(id), id, v, std::memory_order_relaxed);
+      if (queued - placed == kAhead) place_next();
+      const uint64_t h = Hash(id);
+      PrefetchForWrite(&a->lines[h & a->mask]);
+      PrefetchForWrite(&a->filter[FilterWord(a, h)]);
+      pending[queued++ % kAhead] = Pending{id, h, v};
     }
   }
+  while (placed < queued) place_next();
   // Publish (the seq_cst store orders it before the epoch flip in Retire).
   array_.store(a, std::memory_order_seq_cst);
   used_ = live;
