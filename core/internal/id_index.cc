@@ -208,7 +208,6 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
   }
   // Same array: the entry still holds the id; is its value still the slot?
   const Line* const lines = a->lines;
-  constexpr uint64_t kEntryMask = (uint64_t{1} << kEntryBits) - 1;
   for (size_t i = 0; i < n; ++i) {
     if (slots[i] < 0) continue;
     const uint64_t p = static_cast<uint64_t>(positions[i]);
@@ -220,9 +219,7 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
 IdIndex::Reader::Reader(const IdIndex& index)
     : index_(index), guard_(index.epoch_), array_(index.array_.load(std::memory_order_acquire)) {}
 
-void IdIndex::Reader::Prefetch(int64_t id) const {
-  PrefetchT0(&array_->lines[index_.Hash(id) & array_->mask]);
-}
+void IdIndex::Reader::Prefetch(int64_t id) const { PrefetchLine(index_.Hash(id)); }
 
 void IdIndex::Reader::PrefetchFilter(uint64_t h) const {
   PrefetchT0(&array_->filter[FilterWord(array_, h)]);
@@ -245,10 +242,7 @@ int64_t IdIndex::Reader::Find(uint64_t h, int64_t id, int64_t* position) const {
 }
 
 int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
-  uint64_t p = 0;
-  const int64_t slot = Probe(array_, index_.Hash(id), id, &p);
-  *position = static_cast<int64_t>(p);
-  return slot;
+  return Find(index_.Hash(id), id, position);
 }
 
 int64_t IdIndex::Find(int64_t id) const {
@@ -286,8 +280,7 @@ bool IdIndex::Erase(int64_t id) {
   Array* a = array_.load(std::memory_order_relaxed);
   uint64_t p = 0;
   if (Probe(a, Hash(id), id, &p) == kMissing) return false;
-  a->lines[p >> kEntryBits].value[p & ((1 << kEntryBits) - 1)].store(kErased,
-                                                                     std::memory_order_release);
+  a->lines[p >> kEntryBits].value[p & kEntryMask].store(kErased, std::memory_order_release);
   Bump(live_, -1);
   return true;
 }

@@ -127,7 +127,9 @@ class IdIndex {
   bool Insert(int64_t id, int64_t slot);
   // True if the id was present.
   bool Erase(int64_t id);
-  // Prefetches the line a WriterFind, Insert or Erase of `id` reads first, so that a batch of writes overlaps its misses.
+  // Prefetches the line a WriterFind, Insert or Erase of `id` reads first
+  // (and the filter word an Insert sets), so that a batch of writes
+  // overlaps its misses.
   void WriterPrefetch(int64_t id) const;
   // Frees old arrays that no reader holds any more. Cheap; called by every
   // Insert.
@@ -163,6 +165,7 @@ class IdIndex {
   };
   // An entry's position for Recheck: line * 8 + entry.
   static constexpr int kEntryBits = 3;
+  static constexpr uint64_t kEntryMask = (uint64_t{1} << kEntryBits) - 1;
 
   explicit IdIndex(uint64_t seed);
   static Array* NewArray(int64_t lines);  // nullptr without memory
@@ -176,6 +179,11 @@ class IdIndex {
   // Probe for the reader / writer. `a` stays valid for the call. Sets
   // *position to the entry of a found id.
   static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position);
+  // Places `id` with `value` in `a`: its own erased entry, else the first
+  // empty one, flagging the full lines it passes (writer, or a rebuild's
+  // private array). Sets its filter bits first. Returns true if it took an
+  // empty entry.
+  static bool Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order);
   template <bool kPositions>
   void FindIn(const Array* a, absl::Span<const int64_t> ids, int64_t* out, int64_t* positions,
               absl::FunctionRef<void(int64_t slot)>* found) const;
@@ -186,11 +194,6 @@ class IdIndex {
   // Retired arrays and the parity of their possible readers (writer only).
   Array* retired_ = nullptr;
   int retired_parity_ = 0;
-  // Places `id` with `value` in `a`: its own erased entry, else the first
-  // empty one, flagging the full lines it passes (writer, or a rebuild's
-  // private array). Returns true if it took an empty entry.
-  // Sets its filter bits first.
-  static bool Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order);
   int64_t used_ = 0;  // live + erased entries (writer only)
   std::atomic<int64_t> live_{0};
   std::atomic<int64_t> capacity_{0};
