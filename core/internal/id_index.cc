@@ -241,6 +241,14 @@ int64_t IdIndex::Reader::Find(uint64_t h, int64_t id, int64_t* position) const {
   return slot;
 }
 
+bool IdIndex::Reader::Unchanged(int64_t position, int64_t slot) const {
+  // The array first: a writer that rebuilt erases in the new array only.
+  if (index_.array_.load(std::memory_order_acquire) != array_) return false;
+  const uint64_t p = static_cast<uint64_t>(position);
+  return array_->lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire) ==
+         static_cast<uint64_t>(slot) + 2;
+}
+
 int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
   return Find(index_.Hash(id), id, position);
 }

@@ -226,6 +226,13 @@ class IdIndex::Reader {
   bool MayHold(uint64_t h) const;
   void PrefetchLine(uint64_t h) const;
   int64_t Find(uint64_t h, int64_t id, int64_t* position) const;
+  // Recheck of one id (what IdIndex::Recheck does for it), to be called
+  // after the caller's seqlock snapshot of `slot`: true if the index's
+  // current array is still this reader's and the entry at `position` (as
+  // Find set it) still maps to `slot`. False after a rebuild even when the
+  // mapping is unchanged: the caller then reads the row again by id. Its
+  // line was just probed, so this costs no memory access of its own.
+  bool Unchanged(int64_t position, int64_t slot) const;
 
  private:
   const IdIndex& index_;

@@ -53,6 +53,9 @@ class RowSeqlock {
       b[i] = stripes[static_cast<uint64_t>(s[i]) & (kStripes - 1)].load(std::memory_order_acquire);
     }
   }
+  // Snapshot of one slot: what Snapshot writes for it (for a caller that
+  // notes each slot as it learns it, e.g. inside an index probe loop).
+  uint32_t SnapshotOne(int64_t slot) const { return Stripe(slot).load(std::memory_order_acquire); }
   // Appends to `torn` the positions i whose stripe was being written at
   // Snapshot or has moved since. Call after the reads.
   void Torn(absl::Span<const int64_t> slots, absl::Span<const uint32_t> before,
