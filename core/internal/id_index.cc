@@ -18,16 +18,6 @@ constexpr int64_t kMinLines = 4;
 // Ids this far down a request get their home line prefetched.
 constexpr size_t kPrefetchAhead = 16;
 
-// murmur3's 64-bit finaliser: a bijection with full avalanche.
-inline uint64_t Mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
 // Prefetches go into L1 (PrefetchT0): a batched Find reads the line again a
 // few ids later, and Recheck once more.
 
@@ -96,8 +86,6 @@ void IdIndex::FreeArray(Array* a) {
   delete a;
 }
 
-uint64_t IdIndex::Hash(int64_t id) const { return Mix(static_cast<uint64_t>(id) ^ seed_); }
-
 // The filter's word and bits come from a second mix of the hash: the word
 // from its top bits, the four bit numbers from its low 24 (independent of
 // the line, which is the hash's low bits).
@@ -109,26 +97,6 @@ uint64_t IdIndex::FilterBits(uint64_t h) {
   const uint64_t g = Mix(h ^ 0x9e3779b97f4a7c15ULL);
   return uint64_t{1} << (g & 63) | uint64_t{1} << (g >> 6 & 63) | uint64_t{1} << (g >> 12 & 63) |
          uint64_t{1} << (g >> 18 & 63);
-}
-
-int64_t IdIndex::Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position) {
-  uint64_t l = h & a->mask;
-  for (;;) {
-    const Line& line = a->lines[l];
-    for (int k = 0; k < kEntries; ++k) {
-      // The value first: a live value was stored (release) after its id.
-      const uint32_t v = line.value[k].load(std::memory_order_acquire);
-      // Entries fill in order: none of this line's ids is further on, and
-      // a line with room never sent an id to the next.
-      if (v == kEmpty) return kMissing;
-      if (v != kErased && line.id[k].load(std::memory_order_relaxed) == id) {
-        *position = l << kEntryBits | static_cast<uint64_t>(k);
-        return static_cast<int64_t>(v - 2);
-      }
-    }
-    if ((line.flags.load(std::memory_order_acquire) & kOverflow) == 0) return kMissing;
-    l = (l + 1) & a->mask;
-  }
 }
 
 bool IdIndex::Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order) {
@@ -219,8 +187,6 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
 IdIndex::Reader::Reader(const IdIndex& index)
     : index_(index), guard_(index.epoch_), array_(index.array_.load(std::memory_order_acquire)) {}
 
-void IdIndex::Reader::Prefetch(int64_t id) const { PrefetchLine(index_.Hash(id)); }
-
 void IdIndex::Reader::PrefetchFilter(uint64_t h) const {
   PrefetchT0(&array_->filter[FilterWord(array_, h)]);
 }
@@ -228,29 +194,6 @@ void IdIndex::Reader::PrefetchFilter(uint64_t h) const {
 bool IdIndex::Reader::MayHold(uint64_t h) const {
   const uint64_t bits = FilterBits(h);
   return (array_->filter[FilterWord(array_, h)].load(std::memory_order_relaxed) & bits) == bits;
-}
-
-void IdIndex::Reader::PrefetchLine(uint64_t h) const {
-  PrefetchT0(&array_->lines[h & array_->mask]);
-}
-
-int64_t IdIndex::Reader::Find(uint64_t h, int64_t id, int64_t* position) const {
-  uint64_t p = 0;
-  const int64_t slot = Probe(array_, h, id, &p);
-  *position = static_cast<int64_t>(p);
-  return slot;
-}
-
-bool IdIndex::Reader::Unchanged(int64_t position, int64_t slot) const {
-  // The array first: a writer that rebuilt erases in the new array only.
-  if (index_.array_.load(std::memory_order_acquire) != array_) return false;
-  const uint64_t p = static_cast<uint64_t>(position);
-  return array_->lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire) ==
-         static_cast<uint64_t>(slot) + 2;
-}
-
-int64_t IdIndex::Reader::Find(int64_t id, int64_t* position) const {
-  return Find(index_.Hash(id), id, position);
 }
 
 int64_t IdIndex::Find(int64_t id) const {

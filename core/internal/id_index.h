@@ -1,6 +1,7 @@
 #ifndef EMBEDSERVE_CORE_INTERNAL_ID_INDEX_H_
 #define EMBEDSERVE_CORE_INTERNAL_ID_INDEX_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
+#include "core/internal/prefetch.h"
 #include "core/internal/reader_epoch.h"
 
 namespace embedserve::internal {
@@ -144,7 +146,7 @@ class IdIndex {
   int64_t rebuilds() const { return rebuilds_.load(std::memory_order_relaxed); }
 
   // The line an id probes first, before the mask (tests).
-  uint64_t Hash(int64_t id) const;
+  uint64_t Hash(int64_t id) const { return Mix(static_cast<uint64_t>(id) ^ seed_); }
 
  private:
   static constexpr int kEntries = 5;  // a line's
@@ -167,6 +169,15 @@ class IdIndex {
   static constexpr int kEntryBits = 3;
   static constexpr uint64_t kEntryMask = (uint64_t{1} << kEntryBits) - 1;
 
+  // murmur3's 64-bit finaliser: a bijection with full avalanche.
+  static uint64_t Mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+  }
   explicit IdIndex(uint64_t seed);
   static Array* NewArray(int64_t lines);  // nullptr without memory
   static void FreeArray(Array* a);
@@ -178,7 +189,25 @@ class IdIndex {
   static uint64_t FilterBits(uint64_t h);
   // Probe for the reader / writer. `a` stays valid for the call. Sets
   // *position to the entry of a found id.
-  static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position);
+  static int64_t Probe(const Array* a, uint64_t h, int64_t id, uint64_t* position) {
+    uint64_t l = h & a->mask;
+    for (;;) {
+      const Line& line = a->lines[l];
+      for (int k = 0; k < kEntries; ++k) {
+        // The value first: a live value was stored (release) after its id.
+        const uint32_t v = line.value[k].load(std::memory_order_acquire);
+        // Entries fill in order: none of this line's ids is further on, and
+        // a line with room never sent an id to the next.
+        if (v == kEmpty) return kMissing;
+        if (v != kErased && line.id[k].load(std::memory_order_relaxed) == id) {
+          *position = l << kEntryBits | static_cast<uint64_t>(k);
+          return static_cast<int64_t>(v - 2);
+        }
+      }
+      if ((line.flags.load(std::memory_order_acquire) & kOverflow) == 0) return kMissing;
+      l = (l + 1) & a->mask;
+    }
+  }
   // Places `id` with `value` in `a`: its own erased entry, else the first
   // empty one, flagging the full lines it passes (writer, or a rebuild's
   // private array). Sets its filter bits first. Returns true if it took an
@@ -214,9 +243,19 @@ class IdIndex::Reader {
   uint64_t generation() const { return array_->generation; }
   // Prefetches the line Find(id) reads first (into L1): usually the only
   // one it reads.
-  void Prefetch(int64_t id) const;
+  void Prefetch(int64_t id) const { PrefetchLine(Hash(id)); }
   // The slot of `id`, or kMissing; sets *position to its entry when found.
-  int64_t Find(int64_t id, int64_t* position) const;
+  int64_t Find(int64_t id, int64_t* position) const { return Find(Hash(id), id, position); }
+  // Find of each of `ids` in order, each home line prefetched kEachAhead ids
+  // before it is probed: calls found(i, slot, position) for ids[i] (slot
+  // kMissing when absent; position as Find sets it, when found). Inline
+  // and in one loop on purpose: a prefetch of a random line waits for its
+  // TLB walk before it retires, and only the prefetches that fit in the
+  // CPU's reorder window with it overlap their walks, so the fewer
+  // instructions an id takes, the more of its lines load at once.
+  static constexpr int64_t kEachAhead = 16;
+  template <typename Found>
+  void FindEach(absl::Span<const int64_t> ids, Found&& found) const;
   // The same in three steps, for a pipeline over a request's ids: h =
   // Hash(id); PrefetchFilter(h) a few ids ahead; MayHold(h) (false: the id
   // is absent, no line needs reading) and PrefetchLine(h) a few ids ahead;
@@ -224,21 +263,56 @@ class IdIndex::Reader {
   uint64_t Hash(int64_t id) const { return index_.Hash(id); }
   void PrefetchFilter(uint64_t h) const;
   bool MayHold(uint64_t h) const;
-  void PrefetchLine(uint64_t h) const;
-  int64_t Find(uint64_t h, int64_t id, int64_t* position) const;
+  void PrefetchLine(uint64_t h) const { PrefetchT0(&array_->lines[h & array_->mask]); }
+  int64_t Find(uint64_t h, int64_t id, int64_t* position) const {
+    uint64_t p = 0;
+    const int64_t slot = Probe(array_, h, id, &p);
+    *position = static_cast<int64_t>(p);
+    return slot;
+  }
   // Recheck of one id (what IdIndex::Recheck does for it), to be called
   // after the caller's seqlock snapshot of `slot`: true if the index's
   // current array is still this reader's and the entry at `position` (as
   // Find set it) still maps to `slot`. False after a rebuild even when the
   // mapping is unchanged: the caller then reads the row again by id. Its
   // line was just probed, so this costs no memory access of its own.
-  bool Unchanged(int64_t position, int64_t slot) const;
+  bool Unchanged(int64_t position, int64_t slot) const {
+    // The array first: a writer that rebuilt erases in the new array only.
+    if (index_.array_.load(std::memory_order_acquire) != array_) return false;
+    const uint64_t p = static_cast<uint64_t>(position);
+    return array_->lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire) ==
+           static_cast<uint64_t>(slot) + 2;
+  }
 
  private:
   const IdIndex& index_;
   const ReaderEpochGuard guard_;
   const Array* const array_;
 };
+
+template <typename Found>
+void IdIndex::Reader::FindEach(absl::Span<const int64_t> ids, Found&& found) const {
+  const int64_t* const id = ids.data();
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const Line* const lines = array_->lines;
+  const uint64_t mask = array_->mask;
+  static_assert((kEachAhead & (kEachAhead - 1)) == 0);
+  uint64_t hash[kEachAhead];  // ring: the hashes of ids i .. i + kEachAhead - 1
+  for (int64_t j = 0; j < std::min(n, kEachAhead); ++j) {
+    hash[j] = Hash(id[j]);
+    PrefetchT0(&lines[hash[j] & mask]);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = i & (kEachAhead - 1);
+    uint64_t position = 0;
+    const int64_t slot = Probe(array_, hash[r], id[i], &position);
+    if (i + kEachAhead < n) {
+      hash[r] = Hash(id[i + kEachAhead]);
+      PrefetchT0(&lines[hash[r] & mask]);
+    }
+    found(i, slot, position);
+  }
+}
 
 }  // namespace embedserve::internal
 
