@@ -233,7 +233,7 @@ void DynamicRowStorage::Lookup(
       if (slots[i] >= 0) {
         if (seqlock != nullptr) {
           before[i] = seqlock->SnapshotOne(slots[i]);
-          if (!reader.Unchanged(position, slots[i])) redo.push_back(i);
+          if (!reader.Unchanged(position, id[i], slots[i])) redo.push_back(i);
         }
         balance = std::min(balance + 1, kBalanceMax);
       } else {

@@ -107,15 +107,15 @@ bool IdIndex::Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memor
     Line& line = a->lines[l];
     for (int k = 0; k < kEntries; ++k) {
       const uint32_t v = line.value[k].load(std::memory_order_relaxed);
-      if (v == kEmpty) {
-        line.id[k].store(id, std::memory_order_relaxed);
+      if (v == kEmpty || v == kErased) {
+        // The id before the value, and after the erase that freed the
+        // entry (release: a reader that sees the new id sees that erase).
+        if (line.id[k].load(std::memory_order_relaxed) != id) {
+          line.id[k].store(id, order == std::memory_order_relaxed ? order
+                                                                  : std::memory_order_release);
+        }
         line.value[k].store(value, order);
-        return true;
-      }
-      // Its own erased entry: the id is unchanged, so readers stay right.
-      if (v == kErased && line.id[k].load(std::memory_order_relaxed) == id) {
-        line.value[k].store(value, order);
-        return false;
+        return v == kEmpty;
       }
     }
     // Full: the id goes further on, so probes for ids of this line must too.
@@ -174,13 +174,11 @@ void IdIndex::Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> s
     }
     return;
   }
-  // Same array: the entry still holds the id; is its value still the slot?
-  const Line* const lines = a->lines;
+  // Same array: does the entry still map the id to the slot?
   for (size_t i = 0; i < n; ++i) {
-    if (slots[i] < 0) continue;
-    const uint64_t p = static_cast<uint64_t>(positions[i]);
-    const uint32_t v = lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire);
-    if (v != static_cast<uint64_t>(slots[i]) + 2) changed->push_back(static_cast<int64_t>(i));
+    if (slots[i] >= 0 && !Holds(a, static_cast<uint64_t>(positions[i]), ids[i], slots[i])) {
+      changed->push_back(static_cast<int64_t>(i));
+    }
   }
 }
 
@@ -218,11 +216,14 @@ void IdIndex::WriterPrefetch(int64_t id) const {
 bool IdIndex::Insert(int64_t id, int64_t slot) {
   ReclaimRetired();
   Array* a = array_.load(std::memory_order_relaxed);
-  if (static_cast<double>(used_ + 1) > kMaxLoad * static_cast<double>((a->mask + 1) * kEntries)) {
+  const double entries = static_cast<double>((a->mask + 1) * kEntries);
+  if (static_cast<double>(used_ + 1) > kMaxLoad * entries ||
+      static_cast<double>(filtered_ + 1) > kMaxFiltered * entries) {
     if (!Rebuild()) return false;
     a = array_.load(std::memory_order_relaxed);
   }
   if (Place(a, Hash(id), id, static_cast<uint32_t>(slot + 2), std::memory_order_release)) ++used_;
+  ++filtered_;
   Bump(live_, 1);
   return true;
 }
@@ -281,6 +282,7 @@ bool IdIndex::Rebuild() {
   // Publish (the seq_cst store orders it before the epoch flip in Retire).
   array_.store(a, std::memory_order_seq_cst);
   used_ = live;
+  filtered_ = live;
   if (retired_ != nullptr) {
     // Two rebuilds within one reader's Find: wait for the older readers.
     epoch_.WaitDrained(retired_parity_);

@@ -56,12 +56,21 @@ namespace embedserve::internal {
 // filter holds the id, so an id that is not stored costs no line.
 //
 // Concurrency (one writer, lock-free readers):
-//  - An entry's id is written once, when the entry leaves "empty", before
-//    its value (release); it never changes until the array is rebuilt. An
-//    erase only sets the value to "erased"; re-inserting the same id reuses
-//    its own erased entry, a different id takes an empty one. So a reader
-//    that loads a live value (acquire) and then the id sees the id that value
-//    was stored for: a reader never pairs one id with another id's slot.
+//  - An erase only sets the entry's value to "erased". An insert takes the
+//    first erased or empty entry on its id's path: it stores the id
+//    (release), then the value (release). So an entry's id may change
+//    within an array, but only while its value is "erased". A reader loads
+//    the value (acquire), the id, and the value again after an acquire
+//    fence; it takes the pair only if both values agree. Seeing a new id
+//    means seeing the erase before it, so a value that agrees with an old
+//    one is the new id's own (the same slot, given to the new id: its
+//    mapping). A reader never pairs one id with another id's slot.
+//    Why reuse erased entries: a table at max_rows erases an id for each
+//    new one, and with entries never reused every insert used up an empty
+//    entry, so the index was rebuilt (a new array written, its pages
+//    zeroed by the kernel) every ~0.27 x capacity inserts; with reuse an
+//    insert takes an empty entry only when its path holds no erased one,
+//    and rebuilds come ~2x less often (see Insert).
 //  - A line's overflow flag is set (release) before the id that passed it
 //    is published further on, and never cleared within an array; a reader
 //    that misses the flag of an insert in progress answers "absent", the
@@ -89,6 +98,10 @@ class IdIndex {
   static constexpr double kMaxLoad = 0.75;
   // A rebuild doubles the array until live ids fill at most this much.
   static constexpr double kRebuildLoad = 0.625;
+  // Most ids placed in an array (live, erased and reused entries' ids: the
+  // filter's bits) per entry before it is rebuilt: about 6.4 filter bits an
+  // id, ~4-5% false positives at worst (1-2% in a fresh array).
+  static constexpr double kMaxFiltered = 1.0;
 
   // An index sized so that `expected` ids fit without a rebuild for growth;
   // nullptr if the memory cannot be had.
@@ -114,9 +127,9 @@ class IdIndex {
   // defined below.
   class Reader;
   // Appends to `changed` the positions i with slots[i] >= 0 whose id no
-  // longer maps to slots[i] (arguments as that Find left them). One load
-  // per id while the array is the same (an entry's id never changes within
-  // an array); a full Find after a rebuild.
+  // longer maps to slots[i] (arguments as that Find left them). Two loads
+  // of the id's entry (value, then id) while the array is the same; a full
+  // Find after a rebuild.
   void Recheck(absl::Span<const int64_t> ids, absl::Span<const int64_t> slots,
                absl::Span<const int64_t> positions, uint64_t generation,
                std::vector<int64_t>* changed) const;
@@ -200,6 +213,13 @@ class IdIndex {
         // a line with room never sent an id to the next.
         if (v == kEmpty) return kMissing;
         if (v != kErased && line.id[k].load(std::memory_order_relaxed) == id) {
+          // The id may be newer than v (the entry erased and taken by this
+          // id meanwhile): v counts only if the value is still v.
+          std::atomic_thread_fence(std::memory_order_acquire);
+          if (line.value[k].load(std::memory_order_relaxed) != v) {
+            --k;  // read the entry again
+            continue;
+          }
           *position = l << kEntryBits | static_cast<uint64_t>(k);
           return static_cast<int64_t>(v - 2);
         }
@@ -208,8 +228,18 @@ class IdIndex {
       l = (l + 1) & a->mask;
     }
   }
-  // Places `id` with `value` in `a`: its own erased entry, else the first
-  // empty one, flagging the full lines it passes (writer, or a rebuild's
+  // Whether the entry at `position` maps `id` to `slot` (a reader's
+  // recheck: the value, then the id; a new id's store is ordered after the
+  // erase that freed the entry, so an unchanged value with an unchanged id
+  // means no erase was seen).
+  static bool Holds(const Array* a, uint64_t position, int64_t id, int64_t slot) {
+    const Line& line = a->lines[position >> kEntryBits];
+    const uint64_t k = position & kEntryMask;
+    return line.value[k].load(std::memory_order_acquire) == static_cast<uint64_t>(slot) + 2 &&
+           line.id[k].load(std::memory_order_relaxed) == id;
+  }
+  // Places `id` with `value` in `a`: the first erased or empty entry on
+  // its path, flagging the full lines it passes (writer, or a rebuild's
   // private array). Sets its filter bits first. Returns true if it took an
   // empty entry.
   static bool Place(Array* a, uint64_t h, int64_t id, uint32_t value, std::memory_order order);
@@ -224,6 +254,7 @@ class IdIndex {
   Array* retired_ = nullptr;
   int retired_parity_ = 0;
   int64_t used_ = 0;  // live + erased entries (writer only)
+  int64_t filtered_ = 0;  // ids placed in the current array: its filter's (writer only)
   std::atomic<int64_t> live_{0};
   std::atomic<int64_t> capacity_{0};
   std::atomic<int64_t> bytes_{0};
@@ -273,15 +304,13 @@ class IdIndex::Reader {
   // Recheck of one id (what IdIndex::Recheck does for it), to be called
   // after the caller's seqlock snapshot of `slot`: true if the index's
   // current array is still this reader's and the entry at `position` (as
-  // Find set it) still maps to `slot`. False after a rebuild even when the
-  // mapping is unchanged: the caller then reads the row again by id. Its
-  // line was just probed, so this costs no memory access of its own.
-  bool Unchanged(int64_t position, int64_t slot) const {
+  // Find set it) still maps `id` to `slot`. False after a rebuild even when
+  // the mapping is unchanged: the caller then reads the row again by id.
+  // Its line was just probed, so this costs no memory access of its own.
+  bool Unchanged(int64_t position, int64_t id, int64_t slot) const {
     // The array first: a writer that rebuilt erases in the new array only.
     if (index_.array_.load(std::memory_order_acquire) != array_) return false;
-    const uint64_t p = static_cast<uint64_t>(position);
-    return array_->lines[p >> kEntryBits].value[p & kEntryMask].load(std::memory_order_acquire) ==
-           static_cast<uint64_t>(slot) + 2;
+    return Holds(array_, static_cast<uint64_t>(position), id, slot);
   }
 
  private:
