@@ -309,9 +309,17 @@ class IdIndex::Reader {
   // Its line was just probed, so this costs no memory access of its own.
   bool Unchanged(int64_t position, int64_t id, int64_t slot) const {
     // The array first: a writer that rebuilt erases in the new array only.
-    if (index_.array_.load(std::memory_order_acquire) != array_) return false;
+    return Current() && StillHolds(position, id, slot);
+  }
+  // Unchanged in two parts, for a caller that checks many ids: each id's
+  // entry (after its snapshot), and once, after the last snapshot, whether
+  // this reader's array is still the index's (a rebuild published before
+  // an entry check is seen by the array check after it; an erase in the
+  // new array comes after that publication).
+  bool StillHolds(int64_t position, int64_t id, int64_t slot) const {
     return Holds(array_, static_cast<uint64_t>(position), id, slot);
   }
+  bool Current() const { return index_.array_.load(std::memory_order_acquire) == array_; }
 
  private:
   const IdIndex& index_;
