@@ -3,6 +3,7 @@
 // The shared paths (pushes, assigns, replay) branch into these.
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -225,6 +226,8 @@ void EmbeddingTable::DescribeDynamic(StoredTable& meta) const {
   meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
   meta.dynamic_rows = dynamic_->stats().rows_stored;
   meta.dynamic_admission = dynamic_->SaveAdmission();
+  const auto counters = dynamic_->Counters();
+  meta.dynamic_counters.assign(counters.begin(), counters.end());
 }
 
 absl::StatusOr<std::string> EmbeddingTable::StageDynamic(RowStore& store, const StoredTable& meta,
@@ -278,6 +281,16 @@ absl::Status EmbeddingTable::LoadDynamic(RowStore& store, const StoredTable& met
   }
   if (absl::Status s = rows.LoadAdmission(meta.dynamic_admission); !s.ok()) {
     return absl::DataLossError(absl::StrCat("dynamic table '", name, "': ", s.message()));
+  }
+  if (!meta.dynamic_counters.empty()) {
+    if (meta.dynamic_counters.size() != internal::DynamicRowStorage::kCounters) {
+      return absl::DataLossError(absl::StrCat("dynamic table '", name, "' has ",
+                                              meta.dynamic_counters.size(), " counters, expected ",
+                                              internal::DynamicRowStorage::kCounters));
+    }
+    std::array<int64_t, internal::DynamicRowStorage::kCounters> c;
+    std::copy(meta.dynamic_counters.begin(), meta.dynamic_counters.end(), c.begin());
+    rows.SetCounters(c);
   }
   return absl::OkStatus();
 }

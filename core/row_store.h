@@ -66,6 +66,10 @@ struct StoredTable {
   // A dynamic table with admit_after >= 2: its admission counts as of the
   // snapshot (DynamicRowStorage::SaveAdmission), binary.
   std::string dynamic_admission;
+  // A dynamic table: its event counters as of the snapshot
+  // (DynamicRowStorage::Counters); empty in metadata written before them
+  // (the restored table then counts its restored rows as admitted).
+  std::vector<int64_t> dynamic_counters;
 
   // Records stored: num_embeddings, or dynamic_rows for a dynamic table.
   int64_t num_records() const { return spec.dynamic ? dynamic_rows : spec.num_embeddings; }

@@ -382,6 +382,21 @@ DynamicRowStats DynamicRowStorage::stats() const {
   return st;
 }
 
+std::array<int64_t, DynamicRowStorage::kCounters> DynamicRowStorage::Counters() const {
+  const DynamicRowStats st = stats();
+  return {st.rows_admitted,       st.rows_evicted,        st.rows_expired,
+          st.rows_erased,         st.pushes_not_admitted, st.pushes_dropped_full};
+}
+
+void DynamicRowStorage::SetCounters(const std::array<int64_t, kCounters>& c) {
+  admitted_.store(c[0], std::memory_order_relaxed);
+  evicted_.store(c[1], std::memory_order_relaxed);
+  expired_.store(c[2], std::memory_order_relaxed);
+  erased_.store(c[3], std::memory_order_relaxed);
+  not_admitted_.store(c[4], std::memory_order_relaxed);
+  dropped_full_.store(c[5], std::memory_order_relaxed);
+}
+
 // ---- The writer ------------------------------------------------------------
 
 absl::Status DynamicRowStorage::AddChunk() {

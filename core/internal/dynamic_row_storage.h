@@ -1,6 +1,7 @@
 #ifndef EMBEDSERVE_CORE_INTERNAL_DYNAMIC_ROW_STORAGE_H_
 #define EMBEDSERVE_CORE_INTERNAL_DYNAMIC_ROW_STORAGE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -241,6 +242,14 @@ class DynamicRowStorage final : public RowStorage {
   // a storage without admission.
   std::string SaveAdmission() const;
   absl::Status LoadAdmission(absl::string_view saved);
+  // The event counters of stats() (rows admitted, evicted, expired,
+  // erased; pushes not admitted, dropped full), in that order, which a
+  // snapshot keeps so that they go on across a restart (a restore's own
+  // Upserts count as admissions, and replay counts what it re-applies).
+  // SetCounters: writer only, after the restore and before replay.
+  static constexpr int kCounters = 6;
+  std::array<int64_t, kCounters> Counters() const;
+  void SetCounters(const std::array<int64_t, kCounters>& counters);
 
   // Any thread.
   DynamicRowStats stats() const;

@@ -75,6 +75,7 @@ std::string EncodeMeta(const StoredTable& m) {
     line("unseen_zeros", s.dynamic->unseen_zeros ? "1" : "0");
     line("dynamic_rows", absl::StrCat(m.dynamic_rows));
     if (!m.dynamic_admission.empty()) line("admission", absl::Base64Escape(m.dynamic_admission));
+    if (!m.dynamic_counters.empty()) line("dynamic_counters", absl::StrJoin(m.dynamic_counters, ","));
   }
   // The update log's fields (storage/FORMAT.md), only when set, so that a
   // table written without a log encodes as before.
@@ -183,6 +184,13 @@ absl::StatusOr<StoredTable> DecodeMeta(absl::string_view text) {
     } else if (k == "admit_after") {
       if (!s.dynamic) s.dynamic.emplace();
       ok = absl::SimpleAtoi(v, &s.dynamic->admit_after);
+    } else if (k == "dynamic_counters") {
+      m.dynamic_counters.clear();
+      for (absl::string_view c : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        int64_t x = 0;
+        ok = ok && absl::SimpleAtoi(c, &x) && x >= 0;
+        m.dynamic_counters.push_back(x);
+      }
     } else if (k == "admission") {
       ok = absl::Base64Unescape(v, &m.dynamic_admission);
     } else if (k == "unseen_zeros") {

@@ -403,6 +403,12 @@ void ExpectSame(const Captured& a, const Captured& b) {
   EXPECT_EQ(a.step, b.step);
   EXPECT_EQ(a.version, b.version);
   EXPECT_EQ(a.stats.rows_stored, b.stats.rows_stored);
+  // The counters DescribeTable reports go on across a restart.
+  EXPECT_EQ(a.stats.rows_admitted, b.stats.rows_admitted);
+  EXPECT_EQ(a.stats.rows_evicted, b.stats.rows_evicted);
+  EXPECT_EQ(a.stats.rows_expired, b.stats.rows_expired);
+  EXPECT_EQ(a.stats.pushes_not_admitted, b.stats.pushes_not_admitted);
+  EXPECT_EQ(a.stats.pushes_dropped_full, b.stats.pushes_dropped_full);
 }
 
 // Pushes of ids from a wide sparse range, with evictions (max_rows, TTL)

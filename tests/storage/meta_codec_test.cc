@@ -310,5 +310,29 @@ TEST(MetaCodecTest, GeneratorIsWrittenFromTwoOnAndAnAbsentOneReadsAsOne) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("init_generator")));
 }
 
+// A dynamic table's event counters (DescribeTable's rows admitted, evicted,
+// ...): written with its snapshot, read back; metadata from before them
+// has no line and reads as none.
+TEST(MetaCodecTest, DynamicCountersRoundTripAndAreAbsentBefore) {
+  StoredTable m = Adam();
+  m.spec.dynamic.emplace();
+  m.dynamic_rows = 3;
+  EXPECT_THAT(EncodeMeta(m), Not(HasSubstr("dynamic_counters")));
+  m.dynamic_counters = {10, 4, 3, 0, 7, 1};
+  const std::string text = EncodeMeta(m);
+  EXPECT_THAT(text, HasSubstr("\ndynamic_counters=10,4,3,0,7,1\n"));
+  auto back = DecodeMeta(text);
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->dynamic_counters, m.dynamic_counters);
+  EXPECT_EQ(EncodeMeta(*back), text);
+  auto old = DecodeMeta("name=t\ndynamic=1\ndynamic_rows=0\n");
+  ASSERT_THAT(old, IsOk());
+  EXPECT_TRUE(old->dynamic_counters.empty());
+  EXPECT_THAT(DecodeMeta("name=t\ndynamic=1\ndynamic_counters=1,x\n"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("dynamic_counters='1,x'")));
+  EXPECT_THAT(DecodeMeta("name=t\ndynamic=1\ndynamic_counters=1,-2\n"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("dynamic_counters")));
+}
+
 }  // namespace
 }  // namespace embedserve::internal
