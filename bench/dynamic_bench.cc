@@ -29,6 +29,8 @@
 //                InitialRow call each or one RowInitializer::Fill.
 // Dense and dynamic gather the very same row memory: the ratio is the cost
 // of the id index and the protocol, not of a different allocation.
+// Across processes (a VM's ratio moves with where a process's memory
+// landed): bench/multi_process_ratios.py, the median of per-process ratios.
 // Ratios are printed by bench/dynamic_bench_ratios.py from the JSON output
 // (the median of --benchmark_repetitions runs; items_per_second is CPU
 // time, so a busy machine's preemption does not count, its cache and TLB
