@@ -101,6 +101,7 @@ absl::StatusOr<TableSpec> SpecFromProto(const v1::TableSpec& p) {
   if (i.has_b()) s.initializer.b = i.b();
   s.initializer.value = i.value();
   s.initializer.seed = i.seed();
+  s.initializer.generator = i.generator();
   if (p.dynamic()) {
     s.dynamic = DynamicSpec{p.max_rows(), p.ttl_steps(), p.admit_after(), p.unseen_zeros()};
   } else {
@@ -173,6 +174,7 @@ void SpecToProto(const TableSpec& s, v1::TableSpec* p) {
   i->set_b(s.initializer.b);
   i->set_value(s.initializer.value);
   i->set_seed(s.initializer.seed);
+  i->set_generator(s.initializer.generator);
   if (s.dynamic) {
     p->set_dynamic(true);
     p->set_max_rows(s.dynamic->max_rows);

@@ -75,6 +75,8 @@ TEST_F(EmbeddingServiceTest, CreateDescribeListDrop) {
   auto described = client_->DescribeTable("emb");
   ASSERT_THAT(described, IsOk());
   EXPECT_EQ(described->spec().max_norm(), 2.0);
+  // Unset, the generator is the server's current one, and the spec says so.
+  EXPECT_EQ(described->spec().initializer().generator(), 2u);
   auto tables = client_->ListTables();
   ASSERT_THAT(tables, IsOk());
   ASSERT_EQ(tables->size(), 2u);
@@ -82,6 +84,39 @@ TEST_F(EmbeddingServiceTest, CreateDescribeListDrop) {
   ASSERT_THAT(client_->DropTable("emb"), IsOk());
   EXPECT_THAT(client_->DescribeTable("emb"), StatusIs(Code::kNotFound, HasSubstr("'emb'")));
   EXPECT_THAT(client_->DropTable("emb"), StatusIs(Code::kNotFound, HasSubstr("'emb'")));
+}
+
+// The initializer's generator on the wire: a table may ask for generator 1
+// (a dense table's rows as servers before generator 2 made them) and
+// Describe names it; an unknown one, or 1 for a dynamic table, is refused
+// by name and makes no table.
+TEST_F(EmbeddingServiceTest, InitializerGeneratorIsChosenAndReported) {
+  v1::TableSpec one = Spec("g1", 8, 4);
+  one.mutable_initializer()->set_seed(5);
+  one.mutable_initializer()->set_generator(1);
+  v1::TableSpec two = Spec("g2", 8, 4);
+  two.mutable_initializer()->set_seed(5);
+  ASSERT_THAT(client_->CreateTable(one), IsOk());
+  ASSERT_THAT(client_->CreateTable(two), IsOk());
+  EXPECT_EQ(client_->DescribeTable("g1")->spec().initializer().generator(), 1u);
+  EXPECT_EQ(client_->DescribeTable("g2")->spec().initializer().generator(), 2u);
+  const std::vector<int64_t> ids = {0, 1, 7};
+  auto rows1 = client_->Lookup("g1", ids);
+  auto rows2 = client_->Lookup("g2", ids);
+  ASSERT_THAT(rows1, IsOk());
+  ASSERT_THAT(rows2, IsOk());
+  EXPECT_NE(rows1->values, rows2->values);  // same seed, another generator
+  v1::TableSpec bad = Spec("g3", 8, 4);
+  bad.mutable_initializer()->set_generator(3);
+  EXPECT_THAT(client_->CreateTable(bad),
+              StatusIs(Code::kInvalidArgument, HasSubstr("generator 3")));
+  v1::TableSpec dyn = Spec("g4", 0, 4);
+  dyn.set_dynamic(true);
+  dyn.mutable_initializer()->set_generator(1);
+  EXPECT_THAT(client_->CreateTable(dyn),
+              StatusIs(Code::kInvalidArgument, HasSubstr("generator 2")));
+  EXPECT_THAT(client_->DescribeTable("g3"), StatusIs(Code::kNotFound, HasSubstr("g3")));
+  EXPECT_THAT(client_->DescribeTable("g4"), StatusIs(Code::kNotFound, HasSubstr("g4")));
 }
 
 TEST_F(EmbeddingServiceTest, LookupReturnsRowsInShape) {
