@@ -157,9 +157,10 @@ class DynamicRowStorage final : public RowStorage {
   // ids'.size() packed rows: e.g. RowInitializer::Fill). `seqlock` is the
   // writer's; nullptr when the caller keeps writers out (no Snapshot,
   // Recheck nor Torn). Each found id's Snapshot and Recheck are taken as it
-  // is probed (RowSeqlock::SnapshotOne, IdIndex::Reader::Unchanged): the
-  // same order per id as the protocol above, without a second pass over the
-  // request's index lines. Why one call: a missing id's index probe is a wait
+  // is probed (RowSeqlock::SnapshotOne, IdIndex::Reader::StillHolds; the
+  // array's Current once after the loop): the same order per id as the
+  // protocol above, without a second pass over the request's index lines.
+  // Why one call: a missing id's index probe is a wait
   // for memory and its initial row is arithmetic; a prefetched random line
   // of the index does not overlap the arithmetic beside it (its TLB walk
   // holds up retirement: measured, see IdIndex), so the probes consult the

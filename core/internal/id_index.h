@@ -272,9 +272,6 @@ class IdIndex::Reader {
   Reader& operator=(const Reader&) = delete;
 
   uint64_t generation() const { return array_->generation; }
-  // Prefetches the line Find(id) reads first (into L1): usually the only
-  // one it reads.
-  void Prefetch(int64_t id) const { PrefetchLine(Hash(id)); }
   // The slot of `id`, or kMissing; sets *position to its entry when found.
   int64_t Find(int64_t id, int64_t* position) const { return Find(Hash(id), id, position); }
   // Find of each of `ids` in order, each home line prefetched kEachAhead ids
@@ -301,21 +298,16 @@ class IdIndex::Reader {
     *position = static_cast<int64_t>(p);
     return slot;
   }
-  // Recheck of one id (what IdIndex::Recheck does for it), to be called
-  // after the caller's seqlock snapshot of `slot`: true if the index's
-  // current array is still this reader's and the entry at `position` (as
-  // Find set it) still maps `id` to `slot`. False after a rebuild even when
-  // the mapping is unchanged: the caller then reads the row again by id.
-  // Its line was just probed, so this costs no memory access of its own.
-  bool Unchanged(int64_t position, int64_t id, int64_t slot) const {
-    // The array first: a writer that rebuilt erases in the new array only.
-    return Current() && StillHolds(position, id, slot);
-  }
-  // Unchanged in two parts, for a caller that checks many ids: each id's
-  // entry (after its snapshot), and once, after the last snapshot, whether
-  // this reader's array is still the index's (a rebuild published before
-  // an entry check is seen by the array check after it; an erase in the
-  // new array comes after that publication).
+  // Recheck of ids (what IdIndex::Recheck does), in two parts, for a
+  // caller that checks each id as it finds it. StillHolds, after the
+  // caller's seqlock snapshot of `slot`: whether the entry at `position`
+  // (as Find set it) still maps `id` to `slot` (its line was just probed,
+  // so this costs no memory access of its own). Current, once, after the
+  // last snapshot: whether this reader's array is still the index's; false
+  // after a rebuild even when mappings are unchanged, and the caller then
+  // reads those rows again by id (a writer that rebuilt erases in the new
+  // array only; a rebuild published before an entry check is seen by the
+  // array check after it).
   bool StillHolds(int64_t position, int64_t id, int64_t slot) const {
     return Holds(array_, static_cast<uint64_t>(position), id, slot);
   }

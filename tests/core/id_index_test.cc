@@ -187,15 +187,15 @@ TEST(IdIndexTest, RecheckSeesAnEntryTakenByAnotherIdForTheSameSlot) {
   int64_t position = 0;
   ASSERT_EQ(reader.Find(x, &position), 7);
   const uint64_t generation = reader.generation();
-  EXPECT_TRUE(reader.Unchanged(position, x, 7));
+  EXPECT_TRUE((reader.Current() && reader.StillHolds(position, x, 7)));
   ASSERT_TRUE(index->Erase(x));
-  EXPECT_FALSE(reader.Unchanged(position, x, 7));
+  EXPECT_FALSE((reader.Current() && reader.StillHolds(position, x, 7)));
   ASSERT_TRUE(index->Insert(y, 7));
   int64_t y_position = 0;
   ASSERT_EQ(reader.Find(y, &y_position), 7);
   ASSERT_EQ(y_position, position);  // the very entry
-  EXPECT_FALSE(reader.Unchanged(position, x, 7));
-  EXPECT_TRUE(reader.Unchanged(position, y, 7));
+  EXPECT_FALSE((reader.Current() && reader.StillHolds(position, x, 7)));
+  EXPECT_TRUE((reader.Current() && reader.StillHolds(position, y, 7)));
   std::vector<int64_t> changed;
   const std::vector<int64_t> ids = {x, y}, slots = {7, 7}, positions = {position, position};
   index->Recheck(ids, slots, positions, generation, &changed);

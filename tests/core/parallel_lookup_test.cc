@@ -34,6 +34,20 @@ Answers LookupBoth(EmbeddingTable& t, const std::vector<int64_t>& ids,
   return a;
 }
 
+// Lookups of `ids` and pooled lookups of bags of 0-39 of them (random
+// bounds) give the same answers on the serial and the split table.
+void ExpectSplitAnswersAsSerial(EmbeddingTable& serial, EmbeddingTable& split,
+                                const std::vector<int64_t>& ids, std::mt19937_64& rng) {
+  std::vector<int64_t> bounds = {0};
+  while (bounds.back() < static_cast<int64_t>(ids.size())) {
+    bounds.push_back(std::min<int64_t>(ids.size(), bounds.back() + rng() % 40));
+  }
+  const Answers want = LookupBoth(serial, ids, bounds);
+  const Answers got = LookupBoth(split, ids, bounds);
+  EXPECT_EQ(got.rows, want.rows);
+  EXPECT_EQ(got.pooled, want.pooled);
+}
+
 TEST(ParallelLookupTest, SameAnswersAsSerial) {
   for (RowType type : {RowType::kFloat32, RowType::kFloat16}) {
     TableSpec spec;
@@ -52,14 +66,7 @@ TEST(ParallelLookupTest, SameAnswersAsSerial) {
     std::mt19937_64 rng(3);
     std::vector<int64_t> ids(10007);
     for (auto& id : ids) id = rng() % 5000;
-    std::vector<int64_t> bounds = {0};
-    while (bounds.back() < static_cast<int64_t>(ids.size())) {
-      bounds.push_back(std::min<int64_t>(ids.size(), bounds.back() + rng() % 40));
-    }
-    const Answers serial = LookupBoth(**t, ids, bounds);
-    const Answers parallel = LookupBoth(**split, ids, bounds);
-    EXPECT_EQ(parallel.rows, serial.rows);
-    EXPECT_EQ(parallel.pooled, serial.pooled);
+    ExpectSplitAnswersAsSerial(**t, **split, ids, rng);
   }
 }
 
@@ -94,14 +101,7 @@ TEST(ParallelLookupTest, DynamicTablesGiveTheSerialAnswers) {
         const uint64_t r = rng() % 10;
         id = r < 6 ? stored[rng() % stored.size()] : r < 9 ? static_cast<int64_t>(rng()) : -4;
       }
-      std::vector<int64_t> bounds = {0};
-      while (bounds.back() < static_cast<int64_t>(ids.size())) {
-        bounds.push_back(std::min<int64_t>(ids.size(), bounds.back() + rng() % 40));
-      }
-      const Answers serial = LookupBoth(**t, ids, bounds);
-      const Answers parallel = LookupBoth(**split, ids, bounds);
-      EXPECT_EQ(parallel.rows, serial.rows);
-      EXPECT_EQ(parallel.pooled, serial.pooled);
+      ExpectSplitAnswersAsSerial(**t, **split, ids, rng);
     }
   }
 }

@@ -215,16 +215,35 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{OptimizerKind::kSparseAdam, RowType::kInt8Rowwise, 31}),
     CaseName);
 
+// A push record of table 't' (ids and gradient sums, viewed, not owned).
+UpdateRecord PushRecord(absl::Span<const int64_t> ids, absl::Span<const float> sums) {
+  UpdateRecord r;
+  r.kind = UpdateRecord::Kind::kPush;
+  r.table = "t";
+  r.ids = ids;
+  r.floats = sums;
+  return r;
+}
+
+// An SGD table 't' of 1000 rows of 3, ids 0..999 in *all, its rows in *rows.
+void SgdTable(std::unique_ptr<EmbeddingTable>* table, std::vector<int64_t>* all,
+              std::vector<float>* rows) {
+  auto t = EmbeddingTable::Create(Spec(OptimizerKind::kSgd, RowType::kFloat32, 1000, 3));
+  ASSERT_THAT(t, IsOk());
+  *table = *std::move(t);
+  all->resize(1000);
+  for (int64_t i = 0; i < 1000; ++i) (*all)[i] = i;
+  rows->resize(1000 * 3);
+  ASSERT_THAT((*table)->Lookup(*all, absl::MakeSpan(*rows)), IsOk());
+}
+
 TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
   // 3 workers each step their own blocks of ids; together every id of the
   // push once (SGD: w + (-lr) * g), and no other row.
-  const TableSpec spec = Spec(OptimizerKind::kSgd, RowType::kFloat32, 1000, 3);
-  auto table = EmbeddingTable::Create(spec);
-  ASSERT_THAT(table, IsOk());
-  std::vector<int64_t> all(1000);
-  for (int64_t i = 0; i < 1000; ++i) all[i] = i;
-  std::vector<float> want(1000 * 3), got(1000 * 3);
-  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(want)), IsOk());
+  std::unique_ptr<EmbeddingTable> table;
+  std::vector<int64_t> all;
+  std::vector<float> want, got(1000 * 3);
+  ASSERT_NO_FATAL_FAILURE(SgdTable(&table, &all, &want));
   std::vector<int64_t> ids;
   for (int64_t i = 999; i >= 0; i -= 7) ids.push_back(i);
   std::vector<float> sums(ids.size() * 3, 1.0f);
@@ -233,14 +252,9 @@ TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
     for (int j = 0; j < 3; ++j) want[id * 3 + j] += -lr * 1.0f;
   }
   ParallelReplay applier(3);
-  UpdateRecord r;
-  r.kind = UpdateRecord::Kind::kPush;
-  r.table = "t";
-  r.ids = ids;
-  r.floats = sums;
-  ASSERT_THAT((*table)->Replay(1, r, &applier), IsOk());
+  ASSERT_THAT(table->Replay(1, PushRecord(ids, sums), &applier), IsOk());
   applier.Drain();
-  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(got)), IsOk());
+  ASSERT_THAT(table->Lookup(all, absl::MakeSpan(got)), IsOk());
   EXPECT_EQ(got, want);
 }
 
@@ -248,13 +262,10 @@ TEST(ParallelReplayTest, OnePushSplitBetweenWorkersStepsEveryIdOnce) {
 // of the ids and gradients here) until the workers are done, and lets go
 // of it by the time Drain returns.
 TEST(ParallelReplayTest, APinnedPushIsAppliedInPlaceAndReleasedByDrain) {
-  const TableSpec spec = Spec(OptimizerKind::kSgd, RowType::kFloat32, 1000, 3);
-  auto table = EmbeddingTable::Create(spec);
-  ASSERT_THAT(table, IsOk());
-  std::vector<int64_t> all(1000);
-  for (int64_t i = 0; i < 1000; ++i) all[i] = i;
-  std::vector<float> want(1000 * 3), got(1000 * 3);
-  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(want)), IsOk());
+  std::unique_ptr<EmbeddingTable> table;
+  std::vector<int64_t> all;
+  std::vector<float> want, got(1000 * 3);
+  ASSERT_NO_FATAL_FAILURE(SgdTable(&table, &all, &want));
   struct Push {
     std::vector<int64_t> ids;
     std::vector<float> sums;
@@ -268,18 +279,14 @@ TEST(ParallelReplayTest, APinnedPushIsAppliedInPlaceAndReleasedByDrain) {
     for (int64_t id : push->ids) {
       for (int j = 0; j < 3; ++j) want[id * 3 + j] += -0.05f * (0.5f + p);
     }
-    UpdateRecord r;
-    r.kind = UpdateRecord::Kind::kPush;
-    r.table = "t";
-    r.ids = push->ids;
-    r.floats = push->sums;
+    UpdateRecord r = PushRecord(push->ids, push->sums);
     watch = push;
     r.pin = std::move(push);  // the record's pin is the only owner now
-    ASSERT_THAT((*table)->Replay(p + 1, r, &applier), IsOk());
+    ASSERT_THAT(table->Replay(p + 1, r, &applier), IsOk());
   }
   applier.Drain();
   EXPECT_TRUE(watch.expired()) << "the queue still holds the last push's pin after Drain";
-  ASSERT_THAT((*table)->Lookup(all, absl::MakeSpan(got)), IsOk());
+  ASSERT_THAT(table->Lookup(all, absl::MakeSpan(got)), IsOk());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_FLOAT_EQ(got[i], want[i]) << i;
 }
 
@@ -290,12 +297,7 @@ TEST(ParallelReplayTest, ABadIdIsStillDataLossWithAnApplier) {
   ParallelReplay applier(2);
   std::vector<int64_t> ids = {3, 100};
   std::vector<float> sums(8, 1.0f);
-  UpdateRecord r;
-  r.kind = UpdateRecord::Kind::kPush;
-  r.table = "t";
-  r.ids = ids;
-  r.floats = sums;
-  EXPECT_THAT((*table)->Replay(9, r, &applier),
+  EXPECT_THAT((*table)->Replay(9, PushRecord(ids, sums), &applier),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("record 9 for table 't'")));
 }
 

@@ -439,16 +439,7 @@ class RowsCompactionTest : public RocksDbStoreTest {
   }
   // What a snapshot writes: a whole table staged and committed, 2,000 rows
   // of 8 floats in 16 files.
-  static void Snapshot(RocksDbStore& store) {
-    StoredTable meta;
-    meta.spec = *NormalizeTableSpec(Spec("snap", 2000, 8, OptimizerKind::kSgd));
-    meta.floats_per_record = 8;
-    ASSERT_THAT(store.CreateTable(meta,
-                                  [](int64_t id, float* out) {
-                                    for (int i = 0; i < 8; ++i) out[i] = id + 0.125f * i;
-                                  }),
-                IsOk());
-  }
+  static void Snapshot(RocksDbStore& store) { StoreSnapTable(store); }
   std::string log_dir_;
   std::unique_ptr<FileUpdateLog> log_;
 };
