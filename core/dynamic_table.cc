@@ -204,24 +204,6 @@ absl::Status EmbeddingTable::LookupPooledDynamic(absl::Span<const int64_t> ids,
 
 // ---- Snapshots and restore ----------------------------------------------------
 
-std::vector<float> EmbeddingTable::CopyDynamic(StoredTable& meta) const {
-  // Every row with its id and last step, least recently updated first (the
-  // order that rebuilds the LRU list).
-  const int64_t rf = record_floats();
-  const int64_t sf = rf + kDynamicTrailerFloats;
-  std::vector<float> records;
-  records.reserve(dynamic_->stats().rows_stored * sf);
-  dynamic_->ForEachRow([&](int64_t id, int64_t slot, int64_t last_step) {
-    records.resize(records.size() + sf);
-    float* r = records.data() + records.size() - sf;
-    rows_->ReadRecord(slot, r);
-    std::memcpy(r + rf, &id, sizeof(id));
-    std::memcpy(r + rf + 2, &last_step, sizeof(last_step));
-  });
-  DescribeDynamic(meta);
-  return records;
-}
-
 void EmbeddingTable::DescribeDynamic(StoredTable& meta) const {
   meta.floats_per_record = record_floats() + kDynamicTrailerFloats;
   meta.dynamic_rows = dynamic_->stats().rows_stored;
@@ -231,46 +213,88 @@ void EmbeddingTable::DescribeDynamic(StoredTable& meta) const {
 }
 
 absl::StatusOr<std::string> EmbeddingTable::StageDynamic(RowStore& store, const StoredTable& meta,
-                                                         const std::vector<float>& records) {
+                                                         absl::Mutex* lock) const {
+  const int64_t rf = record_floats();
   const int64_t sf = meta.floats_per_record;
-  return store.StageTable(meta, [&](int64_t k, float* dst) {
-    std::memcpy(dst, records.data() + k * sf, sf * sizeof(float));
+  // The copy's rows a piece at a time (under `lock`: pushes wait for one
+  // piece, about kDynamicCopyRows rows), in slot order with their orders.
+  std::vector<float> piece;
+  int64_t first = 0, count = 0;
+  bool short_copy = false;
+  auto copy_piece = [&] {
+    piece.clear();
+    count = dynamic_->CopyRows(kDynamicCopyRows, [&](const internal::DynamicRowStorage::CopiedRow& r) {
+      const size_t at = piece.size();
+      piece.resize(at + sf);
+      float* dst = piece.data() + at;
+      std::memcpy(dst, r.record, rf * sizeof(float));
+      std::memcpy(dst + rf, &r.id, sizeof(int64_t));
+      std::memcpy(dst + rf + 2, &r.last_step, sizeof(int64_t));
+      std::memcpy(dst + rf + 4, &r.order, sizeof(int64_t));
+    });
+  };
+  auto copy_next = [&] {
+    first += count;
+    if (lock != nullptr) {
+      absl::MutexLock locked(lock);
+      copy_piece();
+    } else {
+      copy_piece();
+    }
+  };
+  absl::StatusOr<std::string> staged = store.StageTable(meta, [&](int64_t k, float* dst) {
+    while (!short_copy && k >= first + count) {
+      copy_next();
+      short_copy = count == 0;
+    }
+    if (short_copy) {
+      std::fill(dst, dst + sf, 0.0f);
+      return;
+    }
+    std::memcpy(dst, piece.data() + (k - first) * sf, sf * sizeof(float));
   });
+  if (!staged.ok()) return staged;
+  if (!short_copy) {
+    copy_next();  // nothing more: the copy had as many rows as meta says
+    short_copy = count != 0;
+  }
+  if (short_copy) {
+    store.AbortTable(*staged);
+    return absl::InternalError(absl::StrCat("dynamic table '", spec_.name,
+                                            "': its copy did not have the ", meta.dynamic_rows,
+                                            " rows it started with"));
+  }
+  return staged;
 }
 
 absl::Status EmbeddingTable::LoadDynamic(RowStore& store, const StoredTable& meta,
                                          internal::DynamicRowStorage& rows) {
   const std::string& name = meta.spec.name;
   const int64_t rf = rows.format().record_floats();
-  const int64_t sf = rf + kDynamicTrailerFloats;
-  if (meta.floats_per_record != sf) {
+  // Records of kDynamicTrailerFloats carry their order; those of 4 (written
+  // before it) are in the update order.
+  const bool ordered = meta.floats_per_record == rf + kDynamicTrailerFloats;
+  if (!ordered && meta.floats_per_record != rf + 4) {
     return absl::DataLossError(absl::StrCat("dynamic table '", name, "' is stored with ",
-                                            meta.floats_per_record,
-                                            " floats per record, expected ", sf));
+                                            meta.floats_per_record, " floats per record, expected ",
+                                            rf + kDynamicTrailerFloats));
   }
-  // In order: Upsert(kWrite) of each row at its last step rebuilds the same
-  // LRU order and steps (DynamicRowStorage::ForEachRow).
-  int64_t count = 0, last = INT64_MIN;
+  const int64_t sf = meta.floats_per_record;
+  int64_t count = 0;
   RETURN_IF_ERROR(store.ReadRecords(meta, [&](int64_t k, absl::Span<const float> r) {
     if (k != count || static_cast<int64_t>(r.size()) != sf) {
       return absl::DataLossError(
           absl::StrCat("dynamic table '", name, "': bad stored record ", k));
     }
-    int64_t id, step;
+    int64_t id, step, order = k + 1;
     std::memcpy(&id, r.data() + rf, sizeof(id));
     std::memcpy(&step, r.data() + rf + 2, sizeof(step));
-    if (step < last) {
-      return absl::DataLossError(absl::StrCat("dynamic table '", name, "': stored record ", k,
-                                              " (id ", id, ") goes back in steps"));
-    }
-    last = step;
-    int64_t slot = internal::DynamicRowStorage::kMissingSlot;
-    RETURN_IF_ERROR(rows.Upsert(absl::MakeConstSpan(&id, 1), step, internal::UpsertMode::kWrite,
-                                absl::MakeSpan(&slot, 1),
-                                [&](int64_t, int64_t s) { rows.WriteRecord(s, r.data()); }));
-    if (slot < 0) {
-      return absl::DataLossError(absl::StrCat("dynamic table '", name,
-                                              "': no room to restore stored record ", k));
+    if (ordered) std::memcpy(&order, r.data() + rf + 4, sizeof(order));
+    if (absl::Status s = rows.Restore(id, step, order, r.data()); !s.ok()) {
+      const std::string what =
+          absl::StrCat("dynamic table '", name, "': stored record ", k, ": ", s.message());
+      return s.code() == absl::StatusCode::kResourceExhausted ? absl::ResourceExhaustedError(what)
+                                                              : absl::DataLossError(what);
     }
     ++count;
     return absl::OkStatus();
@@ -278,6 +302,9 @@ absl::Status EmbeddingTable::LoadDynamic(RowStore& store, const StoredTable& met
   if (count != meta.dynamic_rows) {
     return absl::DataLossError(absl::StrCat("dynamic table '", name, "' has ", count,
                                             " stored rows, expected ", meta.dynamic_rows));
+  }
+  if (absl::Status s = rows.FinishRestore(); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("dynamic table '", name, "': ", s.message()));
   }
   if (absl::Status s = rows.LoadAdmission(meta.dynamic_admission); !s.ok()) {
     return absl::DataLossError(absl::StrCat("dynamic table '", name, "': ", s.message()));

@@ -419,17 +419,23 @@ class EmbeddingTable {
   // Recheck protocol; with `locked` (mu_ held) no re-check is needed.
   void GatherDynamic(absl::Span<const int64_t> ids, float* out, bool locked);
   // Snapshot / restore of a dynamic table's rows (StoredTable::dynamic_rows).
-  // Floats after a dynamic snapshot record's row record: the row's id and
-  // last update step, int64 each, as raw bytes.
-  static constexpr int64_t kDynamicTrailerFloats = 4;
-  // The rows' records (with ids and steps), packed, and meta described for
-  // them (DescribeDynamic).
-  std::vector<float> CopyDynamic(StoredTable& meta) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Sets meta's dynamic_rows, floats_per_record and dynamic_admission as
-  // CopyDynamic stages the table now.
+  // Floats after a dynamic snapshot record's row record: the row's id, last
+  // update step and order (DynamicRowStorage::CopiedRow), int64 each, as
+  // raw bytes. (Snapshots written before the order have 4: id and step,
+  // in the update order.)
+  static constexpr int64_t kDynamicTrailerFloats = 6;
+  // Rows a snapshot copies per hold of mu_.
+  static constexpr int64_t kDynamicCopyRows = 16384;
+  // Sets meta's dynamic_rows, floats_per_record, dynamic_admission and
+  // dynamic_counters as of now: call with the copy's BeginCopy.
   void DescribeDynamic(StoredTable& meta) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  static absl::StatusOr<std::string> StageDynamic(RowStore& store, const StoredTable& meta,
-                                                  const std::vector<float>& records);
+  // Stages the copy that dynamic_->BeginCopy() started (with meta described
+  // at the same moment) into `store`, taking `lock` (mu_) around each piece
+  // it copies, or nullptr when the caller holds mu_ throughout. Internal
+  // error (nothing staged) if the copy was ended or restarted meanwhile.
+  // The caller ends the copy.
+  absl::StatusOr<std::string> StageDynamic(RowStore& store, const StoredTable& meta,
+                                           absl::Mutex* lock) const;
   // Publishes a snapshot's staged rows unless the table was dropped or
   // replaced meanwhile; returns where replay starts.
   absl::StatusOr<LogPosition> CommitSnapshot(RowStore* store, const StoredTable& meta,

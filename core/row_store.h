@@ -59,9 +59,11 @@ struct StoredTable {
   // with more than 1 takes no PutRecords (re-stage it with 1 first).
   int64_t rows_per_value = 1;
   // A dynamic table (spec.dynamic): how many records its snapshot holds
-  // (rows stored, least recently updated first). Each record is the row's
-  // record followed by 4 floats' bytes: the row's id and last update step,
-  // int64 each (EmbeddingTable::Snapshot).
+  // (the rows stored). Each record is the row's record followed by 6
+  // floats' bytes: the row's id, last update step and place in the update
+  // order, int64 each (EmbeddingTable::kDynamicTrailerFloats; 4 floats, id
+  // and step, in snapshots written before the order, which keep their
+  // records in the update order).
   int64_t dynamic_rows = 0;
   // A dynamic table with admit_after >= 2: its admission counts as of the
   // snapshot (DynamicRowStorage::SaveAdmission), binary.

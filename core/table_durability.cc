@@ -143,8 +143,11 @@ absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
       return absl::FailedPreconditionError(absl::StrCat(
           "dynamic table '", spec_.name, "' needs the update log to be durable"));
     }
-    const std::vector<float> records = CopyDynamic(meta);
-    return StageDynamic(*store, meta, records);
+    DescribeDynamic(meta);
+    dynamic_->BeginCopy();
+    absl::StatusOr<std::string> staged = StageDynamic(*store, meta, nullptr);
+    dynamic_->EndCopy();
+    return staged;
   }
   return internal::TablePersistence::Stage(*store, meta, *rows_);
 }
@@ -233,7 +236,6 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
   absl::MutexLock one_at_a_time(&snapshot_mu_);
   StoredTable meta;
   RowStore* store;
-  std::vector<float> records;  // a dynamic table's (CopyDynamic)
   {
     absl::MutexLock lock(&mu_);
     store = persistence_.store();
@@ -246,14 +248,23 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
     meta = Meta(version_.load(), step_);
     meta.log_position = persistence_.last_position();
     meta.vocabulary = vocabulary_.words();
-    // A dynamic table's rows all at once, under the same lock, as of the
-    // same position (rows move between slots and in the LRU order, so not
-    // shard by shard).
-    if (dynamic_ != nullptr) records = CopyDynamic(meta);
+    // A dynamic table's rows as of the same position, every one (rows move
+    // between slots and in the LRU order, so not shard by shard): a copy
+    // that pushes go on beside, keeping aside the rows they change first
+    // (DynamicRowStorage::BeginCopy), copied a piece per hold of mu_.
+    if (dynamic_ != nullptr) {
+      DescribeDynamic(meta);
+      dynamic_->BeginCopy();
+    }
   }
   if (dynamic_ != nullptr) {
-    ASSIGN_OR_RETURN(const std::string staged, StageDynamic(*store, meta, records));
-    return CommitSnapshot(store, meta, staged);
+    absl::StatusOr<std::string> staged = StageDynamic(*store, meta, &mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      dynamic_->EndCopy();
+    }
+    if (!staged.ok()) return staged.status();
+    return CommitSnapshot(store, meta, *staged);
   }
   // Rows are copied one shard at a time under mu_ (writers pause for one
   // shard's copy, lookups not at all) as StageTable asks for them in id

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "core/internal/prefetch.h"
 #include "core/row_codec.h"
 
@@ -341,6 +342,7 @@ void DynamicRowStorage::ReadRecord(int64_t slot, float* dst) const {
 }
 
 void DynamicRowStorage::WriteRecord(int64_t slot, const float* src) {
+  WillChange(slot);
   const int64_t dim = format().dim;
   EncodeRow(format().type, src, dim, MutableRow(slot));
   src += dim;
@@ -464,6 +466,7 @@ void DynamicRowStorage::Unlink(uint32_t s) {
 
 void DynamicRowStorage::LinkTail(uint32_t s) {
   SlotMeta& m = Meta(s);
+  m.order = ++last_order_;
   m.prev = lru_tail_;
   m.next = kNil;
   if (lru_tail_ != kNil) {
@@ -475,14 +478,20 @@ void DynamicRowStorage::LinkTail(uint32_t s) {
 }
 
 void DynamicRowStorage::Drop(uint32_t s) {
-  SlotMeta& m = Meta(s);
+  WillChange(s);
   // Unpublish first: the slot is reused only after readers can no longer
   // find the id (see Recheck).
-  index_->Erase(m.id);
+  index_->Erase(Meta(s).id);
   Unlink(s);
+  Free(s);
+  Bump(stored_, -1);
+}
+
+void DynamicRowStorage::Free(uint32_t s) {
+  SlotMeta& m = Meta(s);
+  m.prev = kFree;
   m.next = free_head_;
   free_head_ = s;
-  Bump(stored_, -1);
 }
 
 int64_t DynamicRowStorage::Expire(int64_t step) {
@@ -554,6 +563,7 @@ absl::Status DynamicRowStorage::Upsert(
     const int64_t found = index_->WriterFind(id);
     if (found >= 0) {
       const uint32_t s = static_cast<uint32_t>(found);
+      WillChange(s);
       if (s != lru_tail_) {
         Unlink(s);
         LinkTail(s);
@@ -590,6 +600,7 @@ absl::Status DynamicRowStorage::Upsert(
       return slot.status();
     }
     const uint32_t s = static_cast<uint32_t>(*slot);
+    WillChange(s);
     SlotMeta& m = Meta(s);
     m.id = id;
     m.last_step = step;
@@ -599,8 +610,7 @@ absl::Status DynamicRowStorage::Upsert(
     if (f.row_slots > 0) row_state_chunks_[s >> chunk_shift_][s & chunk_mask_] = f.initial_state;
     init_row(static_cast<int64_t>(i), *slot);
     if (!index_->Insert(id, *slot)) {
-      m.next = free_head_;
-      free_head_ = s;
+      Free(s);
       std::fill(slots.begin() + i, slots.end(), kMissingSlot);
       return absl::ResourceExhaustedError("cannot grow the id index of a dynamic table");
     }
@@ -618,6 +628,115 @@ void DynamicRowStorage::ForEachRow(
   for (uint32_t s = lru_head_; s != kNil; s = Meta(s).next) {
     visit(Meta(s).id, s, Meta(s).last_step);
   }
+}
+
+// ---- Copies and restores ------------------------------------------------------
+
+void DynamicRowStorage::BeginCopy() {
+  copy_ = std::make_unique<Copy>();
+  copy_->end = next_slot_;
+  copy_->kept.assign((next_slot_ + 63) / 64, 0);
+  copy_->scratch.resize(format().record_floats());
+}
+
+void DynamicRowStorage::Keep(int64_t s) {
+  Copy& c = *copy_;
+  uint64_t& word = c.kept[s >> 6];
+  const uint64_t bit = uint64_t{1} << (s & 63);
+  if ((word & bit) != 0) return;  // kept already: this is a later change
+  word |= bit;
+  const SlotMeta& m = Meta(s);
+  if (m.prev == kFree) return;  // no row at BeginCopy: nothing to keep
+  const size_t at = c.records.size();
+  c.records.resize(at + format().record_floats());
+  ReadRecord(s, c.records.data() + at);
+  c.kept_rows.emplace(s, Copy::Kept{m.id, m.last_step, m.order, at});
+}
+
+int64_t DynamicRowStorage::CopyRows(int64_t max_rows,
+                                    absl::FunctionRef<void(const CopiedRow&)> visit) {
+  if (copy_ == nullptr) return 0;
+  Copy& c = *copy_;
+  int64_t visited = 0;
+  for (; c.cursor < c.end && visited < max_rows; ++c.cursor) {
+    const int64_t s = c.cursor;
+    if ((c.kept[s >> 6] >> (s & 63) & 1) != 0) {
+      const auto it = c.kept_rows.find(s);
+      if (it == c.kept_rows.end()) continue;  // no row at BeginCopy
+      const Copy::Kept& k = it->second;
+      visit(CopiedRow{k.id, k.last_step, k.order, c.records.data() + k.at});
+      c.kept_rows.erase(it);
+      ++visited;
+      continue;
+    }
+    const SlotMeta& m = Meta(s);
+    if (m.prev == kFree) continue;
+    ReadRecord(s, c.scratch.data());
+    visit(CopiedRow{m.id, m.last_step, m.order, c.scratch.data()});
+    ++visited;
+  }
+  return visited;
+}
+
+void DynamicRowStorage::EndCopy() { copy_.reset(); }
+
+absl::Status DynamicRowStorage::Restore(int64_t id, int64_t last_step, int64_t order,
+                                        const float* record) {
+  if (order < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("id ", id, " has order ", order, " (below 1)"));
+  }
+  if (index_->WriterFind(id) >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("id ", id, " is restored twice"));
+  }
+  if (options_.max_rows > 0 && stored_.load(std::memory_order_relaxed) >= options_.max_rows) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no room for id ", id, ": ", options_.max_rows, " rows are stored"));
+  }
+  ASSIGN_OR_RETURN(const int64_t slot, NewSlot());
+  const uint32_t s = static_cast<uint32_t>(slot);
+  SlotMeta& m = Meta(s);
+  m.id = id;
+  m.last_step = last_step;
+  m.order = order;
+  m.prev = kNil;  // linked by FinishRestore
+  WriteRecord(slot, record);
+  if (!index_->Insert(id, slot)) {
+    Free(s);
+    return absl::ResourceExhaustedError("cannot grow the id index of a dynamic table");
+  }
+  restored_.emplace_back(order, s);
+  Bump(stored_, 1);
+  Bump(admitted_, 1);
+  return absl::OkStatus();
+}
+
+absl::Status DynamicRowStorage::FinishRestore() {
+  std::vector<std::pair<int64_t, uint32_t>> rows = std::move(restored_);
+  restored_.clear();
+  if (!std::is_sorted(rows.begin(), rows.end())) std::sort(rows.begin(), rows.end());
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const SlotMeta& a = Meta(rows[i - 1].second);
+    const SlotMeta& b = Meta(rows[i].second);
+    if (a.order == b.order) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ids ", a.id, " and ", b.id, " have the same order ", a.order));
+    }
+    if (b.last_step < a.last_step) {
+      return absl::InvalidArgumentError(absl::StrCat("id ", b.id, " (order ", b.order,
+                                                     ") was updated at step ", b.last_step,
+                                                     ", before id ", a.id, " (order ", a.order,
+                                                     ") at step ", a.last_step));
+    }
+  }
+  for (const auto& [order, s] : rows) {
+    LinkTail(s);
+    Meta(s).order = order;
+  }
+  if (!rows.empty()) {
+    last_order_ = std::max(last_order_, rows.back().first);
+    last_step_ = std::max(last_step_, Meta(rows.back().second).last_step);
+  }
+  return absl::OkStatus();
 }
 
 std::string DynamicRowStorage::SaveAdmission() const {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -232,9 +233,47 @@ class DynamicRowStorage final : public RowStorage {
 
   // ---- Inspection (the writer's thread, or under its lock).
   // Every row from least to most recently updated: Upsert(kWrite) of each,
-  // at its last step, in this order rebuilds the same order and steps (a
-  // checkpoint's restore). The admission counts are not part of it.
+  // at its last step, in this order rebuilds the same order and steps. The
+  // admission counts are not part of it.
   void ForEachRow(absl::FunctionRef<void(int64_t id, int64_t slot, int64_t last_step)> visit) const;
+
+  // ---- A copy of the rows as of one moment while the writer goes on (a
+  // snapshot that pauses pushes for one bounded piece at a time). All
+  // calls: the writer's thread, or under its lock.
+  // Each row has an `order`: its place in the update (LRU) order, a number
+  // that grows each time a row becomes the most recently updated (rows are
+  // numbered 1, 2, ... in the order Upsert touches them; Restore keeps the
+  // numbers it is given). ForEachRow visits rows in increasing order.
+  struct CopiedRow {
+    int64_t id;
+    int64_t last_step;
+    int64_t order;
+    const float* record;  // ReadRecord's record_floats(), valid during the visit
+  };
+  // Starts a copy of every row stored now (stats().rows_stored of them),
+  // dropping any copy in progress. Until EndCopy, the writer's first change
+  // of a row the copy has not visited yet (an update, an eviction, a TTL
+  // expiry, an erase, a reuse of its slot) first keeps the row as it was
+  // aside: extra memory of one record per row changed during the copy.
+  void BeginCopy();
+  // Visits up to max_rows rows of the copy, from where the last call
+  // stopped, each as it was at BeginCopy; returns how many (0 once every
+  // row was visited, or without a copy). Rows come in slot order, not in
+  // `order`: a caller that needs the update order sorts by it.
+  int64_t CopyRows(int64_t max_rows, absl::FunctionRef<void(const CopiedRow&)> visit);
+  void EndCopy();
+
+  // ---- Restore (the writer, into an empty storage, before any Upsert).
+  // Adds the row of `id` (its record: record_floats() floats) last updated
+  // at last_step, at `order` in the update order; then FinishRestore links
+  // the rows in increasing order and later Upserts number rows after the
+  // largest. InvalidArgument naming what is wrong (nothing more restored):
+  // an id restored twice, order < 1, or (FinishRestore) two rows with one
+  // order or steps that go down in that order; ResourceExhausted when
+  // max_rows rows are stored already or memory runs out. A storage whose
+  // restore failed must be dropped.
+  absl::Status Restore(int64_t id, int64_t last_step, int64_t order, const float* record);
+  absl::Status FinishRestore();
 
   // The admission counts (admit_after >= 2; empty otherwise), which
   // ForEachRow leaves out: a snapshot keeps them so that a restored storage
@@ -259,10 +298,27 @@ class DynamicRowStorage final : public RowStorage {
 
  private:
   static constexpr uint32_t kNil = UINT32_MAX;
+  // A free slot's `prev` (live slots: a slot or kNil).
+  static constexpr uint32_t kFree = kNil - 1;
   struct SlotMeta {
     int64_t id;
     int64_t last_step;
-    uint32_t prev, next;  // LRU list, or `next` of the free list
+    int64_t order;        // see CopiedRow
+    uint32_t prev, next;  // LRU list; a free slot: kFree and the free list's next
+  };
+  // The copy in progress (BeginCopy).
+  struct Copy {
+    int64_t end = 0;     // slots [0, end) were handed out at BeginCopy
+    int64_t cursor = 0;  // slots [0, cursor) were visited
+    std::vector<uint64_t> kept;  // bit per slot in [cursor, end): changed since, kept aside
+    // Rows kept aside by slot: id, step, order and where their record is.
+    struct Kept {
+      int64_t id, last_step, order;
+      size_t at;
+    };
+    absl::flat_hash_map<int64_t, Kept> kept_rows;
+    std::vector<float> records;  // kept records
+    std::vector<float> scratch;
   };
   struct FreeDeleter {
     void operator()(void* p) const { std::free(p); }
@@ -283,6 +339,12 @@ class DynamicRowStorage final : public RowStorage {
   void LinkTail(uint32_t slot);
   // Erases the slot's id and frees the slot.
   void Drop(uint32_t slot);
+  void Free(uint32_t slot);
+  // Before any change of a slot's row, state, id, step or order.
+  void WillChange(int64_t slot) {
+    if (copy_ != nullptr && slot >= copy_->cursor && slot < copy_->end) Keep(slot);
+  }
+  void Keep(int64_t slot);
 
   const DynamicRowOptions options_;
   const int chunk_shift_;
@@ -310,6 +372,10 @@ class DynamicRowStorage final : public RowStorage {
   uint32_t free_head_ = kNil;
   uint32_t lru_head_ = kNil, lru_tail_ = kNil;  // least / most recently updated
   int64_t last_step_ = INT64_MIN;
+  int64_t last_order_ = 0;
+  std::unique_ptr<Copy> copy_;
+  // Restore's rows and their orders, until FinishRestore.
+  std::vector<std::pair<int64_t, uint32_t>> restored_;
 
   std::atomic<int> chunks_{0};
   std::atomic<int64_t> stored_{0}, admitted_{0}, evicted_{0}, expired_{0}, erased_{0},
