@@ -217,13 +217,15 @@ absl::StatusOr<std::string> EmbeddingTable::StageDynamic(RowStore& store, const 
   const int64_t rf = record_floats();
   const int64_t sf = meta.floats_per_record;
   // The copy's rows a piece at a time (under `lock`: pushes wait for one
-  // piece, about kDynamicCopyRows rows), in slot order with their orders.
+  // piece, at most kDynamicCopyRows rows, and a small table's copy is 16
+  // pieces or so too), in slot order with their orders.
+  const int64_t piece_rows = std::clamp<int64_t>(meta.dynamic_rows / 16, 1, kDynamicCopyRows);
   std::vector<float> piece;
   int64_t first = 0, count = 0;
   bool short_copy = false;
   auto copy_piece = [&] {
     piece.clear();
-    count = dynamic_->CopyRows(kDynamicCopyRows, [&](const internal::DynamicRowStorage::CopiedRow& r) {
+    count = dynamic_->CopyRows(piece_rows, [&](const internal::DynamicRowStorage::CopiedRow& r) {
       const size_t at = piece.size();
       piece.resize(at + sf);
       float* dst = piece.data() + at;

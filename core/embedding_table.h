@@ -424,7 +424,8 @@ class EmbeddingTable {
   // raw bytes. (Snapshots written before the order have 4: id and step,
   // in the update order.)
   static constexpr int64_t kDynamicTrailerFloats = 6;
-  // Rows a snapshot copies per hold of mu_.
+  // The most rows a snapshot copies per hold of mu_ (a table of fewer than
+  // 16 times as many copies a 16th at a time).
   static constexpr int64_t kDynamicCopyRows = 16384;
   // Sets meta's dynamic_rows, floats_per_record, dynamic_admission and
   // dynamic_counters as of now: call with the copy's BeginCopy.

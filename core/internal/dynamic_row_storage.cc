@@ -722,10 +722,9 @@ absl::Status DynamicRowStorage::FinishRestore() {
           absl::StrCat("ids ", a.id, " and ", b.id, " have the same order ", a.order));
     }
     if (b.last_step < a.last_step) {
-      return absl::InvalidArgumentError(absl::StrCat("id ", b.id, " (order ", b.order,
-                                                     ") was updated at step ", b.last_step,
-                                                     ", before id ", a.id, " (order ", a.order,
-                                                     ") at step ", a.last_step));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "id ", b.id, " comes after id ", a.id, " in the update order (order ", b.order, " > ",
+          a.order, ") but was updated at step ", b.last_step, " < ", a.last_step));
     }
   }
   for (const auto& [order, s] : rows) {

@@ -6,6 +6,8 @@
 // exactly the numbers of a dense table of N rows with the same seed (whose
 // numbers the torch conformance tests pin), for every optimizer.
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <map>
 #include <random>
 #include <set>
@@ -506,6 +508,112 @@ TEST(DynamicDurabilityTest, CheckpointRestoreGivesBackTheRowsOfThatMoment) {
   Durable again(dir.path());
   ASSERT_THAT(again.registry().LoadFromStore(), IsOk());
   ExpectSame(Capture(*again.Get("d")), after);
+}
+
+// A RocksDbStore that runs a hook while a table's records are being staged
+// (a snapshot in progress), once, before it takes record `at`.
+class HookedStore final : public RowStore {
+ public:
+  explicit HookedStore(RowStore* store) : store_(store) {}
+  void Hook(int64_t at, std::function<void()> hook) {
+    at_ = at;
+    hook_ = std::move(hook);
+  }
+
+  absl::Status CreateCheckpoint(absl::string_view name) override {
+    return store_->CreateCheckpoint(name);
+  }
+  absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints() override {
+    return store_->ListCheckpoints();
+  }
+  absl::StatusOr<std::unique_ptr<RowStore>> OpenCheckpoint(absl::string_view name) override {
+    return store_->OpenCheckpoint(name);
+  }
+  absl::StatusOr<std::unique_ptr<UpdateLog>> OpenCheckpointLog(absl::string_view name) override {
+    return store_->OpenCheckpointLog(name);
+  }
+  absl::Status CreateTable(const StoredTable& meta,
+                           const std::function<void(int64_t, float*)>& record) override {
+    return store_->CreateTable(meta, record);
+  }
+  absl::StatusOr<std::string> StageTable(
+      const StoredTable& meta, const std::function<void(int64_t, float*)>& record) override {
+    return store_->StageTable(meta, [&](int64_t k, float* dst) {
+      if (k == at_ && hook_) std::exchange(hook_, nullptr)();
+      record(k, dst);
+    });
+  }
+  absl::Status CommitTable(const StoredTable& meta, const std::string& staged) override {
+    return store_->CommitTable(meta, staged);
+  }
+  void AbortTable(const std::string& staged) override { store_->AbortTable(staged); }
+  absl::Status DropTable(absl::string_view name) override { return store_->DropTable(name); }
+  absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
+                          absl::Span<const float> packed) override {
+    return store_->PutRecords(meta, ids, packed);
+  }
+  absl::Status PutMeta(const StoredTable& meta) override { return store_->PutMeta(meta); }
+  absl::StatusOr<std::vector<StoredTable>> ListTables() override { return store_->ListTables(); }
+  absl::Status ReadRecords(
+      const StoredTable& meta,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) override {
+    return store_->ReadRecords(meta, visit);
+  }
+  absl::Status ReadRecordRange(
+      const StoredTable& meta, int64_t first, int64_t end,
+      const std::function<absl::Status(int64_t, absl::Span<const float>)>& visit) override {
+    return store_->ReadRecordRange(meta, first, end, visit);
+  }
+
+ private:
+  RowStore* const store_;
+  int64_t at_ = -1;
+  std::function<void()> hook_;
+};
+
+TEST(DynamicDurabilityTest, PushesGoOnDuringASnapshotWhichKeepsTheRowsOfItsStart) {
+  // A snapshot copies a piece of the rows per hold of the table's lock;
+  // pushes between the pieces (here: half way through staging) update,
+  // evict, expire and reuse rows it has not copied yet. The snapshot must
+  // still hold the rows as of its position, and the log the pushes after
+  // it: a restart gives the rows of a table that never stopped.
+  const TableSpec spec =
+      DynamicSpecFor("d", OptimizerKind::kAdagrad, {.max_rows = 40, .ttl_steps = 20});
+  embedserve::testing::TempDir live_dir("dynamic_live"), dir("dynamic_hooked");
+  Durable live(live_dir.path());
+  ASSERT_THAT(live.registry().Create(spec), IsOk());
+  Workload(*live.Get("d"), 40, 21, false, 6);
+  Workload(*live.Get("d"), 15, 22, false, 6);  // what goes on during the snapshot
+  {
+    auto store = RocksDbStore::Open({dir.path() + "/db", /*sync=*/false});
+    ASSERT_THAT(store, IsOk());
+    UpdateLogOptions o;
+    o.dir = dir.path() + "/log";
+    auto log = FileUpdateLog::Open(o);
+    ASSERT_THAT(log, IsOk());
+    (*store)->SetUpdateLog(log->get());
+    HookedStore hooked(store->get());
+    TableRegistry registry(0, &hooked);
+    registry.SetUpdateLog(log->get());
+    ASSERT_THAT(registry.Create(spec), IsOk());
+    auto t = registry.Get("d");
+    ASSERT_THAT(t, IsOk());
+    Workload(**t, 40, 21, false, 6);
+    const int64_t stored = (*t)->dynamic_stats()->rows_stored;
+    ASSERT_GT(stored, 30);
+    bool ran = false;
+    hooked.Hook(stored / 2, [&] {
+      Workload(**t, 15, 22, false, 6);
+      ran = true;
+    });
+    ASSERT_THAT((*t)->Snapshot(), IsOk());
+    EXPECT_TRUE(ran);
+    ExpectSame(Capture(**t), Capture(*live.Get("d")));
+    EXPECT_GT((*t)->dynamic_stats()->rows_evicted + (*t)->dynamic_stats()->rows_expired, 15);
+  }
+  Durable again(dir.path());
+  ASSERT_THAT(again.Recover(), IsOk());
+  ExpectSame(Capture(*again.Get("d")), Capture(*live.Get("d")));
 }
 
 TEST(DynamicDurabilityTest, NeedsTheUpdateLogOnADurableStore) {
