@@ -158,7 +158,10 @@ class EmbeddingTable {
   // Writes the table's rows and optimizer state to the store in bulk as of a
   // known log position, without stopping lookups, and pausing writers only
   // while one shard is copied at a time (each shard is then as of its own
-  // position, recorded in StoredTable::shard_positions). Returns the
+  // position, recorded in StoredTable::shard_positions); a dynamic table's
+  // rows one piece (kDynamicCopyRows) at a time, all as of one position,
+  // writers keeping aside the rows they change before the snapshot copied
+  // them (DynamicRowStorage::BeginCopy). Returns the
   // position replay of this table must start after; the log before it is no
   // longer needed for this table. FailedPrecondition without a log or
   // after DetachStore (a dropped table is not written back).

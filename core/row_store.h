@@ -117,6 +117,12 @@ class RowStore {
   virtual absl::StatusOr<std::string> StageTable(
       const StoredTable& meta, const std::function<void(int64_t, float*)>& record) = 0;
   virtual absl::Status CommitTable(const StoredTable& meta, const std::string& staged) = 0;
+  // Discards the copies that CommitTable replaced. CommitTable only sets
+  // them aside (dropping a copy deletes its files: slow), so that a caller
+  // that commits under a lock of its own (a table's, which pushes wait for)
+  // calls this once it has released it. The next CommitTable, and the
+  // store's destruction, do it too. Any thread.
+  virtual void DropReplaced() {}
   virtual void AbortTable(const std::string& staged) = 0;
   virtual absl::Status DropTable(absl::string_view name) = 0;
   // Atomically replaces the records of `ids` (packed, floats_per_record

@@ -132,7 +132,9 @@ absl::Status EmbeddingTable::PersistTo(RowStore* store) {
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(std::string staged, StageTo(store));
-  return CommitTo(store, staged);
+  absl::Status committed = CommitTo(store, staged);
+  store->DropReplaced();  // after mu_: dropping the old copy is slow
+  return committed;
 }
 
 absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
@@ -144,7 +146,7 @@ absl::StatusOr<std::string> EmbeddingTable::StageTo(RowStore* store) {
           "dynamic table '", spec_.name, "' needs the update log to be durable"));
     }
     DescribeDynamic(meta);
-    dynamic_->BeginCopy();
+    RETURN_IF_ERROR(dynamic_->BeginCopy());
     absl::StatusOr<std::string> staged = StageDynamic(*store, meta, nullptr);
     dynamic_->EndCopy();
     return staged;
@@ -254,7 +256,7 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
     // (DynamicRowStorage::BeginCopy), copied a piece per hold of mu_.
     if (dynamic_ != nullptr) {
       DescribeDynamic(meta);
-      dynamic_->BeginCopy();
+      RETURN_IF_ERROR(dynamic_->BeginCopy());
     }
   }
   if (dynamic_ != nullptr) {
@@ -297,15 +299,20 @@ absl::StatusOr<LogPosition> EmbeddingTable::Snapshot() {
 absl::StatusOr<LogPosition> EmbeddingTable::CommitSnapshot(RowStore* store,
                                                            const StoredTable& meta,
                                                            const std::string& staged) {
-  absl::MutexLock lock(&mu_);
-  if (persistence_.store() != store || persistence_.log() == nullptr) {
-    // Dropped or replaced meanwhile: its rows must not come back.
-    store->AbortTable(staged);
-    return absl::FailedPreconditionError(
-        absl::StrCat("table '", spec_.name, "' was dropped or replaced during its snapshot"));
+  {
+    absl::MutexLock lock(&mu_);
+    if (persistence_.store() != store || persistence_.log() == nullptr) {
+      // Dropped or replaced meanwhile: its rows must not come back.
+      store->AbortTable(staged);
+      return absl::FailedPreconditionError(
+          absl::StrCat("table '", spec_.name, "' was dropped or replaced during its snapshot"));
+    }
+    RETURN_IF_ERROR(store->CommitTable(meta, staged));
+    persistence_.set_replay_from(meta.log_position);
   }
-  RETURN_IF_ERROR(store->CommitTable(meta, staged));
-  persistence_.set_replay_from(meta.log_position);
+  // The copy this one replaced goes after mu_: pushes do not wait for its
+  // files to be deleted (~0.2 s for 256 MiB here).
+  store->DropReplaced();
   return meta.log_position;
 }
 

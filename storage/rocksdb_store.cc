@@ -176,6 +176,7 @@ StoreStats RocksDbStore::Stats() const {
 
 RocksDbStore::~RocksDbStore() {
   if (db_ == nullptr) return;
+  DropReplaced();
   absl::MutexLock lock(&mu_);
   for (auto& [name, h] : families_) db_->DestroyColumnFamilyHandle(h);
   families_.clear();
@@ -222,7 +223,9 @@ absl::Status RocksDbStore::CheckSpace(int64_t bytes, absl::string_view what) {
 absl::Status RocksDbStore::CreateTable(const StoredTable& meta,
                                        const std::function<void(int64_t, float*)>& record) {
   ASSIGN_OR_RETURN(std::string staged, StageTable(meta, record));
-  return CommitTable(meta, staged);
+  absl::Status committed = CommitTable(meta, staged);
+  DropReplaced();
+  return committed;
 }
 
 absl::StatusOr<std::string> RocksDbStore::StageTable(
@@ -279,6 +282,7 @@ absl::StatusOr<std::string> RocksDbStore::StageTable(
 }
 
 absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::string& staged) {
+  DropReplaced();  // a caller's that were not (normally none)
   const std::string& name = meta.spec.name;
   rocksdb::ColumnFamilyHandle* h = nullptr;
   {
@@ -301,22 +305,29 @@ absl::Status RocksDbStore::CommitTable(const StoredTable& meta, const std::strin
     AbortTable(staged);
     return FromRocksDb(s, absl::StrCat("write table '", name, "'"));
   }
-  rocksdb::ColumnFamilyHandle* old = nullptr;
   {
     absl::MutexLock lock(&mu_);
     staged_.erase(staged);
     auto it = families_.find(name);
     if (it != families_.end()) {
-      old = it->second;
-      uncompacted_.erase(old->GetName());
+      uncompacted_.erase(it->second->GetName());
+      replaced_.push_back(it->second);  // dropped by DropReplaced
     }
     families_[name] = h;
   }
-  if (old != nullptr) {
-    db_->DropColumnFamily(old);  // if this fails, Open drops it later (unreferenced)
-    db_->DestroyColumnFamilyHandle(old);
-  }
   return absl::OkStatus();
+}
+
+void RocksDbStore::DropReplaced() {
+  std::vector<rocksdb::ColumnFamilyHandle*> replaced;
+  {
+    absl::MutexLock lock(&mu_);
+    replaced.swap(replaced_);
+  }
+  for (rocksdb::ColumnFamilyHandle* h : replaced) {
+    db_->DropColumnFamily(h);  // if this fails, Open drops it later (unreferenced)
+    db_->DestroyColumnFamilyHandle(h);
+  }
 }
 
 void RocksDbStore::AbortTable(const std::string& staged) {

@@ -104,6 +104,7 @@ class RocksDbStore final : public RowStore {
   absl::StatusOr<std::string> StageTable(
       const StoredTable& meta, const std::function<void(int64_t, float*)>& record) override;
   absl::Status CommitTable(const StoredTable& meta, const std::string& staged) override;
+  void DropReplaced() override;
   void AbortTable(const std::string& staged) override;
   absl::Status DropTable(absl::string_view name) override;
   absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
@@ -143,6 +144,8 @@ class RocksDbStore final : public RowStore {
   // Names of the row families whose automatic compaction is off (see
   // SetUpdateLog); PutRecords takes a family out before writing to it.
   absl::flat_hash_set<std::string> uncompacted_ ABSL_GUARDED_BY(mu_);
+  // Families CommitTable replaced, for DropReplaced.
+  std::vector<rocksdb::ColumnFamilyHandle*> replaced_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace embedserve

@@ -632,40 +632,52 @@ void DynamicRowStorage::ForEachRow(
 
 // ---- Copies and restores ------------------------------------------------------
 
-void DynamicRowStorage::BeginCopy() {
-  copy_ = std::make_unique<Copy>();
-  copy_->end = next_slot_;
-  copy_->kept.assign((next_slot_ + 63) / 64, 0);
-  copy_->scratch.resize(format().record_floats());
+absl::Status DynamicRowStorage::BeginCopy() {
+  copy_.reset();
+  auto copy = std::make_unique<Copy>();
+  copy->end = next_slot_;
+  copy->kept_at.reset(static_cast<uint32_t*>(std::calloc(std::max<int64_t>(next_slot_, 1), 4)));
+  if (copy->kept_at == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", next_slot_ * 4, " bytes to copy ", next_slot_, " slots"));
+  }
+  copy->scratch.resize(format().record_floats());
+  copy_ = std::move(copy);
+  return absl::OkStatus();
 }
 
 void DynamicRowStorage::Keep(int64_t s) {
   Copy& c = *copy_;
-  uint64_t& word = c.kept[s >> 6];
-  const uint64_t bit = uint64_t{1} << (s & 63);
-  if ((word & bit) != 0) return;  // kept already: this is a later change
-  word |= bit;
+  uint32_t& at = c.kept_at[s];
+  if (at != 0) return;  // kept already: this is a later change
   const SlotMeta& m = Meta(s);
-  if (m.prev == kFree) return;  // no row at BeginCopy: nothing to keep
-  const size_t at = c.records.size();
-  c.records.resize(at + format().record_floats());
-  ReadRecord(s, c.records.data() + at);
-  c.kept_rows.emplace(s, Copy::Kept{m.id, m.last_step, m.order, at});
+  if (m.prev == kFree) {  // no row at BeginCopy: nothing to keep
+    at = Copy::kNoRow;
+    return;
+  }
+  const int64_t k = static_cast<int64_t>(c.kept.size());
+  const int64_t rf = format().record_floats();
+  if (k % Copy::kBlockRows == 0) c.blocks.emplace_back(new float[Copy::kBlockRows * rf]);
+  ReadRecord(s, c.blocks.back().get() + (k % Copy::kBlockRows) * rf);
+  c.kept.push_back(Copy::Kept{m.id, m.last_step, m.order});
+  at = static_cast<uint32_t>(k + 2);
 }
 
 int64_t DynamicRowStorage::CopyRows(int64_t max_rows,
                                     absl::FunctionRef<void(const CopiedRow&)> visit) {
   if (copy_ == nullptr) return 0;
   Copy& c = *copy_;
+  const int64_t rf = format().record_floats();
   int64_t visited = 0;
   for (; c.cursor < c.end && visited < max_rows; ++c.cursor) {
     const int64_t s = c.cursor;
-    if ((c.kept[s >> 6] >> (s & 63) & 1) != 0) {
-      const auto it = c.kept_rows.find(s);
-      if (it == c.kept_rows.end()) continue;  // no row at BeginCopy
-      const Copy::Kept& k = it->second;
-      visit(CopiedRow{k.id, k.last_step, k.order, c.records.data() + k.at});
-      c.kept_rows.erase(it);
+    const uint32_t at = c.kept_at[s];
+    if (at == Copy::kNoRow) continue;
+    if (at != 0) {
+      const int64_t k = at - 2;
+      const Copy::Kept& kept = c.kept[k];
+      visit(CopiedRow{kept.id, kept.last_step, kept.order,
+                      c.blocks[k / Copy::kBlockRows].get() + (k % Copy::kBlockRows) * rf});
       ++visited;
       continue;
     }

@@ -7,7 +7,6 @@
 #include <memory>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -254,8 +253,9 @@ class DynamicRowStorage final : public RowStorage {
   // dropping any copy in progress. Until EndCopy, the writer's first change
   // of a row the copy has not visited yet (an update, an eviction, a TTL
   // expiry, an erase, a reuse of its slot) first keeps the row as it was
-  // aside: extra memory of one record per row changed during the copy.
-  void BeginCopy();
+  // aside: extra memory of 4 bytes a slot, and of one record per row
+  // changed during the copy. ResourceExhausted (no copy) without memory.
+  absl::Status BeginCopy();
   // Visits up to max_rows rows of the copy, from where the last call
   // stopped, each as it was at BeginCopy; returns how many (0 once every
   // row was visited, or without a copy). Rows come in slot order, not in
@@ -306,22 +306,27 @@ class DynamicRowStorage final : public RowStorage {
     int64_t order;        // see CopiedRow
     uint32_t prev, next;  // LRU list; a free slot: kFree and the free list's next
   };
+  struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+  };
   // The copy in progress (BeginCopy).
   struct Copy {
     int64_t end = 0;     // slots [0, end) were handed out at BeginCopy
     int64_t cursor = 0;  // slots [0, cursor) were visited
-    std::vector<uint64_t> kept;  // bit per slot in [cursor, end): changed since, kept aside
-    // Rows kept aside by slot: id, step, order and where their record is.
+    // Per slot in [0, end): 0 unchanged since BeginCopy; kNoRow changed,
+    // without a row at BeginCopy; else changed, its row kept as kept[v - 2].
+    // (calloc: its pages are zeroed as they are first touched.)
+    static constexpr uint32_t kNoRow = 1;
+    std::unique_ptr<uint32_t[], FreeDeleter> kept_at;
     struct Kept {
       int64_t id, last_step, order;
-      size_t at;
     };
-    absl::flat_hash_map<int64_t, Kept> kept_rows;
-    std::vector<float> records;  // kept records
+    std::vector<Kept> kept;
+    // Kept records, kBlockRows a block (no reallocation: a push keeps rows
+    // under the writer's lock).
+    static constexpr int64_t kBlockRows = 4096;
+    std::vector<std::unique_ptr<float[]>> blocks;
     std::vector<float> scratch;
-  };
-  struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
   };
 
   DynamicRowStorage(const RowFormat& format, const DynamicRowOptions& options, int chunk_shift,

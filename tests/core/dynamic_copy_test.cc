@@ -123,7 +123,7 @@ TEST(DynamicCopyTest, ACopyIsOfItsFirstMomentWhateverTheWriterDoesBetweenItsPiec
     for (; step <= 40; ++step) Step(*s, rng, step);
     const std::vector<Row> at_begin = Rows(*s);
     ASSERT_GT(at_begin.size(), 20u);
-    s->BeginCopy();
+    ASSERT_THAT(s->BeginCopy(), IsOk());
     std::vector<std::vector<float>> records;
     const auto copied = CopyAll(*s, 3, [&] {
       for (int k = 0; k < 3; ++k) Step(*s, rng, step++);
@@ -146,7 +146,7 @@ TEST(DynamicCopyTest, WithoutACopyOrAfterItsEndNothingIsVisited) {
   for (int64_t step = 1; step <= 5; ++step) Step(*s, rng, step);
   auto visit = [](const DynamicRowStorage::CopiedRow&) { ADD_FAILURE() << "visited"; };
   EXPECT_EQ(s->CopyRows(100, visit), 0);
-  s->BeginCopy();
+  ASSERT_THAT(s->BeginCopy(), IsOk());
   s->EndCopy();
   EXPECT_EQ(s->CopyRows(100, visit), 0);
 }
@@ -154,7 +154,7 @@ TEST(DynamicCopyTest, WithoutACopyOrAfterItsEndNothingIsVisited) {
 // A copy restored into a fresh storage, as a snapshot's restore does
 // (records in slot order, each with its order).
 std::unique_ptr<DynamicRowStorage> Restored(DynamicRowStorage& from, const DynamicRowOptions& o) {
-  from.BeginCopy();
+  EXPECT_THAT(from.BeginCopy(), IsOk());
   std::vector<std::vector<float>> records;
   const auto copied = CopyAll(from, 1000, [] {}, &records);
   from.EndCopy();

@@ -547,6 +547,7 @@ class HookedStore final : public RowStore {
     return store_->CommitTable(meta, staged);
   }
   void AbortTable(const std::string& staged) override { store_->AbortTable(staged); }
+  void DropReplaced() override { store_->DropReplaced(); }
   absl::Status DropTable(absl::string_view name) override { return store_->DropTable(name); }
   absl::Status PutRecords(const StoredTable& meta, absl::Span<const int64_t> ids,
                           absl::Span<const float> packed) override {
