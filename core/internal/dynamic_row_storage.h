@@ -57,7 +57,7 @@ struct DynamicRowStats {
   int64_t index_bytes = 0;          // the id index's buckets
   int64_t index_rebuilds = 0;
   int64_t sketch_bytes = 0;
-  int64_t slot_meta_bytes = 0;      // per-slot id, last step and LRU links
+  int64_t slot_meta_bytes = 0;      // per-slot id, last step, order and LRU links
   int64_t row_bytes = 0;            // row chunks (RowStorage::row_bytes)
   int64_t state_bytes = 0;          // optimizer state chunks
 };
