@@ -701,8 +701,8 @@ absl::Status DynamicRowStorage::Restore(int64_t id, int64_t last_step, int64_t o
     return absl::InvalidArgumentError(absl::StrCat("id ", id, " is restored twice"));
   }
   if (options_.max_rows > 0 && stored_.load(std::memory_order_relaxed) >= options_.max_rows) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("no room for id ", id, ": ", options_.max_rows, " rows are stored"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("no room for id ", id, ": max_rows ", options_.max_rows, " rows are stored"));
   }
   ASSIGN_OR_RETURN(const int64_t slot, NewSlot());
   const uint32_t s = static_cast<uint32_t>(slot);

@@ -268,10 +268,10 @@ class DynamicRowStorage final : public RowStorage {
   // at last_step, at `order` in the update order; then FinishRestore links
   // the rows in increasing order and later Upserts number rows after the
   // largest. InvalidArgument naming what is wrong (nothing more restored):
-  // an id restored twice, order < 1, or (FinishRestore) two rows with one
-  // order or steps that go down in that order; ResourceExhausted when
-  // max_rows rows are stored already or memory runs out. A storage whose
-  // restore failed must be dropped.
+  // an id restored twice, order < 1, max_rows rows stored already, or
+  // (FinishRestore) two rows with one order or steps that go down in that
+  // order; ResourceExhausted when memory runs out. A storage whose restore
+  // failed must be dropped.
   absl::Status Restore(int64_t id, int64_t last_step, int64_t order, const float* record);
   absl::Status FinishRestore();
 

@@ -212,7 +212,7 @@ TEST(DynamicCopyTest, RestoreRefusesWhatNoCopyHolds) {
     auto s = Make({.max_rows = 1});
     ASSERT_THAT(s->Restore(7, 1, 1, record.data()), IsOk());
     EXPECT_THAT(s->Restore(8, 1, 2, record.data()),
-                StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("no room for id 8")));
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no room for id 8")));
   }
 }
 

@@ -510,6 +510,56 @@ TEST(DynamicDurabilityTest, CheckpointRestoreGivesBackTheRowsOfThatMoment) {
   ExpectSame(Capture(*again.Get("d")), after);
 }
 
+// A data directory whose dynamic snapshot was written before records
+// carried their order (4 trailing floats: id and step, records in the
+// update order) still opens, with the same rows, order and counts.
+TEST(DynamicDurabilityTest, SnapshotsWrittenBeforeTheOrderStillLoad) {
+  embedserve::testing::TempDir dir("dynamic_old_format");
+  const TableSpec spec =
+      DynamicSpecFor("d", OptimizerKind::kSparseAdam, {.max_rows = 40, .ttl_steps = 25});
+  Captured before;
+  {
+    Durable d(dir.path());
+    ASSERT_THAT(d.registry().Create(spec), IsOk());
+    Workload(*d.Get("d"), 60, 31, true);
+    before = Capture(*d.Get("d"));
+  }
+  {
+    // Rewrite the stored table as the earlier servers did.
+    auto store = RocksDbStore::Open({dir.path() + "/db", /*sync=*/false});
+    ASSERT_THAT(store, IsOk());
+    auto tables = (*store)->ListTables();
+    ASSERT_THAT(tables, IsOk());
+    ASSERT_EQ(tables->size(), 1u);
+    const StoredTable meta = tables->front();
+    const int64_t sf = meta.floats_per_record;
+    const int64_t rf = sf - 6;  // id, step and order (storage/FORMAT.md)
+    std::vector<std::pair<int64_t, std::vector<float>>> by_order;  // order, old record
+    ASSERT_THAT((*store)->ReadRecords(meta,
+                                      [&](int64_t, absl::Span<const float> r) {
+                                        int64_t order;
+                                        std::memcpy(&order, r.data() + rf + 4, sizeof(order));
+                                        by_order.emplace_back(
+                                            order, std::vector<float>(r.begin(), r.begin() + rf + 4));
+                                        return absl::OkStatus();
+                                      }),
+                IsOk());
+    ASSERT_EQ(static_cast<int64_t>(by_order.size()), meta.dynamic_rows);
+    std::sort(by_order.begin(), by_order.end());
+    StoredTable old = meta;
+    old.floats_per_record = rf + 4;
+    ASSERT_THAT((*store)->CreateTable(old,
+                                      [&](int64_t k, float* dst) {
+                                        std::copy(by_order[k].second.begin(),
+                                                  by_order[k].second.end(), dst);
+                                      }),
+                IsOk());
+  }
+  Durable again(dir.path());
+  ASSERT_THAT(again.Recover(), IsOk());
+  ExpectSame(Capture(*again.Get("d")), before);
+}
+
 // A RocksDbStore that runs a hook while a table's records are being staged
 // (a snapshot in progress), once, before it takes record `at`.
 class HookedStore final : public RowStore {
