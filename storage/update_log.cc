@@ -41,20 +41,29 @@ FileUpdateLog::~FileUpdateLog() {
 void FileUpdateLog::SyncClosedSegments() {
   for (;;) {
     std::shared_ptr<File> file;
+    bool sync_dir = false;
     {
       absl::MutexLock lock(&syncer_mu_);
       syncer_mu_.Await(absl::Condition(
           +[](FileUpdateLog* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->syncer_mu_) {
-            return log->stop_syncer_ || !log->closed_.empty();
+            return log->stop_syncer_ || !log->closed_.empty() || log->dir_unsynced_;
           },
           this));
-      if (closed_.empty()) return;  // stopping, and nothing left to sync
-      file = std::move(closed_.front());
-      closed_.pop_front();
+      if (!closed_.empty()) {
+        file = std::move(closed_.front());
+        closed_.pop_front();
+      } else if (dir_unsynced_) {  // after the files whose names it holds
+        sync_dir = true;
+        dir_unsynced_ = false;
+      } else {
+        return;  // stopping, and nothing left to sync
+      }
     }
-    if (Sync(file->fd) != 0) {
+    absl::Status s;
+    if (file != nullptr && Sync(file->fd) != 0) s = FileError("fdatasync", file->path, errno);
+    if (sync_dir) s = internal::SyncDir(options_.dir);
+    if (!s.ok()) {
       // The records may not reach the disk: nothing more is acknowledged.
-      const absl::Status s = FileError("fdatasync", file->path, errno);
       std::fprintf(stderr, "update log: %s\n", std::string(s.message()).c_str());
       absl::MutexLock lock(&mu_);
       FailClosed(s);
@@ -107,6 +116,23 @@ absl::Status FileUpdateLog::Recover() {
     auto file = std::make_shared<File>(fd, path);
     struct stat st;
     if (::fstat(fd, &st) != 0) return FileError("fstat", path, errno);
+    if (last && !options_.read_only &&
+        st.st_size <= static_cast<off_t>(internal::kSegmentHeaderBytes)) {
+      // An async rotation's segment whose header a power loss kept from the
+      // disk (Rotate): empty, as a torn tail is cut off. Its header again.
+      std::string head(static_cast<size_t>(st.st_size), '\0');
+      if (!head.empty() && ::pread(fd, head.data(), head.size(), 0) != st.st_size) {
+        return FileError("read", path, errno);
+      }
+      if (internal::HeaderNeverReachedDisk(head)) {
+        std::fprintf(stderr, "update log: %s: its header never reached the disk; written again\n",
+                     path.c_str());
+        RETURN_IF_ERROR(internal::WriteFully(::pwrite, fd, 0,
+                                             internal::EncodeSegmentHeader(firsts[i]), path));
+        if (::fdatasync(fd) != 0) return FileError("fdatasync", path, errno);
+        st.st_size = static_cast<off_t>(internal::kSegmentHeaderBytes);
+      }
+    }
     internal::ScanOptions scan_options;
     scan_options.path = path;
     // A closed segment's frames are checked when they are read (a restart
@@ -190,15 +216,20 @@ absl::Status FileUpdateLog::Rotate(bool sync_old) {
     return s;
   }
   const LogPosition first = last_position_ + 1;
-  ASSIGN_OR_RETURN(const int fd, internal::CreateSegment(options_.dir, first));
+  std::function<int(int)> sync;  // none: the syncer's (below)
+  if (sync_old) sync = [this](int fd) { return Sync(fd); };
+  ASSIGN_OR_RETURN(const int fd, internal::CreateSegment(options_.dir, first, sync));
+  auto created = std::make_shared<File>(fd, PathOf(first));
   if (!sync_old) {
     absl::MutexLock lock(&syncer_mu_);
     closed_.push_back(active_);
+    closed_.push_back(created);  // its header (records appended by then too)
+    dir_unsynced_ = true;        // its name
     if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncClosedSegments(); });
   }
   segments_.back().bytes = active_bytes_;
   segments_.push_back(Segment{first, static_cast<int64_t>(internal::kSegmentHeaderBytes)});
-  active_ = std::make_shared<File>(fd, PathOf(first));
+  active_ = std::move(created);
   active_bytes_ = internal::kSegmentHeaderBytes;
   return absl::OkStatus();
 }

@@ -189,7 +189,13 @@ absl::Status WriteFully(const PwriteFn& pwrite_fn, int fd, int64_t offset, absl:
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> CreateSegment(const std::string& dir, LogPosition first) {
+bool HeaderNeverReachedDisk(absl::string_view header) {
+  return header.size() <= kSegmentHeaderBytes &&
+         std::all_of(header.begin(), header.end(), [](char c) { return c == 0; });
+}
+
+absl::StatusOr<int> CreateSegment(const std::string& dir, LogPosition first,
+                                  const std::function<int(int fd)>& sync) {
   const std::string path = absl::StrCat(dir, "/", SegmentFileName(first));
   const std::string tmp = absl::StrCat(path, ".tmp");
   if (::access(path.c_str(), F_OK) == 0) {
@@ -199,9 +205,9 @@ absl::StatusOr<int> CreateSegment(const std::string& dir, LogPosition first) {
   if (fd < 0) return FileError("create", tmp, errno);
   const std::string header = EncodeSegmentHeader(first);
   absl::Status s = WriteFully(::pwrite, fd, 0, header, tmp);
-  if (s.ok() && ::fdatasync(fd) != 0) s = FileError("fdatasync", tmp, errno);
+  if (s.ok() && sync && sync(fd) != 0) s = FileError("fdatasync", tmp, errno);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = FileError("rename", tmp, errno);
-  if (s.ok()) s = SyncDir(dir);
+  if (s.ok() && sync) s = SyncDir(dir);
   if (!s.ok()) {
     ::close(fd);
     ::unlink(tmp.c_str());

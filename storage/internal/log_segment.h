@@ -7,6 +7,7 @@
 // Thread-compatible functions on files the caller owns.
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <functional>
@@ -44,12 +45,22 @@ using PwriteFn = std::function<ssize_t(int fd, const void* buf, size_t n, off_t 
 absl::Status WriteFully(const PwriteFn& pwrite_fn, int fd, int64_t offset, absl::string_view data,
                         absl::string_view path);
 
-// Creates segment `first` in `dir` with its header, durably: written to a
-// temporary name, fsynced, renamed, and the directory fsynced, so a segment
-// file never exists with a torn header. Returns a descriptor open for
-// reading and writing (the caller closes it). AlreadyExists if the segment
-// does.
-absl::StatusOr<int> CreateSegment(const std::string& dir, LogPosition first);
+// Creates segment `first` in `dir` with its header: written to a temporary
+// name and renamed. With `sync` (fdatasync(2), or what stands in for it):
+// the file synced with it before the rename and the directory fsynced
+// after, so that a segment file never exists with a torn header, even
+// after a power loss. Without (null): neither; the caller syncs both later,
+// and until then a power loss may leave the segment missing, empty or with
+// a zeroed header, which FileUpdateLog::Open takes as an empty last
+// segment. Returns a descriptor open for reading and writing (the caller
+// closes it). AlreadyExists if the segment does.
+absl::StatusOr<int> CreateSegment(const std::string& dir, LogPosition first,
+                                  const std::function<int(int fd)>& sync = ::fdatasync);
+
+// Whether `header` (what a segment file holds of its first
+// kSegmentHeaderBytes, maybe fewer) is what a power loss leaves of a header
+// written without a sync: nothing, or zeros.
+bool HeaderNeverReachedDisk(absl::string_view header);
 
 // fdatasyncs `from`, then hard-links it as `to`, or copies it there (and
 // syncs the copy) where the filesystem refuses the link (another device,
