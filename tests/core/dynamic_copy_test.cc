@@ -184,6 +184,37 @@ TEST(DynamicCopyTest, ARestoredCopyEvictsAndExpiresAsTheOriginalWould) {
   }
 }
 
+// Enough rows for the radix sort of a restore (FinishRestore), orders
+// spread over more than 48 bits, given in a shuffled order.
+TEST(DynamicCopyTest, ARestoreOfManyRowsLinksThemInOrder) {
+  constexpr int64_t kRows = 20000;
+  std::vector<int64_t> orders(kRows);
+  for (int64_t i = 0; i < kRows; ++i) orders[i] = 1 + i * 0x10000000001 + (i % 7);
+  std::vector<int64_t> given(kRows);
+  for (int64_t i = 0; i < kRows; ++i) given[i] = i;
+  std::mt19937_64 rng(9);
+  for (int64_t i = kRows - 1; i > 0; --i) std::swap(given[i], given[rng() % (i + 1)]);
+  const std::vector<float> record(Format().record_floats(), 1.0f);
+  for (bool twice : {false, true}) {
+    auto s = Make({});
+    for (int64_t k : given) {
+      // id k, updated at step k / 3 (steps grow along the order).
+      ASSERT_THAT(s->Restore(1000 + k, k / 3, orders[k], record.data()), IsOk());
+    }
+    if (twice) {  // one more row with an order already taken
+      ASSERT_THAT(s->Restore(5, kRows, orders[kRows / 2], record.data()), IsOk());
+      EXPECT_THAT(s->FinishRestore(),
+                  StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the same order")));
+      continue;
+    }
+    ASSERT_THAT(s->FinishRestore(), IsOk());
+    std::vector<int64_t> ids;
+    s->ForEachRow([&](int64_t id, int64_t, int64_t) { ids.push_back(id); });
+    ASSERT_EQ(static_cast<int64_t>(ids.size()), kRows);
+    for (int64_t i = 0; i < kRows; ++i) ASSERT_EQ(ids[i], 1000 + i) << i;
+  }
+}
+
 TEST(DynamicCopyTest, RestoreRefusesWhatNoCopyHolds) {
   const std::vector<float> record(Format().record_floats(), 1.0f);
   {
