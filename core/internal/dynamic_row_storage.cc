@@ -492,9 +492,9 @@ void DynamicRowStorage::Unlink(uint32_t s) {
   }
 }
 
-void DynamicRowStorage::LinkTail(uint32_t s) {
+void DynamicRowStorage::LinkTail(uint32_t s, int64_t order) {
   SlotMeta& m = Meta(s);
-  m.order = ++last_order_;
+  m.order = order;
   m.prev = lru_tail_;
   m.next = kNil;
   if (lru_tail_ != kNil) {
@@ -594,7 +594,7 @@ absl::Status DynamicRowStorage::Upsert(
       WillChange(s);
       if (s != lru_tail_) {
         Unlink(s);
-        LinkTail(s);
+        LinkTail(s, ++last_order_);
       }
       Meta(s).last_step = step;
       slots[i] = found;
@@ -642,7 +642,7 @@ absl::Status DynamicRowStorage::Upsert(
       std::fill(slots.begin() + i, slots.end(), kMissingSlot);
       return absl::ResourceExhaustedError("cannot grow the id index of a dynamic table");
     }
-    LinkTail(s);
+    LinkTail(s, ++last_order_);
     Bump(stored_, 1);
     Bump(admitted_, 1);
     slots[i] = *slot;
@@ -767,13 +767,10 @@ absl::Status DynamicRowStorage::FinishRestore() {
           a.order, ") but was updated at step ", b.last_step, " < ", a.last_step));
     }
   }
-  for (const auto& [order, s] : rows) {
-    LinkTail(s);
-    Meta(s).order = order;
-  }
-  if (!rows.empty()) {
-    last_order_ = std::max(last_order_, rows.back().first);
-    last_step_ = std::max(last_step_, Meta(rows.back().second).last_step);
+  for (const auto& [order, s] : rows) LinkTail(s, order);
+  if (!rows.empty()) {  // the storage was empty: these are the last
+    last_order_ = rows.back().first;
+    last_step_ = Meta(rows.back().second).last_step;
   }
   return absl::OkStatus();
 }

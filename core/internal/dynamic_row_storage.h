@@ -341,7 +341,8 @@ class DynamicRowStorage final : public RowStorage {
   absl::Status AddChunk();
   absl::StatusOr<int64_t> NewSlot();
   void Unlink(uint32_t slot);
-  void LinkTail(uint32_t slot);
+  // Makes the slot the most recently updated, at `order` (see CopiedRow).
+  void LinkTail(uint32_t slot, int64_t order);
   // Erases the slot's id and frees the slot.
   void Drop(uint32_t slot);
   void Free(uint32_t slot);
