@@ -219,6 +219,7 @@ int64_t TableRegistry::NextGeneration() {
 
 absl::StatusOr<int> TableRegistry::LoadFromStore() {
   if (store_ == nullptr) return 0;
+  const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(std::vector<StoredTable> stored, store_->ListTables());
   absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables;
   for (const StoredTable& meta : stored) {
@@ -231,8 +232,13 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
     }
     tables[meta.spec.name] = std::move(table);
   }
-  if (log_ != nullptr) RETURN_IF_ERROR(Replay(*store_, *log_, tables, /*store_writable=*/true));
+  const absl::Time restored = absl::Now();
+  int64_t records = 0;
+  if (log_ != nullptr) {
+    RETURN_IF_ERROR(Replay(*store_, *log_, tables, /*store_writable=*/true, &records));
+  }
   absl::MutexLock lock(&mu_);
+  load_times_ = LoadTimes{restored - start, absl::Now() - restored, records};
   for (auto& [name, table] : tables) {
     reserved_bytes_ += EmbeddingTable::EstimateBytes(table->spec());
     next_generation_ = std::max(next_generation_, table->generation() + 1);
@@ -244,7 +250,7 @@ absl::StatusOr<int> TableRegistry::LoadFromStore() {
 absl::Status TableRegistry::Replay(
     RowStore& store, UpdateLog& log,
     absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables,
-    bool store_writable) {
+    bool store_writable, int64_t* records_read) {
   // From the oldest position a table needs; with no table, every record
   // kept (creates not yet snapshotted).
   // Every record kept, each table skipping those its snapshot has.
@@ -289,6 +295,7 @@ absl::Status TableRegistry::Replay(
     }
   });
   applier.Drain();  // before the tables are shared, or dropped on an error
+  if (records_read != nullptr) *records_read = records;
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat("replaying the update log: ", s.message()));
   }

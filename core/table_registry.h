@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/embedding_table.h"
 #include "core/parallel_lookup.h"
@@ -46,6 +47,16 @@ class TableRegistry {
   // Returns the number of tables. DataLoss/Unavailable from the store or the
   // log (a corrupt record names its position and table).
   absl::StatusOr<int> LoadFromStore();
+  // What the last LoadFromStore spent (for the start-up log): reading the
+  // snapshots, and replaying `records` log records after them.
+  struct LoadTimes {
+    absl::Duration restore, replay;
+    int64_t records = 0;
+  };
+  LoadTimes load_times() const {
+    absl::MutexLock lock(&mu_);
+    return load_times_;
+  }
 
   // OK if replaying `log` over the tables of `store` would change nothing:
   // every record is already in a snapshot (the rules of LoadFromStore's
@@ -111,10 +122,11 @@ class TableRegistry {
   int64_t NextGeneration() ABSL_LOCKS_EXCLUDED(mu_);
   // Replays `log` after the tables' snapshots into `tables` (LoadFromStore).
   // `store_writable`: a drop replayed is also applied to `store` (false for
-  // a read-only checkpoint).
+  // a read-only checkpoint). `records`, if not null: set to the number of
+  // log records read.
   absl::Status Replay(RowStore& store, UpdateLog& log,
                       absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables,
-                      bool store_writable);
+                      bool store_writable, int64_t* records = nullptr);
 
   RowStore* const store_;
   UpdateLog* log_ = nullptr;
@@ -128,6 +140,7 @@ class TableRegistry {
   absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>> tables_ ABSL_GUARDED_BY(mu_);
   int64_t reserved_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  LoadTimes load_times_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace embedserve

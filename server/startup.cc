@@ -98,6 +98,14 @@ absl::Status RestoreAndImportTables(TableRegistry& registry, const std::string& 
     return absl::Status(restored.status().code(),
                         absl::StrCat("cannot restore tables: ", restored.status().message()));
   }
+  const TableRegistry::LoadTimes times = registry.load_times();
+  if (*restored > 0 || times.records > 0) {
+    internal::LogInfo(
+        absl::StrCat("loaded ", *restored, " table(s): snapshots read in ",
+                     absl::FormatDuration(absl::Trunc(times.restore, absl::Milliseconds(1))), ", ",
+                     times.records, " update log record(s) replayed in ",
+                     absl::FormatDuration(absl::Trunc(times.replay, absl::Milliseconds(1)))));
+  }
   if (*restored > 0) {
     for (const auto& t : registry.List()) {
       internal::LogInfo(absl::StrCat("restored table '", t->name(), "': ", t->num_rows(),

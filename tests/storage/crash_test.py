@@ -17,6 +17,7 @@ Run: PYTHONPATH=build/python:tests/testing /usr/bin/python3 \
 
 import argparse
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -95,6 +96,14 @@ def main():
                                         optimizer_args={"lr": 0.01})
                     first = w0
             version = client.describe_table("crash").version
+            if round_ > 0:
+                # The start-up log says what the restart read and replayed.
+                loaded = re.search(r"loaded (\d+) table\(s\): snapshots read in \S+, "
+                                   r"(\d+) update log record\(s\) replayed in \S+",
+                                   server.log())
+                if loaded is None or loaded.group(1) != "1":
+                    print("round %2d: no start-up line for 1 table:\n%s" % (round_, server.log()))
+                    failures += 1
             # Every acknowledged push survived; of the unanswered ones in
             # flight at the kill, some may have been applied too, never more
             # than were sent.
