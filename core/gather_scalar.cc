@@ -18,12 +18,14 @@ void ToHalfScalar(const float* in, int64_t n, uint16_t* out) {
 
 int64_t GatherScalar(const RowView& t, const int64_t* ids, int64_t n, float* out) {
   const int64_t dim = t.dim;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetchDistance < n) PrefetchRow(t, ids[i + kPrefetchDistance]);
-    if (!IdInRange(t, ids[i])) return i;
-    std::memcpy(out + i * dim, t.Row(ids[i]), dim * sizeof(float));
-  }
-  return kAllValid;
+  const int64_t stopped = InPrefetchedBlocks(
+      n, kPrefetchDistance, [&](int64_t j) { PrefetchRow(t, ids[j]); },
+      [&](int64_t i) {
+        if (!IdInRange(t, ids[i])) return false;
+        std::memcpy(out + i * dim, t.Row(ids[i]), dim * sizeof(float));
+        return true;
+      });
+  return stopped < n ? stopped : kAllValid;
 }
 
 namespace {

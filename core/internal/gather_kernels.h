@@ -12,9 +12,11 @@
 
 namespace embedserve::internal {
 
-// How many ids ahead of the current one the kernels prefetch. Random rows
-// come from DRAM (~100 ns); at ~5-10 ns per 256-byte row this keeps enough
-// misses in flight to cover the latency.
+// The kernels' prefetch block (InPrefetchedBlocks, prefetch.h): a gather
+// prefetches the next this-many rows in a loop of their own, then copies
+// this many. Random rows come from DRAM (~100 ns); at ~5-10 ns per 256-byte
+// row this keeps enough misses in flight to cover the latency. (Pooling
+// still prefetches this many ids ahead, one at a time.)
 inline constexpr int64_t kPrefetchDistance = 16;
 // Cache lines of one row that are prefetched at most (large rows stream).
 inline constexpr int64_t kMaxPrefetchLines = 8;

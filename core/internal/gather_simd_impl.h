@@ -67,15 +67,15 @@ template <class V>
 int64_t SimdGather(const RowView& t, const int64_t* ids, int64_t n, float* out) {
   const int64_t dim = t.dim;
   const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(float));
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetchDistance < n) {
-      SimdPrefetch(t, ids[i + kPrefetchDistance], row_bytes);
-    }
-    const int64_t id = ids[i];
-    if (!SimdInRange(t, id)) return i;
-    SimdCopyRow<V>(SimdRow(t, id), out + i * dim, dim);
-  }
-  return kAllValid;
+  const int64_t stopped = InPrefetchedBlocks(
+      n, kPrefetchDistance, [&](int64_t j) { SimdPrefetch(t, ids[j], row_bytes); },
+      [&](int64_t i) {
+        const int64_t id = ids[i];
+        if (!SimdInRange(t, id)) return false;
+        SimdCopyRow<V>(SimdRow(t, id), out + i * dim, dim);
+        return true;
+      });
+  return stopped < n ? stopped : kAllValid;
 }
 
 enum class Op { kAdd, kWeighted, kMax };
@@ -263,18 +263,20 @@ int64_t CompactGatherT(const CompactRowView& t, const int64_t* ids, int64_t n, f
   constexpr int64_t L = V::kLanes;
   const int64_t dim = t.dim;
   typename V::R scale = V::Zero(), bias = V::Zero();
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetchDistance < n) CompactPrefetch(t, ids[i + kPrefetchDistance]);
-    const int64_t id = ids[i];
-    if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return i;
-    const uint8_t* row = CompactRow(t, id);
-    RowScaleBias<V, T>(row, &scale, &bias);
-    float* o = out + i * dim;
-    int64_t d = 0;
-    for (; d + L <= dim; d += L) V::Store(o + d, CompactLoad<V, T>(row, d, scale, bias));
-    if (d < dim) V::StoreN(o + d, CompactLoad<V, T>(row, d, scale, bias), dim - d);
-  }
-  return kAllValid;
+  const int64_t stopped = InPrefetchedBlocks(
+      n, kPrefetchDistance, [&](int64_t j) { CompactPrefetch(t, ids[j]); },
+      [&](int64_t i) {
+        const int64_t id = ids[i];
+        if (static_cast<uint64_t>(id) >= static_cast<uint64_t>(t.num_rows)) return false;
+        const uint8_t* row = CompactRow(t, id);
+        RowScaleBias<V, T>(row, &scale, &bias);
+        float* o = out + i * dim;
+        int64_t d = 0;
+        for (; d + L <= dim; d += L) V::Store(o + d, CompactLoad<V, T>(row, d, scale, bias));
+        if (d < dim) V::StoreN(o + d, CompactLoad<V, T>(row, d, scale, bias), dim - d);
+        return true;
+      });
+  return stopped < n ? stopped : kAllValid;
 }
 
 template <class V, RowType T, Op kOp>

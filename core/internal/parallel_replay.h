@@ -31,7 +31,6 @@
 // REQUIRES the tables are not shared yet (start-up), and nothing else reads
 // or writes their rows until Drain returns.
 
-#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -60,30 +59,22 @@ inline void StepRecord(const RowFormat& f, OptimizerKind kind, const StepScalars
 }
 
 // Calls visit(i) for i = 0 .. n - 1 in order, having asked for the lines of
-// row_of(i) (row_bytes from a row's start; null: nothing) a block of
-// kRowBlock positions ahead, in a loop of their own, for writing. For
-// loops that read or step rows at random (a push, a replayed push): each
-// row is a DRAM round trip and, on a VM, often a TLB walk, and a prefetch
-// that needs a walk holds up retirement, so prefetches interleaved with
-// the work (8 rows ahead) overlapped only the few that fit in the reorder
-// window with them. Measured on this project's 2-core EPYC VM
-// (bench/replay_bench, step_rows): 4.3-4.5 M rows/s interleaved, 8.1-8.6 M
-// in blocks of 16.
-inline constexpr size_t kRowBlock = 16;
+// row_of(i) (row_bytes from a row's start; null: nothing), for writing, a
+// block of kRowBlock positions ahead (InPrefetchedBlocks, prefetch.h).
+inline constexpr int64_t kRowBlock = 16;
 template <typename RowOf, typename Visit>
 void InRowBlocks(size_t n, int64_t row_bytes, RowOf&& row_of, Visit&& visit) {
-  auto prefetch = [&](size_t from) {
-    for (size_t i = from; i < std::min(n, from + kRowBlock); ++i) {
-      const uint8_t* row = row_of(i);
-      if (row == nullptr) continue;
-      for (int64_t b = 0; b < row_bytes; b += 64) PrefetchForWrite(row + b);
-    }
-  };
-  prefetch(0);
-  for (size_t block = 0; block < n; block += kRowBlock) {
-    if (block + kRowBlock < n) prefetch(block + kRowBlock);
-    for (size_t i = block; i < std::min(n, block + kRowBlock); ++i) visit(i);
-  }
+  InPrefetchedBlocks(
+      static_cast<int64_t>(n), kRowBlock,
+      [&](int64_t i) {
+        const uint8_t* row = row_of(static_cast<size_t>(i));
+        if (row == nullptr) return;
+        for (int64_t b = 0; b < row_bytes; b += 64) PrefetchForWrite(row + b);
+      },
+      [&](int64_t i) {
+        visit(static_cast<size_t>(i));
+        return true;
+      });
 }
 
 // Steps rows[ids[u]] by sums[u * dim ...] for the ids that `part` owns

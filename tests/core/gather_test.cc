@@ -92,6 +92,14 @@ TEST_P(GatherLevelTest, PlainGatherReportsFirstBadId) {
     std::vector<float> out(ids.size() * 17);
     EXPECT_EQ(kernels().gather(t.view(), ids.data(), ids.size(), out.data()), 3);
     EXPECT_EQ(reference().gather(t.view(), ids.data(), ids.size(), out.data()), 3);
+    // Past the first prefetch blocks (the kernels copy in blocks of 16), and
+    // a bad id in a block prefetched but not reached.
+    std::vector<int64_t> longer(60, 7);
+    longer[37] = bad;
+    longer[55] = -5;
+    out.assign(longer.size() * 17, 0.0f);
+    EXPECT_EQ(kernels().gather(t.view(), longer.data(), longer.size(), out.data()), 37);
+    EXPECT_EQ(reference().gather(t.view(), longer.data(), longer.size(), out.data()), 37);
   }
 }
 
@@ -223,6 +231,10 @@ TEST_P(GatherLevelTest, CompactRowsMatchReference) {
       }
       std::vector<int64_t> bad = {1, 40};
       EXPECT_EQ(kernels().compact_gather(t.view(), bad.data(), 2, got.data()), 1);
+      std::vector<int64_t> later(40, 1);  // past the first prefetch block
+      later[21] = 40;
+      std::vector<float> out(later.size() * dim);
+      EXPECT_EQ(kernels().compact_gather(t.view(), later.data(), later.size(), out.data()), 21);
     }
   }
 }
