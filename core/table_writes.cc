@@ -60,14 +60,20 @@ std::vector<float> EmbeddingTable::ReadRecords(absl::Span<const int64_t> ids) co
   const absl::Span<const int64_t> slots = rows_->Resolve(ids, &scratch);
   std::vector<float> packed(ids.size() * rf);
   std::vector<int64_t> missing, missing_ids;
-  for (size_t u = 0; u < slots.size(); ++u) {
-    if (slots[u] >= 0) {
-      rows_->ReadRecord(slots[u], packed.data() + u * rf);
-    } else {  // a dynamic table's id without a row
-      missing.push_back(static_cast<int64_t>(u));
-      missing_ids.push_back(ids[u]);
-    }
-  }
+  // Rows at random, asked for a block ahead, for writing: a push writes
+  // them back next (bench/replay_bench's push, memory only, the same
+  // binary with and without: 1.28-1.47 against 1.12-1.15 M rows/s).
+  internal::InRowBlocks(
+      slots.size(), rows_->format().row_bytes,
+      [&](size_t u) { return slots[u] >= 0 ? rows_->Row(slots[u]) : nullptr; },
+      [&](size_t u) {
+        if (slots[u] >= 0) {
+          rows_->ReadRecord(slots[u], packed.data() + u * rf);
+        } else {  // a dynamic table's id without a row
+          missing.push_back(static_cast<int64_t>(u));
+          missing_ids.push_back(ids[u]);
+        }
+      });
   if (!missing.empty()) {
     std::vector<float> initial(missing.size() * rf);
     InitialRecords(missing_ids, initial.data());
