@@ -57,7 +57,7 @@ inline void PrefetchForWrite(const void* p) {
 // positions, and before each block prefetch(j) for every position j of the
 // next one, in a loop of its own (and for the first block, before it).
 // Stops at the first i for which visit returns false and returns it; else
-// returns n.
+// returns n. REQUIRES: block > 0.
 //
 // Why blocks, for rows read at random (gathers, pushes, replay): each row
 // is a DRAM round trip and, on a VM, often a TLB walk, and a prefetch that
