@@ -42,6 +42,17 @@ constexpr int64_t kDim = 64;
 constexpr int64_t kPushRows = 4096;
 constexpr int kPushes = 64;  // 256 K row steps a pass, 64 MiB of sums
 
+// kRows x kDim, SGD with lr 0.01.
+TableSpec SgdSpec(const char* name) {
+  TableSpec spec;
+  spec.name = name;
+  spec.num_embeddings = kRows;
+  spec.embedding_dim = kDim;
+  spec.optimizer.kind = OptimizerKind::kSgd;
+  spec.optimizer.lr = 0.01f;
+  return spec;
+}
+
 struct World {
   std::unique_ptr<ShardedRowStorage> rows;
   std::vector<std::vector<int64_t>> ids;  // per push, distinct
@@ -49,13 +60,7 @@ struct World {
   StepScalars k;
 
   World() {
-    TableSpec spec;
-    spec.name = "replay";
-    spec.num_embeddings = kRows;
-    spec.embedding_dim = kDim;
-    spec.optimizer.kind = OptimizerKind::kSgd;
-    spec.optimizer.lr = 0.01f;
-    absl::StatusOr<TableSpec> normal = NormalizeTableSpec(spec);
+    absl::StatusOr<TableSpec> normal = NormalizeTableSpec(SgdSpec("replay"));
     if (!normal.ok()) std::abort();
     absl::StatusOr<std::unique_ptr<ShardedRowStorage>> made = ShardedRowStorage::Create(*normal);
     if (!made.ok()) std::abort();
@@ -121,13 +126,7 @@ BENCHMARK(BM_Parallel)
 void BM_Push(benchmark::State& state) {
   World& w = TheWorld();
   static EmbeddingTable* table = [] {
-    TableSpec spec;
-    spec.name = "push";
-    spec.num_embeddings = kRows;
-    spec.embedding_dim = kDim;
-    spec.optimizer.kind = OptimizerKind::kSgd;
-    spec.optimizer.lr = 0.01f;
-    absl::StatusOr<std::unique_ptr<EmbeddingTable>> made = EmbeddingTable::Create(spec);
+    absl::StatusOr<std::unique_ptr<EmbeddingTable>> made = EmbeddingTable::Create(SgdSpec("push"));
     if (!made.ok()) std::abort();
     return made->release();
   }();
