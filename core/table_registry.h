@@ -122,11 +122,11 @@ class TableRegistry {
   int64_t NextGeneration() ABSL_LOCKS_EXCLUDED(mu_);
   // Replays `log` after the tables' snapshots into `tables` (LoadFromStore).
   // `store_writable`: a drop replayed is also applied to `store` (false for
-  // a read-only checkpoint). `records`, if not null: set to the number of
-  // log records read.
+  // a read-only checkpoint). `records_read`, if not null: set to the number
+  // of log records read.
   absl::Status Replay(RowStore& store, UpdateLog& log,
                       absl::flat_hash_map<std::string, std::shared_ptr<EmbeddingTable>>& tables,
-                      bool store_writable, int64_t* records = nullptr);
+                      bool store_writable, int64_t* records_read = nullptr);
 
   RowStore* const store_;
   UpdateLog* log_ = nullptr;
