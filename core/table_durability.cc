@@ -330,11 +330,20 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
   const int64_t per_id = r.kind == UpdateRecord::Kind::kPush ? dim : record_floats();
   // Table-wide state: as it was after the record.
   switch (r.kind) {
-    case UpdateRecord::Kind::kSettings:
+    case UpdateRecord::Kind::kSettings: {
       if (r.spec == nullptr) return bad("has no settings");
+      // What UpdateSettings lets change, and nothing else: another
+      // optimizer's step would read state the rows have no room for.
+      if (r.spec->optimizer.kind != optimizer_.kind ||
+          r.spec->optimizer.initial_accumulator_value != optimizer_.initial_accumulator_value) {
+        return bad("changes the optimizer's kind or initial accumulator, fixed at creation");
+      }
+      absl::StatusOr<OptimizerSpec> next = NormalizeOptimizerSpec(r.spec->optimizer);
+      if (!next.ok()) return bad(absl::StrCat("has bad settings: ", next.status().message()));
       frozen_ = r.spec->frozen;
-      optimizer_ = r.spec->optimizer;
+      optimizer_ = *next;
       break;
+    }
     case UpdateRecord::Kind::kPush:
     case UpdateRecord::Kind::kWriteRecords:
     case UpdateRecord::Kind::kRenorm:
