@@ -55,7 +55,9 @@ IdIndex::Array* IdIndex::NewArray(int64_t lines) {
   // The filter's words after the lines, in one allocation (lines >= 4).
   const int64_t words = lines / 2;
   const int64_t line_bytes = lines * static_cast<int64_t>(sizeof(Line));
-  int64_t bytes = line_bytes + words * 8;
+  // aligned_alloc wants a multiple of the alignment (the filter's words
+  // end at 4 bytes a line: 272 bytes for 4 lines, which ASan refuses).
+  int64_t bytes = (line_bytes + words * 8 + 63) / 64 * 64;
   const bool huge = bytes >= kHugePageBytes;
   if (huge) bytes = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
