@@ -142,6 +142,15 @@ absl::Status EmbeddingTable::LookupDynamic(absl::Span<const int64_t> ids, absl::
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, absl::Span<float> out) {
+  if (dynamic_ == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table '", spec_.name, "' is not dynamic: read its rows by range"));
+  }
+  GatherDynamic(ids, out.data(), /*locked=*/false);
+  return absl::OkStatus();
+}
+
 absl::Status EmbeddingTable::LookupPooledDynamic(absl::Span<const int64_t> ids,
                                                  absl::Span<const int64_t> bounds,
                                                  PoolingMode mode, absl::Span<const float> weights,

@@ -3,6 +3,7 @@
 // any int64 id, ExportTable's ids (in update order, across chunks), an
 // import by AssignRows of the exported ids and rows, and the server's
 // refusal of a bad spec naming the field.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -189,6 +190,45 @@ TEST_F(DynamicClientTest, ExportSpansChunksWithAnIdPerRow) {
   EXPECT_EQ(std::set<int64_t>(sink.ids.begin(), sink.ids.end()),
             std::set<int64_t>(ids.begin(), ids.end()));
   EXPECT_EQ(sink.floats, Rows("big", sink.ids));
+}
+
+// An export reads rows as they are stored, as a dense table's does (and as
+// torch's weight would show them): a max_norm table's rows are not
+// renormalised by it, and the table does not change. A lookup afterwards
+// still renormalises.
+TEST_F(DynamicClientTest, ExportOfAMaxNormTableGivesTheStoredRowsAndChangesNothing) {
+  v1::TableSpec spec = Dynamic("norm");
+  spec.set_max_norm(1.0);
+  ASSERT_THAT(client_->CreateTable(spec), IsOk());
+  const std::vector<int64_t> ids = {5, -6};
+  // lr 0.5 x gradient -10: every element moves by +5, a norm far past 1.
+  ASSERT_THAT(client_->PushGradients("norm", ids, std::vector<float>(ids.size() * kDim, -10.0f)),
+              IsOk());
+  auto norm = [](const float* row) {
+    double sq = 0;
+    for (int d = 0; d < kDim; ++d) sq += static_cast<double>(row[d]) * row[d];
+    return std::sqrt(sq);
+  };
+  const auto before = client_->DescribeTable("norm");
+  ASSERT_THAT(before, IsOk());
+  IdSink sink;
+  ASSERT_THAT(client_->ExportTable("norm", sink), IsOk());
+  ASSERT_EQ(sink.ids.size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_GT(norm(sink.floats.data() + i * kDim), 2.0) << "row " << sink.ids[i];
+  }
+  const auto after = client_->DescribeTable("norm");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->version(), before->version()) << "an export changes no row";
+  const std::vector<float> looked_up = Rows("norm", sink.ids);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_LE(norm(looked_up.data() + i * kDim), 1.0 + 1e-5);
+    // The lookup renormalised the very rows the export gave.
+    const double scale = norm(looked_up.data() + i * kDim) / norm(sink.floats.data() + i * kDim);
+    for (int d = 0; d < kDim; ++d) {
+      EXPECT_NEAR(looked_up[i * kDim + d], sink.floats[i * kDim + d] * scale, 1e-5);
+    }
+  }
 }
 
 TEST_F(DynamicClientTest, EmptyDynamicTableExportsItsInfo) {
