@@ -8,7 +8,7 @@ ADDRESS ?= 127.0.0.1:50051
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: deps configure build run test deb bench fuzz clean
+.PHONY: deps configure build run test deb bench fuzz sanitize clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -51,6 +51,19 @@ fuzz:
 	  -DEMBEDSERVE_FUZZ=ON
 	cmake --build $(FUZZ_BUILD_DIR) -j$(JOBS) --target $(FUZZ_TARGETS)
 	bash fuzz/run_fuzzers.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Every test (ctest, Python and torch tests included) against a build with
+# AddressSanitizer and UndefinedBehaviorSanitizer (g++), in its own build
+# dir; any finding aborts the test that hit it (README "Sanitizers").
+SAN_BUILD_DIR ?= build-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+sanitize: deps
+	cmake -S . -B $(SAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS="$(SAN_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
+	  -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
+	cmake --build $(SAN_BUILD_DIR) -j$(JOBS)
+	ctest --test-dir $(SAN_BUILD_DIR) --output-on-failure -j$(JOBS)
 
 clean:
 	rm -rf $(BUILD_DIR)

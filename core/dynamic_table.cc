@@ -142,7 +142,8 @@ absl::Status EmbeddingTable::LookupDynamic(absl::Span<const int64_t> ids, absl::
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingTable::ReadRows(absl::Span<const int64_t> ids, absl::Span<float> out) {
+absl::Status EmbeddingTable::ReadStoredRows(absl::Span<const int64_t> ids,
+                                            absl::Span<float> out) {
   if (dynamic_ == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("table '", spec_.name, "' is not dynamic: read its rows by range"));

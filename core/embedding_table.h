@@ -195,7 +195,7 @@ class EmbeddingTable {
 
   // Copies rows [first, first + n) (dim floats each) into `out`, all read
   // with writers excluded. InvalidArgument if the range is out of bounds,
-  // or for a dynamic table (which has no range: ReadRows of its StoredIds).
+  // or for a dynamic table (which has no range: ReadStoredRows of its StoredIds).
   absl::Status CopyRows(int64_t first, int64_t n, float* out) const;
   // A dynamic table's rows of `ids` as they are (export's read): as Lookup
   // (an id without a row reads as its initial value, rows are never torn),
@@ -203,7 +203,7 @@ class EmbeddingTable {
   // written or logged, as CopyRows of a dense table.
   // REQUIRES: out.size() == ids.size() * dim(). InvalidArgument for a dense
   // table (CopyRows reads its ranges).
-  absl::Status ReadRows(absl::Span<const int64_t> ids, absl::Span<float> out);
+  absl::Status ReadStoredRows(absl::Span<const int64_t> ids, absl::Span<float> out);
 
   // Attaches one word per row (word-vector files). InvalidArgument if the
   // count differs from num_rows or a word repeats. Call before PersistTo,

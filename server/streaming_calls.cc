@@ -264,9 +264,9 @@ class ImportReader final : public grpc::ServerReadReactor<Raw> {
 // is sent (memory stays one chunk). A dense table's rows are copied by range
 // (CopyRows); a dynamic table's ids with a row are taken once at the start
 // (StoredIds, least recently updated first) and each chunk carries its ids
-// and their rows, read by ReadRows (as stored: a max_norm table's rows are
-// not renormalised by their export; an id evicted meanwhile reads as its
-// initial value, as any lookup of it would).
+// and their rows, read by ReadStoredRows (as stored: a max_norm table's
+// rows are not renormalised by their export; an id evicted meanwhile reads
+// as its initial value, as any lookup of it would).
 class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
  public:
   ExportWriter(EmbeddingServiceImpl* service, std::shared_ptr<EmbeddingTable> table,
@@ -321,7 +321,8 @@ class ExportWriter final : public grpc::ServerWriteReactor<Raw> {
     if (table_->is_dynamic()) {
       const absl::Span<const int64_t> ids(ids_.data() + row_, static_cast<size_t>(n));
       chunk_.mutable_ids()->Assign(ids.begin(), ids.end());
-      s = table_->ReadRows(ids, absl::MakeSpan(out, static_cast<size_t>(n * table_->dim())));
+      s = table_->ReadStoredRows(ids,
+                                 absl::MakeSpan(out, static_cast<size_t>(n * table_->dim())));
     } else {
       s = table_->CopyRows(row_, n, out);
     }
