@@ -227,7 +227,8 @@ absl::StatusOr<Tensor> TensorFromResult(const v1::LookupResult& result) {
   }
   t.values.resize(n);
   if (width == 4) {
-    std::memcpy(t.values.data(), result.values().data(), result.values().size());
+    // (An empty answer: no memcpy to the empty vector's null data().)
+    if (n > 0) std::memcpy(t.values.data(), result.values().data(), result.values().size());
     return t;
   }
   for (int64_t i = 0; i < n; ++i) {

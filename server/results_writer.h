@@ -24,6 +24,14 @@ namespace embedserve {
 // parse as the protobuf message (fields in the order shape, dtype, values:
 // any order is valid protobuf).
 //
+// Every values(i) is aligned to kValuesAlignment in memory, so that the code
+// that writes floats (and float16s) there through typed pointers (the
+// initializer's fill, renorm, the scalar tails of the kernels) is defined
+// C++: before each entry's values, a few bytes (2 to 6) of
+// LookupResult's reserved field 15 (zeros) move them to an aligned offset,
+// and the answer itself starts at an aligned address in its slice. A
+// parser keeps the field as an unknown one; readers ignore it.
+//
 // Not thread-safe; one per answer.
 class ResultsWriter {
  public:
@@ -33,18 +41,22 @@ class ResultsWriter {
   // Allocates the answer; writes every header. Call once, after the last Add().
   void Allocate();
 
-  // Result i's values: value_bytes writable bytes, not initialised, not
-  // aligned beyond 1 byte (the kernels store unaligned).
+  static constexpr size_t kValuesAlignment = 4;
+
+  // Result i's values: value_bytes writable bytes, not initialised, aligned
+  // to kValuesAlignment.
   char* values(int i) const { return base_ + results_[i].values_offset; }
 
   // The answer, for the raw callback method's response; leaves the writer empty.
   grpc::ByteBuffer Release();
 
   // The wire bytes of one `results` entry up to its values: the outer tag
-  // and length, shape and dtype, the values tag and length. Followed by
-  // value_bytes of values it is a complete entry.
+  // and length, shape and dtype, the padding field if needed, the values
+  // tag and length, such that the values start at a multiple of
+  // kValuesAlignment for an entry that starts `at` bytes into the answer.
+  // Followed by value_bytes of values it is a complete entry.
   static std::string Header(absl::Span<const int64_t> shape, v1::ValueType dtype,
-                            size_t value_bytes);
+                            size_t value_bytes, size_t at = 0);
 
  private:
   struct Result {
@@ -53,8 +65,9 @@ class ResultsWriter {
   };
   std::vector<Result> results_;
   size_t total_bytes_ = 0;
-  grpc::Slice slice_;
-  char* base_ = nullptr;
+  grpc::Slice slice_;  // the allocation: skip_ bytes, then the answer
+  size_t skip_ = 0;
+  char* base_ = nullptr;  // the answer's first byte
 };
 
 }  // namespace embedserve

@@ -102,7 +102,8 @@ absl::Span<const T> View(absl::string_view bytes, uint64_t count, std::vector<T>
     return absl::Span<const T>(reinterpret_cast<const T*>(bytes.data()), count);
   }
   copy->resize(count);
-  std::memcpy(copy->data(), bytes.data(), count * sizeof(T));
+  // (memcpy of nothing to an empty vector's null data() is undefined.)
+  if (count > 0) std::memcpy(copy->data(), bytes.data(), count * sizeof(T));
   return absl::Span<const T>(*copy);
 }
 
