@@ -27,5 +27,8 @@ check "echo ceiling" "${B[@]}" --target=echo --address="$ECHO"
 check "csv has a line per run" bash -c "[[ \$(wc -l < '$WORK/r.csv') -eq 3 ]]"
 check "refuses a non-loopback target" bash -c "\"\$@\" --target=embedserve --address=10.0.0.1:50051; [[ \$? -eq 2 ]]" _ "${B[@]}"
 check "reports errors (missing table)" bash -c "! \"\$@\" --target=embedserve --address=$ES --table=nope" _ "${B[@]}"
+# A window too short for any call (the threads poll for the start every
+# millisecond): nothing measured is a failure that says so, not a 0 rows/s.
+check "fails when no call was measured" bash -c "out=\$(\"\$@\" --target=embedserve --address=$ES --duration=0.000001 --warmup=0 2>&1); [[ \$? -eq 1 ]] && grep -q 'no request completed' <<<\"\$out\"" _ "${B[@]}"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
