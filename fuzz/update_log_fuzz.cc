@@ -16,10 +16,12 @@
 // What must hold:
 //  - a payload that decodes re-encodes (EncodeFrame) to a payload that
 //    decodes and encodes to the same bytes again;
-//  - a scan returns (OK or an error), never crashes; a scan of the segment
-//    as the last one that found no torn tail gives the same answer as a scan
-//    of it as an earlier segment, and one that found a torn tail means the
-//    earlier-segment scan fails (only the last segment may be torn);
+//  - a scan returns (OK or an error), never crashes, and reads to the end
+//    unless it stops at a torn tail (and says why) or after its last
+//    position; a scan of the segment as the last one that found no torn
+//    tail gives the same answer as a scan of it as an earlier segment, and
+//    one that found a torn tail means the earlier-segment scan fails (only
+//    the last segment may be torn);
 //  - replaying the records into a small dense table and a small dynamic one
 //    (errors allowed: a record of another table's shape) and looking rows up
 //    afterwards never crashes.
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -52,9 +55,14 @@ using embedserve::TableSpec;
 using embedserve::UpdateRecord;
 namespace internal = embedserve::internal;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+// Aborts (a finding) naming the property that failed.
+#define CHECK_HOLDS(cond)                                              \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      std::fprintf(stderr, "update_log_fuzz: %s does not hold\n", #cond); \
+      std::abort();                                                    \
+    }                                                                  \
+  } while (0)
 
 uint64_t Load64(const char* p) {
   uint64_t v;
@@ -73,13 +81,13 @@ void CheckRoundTrip(absl::string_view payload) {
   internal::DecodedRecord decoded;
   if (!internal::DecodePayload(payload, &decoded).ok()) return;
   std::string frame;
-  Check(internal::EncodeFrame(decoded.position, decoded.record, &frame).ok());
+  CHECK_HOLDS(internal::EncodeFrame(decoded.position, decoded.record, &frame).ok());
   internal::DecodedRecord again;
-  Check(internal::DecodePayload(PayloadOf(frame), &again).ok());
-  Check(again.position == decoded.position);
+  CHECK_HOLDS(internal::DecodePayload(PayloadOf(frame), &again).ok());
+  CHECK_HOLDS(again.position == decoded.position);
   std::string frame2;
-  Check(internal::EncodeFrame(again.position, again.record, &frame2).ok());
-  Check(frame2 == frame);
+  CHECK_HOLDS(internal::EncodeFrame(again.position, again.record, &frame2).ok());
+  CHECK_HOLDS(frame2 == frame);
 }
 
 std::unique_ptr<EmbeddingTable> MakeTable(bool dynamic, bool adam) {
@@ -101,7 +109,7 @@ std::unique_ptr<EmbeddingTable> MakeTable(bool dynamic, bool adam) {
         adam ? embedserve::OptimizerKind::kSparseAdam : embedserve::OptimizerKind::kSgd;
   }
   absl::StatusOr<std::unique_ptr<EmbeddingTable>> t = EmbeddingTable::Create(spec);
-  Check(t.ok());
+  CHECK_HOLDS(t.ok());
   return std::move(*t);
 }
 
@@ -143,8 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   file.append(tail.data(), tail.size());
 
   const int fd = ::memfd_create("update_log_fuzz", MFD_CLOEXEC);
-  Check(fd >= 0);
-  Check(::write(fd, file.data(), file.size()) == static_cast<ssize_t>(file.size()));
+  CHECK_HOLDS(fd >= 0);
+  CHECK_HOLDS(::write(fd, file.data(), file.size()) == static_cast<ssize_t>(file.size()));
 
   std::unique_ptr<EmbeddingTable> dense, dynamic;
   std::vector<int64_t> named = {0, 2, 15, -3, 1};
@@ -166,9 +174,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const absl::StatusOr<internal::SegmentScan> scan = internal::ScanSegment(fd, o);
   if (scan.ok()) {
-    Check(scan->good_bytes <= o.end);
-    // Read to the end, or stopped at a torn tail that says why.
-    Check(scan->torn.empty() == (scan->good_bytes == o.end));
+    CHECK_HOLDS(scan->good_bytes <= o.end);
+    // Read to the end, or stopped at a torn tail that says why, or after
+    // `through` (the largest position: a header that starts at 2^64 - 1).
+    if (!scan->torn.empty()) CHECK_HOLDS(scan->good_bytes < o.end);
+    if (scan->torn.empty()) CHECK_HOLDS(scan->good_bytes == o.end || scan->next == o.through + 1);
   }
   if (dense != nullptr) {
     LookUp(*dense, named);
@@ -181,9 +191,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     earlier.visit = nullptr;
     const absl::StatusOr<internal::SegmentScan> again = internal::ScanSegment(fd, earlier);
     if (scan->torn.empty()) {
-      Check(again.ok() && again->next == scan->next);
+      CHECK_HOLDS(again.ok() && again->next == scan->next);
     } else {
-      Check(!again.ok());
+      CHECK_HOLDS(!again.ok());
     }
   }
   ::close(fd);
