@@ -332,6 +332,7 @@ absl::Status EmbeddingTable::Replay(LogPosition position, const UpdateRecord& r,
   switch (r.kind) {
     case UpdateRecord::Kind::kSettings: {
       if (r.spec == nullptr) return bad("has no settings");
+      if (!r.ids.empty() || !r.floats.empty()) return bad("changes settings and rows at once");
       // What UpdateSettings lets change, and nothing else: another
       // optimizer's step would read state the rows have no room for.
       if (r.spec->optimizer.kind != optimizer_.kind ||
