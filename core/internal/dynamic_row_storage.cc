@@ -1,7 +1,5 @@
 #include "core/internal/dynamic_row_storage.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
@@ -9,13 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "core/internal/aligned_memory.h"
 #include "core/internal/prefetch.h"
 #include "core/row_codec.h"
 
 namespace embedserve::internal {
 namespace {
 
-constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 constexpr int64_t kChunkBytes = kHugePageBytes;
 constexpr int64_t kMinChunkSlots = 64;
 constexpr int64_t kMaxChunkSlots = int64_t{1} << 16;
@@ -62,22 +60,11 @@ constexpr size_t kUpsertAhead = 8;
 constexpr int kVictimsAhead = 4;
 static_assert(DynamicRowStorage::kMaxSlots <= IdIndex::kSlotLimit);
 
-// Zeroed, 64-byte aligned (2 MiB and huge pages from 2 MiB up); nullptr
-// without memory.
+// AllocateAligned, zeroed; nullptr without memory.
 void* AllocateZeroed(int64_t bytes) {
-  bytes = RoundUp(std::max<int64_t>(bytes, 64), 64);
-  const bool huge = bytes >= kHugePageBytes;
-  if (huge) bytes = RoundUp(bytes, kHugePageBytes);
-  void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
-  if (p == nullptr) return nullptr;
-  if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
-  std::memset(p, 0, static_cast<size_t>(bytes));
+  void* p = AllocateAligned(bytes);
+  if (p != nullptr) std::memset(p, 0, static_cast<size_t>(AlignedAllocationBytes(bytes)));
   return p;
-}
-
-int64_t AllocatedBytes(int64_t bytes) {
-  bytes = RoundUp(std::max<int64_t>(bytes, 64), 64);
-  return bytes >= kHugePageBytes ? RoundUp(bytes, kHugePageBytes) : bytes;
 }
 
 }  // namespace
@@ -383,12 +370,12 @@ void DynamicRowStorage::WriteRecord(int64_t slot, const float* src) {
 
 int64_t DynamicRowStorage::row_bytes() const {
   return chunks_.load(std::memory_order_relaxed) *
-         AllocatedBytes(rows_per_chunk() * format().row_bytes);
+         AlignedAllocationBytes(rows_per_chunk() * format().row_bytes);
 }
 
 int64_t DynamicRowStorage::state_bytes() const {
   const int64_t per_chunk =
-      format().element_slots * AllocatedBytes(rows_per_chunk() * state_stride_ * 4) +
+      format().element_slots * AlignedAllocationBytes(rows_per_chunk() * state_stride_ * 4) +
       format().row_slots * rows_per_chunk() * 4;
   return chunks_.load(std::memory_order_relaxed) * per_chunk;
 }

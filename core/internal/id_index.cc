@@ -1,19 +1,17 @@
 #include "core/internal/id_index.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <new>
 #include <memory>
 
+#include "core/internal/aligned_memory.h"
 #include "core/internal/prefetch.h"
 
 namespace embedserve::internal {
 namespace {
 
-constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 constexpr int64_t kMinLines = 4;
 // Ids this far down a request get their home line prefetched.
 constexpr size_t kPrefetchAhead = 16;
@@ -55,14 +53,9 @@ IdIndex::Array* IdIndex::NewArray(int64_t lines) {
   // The filter's words after the lines, in one allocation (lines >= 4).
   const int64_t words = lines / 2;
   const int64_t line_bytes = lines * static_cast<int64_t>(sizeof(Line));
-  // aligned_alloc wants a multiple of the alignment (the filter's words
-  // end at 4 bytes a line: 272 bytes for 4 lines, which ASan refuses).
-  int64_t bytes = (line_bytes + words * 8 + 63) / 64 * 64;
-  const bool huge = bytes >= kHugePageBytes;
-  if (huge) bytes = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  void* p = std::aligned_alloc(huge ? kHugePageBytes : 64, static_cast<size_t>(bytes));
+  const int64_t bytes = AlignedAllocationBytes(line_bytes + words * 8);
+  void* p = AllocateAligned(line_bytes + words * 8);
   if (p == nullptr) return nullptr;
-  if (huge) ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
   auto* filter = reinterpret_cast<std::atomic<uint64_t>*>(static_cast<char*>(p) + line_bytes);
   for (int64_t i = 0; i < words; ++i) new (&filter[i]) std::atomic<uint64_t>(0);
   Line* l = static_cast<Line*>(p);
