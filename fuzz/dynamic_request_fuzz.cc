@@ -29,10 +29,14 @@
 //    dynamic table (issue 15: "a lookup never grows the table");
 //  - after every call each dynamic table describes itself consistently:
 //    num_rows == rows stored, at most max_rows when set, and rows stored ==
-//    rows admitted - evicted - expired.
+//    rows admitted - evicted - expired;
+//  - the input run twice (tables reset each time) answers the same bytes
+//    and leaves the same ids, in the same eviction order, with the same
+//    rows: nothing depends on timing, addresses or uninitialised memory.
 
 #include <grpc/grpc.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +46,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/embedding_table.h"
 #include "core/table_registry.h"
 #include "core/table_spec.h"
 #include "embedserve/v1/embedserve.pb.h"
@@ -198,10 +204,16 @@ struct Fixture {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Fixture* fixture = new Fixture();  // lives as long as the process
-  fixture->Reset();
-  std::map<std::string, Seen> before = fixture->Tables();
+namespace {
+
+// Runs the input's calls on freshly reset tables, checking the properties
+// after each; returns a transcript of what the calls answered and of the
+// tables' final state (each dynamic table's ids, least recently updated
+// first, and their rows as stored).
+std::string Run(Fixture& fixture, const uint8_t* data, size_t size) {
+  fixture.Reset();
+  std::string transcript;
+  std::map<std::string, Seen> before = fixture.Tables();
   size_t at = 0;
   for (int call = 0; call < kMaxCalls && at < size; ++call) {
     const Method& method = kMethods[data[at] % kNumMethods];
@@ -211,15 +223,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     length = std::min(length, size - at);
     const absl::string_view request(reinterpret_cast<const char*>(data + at), length);
     at += length;
-    absl::StatusOr<std::string> answer = fixture->service->CallForTest(method.name, request);
-    if (fixture->verbose) {
+    absl::StatusOr<std::string> answer = fixture.service->CallForTest(method.name, request);
+    if (fixture.verbose) {
       std::fprintf(stderr, "call %d: %s (%zu bytes): %s\n", call, method.name, length,
                    answer.ok() ? "OK" : answer.status().ToString().c_str());
     }
     if (answer.ok() && !method.response()->ParseFromString(*answer)) {
       Fail(std::string(method.name) + " answered bytes that do not parse");
     }
-    std::map<std::string, Seen> after = fixture->Tables();
+    transcript += "\n#" + std::to_string(call) + " ";
+    transcript += answer.ok() ? *answer : answer.status().ToString();
+    std::map<std::string, Seen> after = fixture.Tables();
     const std::string what = std::string(method.name) + " (call " + std::to_string(call) + ")";
     if (!answer.ok() && after.size() != before.size()) {
       Fail(what + " failed (" + answer.status().ToString() + ") but changed the tables");
@@ -242,6 +256,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     before = std::move(after);
+  }
+  for (const auto& table : fixture.registry->List()) {
+    if (!table->is_dynamic()) continue;
+    const std::vector<int64_t> ids = table->StoredIds();
+    std::vector<float> rows(ids.size() * static_cast<size_t>(table->dim()));
+    const absl::Status st = table->ReadStoredRows(ids, absl::MakeSpan(rows));
+    if (!st.ok()) Fail("cannot read the rows of " + table->name() + ": " + st.ToString());
+    transcript += "\n" + table->name() + " ";
+    transcript.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int64_t));
+    transcript.append(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(float));
+  }
+  return transcript;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Fixture* fixture = new Fixture();  // lives as long as the process
+  // The same calls on the same tables must answer the same bytes and leave
+  // the same rows (replicas that apply the same updates stay identical).
+  const std::string first = Run(*fixture, data, size);
+  const std::string second = Run(*fixture, data, size);
+  if (first != second) {
+    size_t i = 0;
+    while (i < first.size() && i < second.size() && first[i] == second[i]) ++i;
+    Fail("the same input answered differently the second time (first difference at byte " +
+         std::to_string(i) + " of the transcript)");
   }
   return 0;
 }
