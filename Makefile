@@ -43,7 +43,7 @@ bench: build
 # FUZZ_SECONDS over a scratch copy of its corpus (README "Fuzzing").
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD_DIR ?= build-fuzz
-FUZZ_TARGETS ?= pretrained_fuzz meta_codec_fuzz table_spec_fuzz request_fuzz update_log_fuzz dynamic_request_fuzz
+FUZZ_TARGETS ?= pretrained_fuzz meta_codec_fuzz table_spec_fuzz request_fuzz update_log_fuzz dynamic_request_fuzz dynamic_durable_fuzz
 
 fuzz:
 	bash deploy/install-deps.sh --fuzz

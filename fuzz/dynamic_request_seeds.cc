@@ -1,11 +1,14 @@
-// Writes dynamic_request_fuzz's seed corpus (fuzz/corpus/dynamic_request_fuzz/)
-// into the directory given: call sequences in that target's format ([method
-// byte][u16 length][request]...) against its tables (lru, admit, adam, open,
-// dense), reaching eviction, expiry, admission, padding, renorm, compact
-// rows, growth of the id index, and some refusals. Run by hand when the
-// target's tables or method list change; not part of any test.
+// Writes the seed corpora of dynamic_request_fuzz and dynamic_durable_fuzz
+// into the two directories given: call sequences in their format ([method
+// byte][u16 length][request]..., fuzz/dynamic_fuzz_common.h) against their
+// tables (lru, admit, adam, open, dense), reaching eviction, expiry,
+// admission, padding, renorm, compact rows, growth of the id index, and
+// some refusals. The durable corpus has each sequence twice more: with a
+// Restart at the end, and with a Snapshot and a Restart after its first
+// call. Run by hand when the targets' tables or method lists change; not
+// part of any test.
 //
-//   build/fuzz/dynamic_request_seeds fuzz/corpus/dynamic_request_fuzz
+//   build/fuzz/dynamic_request_seeds fuzz/corpus/dynamic_request_fuzz fuzz/corpus/dynamic_durable_fuzz
 
 #include <cstdint>
 #include <cstdio>
@@ -32,7 +35,30 @@ enum Method : uint8_t {
   kCreate,
   kDrop,
   kList,
+  kSnapshot,  // dynamic_durable_fuzz's pseudo-calls
+  kRestart,
 };
+
+// The calls of a sequence (each [method][u16 length][request]).
+std::vector<std::string> Split(const std::string& seq) {
+  std::vector<std::string> calls;
+  size_t at = 0;
+  while (at + 3 <= seq.size()) {
+    const size_t n = static_cast<uint8_t>(seq[at + 1]) | size_t{static_cast<uint8_t>(seq[at + 2])} << 8;
+    calls.push_back(seq.substr(at, 3 + n));
+    at += 3 + n;
+  }
+  return calls;
+}
+
+std::string Pseudo(Method m) { return std::string{static_cast<char>(m), 0, 0}; }
+
+bool Write(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  if (!out) std::fprintf(stderr, "cannot write %s\n", path.c_str());
+  return static_cast<bool>(out);
+}
 
 std::string Call(Method m, const google::protobuf::Message& request) {
   const std::string body = request.SerializeAsString();
@@ -135,11 +161,11 @@ constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s REQUEST_CORPUS_DIR DURABLE_CORPUS_DIR\n", argv[0]);
     return 2;
   }
-  const std::string dir = argv[1];
+  const std::string dir = argv[1], durable_dir = argv[2];
   struct Seed {
     const char* name;
     std::string bytes;
@@ -228,14 +254,23 @@ int main(int argc, char** argv) {
       {"assign_then_evict", Assign("lru", {1, 2, 3, 4}, 4) + Push("lru", {5, 6}, 4) +
                                 Lookup("lru", {1, 2, 3, 4, 5, 6}) + State("lru", {1, 5})},
   };
+  seeds.push_back({"restart_twice", Push("lru", {1, 2}, 4) + Pseudo(kRestart) +
+                                        Push("lru", {3, 4, 5}, 4) + Pseudo(kSnapshot) +
+                                        Push("admit", {1, 1}, 4) + Pseudo(kRestart) +
+                                        Push("admit", {1}, 4) + Lookup("lru", {1, 2, 3, 4, 5})});
+  int written = 0;
   for (const Seed& s : seeds) {
-    std::ofstream out(dir + "/" + s.name, std::ios::binary);
-    out << s.bytes;
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), s.name);
+    const std::string name = s.name;
+    const std::vector<std::string> calls = Split(s.bytes);
+    std::string mid = calls.empty() ? "" : calls[0] + Pseudo(kSnapshot) + Pseudo(kRestart);
+    for (size_t i = 1; i < calls.size(); ++i) mid += calls[i];
+    if (!Write(dir + "/" + name, s.bytes) || !Write(durable_dir + "/" + name, s.bytes) ||
+        !Write(durable_dir + "/" + name + "_restart", s.bytes + Pseudo(kRestart)) ||
+        !Write(durable_dir + "/" + name + "_snapshot_restart", mid)) {
       return 1;
     }
+    written += 4;
   }
-  std::printf("%zu seeds written to %s\n", seeds.size(), dir.c_str());
+  std::printf("%d seeds written to %s and %s\n", written, dir.c_str(), durable_dir.c_str());
   return 0;
 }
