@@ -6,11 +6,19 @@
 // statistics survive a restart).
 //
 // Input: as dynamic_request_fuzz (fuzz/dynamic_fuzz_common.h: tables,
-// format, per-call properties), with two pseudo-calls besides the methods:
+// format, per-call properties), with three pseudo-calls besides the methods:
 //   Snapshot  TableRegistry::SnapshotTables (rows written out in bulk, the
 //             log before them dropped), as the snapshot scheduler does;
 //   Restart   the registry, log and store closed and opened again on the
-//             same directory (LoadFromStore: snapshots, then the log).
+//             same directory (LoadFromStore: snapshots, then the log);
+//   Crash     a Restart with what a kill -9 in the middle of an append
+//             leaves at the end of the last log segment: a strict prefix
+//             of a frame (the first frame of that segment, cut to a length
+//             taken from the call's bytes), or zeros where the segment has
+//             no frame yet (a file extended but never written). The torn
+//             record was never acknowledged, so the restart must drop it
+//             and give the tables as they were; a later append must not
+//             leave it in the middle of the log (later restarts must work).
 // Each input runs twice from the same tables: on the durable registry
 // (pseudo-calls applied) and on a memory-only one (pseudo-calls skipped).
 // Properties, besides those of every call and the sanitizers':
@@ -18,18 +26,23 @@
 //  - both runs answer every call with the same bytes and end with the same
 //    tables (ListTables' answer; each dynamic table's ids in eviction order
 //    and rows as stored).
-// A restart here follows a clean close: what a kill -9 adds (a torn last
-// record) is update_log_fuzz's and the fault tests' part.
+// A restart follows a clean close (RocksDB's own files are whole); torn
+// log records beyond Crash's are update_log_fuzz's part, and a real kill -9
+// is the fault tests'.
 
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <system_error>
 
+#include "absl/strings/string_view.h"
 #include "fuzz/dynamic_fuzz_common.h"
 #include "storage/rocksdb_store.h"
 #include "storage/update_log.h"
@@ -44,7 +57,8 @@ using embedserve::TableRegistry;
 
 constexpr int kSnapshot = fz::kNumMethods;
 constexpr int kRestart = fz::kNumMethods + 1;
-constexpr int kCallKinds = fz::kNumMethods + 2;
+constexpr int kCrash = fz::kNumMethods + 2;
+constexpr int kCallKinds = fz::kNumMethods + 3;
 
 // One server's tables: over a data directory, or in memory (dir empty).
 // Destroyed in the server's order: service, registry, log, store.
@@ -105,6 +119,44 @@ const std::string& ScratchDir() {
   return *dir;
 }
 
+// Appends to the last segment of the log in `log_dir` what a crash in the
+// middle of an append leaves (see Crash above); `how`'s first two bytes
+// pick the length.
+void TearLog(const std::string& log_dir, absl::string_view how) {
+  std::error_code ec;
+  std::string last;
+  for (const auto& entry : std::filesystem::directory_iterator(log_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("log-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".seg" &&
+        name > last) {
+      last = name;
+    }
+  }
+  if (ec || last.empty()) fz::Fail("no log segment in " + log_dir);
+  const std::string path = log_dir + "/" + last;
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  constexpr size_t kHeader = 24;  // storage/FORMAT.md: segment header
+  const size_t pick =
+      how.size() >= 2 ? static_cast<uint8_t>(how[0]) | size_t{static_cast<uint8_t>(how[1])} << 8
+                      : size_t{0xffff};
+  std::string torn;
+  if (bytes.size() >= kHeader + 8) {
+    uint32_t length = 0;
+    std::memcpy(&length, bytes.data() + kHeader, sizeof(length));
+    const size_t frame = std::min<size_t>(8 + size_t{length}, bytes.size() - kHeader);
+    torn = bytes.substr(kHeader, 1 + pick % (frame - 1));  // 1 .. frame - 1 bytes
+  } else {
+    torn.assign(1 + pick % 64, '\0');
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out << torn;
+  if (!out) fz::Fail("cannot append to " + path);
+}
+
 // Runs the input on fresh tables, durable (in a new data directory) or in
 // memory; returns the transcript of answers and the final state.
 std::string Run(const uint8_t* data, size_t size, bool durable) {
@@ -126,11 +178,12 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
         auto done = node->registry->SnapshotTables();
         if (!done.ok()) fz::Fail("snapshot failed: " + done.status().ToString());
       }
-    } else if (kind == kRestart) {
+    } else if (kind == kRestart || kind == kCrash) {
       if (durable) {
         const std::string state = fz::FinalState(*node->service, *node->registry);
         checker.reset();
         node.reset();
+        if (kind == kCrash) TearLog(dir + "/log", call.request);
         node = std::make_unique<Node>(dir);
         fz::ExpectSame(state, fz::FinalState(*node->service, *node->registry),
                        "a restart changed the tables");

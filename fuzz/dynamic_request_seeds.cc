@@ -37,6 +37,7 @@ enum Method : uint8_t {
   kList,
   kSnapshot,  // dynamic_durable_fuzz's pseudo-calls
   kRestart,
+  kCrash,
 };
 
 // The calls of a sequence (each [method][u16 length][request]).
@@ -52,6 +53,11 @@ std::vector<std::string> Split(const std::string& seq) {
 }
 
 std::string Pseudo(Method m) { return std::string{static_cast<char>(m), 0, 0}; }
+// A Crash whose torn frame is `length` bytes long (modulo the frame).
+std::string Crash(uint16_t length) {
+  return std::string{static_cast<char>(kCrash), 2, 0, static_cast<char>(length & 0xff),
+                     static_cast<char>(length >> 8)};
+}
 
 bool Write(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -258,6 +264,14 @@ int main(int argc, char** argv) {
                                         Push("lru", {3, 4, 5}, 4) + Pseudo(kSnapshot) +
                                         Push("admit", {1, 1}, 4) + Pseudo(kRestart) +
                                         Push("admit", {1}, 4) + Lookup("lru", {1, 2, 3, 4, 5})});
+  seeds.push_back({"crash_then_push", Push("lru", {1, 2}, 4) + Push("admit", {1, 1}, 4) +
+                                          Crash(3) + Push("admit", {1}, 4) + Push("lru", {3}, 4) +
+                                          Pseudo(kRestart) + Lookup("lru", {1, 2, 3})});
+  seeds.push_back({"crash_mid_frame", Push("open", {1, 2, 3}, 4) + Crash(40) +
+                                          Pseudo(kSnapshot) + Push("open", {4}, 4) + Crash(9) +
+                                          Lookup("open", {1, 2, 3, 4})});
+  seeds.push_back({"crash_empty_segment", Pseudo(kSnapshot) + Crash(17) + Push("adam", {5}, 8) +
+                                              Pseudo(kRestart)});
   int written = 0;
   for (const Seed& s : seeds) {
     const std::string name = s.name;
