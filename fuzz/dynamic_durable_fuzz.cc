@@ -6,7 +6,7 @@
 // statistics survive a restart).
 //
 // Input: as dynamic_request_fuzz (fuzz/dynamic_fuzz_common.h: tables,
-// format, per-call properties), with three pseudo-calls besides the methods:
+// format, per-call properties), with five pseudo-calls besides the methods:
 //   Snapshot  TableRegistry::SnapshotTables (rows written out in bulk, the
 //             log before them dropped), as the snapshot scheduler does;
 //   Restart   the registry, log and store closed and opened again on the
@@ -18,7 +18,16 @@
 //             no frame yet (a file extended but never written). The torn
 //             record was never acknowledged, so the restart must drop it
 //             and give the tables as they were; a later append must not
-//             leave it in the middle of the log (later restarts must work).
+//             leave it in the middle of the log (later restarts must work);
+//   Checkpoint  CreateCheckpoint ("c0", "c1", ...), noting each table's
+//             contents (TableImage: rows, ids in eviction order, optimizer
+//             state, counters);
+//   Restore   RestoreCheckpoint of every table of a checkpoint made before
+//             (the call's first byte picks which; no call when there is
+//             none): the checkpoint's tables must be as noted, the others
+//             unchanged. The memory-only run cannot follow a restore, so
+//             the two runs are compared up to the first one; the durable
+//             run goes on, its restarts still checked.
 // Each input runs twice from the same tables: on the durable registry
 // (pseudo-calls applied) and on a memory-only one (pseudo-calls skipped).
 // Properties, besides those of every call and the sanitizers':
@@ -38,9 +47,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "fuzz/dynamic_fuzz_common.h"
@@ -58,7 +70,9 @@ using embedserve::TableRegistry;
 constexpr int kSnapshot = fz::kNumMethods;
 constexpr int kRestart = fz::kNumMethods + 1;
 constexpr int kCrash = fz::kNumMethods + 2;
-constexpr int kCallKinds = fz::kNumMethods + 3;
+constexpr int kCheckpoint = fz::kNumMethods + 3;
+constexpr int kRestore = fz::kNumMethods + 4;
+constexpr int kCallKinds = fz::kNumMethods + 5;
 
 // One server's tables: over a data directory, or in memory (dir empty).
 // Destroyed in the server's order: service, registry, log, store.
@@ -169,6 +183,11 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
   fz::Reset(*node->registry);
   auto checker = std::make_unique<fz::CallChecker>(*node->service);
   std::string transcript;
+  // Checkpoints made so far, each with its tables' images (durable only).
+  using Images = std::map<std::string, std::string>;
+  std::vector<std::pair<std::string, Images>> checkpoints;
+  bool restored = false;
+  std::string compared;  // the transcript as of the first restore
   int index = 0;
   for (const fz::CallInput& call : fz::SplitCalls(data, size)) {
     const int kind = call.method % kCallKinds;
@@ -189,11 +208,53 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
                        "a restart changed the tables");
         checker = std::make_unique<fz::CallChecker>(*node->service);
       }
+    } else if (kind == kCheckpoint) {
+      const std::string name = "c" + std::to_string(checkpoints.size());
+      Images images;
+      if (durable) {
+        auto made = node->registry->CreateCheckpoint(name);
+        if (!made.ok()) fz::Fail("checkpoint failed: " + made.status().ToString());
+        for (const auto& table : node->registry->List()) {
+          images[table->name()] = fz::TableImage(*node->service, *table);
+        }
+      }
+      checkpoints.push_back({name, std::move(images)});
+    } else if (kind == kRestore) {
+      if (checkpoints.empty()) continue;  // nothing to restore: no call
+      // From here on the memory-only run cannot follow: compare up to here.
+      if (!durable) return transcript;
+      if (!restored) compared = transcript;
+      restored = true;
+      const auto& [name, images] =
+          checkpoints[(call.request.empty() ? 0 : static_cast<uint8_t>(call.request[0])) %
+                      checkpoints.size()];
+      Images others;
+      for (const auto& table : node->registry->List()) {
+        if (images.count(table->name()) == 0) {
+          others[table->name()] = fz::TableImage(*node->service, *table);
+        }
+      }
+      auto done = node->registry->RestoreCheckpoint(name, {});
+      if (!done.ok()) fz::Fail("restore of " + name + " failed: " + done.status().ToString());
+      Images now;
+      for (const auto& table : node->registry->List()) {
+        now[table->name()] = fz::TableImage(*node->service, *table);
+      }
+      for (const auto& [table, image] : images) {
+        if (now.count(table) == 0) fz::Fail("restore of " + name + " left out table " + table);
+        fz::ExpectSame(image, now[table], "restore of " + name + " gave " + table + " otherwise");
+      }
+      for (const auto& [table, image] : others) {
+        if (now.count(table) == 0) fz::Fail("restore of " + name + " dropped table " + table);
+        fz::ExpectSame(image, now[table], "restore of " + name + " changed " + table);
+      }
+      checker = std::make_unique<fz::CallChecker>(*node->service);
     } else {
       transcript += checker->Call(*node->service, fz::kMethods[kind], call.request, index);
     }
     ++index;
   }
+  if (restored) return compared;
   return transcript + fz::FinalState(*node->service, *node->registry);
 }
 

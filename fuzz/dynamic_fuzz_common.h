@@ -263,22 +263,56 @@ class CallChecker {
   std::map<std::string, Seen> before_;
 };
 
+// One table's contents as bytes to compare: its description without its
+// version and byte counts (a restored table may size its id index
+// differently), its ids (a dynamic table's, least recently updated first;
+// a dense table's first 1024) with their rows as stored, and its optimizer
+// state for those ids (GetOptimizerState's answer).
+inline std::string TableImage(EmbeddingServiceImpl& service, EmbeddingTable& table) {
+  v1::DescribeTableRequest describe;
+  describe.set_name(table.name());
+  absl::StatusOr<std::string> answer =
+      service.CallForTest("DescribeTable", describe.SerializeAsString());
+  if (!answer.ok()) Fail("DescribeTable failed: " + answer.status().ToString());
+  v1::DescribeTableResponse described;
+  if (!described.ParseFromString(*answer)) Fail("DescribeTable answer does not parse");
+  v1::TableInfo& info = *described.mutable_table();
+  info.clear_version();
+  info.clear_bytes_used();
+  info.clear_optimizer_state_bytes();
+  info.mutable_dynamic()->clear_index_bytes();
+  info.mutable_dynamic()->clear_sketch_bytes();
+  info.mutable_dynamic()->clear_slot_meta_bytes();
+  std::string image = info.SerializeAsString();
+  std::vector<int64_t> ids;
+  if (table.is_dynamic()) {
+    ids = table.StoredIds();
+  } else {
+    for (int64_t i = 0; i < std::min<int64_t>(table.num_rows(), 1024); ++i) ids.push_back(i);
+  }
+  std::vector<float> rows(ids.size() * static_cast<size_t>(table.dim()));
+  const absl::Status st =
+      table.is_dynamic() ? table.ReadStoredRows(ids, absl::MakeSpan(rows))
+                         : table.CopyRows(0, static_cast<int64_t>(ids.size()), rows.data());
+  if (!st.ok()) Fail("cannot read the rows of " + table.name() + ": " + st.ToString());
+  image.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int64_t));
+  image.append(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(float));
+  v1::OptimizerStateRequest state;
+  state.set_table(table.name());
+  for (int64_t id : ids) state.add_ids(id);
+  answer = service.CallForTest("GetOptimizerState", state.SerializeAsString());
+  image += answer.ok() ? *answer : answer.status().ToString();
+  return image;
+}
+
 // The state of every table of `registry`, as bytes to compare: ListTables'
-// answer, and each dynamic table's ids (least recently updated first) with
-// their rows as stored.
+// answer (versions included), then each table's TableImage.
 inline std::string FinalState(EmbeddingServiceImpl& service, TableRegistry& registry) {
   absl::StatusOr<std::string> list = service.CallForTest("ListTables", "");
   if (!list.ok()) Fail("ListTables failed: " + list.status().ToString());
   std::string state = *list;
   for (const auto& table : registry.List()) {
-    if (!table->is_dynamic()) continue;
-    const std::vector<int64_t> ids = table->StoredIds();
-    std::vector<float> rows(ids.size() * static_cast<size_t>(table->dim()));
-    const absl::Status st = table->ReadStoredRows(ids, absl::MakeSpan(rows));
-    if (!st.ok()) Fail("cannot read the rows of " + table->name() + ": " + st.ToString());
-    state += "\n" + table->name() + " ";
-    state.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int64_t));
-    state.append(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(float));
+    state += "\n" + table->name() + " " + TableImage(service, *table);
   }
   return state;
 }

@@ -38,6 +38,8 @@ enum Method : uint8_t {
   kSnapshot,  // dynamic_durable_fuzz's pseudo-calls
   kRestart,
   kCrash,
+  kCheckpoint,
+  kRestore,
 };
 
 // The calls of a sequence (each [method][u16 length][request]).
@@ -272,6 +274,21 @@ int main(int argc, char** argv) {
                                           Lookup("open", {1, 2, 3, 4})});
   seeds.push_back({"crash_empty_segment", Pseudo(kSnapshot) + Crash(17) + Push("adam", {5}, 8) +
                                               Pseudo(kRestart)});
+  seeds.push_back({"checkpoint_restore", Push("lru", {1, 2}, 4) + Push("admit", {3, 3}, 4) +
+                                             Pseudo(kCheckpoint) + Push("lru", {4, 5, 6}, 4) +
+                                             Push("admit", {3}, 4) + Pseudo(kRestore) +
+                                             Push("admit", {3}, 4) + Pseudo(kRestart)});
+  seeds.push_back({"restore_dropped", Assign("adam", {1, 2}, 8) + Pseudo(kCheckpoint) +
+                                          Named(kDrop, "adam") + Named(kDrop, "lru") +
+                                          CreateDynamic("lru", 2, 2, 1, 2, v1::OptimizerSpec::SGD,
+                                                        v1::FLOAT32) +
+                                          Pseudo(kRestore) + Push("adam", {1, 3}, 8) +
+                                          Pseudo(kRestart)});
+  seeds.push_back({"two_checkpoints", Push("open", {1}, 4) + Pseudo(kCheckpoint) +
+                                          Push("open", {2}, 4) + Pseudo(kCheckpoint) +
+                                          Pseudo(kSnapshot) +
+                                          std::string{static_cast<char>(kRestore), 1, 0, 0} +
+                                          Crash(5) + Push("open", {1, 2}, 4)});
   int written = 0;
   for (const Seed& s : seeds) {
     const std::string name = s.name;
