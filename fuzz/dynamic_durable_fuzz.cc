@@ -39,8 +39,10 @@
 // log records beyond Crash's are update_log_fuzz's part, and a real kill -9
 // is the fault tests'.
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -115,13 +117,25 @@ struct Node {
 };
 
 // A scratch directory for this process's data directories (tmpfs where
-// there is one), removed at exit.
+// there is one), removed at exit. Its name carries the process id; those
+// of processes that are gone (an input that crashed: no exit handler ran)
+// are removed first.
 const std::string& ScratchDir() {
   static const std::string* dir = [] {
     std::error_code ec;
     std::string base = std::filesystem::is_directory("/dev/shm", ec) ? "/dev/shm" : "";
     if (base.empty()) base = std::filesystem::temp_directory_path(ec).string();
-    std::string pattern = base + "/dynamic_durable_fuzz.XXXXXX";
+    const std::string prefix = "dynamic_durable_fuzz.";
+    for (const auto& entry : std::filesystem::directory_iterator(base, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        std::error_code ignored;
+        std::filesystem::remove_all(entry.path(), ignored);
+      }
+    }
+    std::string pattern = base + "/" + prefix + std::to_string(getpid()) + ".XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) fz::Fail("cannot make a scratch directory");
     auto* d = new std::string(pattern);
     std::atexit([] {
