@@ -31,10 +31,10 @@
 // Each input runs twice from the same tables: on the durable registry
 // (pseudo-calls applied) and on a memory-only one (pseudo-calls skipped).
 // Properties, besides those of every call and the sanitizers':
-//  - a snapshot and a restart succeed;
+//  - snapshots, restarts, checkpoints and restores succeed;
 //  - both runs answer every call with the same bytes and end with the same
-//    tables (ListTables' answer; each dynamic table's ids in eviction order
-//    and rows as stored).
+//    tables (fz::FinalState: ListTables' answer, then each table's ids in
+//    eviction order, rows as stored and optimizer state).
 // A restart follows a clean close (RocksDB's own files are whole); torn
 // log records beyond Crash's are update_log_fuzz's part, and a real kill -9
 // is the fault tests'.
