@@ -51,6 +51,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -58,6 +59,8 @@
 
 #include "absl/strings/string_view.h"
 #include "fuzz/dynamic_fuzz_common.h"
+#include "storage/internal/log_record_codec.h"
+#include "storage/internal/log_segment.h"
 #include "storage/rocksdb_store.h"
 #include "storage/update_log.h"
 
@@ -151,31 +154,26 @@ const std::string& ScratchDir() {
 // middle of an append leaves (see Crash above); `how`'s first two bytes
 // pick the length.
 void TearLog(const std::string& log_dir, absl::string_view how) {
-  std::error_code ec;
-  std::string last;
-  for (const auto& entry : std::filesystem::directory_iterator(log_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("log-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".seg" &&
-        name > last) {
-      last = name;
-    }
-  }
-  if (ec || last.empty()) fz::Fail("no log segment in " + log_dir);
-  const std::string path = log_dir + "/" + last;
+  namespace si = embedserve::internal;
+  const absl::StatusOr<std::vector<embedserve::LogPosition>> firsts =
+      si::ListSegments(log_dir, /*remove_temporaries=*/false);
+  if (!firsts.ok() || firsts->empty()) fz::Fail("no log segment in " + log_dir);
+  const std::string path = log_dir + "/" + si::SegmentFileName(firsts->back());
   std::string bytes;
   {
     std::ifstream in(path, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  constexpr size_t kHeader = 24;  // storage/FORMAT.md: segment header
+  constexpr size_t kHeader = si::kSegmentHeaderBytes;
   const size_t pick =
       how.size() >= 2 ? static_cast<uint8_t>(how[0]) | size_t{static_cast<uint8_t>(how[1])} << 8
                       : size_t{0xffff};
   std::string torn;
-  if (bytes.size() >= kHeader + 8) {
-    uint32_t length = 0;
+  if (bytes.size() >= kHeader + si::kFrameHeaderBytes) {
+    uint32_t length = 0;  // the frame's first field: its payload's length
     std::memcpy(&length, bytes.data() + kHeader, sizeof(length));
-    const size_t frame = std::min<size_t>(8 + size_t{length}, bytes.size() - kHeader);
+    const size_t frame =
+        std::min<size_t>(si::kFrameHeaderBytes + size_t{length}, bytes.size() - kHeader);
     torn = bytes.substr(kHeader, 1 + pick % (frame - 1));  // 1 .. frame - 1 bytes
   } else {
     torn.assign(1 + pick % 64, '\0');
@@ -200,8 +198,7 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
   // Checkpoints made so far, each with its tables' images (durable only).
   using Images = std::map<std::string, std::string>;
   std::vector<std::pair<std::string, Images>> checkpoints;
-  bool restored = false;
-  std::string compared;  // the transcript as of the first restore
+  std::optional<std::string> compared;  // the transcript as of the first restore
   int index = 0;
   for (const fz::CallInput& call : fz::SplitCalls(data, size)) {
     const int kind = call.method % kCallKinds;
@@ -237,8 +234,7 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
       if (checkpoints.empty()) continue;  // nothing to restore: no call
       // From here on the memory-only run cannot follow: compare up to here.
       if (!durable) return transcript;
-      if (!restored) compared = transcript;
-      restored = true;
+      if (!compared.has_value()) compared = transcript;
       const auto& [name, images] =
           checkpoints[(call.request.empty() ? 0 : static_cast<uint8_t>(call.request[0])) %
                       checkpoints.size()];
@@ -268,7 +264,7 @@ std::string Run(const uint8_t* data, size_t size, bool durable) {
     }
     ++index;
   }
-  if (restored) return compared;
+  if (compared.has_value()) return *compared;
   return transcript + fz::FinalState(*node->service, *node->registry);
 }
 

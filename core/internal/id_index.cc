@@ -53,8 +53,9 @@ IdIndex::Array* IdIndex::NewArray(int64_t lines) {
   // The filter's words after the lines, in one allocation (lines >= 4).
   const int64_t words = lines / 2;
   const int64_t line_bytes = lines * static_cast<int64_t>(sizeof(Line));
-  const int64_t bytes = AlignedAllocationBytes(line_bytes + words * 8);
-  void* p = AllocateAligned(line_bytes + words * 8);
+  const int64_t wanted = line_bytes + words * 8;
+  const int64_t bytes = AlignedAllocationBytes(wanted);
+  void* p = AllocateAligned(wanted);
   if (p == nullptr) return nullptr;
   auto* filter = reinterpret_cast<std::atomic<uint64_t>*>(static_cast<char*>(p) + line_bytes);
   for (int64_t i = 0; i < words; ++i) new (&filter[i]) std::atomic<uint64_t>(0);
