@@ -26,7 +26,10 @@
 //   push_insert_zeros/N  push_insert with zeros for initial rows: the
 //                storage's own share;
 //   initial_row, fill_ids  the initial rows of 512 random ids, one
-//                InitialRow call each or one RowInitializer::Fill.
+//                InitialRow call each or one RowInitializer::Fill;
+//   model_line/N, model_line_page/N  ceilings, not the engine: dense/N's
+//                rows, each after one random 64-byte line of its own (see
+//                ModelLines).
 // Dense and dynamic gather the very same row memory: the ratio is the cost
 // of the id index and the protocol, not of a different allocation.
 // Across processes (a VM's ratio moves with where a process's memory
@@ -51,7 +54,9 @@
 #include "core/gather.h"
 #include "core/initializer.h"
 #include "core/internal/admission_sketch.h"
+#include "core/internal/aligned_memory.h"
 #include "core/internal/dynamic_row_storage.h"
+#include "core/internal/prefetch.h"
 #include "core/internal/row_seqlock.h"
 #include "core/row_codec.h"
 #include "core/table_spec.h"
@@ -93,6 +98,9 @@ struct World {
   std::vector<std::vector<int64_t>> stored_batches, dense_batches, unseen_batches;
   int64_t step = 1;
   uint64_t fresh = 0;  // next new id counter
+  // model_line/N's lines: as many bytes as the id index's (a power of two).
+  std::unique_ptr<void, decltype(&std::free)> model_lines{nullptr, &std::free};
+  uint64_t model_mask = 0;  // lines - 1
 };
 
 World* world = nullptr;
@@ -233,6 +241,70 @@ void Stored(benchmark::State& state, bool recheck) {
 }
 void BM_StoredSteps(benchmark::State& state) { Stored(state, true); }
 void BM_StoredNoRecheck(benchmark::State& state) { Stored(state, false); }
+
+// The two-access models: a ceiling for designs, not a measure of the
+// engine. Each of dense/N's rows is preceded by one random 64-byte line,
+// read with nothing else of an index's work: the line is a hash of the
+// slot, prefetched kAhead ids before its read (one pass over the request,
+// as the id index's FindEach), its first word folded into a checksum (a
+// real load), then dense/N's snapshot, gather and torn check.
+//   model_line/N: the line in an array as large as the id index's lines
+//     (its own memory, elsewhere): what any lookup that reads one line of a
+//     separate index before the row (this engine's index, a Swiss table, a
+//     cuckoo table) can at best reach on this machine.
+//   model_line_page/N: the line in the row's own 4 KiB page (another line
+//     of the row memory): what putting an id's index entry beside its row
+//     would buy.
+// stored/N against model_line/N is what the id index costs beyond its one
+// line; model_line/N against dense/N, what one line more costs here.
+void ModelLines(benchmark::State& state, bool same_page) {
+  World& w = Get(state.range(0));
+  if (!same_page && w.model_lines == nullptr) {
+    int64_t bytes = 64;
+    while (bytes < w.storage->stats().index_bytes) bytes *= 2;
+    w.model_lines.reset(AllocateAligned(bytes));
+    if (w.model_lines == nullptr) {
+      state.SkipWithError("no memory for the model's lines");
+      return;
+    }
+    std::memset(w.model_lines.get(), 1, static_cast<size_t>(bytes));
+    w.model_mask = static_cast<uint64_t>(bytes / 64 - 1);
+  }
+  const KernelRows& rows = w.storage->kernel_rows();
+  const GatherKernels& k = ActiveKernels();
+  const auto* lines = static_cast<const uint8_t*>(w.model_lines.get());
+  auto line_of = [&](int64_t slot) -> const uint64_t* {
+    const uint64_t h = SplitMix(static_cast<uint64_t>(slot));
+    if (same_page) {
+      const auto row = reinterpret_cast<uintptr_t>(w.storage->Row(slot));
+      return reinterpret_cast<const uint64_t*>((row & ~uintptr_t{4095}) | (h & 4032));
+    }
+    return reinterpret_cast<const uint64_t*>(lines + ((h & w.model_mask) << 6));
+  };
+  constexpr int64_t kAhead = 16;
+  std::vector<float> out(kBatch * kDim);
+  std::vector<uint32_t> before(kBatch);
+  std::vector<int64_t> torn;
+  uint64_t sum = 0;
+  int b = 0;
+  for (auto _ : state) {
+    const std::vector<int64_t>& slots = w.dense_batches[b++ % kBatches];
+    for (int64_t i = 0; i < kAhead; ++i) PrefetchT0(line_of(slots[i]));
+    for (int64_t i = 0; i < kBatch; ++i) {
+      if (i + kAhead < kBatch) PrefetchT0(line_of(slots[i + kAhead]));
+      sum += *line_of(slots[i]);
+    }
+    w.seqlock.Snapshot(slots, absl::MakeSpan(before));
+    benchmark::DoNotOptimize(k.gather(rows.rows, slots.data(), kBatch, out.data()));
+    torn.clear();
+    w.seqlock.Torn(slots, before, &torn);
+    benchmark::DoNotOptimize(out.data());
+  }
+  benchmark::DoNotOptimize(sum);
+  Counters(state, w);
+}
+void BM_ModelLine(benchmark::State& state) { ModelLines(state, false); }
+void BM_ModelLinePage(benchmark::State& state) { ModelLines(state, true); }
 
 // The engine's lookup (EmbeddingTable::GatherDynamic): one
 // DynamicRowStorage::Lookup with RowInitializer::Fill for the ids without a
@@ -453,6 +525,8 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("stored_norecheck" + s).c_str(), BM_StoredNoRecheck)->Arg(n);
     benchmark::RegisterBenchmark(("unseen" + s).c_str(), BM_Unseen)->Arg(n);
     benchmark::RegisterBenchmark(("unseen_nofill" + s).c_str(), BM_UnseenNoFill)->Arg(n);
+    benchmark::RegisterBenchmark(("model_line" + s).c_str(), BM_ModelLine)->Arg(n);
+    benchmark::RegisterBenchmark(("model_line_page" + s).c_str(), BM_ModelLinePage)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_index" + s).c_str(), BM_ResolveIndex)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_unseen" + s).c_str(), BM_ResolveUnseen)->Arg(n);
     benchmark::RegisterBenchmark(("resolve_absl" + s).c_str(), BM_ResolveAbsl)->Arg(n);
