@@ -19,7 +19,8 @@ With --compare OLD_BINARY (and --repeats N), each table size gets one data
 dir per binary, each written by its own binary (its own snapshot) with the
 same pushes, and at each log length the two binaries restart their dirs N
 times, alternating (kill -9 after each); the medians come last. Nothing is
-deleted before the data dirs are: --keep leaves them (and prints where).
+deleted before the data dirs are: --keep leaves them (and prints where); without
+--compare a kept data dir has been snapshotted last (its log dropped).
 """
 
 import argparse
@@ -267,7 +268,10 @@ def main():
                       rows, before / 2**20, before_apparent / 2**20, pushed, after / 2**20,
                       after_apparent / 2**20), flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print("data dirs kept in", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
