@@ -13,7 +13,7 @@ and until a first lookup answers, next to `cat` of every file of the data dir
 --snapshot_log_bytes=1 snapshots the table and drops the log: du before and
 after.
 
-    PYTHONPATH=build/python python3 bench/restart_bench.py --server build/server/embedserve
+    PYTHONPATH=build/python /usr/bin/python3 bench/restart_bench.py --server build/server/embedserve
 
 With --compare OLD_BINARY (and --repeats N), each table size gets one data
 dir per binary, each written by its own binary (its own snapshot) with the
