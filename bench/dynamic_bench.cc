@@ -273,13 +273,13 @@ void ModelLines(benchmark::State& state, bool same_page) {
   const KernelRows& rows = w.storage->kernel_rows();
   const GatherKernels& k = ActiveKernels();
   const auto* lines = static_cast<const uint8_t*>(w.model_lines.get());
-  auto line_of = [&](int64_t slot) -> const uint64_t* {
+  auto line_of = [&](int64_t slot) -> const uint8_t* {
     const uint64_t h = SplitMix(static_cast<uint64_t>(slot));
     if (same_page) {
       const auto row = reinterpret_cast<uintptr_t>(w.storage->Row(slot));
-      return reinterpret_cast<const uint64_t*>((row & ~uintptr_t{4095}) | (h & 4032));
+      return reinterpret_cast<const uint8_t*>((row & ~uintptr_t{4095}) | (h & 4032));
     }
-    return reinterpret_cast<const uint64_t*>(lines + ((h & w.model_mask) << 6));
+    return lines + ((h & w.model_mask) << 6);
   };
   constexpr int64_t kAhead = 16;
   std::vector<float> out(kBatch * kDim);
@@ -292,7 +292,9 @@ void ModelLines(benchmark::State& state, bool same_page) {
     for (int64_t i = 0; i < kAhead; ++i) PrefetchT0(line_of(slots[i]));
     for (int64_t i = 0; i < kBatch; ++i) {
       if (i + kAhead < kBatch) PrefetchT0(line_of(slots[i + kAhead]));
-      sum += *line_of(slots[i]);
+      uint64_t word;  // (row memory holds floats: copied, not aliased)
+      std::memcpy(&word, line_of(slots[i]), sizeof(word));
+      sum += word;
     }
     w.seqlock.Snapshot(slots, absl::MakeSpan(before));
     benchmark::DoNotOptimize(k.gather(rows.rows, slots.data(), kBatch, out.data()));
