@@ -4,19 +4,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/internal/aligned_memory.h"
 
 namespace embedserve::internal {
-namespace {
-
-constexpr int64_t kHugePageBytes = int64_t{2} << 20;
-
-int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
-}  // namespace
 
 void ShardedBuffer::FreeDeleter::operator()(float* p) const {
   if (mapped > 0) {
@@ -35,14 +30,13 @@ absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stri
   const int64_t per_shard = int64_t{1} << shard_shift;
   for (int64_t first = 0; first < rows; first += per_shard) {
     const int64_t n = std::min(per_shard, rows - first);
-    int64_t bytes = RoundUp(n * stride * static_cast<int64_t>(sizeof(float)), 64);
+    const int64_t bytes = AlignedAllocationBytes(n * stride * static_cast<int64_t>(sizeof(float)));
     const bool huge = bytes >= kHugePageBytes;
     void* p = nullptr;
     if (huge) {
       // Fresh anonymous pages are zero already: no memset (it cost a pass
       // over every new table), and the first touch is the fill's. Mapped
       // with 2 MiB of slack so that the shard starts on a huge page.
-      bytes = RoundUp(bytes, kHugePageBytes);
       const size_t mapped = static_cast<size_t>(bytes + kHugePageBytes);
       void* m = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (m != MAP_FAILED) {
@@ -55,7 +49,7 @@ absl::StatusOr<ShardedBuffer> ShardedBuffer::Allocate(int64_t rows, int64_t stri
         ::madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);  // best effort
       }
     } else {
-      p = std::aligned_alloc(64, static_cast<size_t>(bytes));
+      p = AllocateAligned(bytes);
       if (p != nullptr) std::memset(p, 0, static_cast<size_t>(bytes));
     }
     if (p == nullptr) {

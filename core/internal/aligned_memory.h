@@ -2,7 +2,8 @@
 #define EMBEDSERVE_CORE_INTERNAL_ALIGNED_MEMORY_H_
 
 // Cache-line aligned memory, on transparent huge pages from one huge page
-// up: the allocation the dynamic tables' row chunks and the id index share.
+// up: the allocation the dynamic tables' row chunks and the id index share,
+// and the sizes dense tables' shards (ShardedBuffer) are allocated in.
 
 #include <cstdint>
 
