@@ -98,7 +98,7 @@ struct World {
   std::vector<std::vector<int64_t>> stored_batches, dense_batches, unseen_batches;
   int64_t step = 1;
   uint64_t fresh = 0;  // next new id counter
-  // model_line/N's lines: as many bytes as the id index's (a power of two).
+  // model_line/N's lines: as many bytes as the id index's lines.
   std::unique_ptr<void, decltype(&std::free)> model_lines{nullptr, &std::free};
   uint64_t model_mask = 0;  // lines - 1
 };
@@ -260,8 +260,9 @@ void BM_StoredNoRecheck(benchmark::State& state) { Stored(state, false); }
 void ModelLines(benchmark::State& state, bool same_page) {
   World& w = Get(state.range(0));
   if (!same_page && w.model_lines == nullptr) {
+    // The index's lines are a power of two of them; its filter adds 1/16.
     int64_t bytes = 64;
-    while (bytes < w.storage->stats().index_bytes) bytes *= 2;
+    while (bytes * 2 <= w.storage->stats().index_bytes) bytes *= 2;
     w.model_lines.reset(AllocateAligned(bytes));
     if (w.model_lines == nullptr) {
       state.SkipWithError("no memory for the model's lines");
